@@ -1,0 +1,135 @@
+"""Model cards: the reviewed data in ``registry/`` about each chapter architecture.
+
+Cards are TOML files. From a checkout they are read from ``registry/`` at the top of the
+repository; from an installed wheel, from the data package ``bench._cards`` that the
+wheel builds out of the same folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from bench.errors import CardError
+
+SOURCES = ("timm", "torchvision", "chapter")
+
+
+@dataclass(frozen=True)
+class ChapterRow:
+    """One row of the chapter's comparison table, as printed (strings, '-' when blank)."""
+
+    row: int = 0
+    layers: str = "-"
+    params: str = "-"
+    top1: str = "-"
+    innovation: str = ""
+
+
+@dataclass(frozen=True)
+class Published:
+    """Reference values published elsewhere, each with where it comes from."""
+
+    params: int | None = None
+    params_source: str = ""
+    gmacs: float | None = None
+    gmacs_source: str = ""
+    top1: float | None = None
+    top1_source: str = ""
+    depth: int | None = None
+    depth_source: str = ""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    display_name: str
+    source: str
+    builder: str
+    input_size: tuple[int, int, int]
+    in_chapter_table: bool = False
+    year: int | None = None
+    num_classes: int = 1000
+    build_kwargs: dict[str, Any] = field(default_factory=dict)
+    chapter: ChapterRow | None = None
+    published: Published = field(default_factory=Published)
+    path: str = ""
+
+
+def _card_dir():
+    """The folder holding the cards: the checkout's registry/, else the installed data."""
+    checkout = Path(__file__).resolve().parent.parent / "registry"
+    if checkout.is_dir() and any(checkout.glob("*.toml")):
+        return checkout
+    try:
+        return resources.files("bench._cards")
+    except ModuleNotFoundError as e:  # pragma: no cover - a broken install
+        raise CardError(
+            "Model cards not found: neither registry/ beside the bench package nor the "
+            "installed bench._cards data. Reinstall cnn-bench ('pip install .')."
+        ) from e
+
+
+def parse_card(text: str, origin: str) -> ModelCard:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise CardError(f"Model card {origin} is not valid TOML: {e}. Fix the file.") from e
+    missing = [
+        k for k in ("name", "display_name", "source", "builder", "input_size") if k not in raw
+    ]
+    if missing:
+        raise CardError(f"Model card {origin} lacks {', '.join(missing)}; add them.")
+    if raw["source"] not in SOURCES:
+        raise CardError(
+            f"Model card {origin} has source '{raw['source']}'; expected one of {', '.join(SOURCES)}."
+        )
+    size = tuple(int(v) for v in raw["input_size"])
+    if len(size) != 3:
+        raise CardError(f"Model card {origin}: input_size must be [channels, height, width].")
+    try:
+        return ModelCard(
+            name=raw["name"],
+            display_name=raw["display_name"],
+            source=raw["source"],
+            builder=raw["builder"],
+            input_size=size,
+            in_chapter_table=bool(raw.get("in_chapter_table", False)),
+            year=raw.get("year"),
+            num_classes=int(raw.get("num_classes", 1000)),
+            build_kwargs=dict(raw.get("build_kwargs", {})),
+            chapter=ChapterRow(**raw["chapter"]) if "chapter" in raw else None,
+            published=Published(**raw.get("published", {})),
+            path=origin,
+        )
+    except TypeError as e:
+        raise CardError(f"Model card {origin} has an unknown field: {e}.") from e
+
+
+@cache
+def load_cards() -> dict[str, ModelCard]:
+    """All cards by model name, in file-name order."""
+    folder = _card_dir()
+    cards: dict[str, ModelCard] = {}
+    entries = sorted(
+        (p for p in folder.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name
+    )
+    for entry in entries:
+        card = parse_card(entry.read_text(encoding="utf-8"), f"registry/{entry.name}")
+        if card.name in cards:
+            raise CardError(
+                f"Two model cards are named '{card.name}': {cards[card.name].path} and {card.path}."
+            )
+        cards[card.name] = card
+    return cards
+
+
+def chapter_table() -> list[ModelCard]:
+    """The cards of the chapter's comparison table, in the chapter's order."""
+    rows = [c for c in load_cards().values() if c.in_chapter_table]
+    return sorted(rows, key=lambda c: c.chapter.row if c.chapter else 0)

@@ -1,0 +1,231 @@
+"""Command line: ``python -m bench {list,run,report}``.
+
+Bad input is one line on stderr and exit status 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError, ConfigError
+
+logger = logging.getLogger("bench")
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error that points at --help."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. See '{self.prog} --help'.\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number, got '{text}'"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m bench",
+        description="cnn-bench: measure the chapter's CNN architectures (and any timm, "
+        "torchvision or plugin model): parameters, MACs, depth and more.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="{list,run,report}", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("list", help="list the models cnn-bench can measure",
+                       description="List registered models: the chapter's table, the chapter's "
+                       "own models and plugins. Patterns are shell wildcards ('convnext*').")  # fmt: skip
+    p.add_argument("patterns", nargs="*", help="shell wildcards to filter names (default: all)")
+    p.add_argument("--all", dest="include_timm", action="store_true",
+                   help="include timm's whole catalogue (every name timm.list_models() knows)")  # fmt: skip
+    p.add_argument("--torchvision", dest="include_torchvision", action="store_true",
+                   help="include torchvision's classification models, as 'torchvision:NAME'")  # fmt: skip
+    p.add_argument("--exclude", default="", help="comma-separated wildcards to leave out")
+
+    from bench.harness import DEFAULT_HARNESSES, add_harness_arguments, harness_names
+
+    p = sub.add_parser("run", help="measure models and store the results",
+                       description="Measure models with the chosen harnesses. Records are written "
+                       "to the results store as each model completes.")  # fmt: skip
+    p.add_argument("--models", required=True,
+                   help="comma-separated names: registered ('resnet50'), any timm model, "
+                   "'torchvision:NAME', wildcards ('convnext*'), or 'chapter' for the chapter's "
+                   "table plus its own models")  # fmt: skip
+    p.add_argument("--harness", default=None,
+                   help=f"comma-separated harnesses from {', '.join(harness_names())} or 'all' "
+                   f"(default: {','.join(DEFAULT_HARNESSES)})")  # fmt: skip
+    p.add_argument("--out", default="results", help="results store to write to (default: results/)")
+    p.add_argument("--img-size", type=_positive_int, default=None,
+                   help="input height and width for every model (default: each model's own)")  # fmt: skip
+    add_harness_arguments(p)
+
+    p = sub.add_parser("report", help="regenerate the reports from the results",
+                       description="Regenerate reports/ (markdown tables, results.csv) from the "
+                       "results store. The same results always give the same files.")  # fmt: skip
+    p.add_argument("--results", default="results", help="results store to read (default: results/)")
+    p.add_argument(
+        "--out", default="reports", help="folder to write reports to (default: reports/)"
+    )
+    return parser
+
+
+def _print_table(rows: list[dict], columns: list[str]) -> None:
+    from tabulate import tabulate
+
+    print(
+        tabulate(
+            [[r.get(c, "") for c in columns] for r in rows], headers=columns, tablefmt="github"
+        )
+    )
+
+
+def cmd_list(args) -> int:
+    from bench._registry import TORCHVISION_PREFIX, Registry
+
+    registry = Registry()
+    for w in registry.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    exclude = [e for e in args.exclude.split(",") if e]
+    names = registry.list_models(
+        args.patterns, exclude, args.include_timm, args.include_torchvision
+    )
+    if not names:
+        raise ConfigError(
+            f"No model matches {' '.join(args.patterns) or 'the filters'}. "
+            "Try 'python -m bench list --all' for timm's catalogue."
+        )
+    rows = []
+    for name in names:
+        if name in registry.conflicts:
+            rows.append(
+                {"model": name, "source": "CONFLICT: " + " / ".join(registry.conflicts[name])}
+            )
+            continue
+        try:
+            spec = registry.get(name)
+        except BenchError as e:
+            rows.append({"model": name, "source": f"error: {e}"})
+            continue
+        size = spec.input_size
+        rows.append(
+            {
+                "model": name,
+                "source": spec.source if not name.startswith(TORCHVISION_PREFIX) else "torchvision",
+                "chapter table": "yes" if spec.in_chapter_table else "",
+                "input size": "x".join(map(str, size)) if size else "?",
+                "status": "failed to load" if spec.error else "",
+            }
+        )
+    cols = ["model", "source", "chapter table", "input size"]
+    if any(r.get("status") for r in rows):
+        cols.append("status")
+    _print_table(rows, cols)
+    return 0
+
+
+# Options that say what to run rather than how to measure; kept out of the records' config.
+_NOT_OPTIONS = {"command", "debug", "models", "harness", "out"}
+
+
+def _run_options(args) -> dict:
+    """Every measuring option of ``run`` (the harnesses' own included), as plain data."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_OPTIONS}
+
+
+def cmd_run(args) -> int:
+    from bench._registry import Registry
+    from bench.harness import parse_harnesses
+    from bench.runner import run
+    from bench.storage import ResultStore
+
+    harnesses = parse_harnesses(args.harness)
+    registry = Registry()
+    for w in registry.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    specs = registry.resolve(args.models)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the results store.")
+    options = _run_options(args)
+    summary: list[dict] = []
+
+    def on_model(spec, records):
+        row = {"model": spec.name, "source": spec.source}
+        errors = []
+        for r in records:
+            if r["status"] != "ok":
+                errors.append(f"{r['harness']}: {r['error']}")
+                continue
+            m = r["metrics"]
+            for key in ("params", "infer_gmacs", "infer_macts", "depth"):
+                if key in m:
+                    row[key] = f"{m[key]:,}" if key == "params" else m[key]
+        row["error"] = "; ".join(errors)
+        summary.append(row)
+        status = "ok" if not errors else f"{len(errors)} failed"
+        print(f"[{len(summary)}/{len(specs)}] {spec.name}: {status}", file=sys.stderr, flush=True)
+
+    store = ResultStore(out)
+    try:
+        doc = run(specs, harnesses, options, store, on_model=on_model)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {len(summary)} model(s) measured were saved.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    cols = ["model", "source", "params", "infer_gmacs", "infer_macts", "depth"]
+    cols = [c for c in cols if c in ("model", "source") or any(c in r for r in summary)]
+    if any(r["error"] for r in summary):
+        cols.append("error")
+    _print_table(summary, cols)
+    print(f"\nresults: {doc.path}\nreports: run 'python -m bench report' to regenerate them.")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bench.report import generate
+
+    results = Path(args.results)
+    if not results.is_dir():
+        raise ConfigError(
+            f"No results store at {results}/. Run 'python -m bench run --models ...' first, "
+            "or pass --results DIR."
+        )
+    for path in generate(results, args.out):
+        print(path)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `python -m bench list | head`
+        return 0

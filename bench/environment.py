@@ -1,0 +1,111 @@
+"""What a record says about where it was measured: machine, libraries, commit."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import bench
+
+LIBRARIES = ("torch", "torchvision", "timm", "fvcore", "pandas", "numpy")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_gb() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gpu_info() -> dict | None:
+    """The first CUDA device, or None. Imports torch (called only at run time)."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        props = torch.cuda.get_device_properties(0)
+        return {
+            "name": props.name,
+            "count": torch.cuda.device_count(),
+            "memory_gb": round(props.total_memory / 2**30, 1),
+            "capability": f"{props.major}.{props.minor}",
+            "cuda": torch.version.cuda,
+        }
+    except Exception:  # noqa: BLE001 - a broken driver must not stop a CPU run
+        return None
+
+
+def machine_info() -> dict:
+    cpu = cpu_model()
+    gpu = gpu_info()
+    parts = [platform.system(), platform.machine(), cpu]
+    if gpu:
+        parts.append(gpu["name"])
+    return {
+        "id": "-".join(parts),
+        "node": platform.node(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "arch": platform.machine(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb(),
+        "gpu": gpu,
+    }
+
+
+def library_versions() -> dict:
+    versions = {"python": platform.python_version(), "cnn-bench": bench.__version__}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            versions[lib] = None
+    return versions
+
+
+def commit_info(cwd: str | os.PathLike | None = None) -> dict | None:
+    """The git commit of the checkout cnn-bench runs from, when there is one."""
+    here = Path(cwd) if cwd else Path(bench.__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
+        return {"id": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    return {
+        "machine": machine_info(),
+        "versions": library_versions(),
+        "commit": commit_info(),
+        "argv": sys.argv[1:],
+    }

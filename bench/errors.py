@@ -1,0 +1,56 @@
+"""The one root error of cnn-bench and its subclasses.
+
+Every message says what was wrong, what was expected and what to do; the CLI prints it
+on one line and exits 2 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+
+class BenchError(Exception):
+    """Root of every error cnn-bench raises on purpose."""
+
+
+class ConfigError(BenchError):
+    """A command-line option or configuration value is invalid."""
+
+
+class UnknownModelError(BenchError):
+    """A model name resolves to no provider."""
+
+    def __init__(self, name: str, known: list[str]):
+        self.name = name
+        close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.6)
+        hint = ""
+        if close:
+            hint = " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        super().__init__(
+            f"Unknown model '{name}'.{hint} See 'python -m bench list' "
+            "(add --all for timm's whole catalogue)."
+        )
+
+
+class UnknownHarnessError(BenchError):
+    """A harness name is not one cnn-bench has."""
+
+
+class PluginError(BenchError):
+    """A third-party entry point could not be loaded or is malformed."""
+
+
+class DuplicateModelError(BenchError):
+    """Two providers claim the same model name."""
+
+
+class CardError(BenchError):
+    """A model card in registry/ is missing a field or cannot be parsed."""
+
+
+class StorageError(BenchError):
+    """A results store cannot be read or written."""
+
+
+class DataError(BenchError):
+    """A data set or weights file cannot be found or read."""

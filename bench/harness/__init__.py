@@ -1,0 +1,58 @@
+"""Harnesses say *what* is measured; the runner says how it is run.
+
+A harness is a class with a ``name`` and a ``measure(job)`` method returning a list of
+``Measurement`` (a configuration and its metrics). They are looked up here by name and
+imported only when used, so that ``python -m bench list`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bench.errors import UnknownHarnessError
+
+# name -> "module:Class"; order is the order they run in.
+HARNESSES: dict[str, str] = {
+    "params": "bench.harness.params:ParamsHarness",
+    "flops": "bench.harness.flops:FlopsHarness",
+    "depth": "bench.harness.depth:DepthHarness",
+}
+
+# What `run` measures when --harness is not given.
+DEFAULT_HARNESSES: tuple[str, ...] = ("params", "flops", "depth")
+
+
+def harness_names() -> list[str]:
+    return list(HARNESSES)
+
+
+def parse_harnesses(text: str | None) -> list[str]:
+    if not text:
+        return list(DEFAULT_HARNESSES)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if names == ["all"]:
+        return list(HARNESSES)
+    unknown = [n for n in names if n not in HARNESSES]
+    if unknown:
+        raise UnknownHarnessError(
+            f"Unknown harness '{unknown[0]}'. Choose from: {', '.join(HARNESSES)} (or 'all')."
+        )
+    return sorted(dict.fromkeys(names), key=list(HARNESSES).index)
+
+
+def add_harness_arguments(parser) -> None:
+    """Let each harness module add its own ``run`` options (``add_arguments(group)``).
+
+    Harness modules must therefore be cheap to import: torch and friends are imported
+    inside their functions.
+    """
+    for name, target in HARNESSES.items():
+        module = importlib.import_module(target.split(":")[0])
+        add = getattr(module, "add_arguments", None)
+        if add is not None:
+            add(parser.add_argument_group(f"{name} harness"))
+
+
+def get_harness(name: str):
+    module, cls = HARNESSES[name].split(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,43 @@
+"""Parameter counts and sizes."""
+
+from __future__ import annotations
+
+import io
+
+from bench.harness._base import Job, Measurement
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(total, trainable), counting shared parameters once."""
+    seen: dict[int, object] = {}
+    for p in model.parameters():
+        seen.setdefault(id(p), p)
+    total = sum(p.numel() for p in seen.values())
+    trainable = sum(p.numel() for p in seen.values() if p.requires_grad)
+    return total, trainable
+
+
+class ParamsHarness:
+    name = "params"
+
+    def measure(self, job: Job) -> list[Measurement]:
+        import torch
+
+        model = job.model()
+        total, trainable = count_parameters(model)
+        buffers = sum(b.numel() for b in model.buffers())
+        buf = io.BytesIO()
+        torch.save(model.state_dict(), buf)
+        return [
+            Measurement(
+                config={},
+                metrics={
+                    "params": total,
+                    "param_count": round(total / 1e6, 3),
+                    "trainable_params": trainable,
+                    "buffers": buffers,
+                    "params_fp32_mb": round(total * 4 / 1e6, 3),
+                    "state_dict_mb": round(buf.getbuffer().nbytes / 1e6, 3),
+                },
+            )
+        ]

@@ -1,0 +1,1 @@
+"""Architectures cnn-bench writes itself: LeNet-5 and the chapter's code examples."""

@@ -1,0 +1,113 @@
+"""The results store: one JSON document per run, grouped by machine. No torch here.
+
+Layout: ``<results>/<machine_id>/<UTC time>_<run id>.json``. A run's document is rewritten
+atomically (temporary file, then rename) each time a model completes, so whatever was
+measured before a crash or Ctrl-C is on disk. Other runs' files are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-") or "unknown"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+@dataclass
+class RunDocument:
+    """One run: its environment, its config and the records measured so far."""
+
+    path: Path
+    header: dict[str, Any]
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.header, "records": self.records}
+
+    def add(self, records: list[dict[str, Any]]) -> None:
+        self.records.extend(records)
+        self.save()
+
+    def finish(self, status: str, finished_utc: str) -> None:
+        self.header["status"] = status
+        self.header["finished_utc"] = finished_utc
+        self.save()
+
+    def save(self) -> None:
+        text = json.dumps(self.as_dict(), indent=1, sort_keys=False, default=str) + "\n"
+        try:
+            atomic_write_text(self.path, text)
+        except OSError as e:
+            raise StorageError(
+                f"Cannot write results to {self.path}: {e.strerror}. Pick a writable --out DIR."
+            ) from e
+
+
+class ResultStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def new_run(self, header: dict[str, Any]) -> RunDocument:
+        machine_id = slug(header["machine"]["id"])
+        stamp = header["started_utc"].replace(":", "").replace("-", "")
+        path = self.root / machine_id / f"{stamp}_{header['run_id']}.json"
+        doc = RunDocument(path=path, header={"schema_version": SCHEMA_VERSION, **header})
+        doc.save()
+        return doc
+
+    def files(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.glob("*/*.json") if p.is_file())
+
+    def load(self) -> Iterator[dict[str, Any]]:
+        """Every readable run document; an unreadable one is skipped with a warning."""
+        for path in self.files():
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                logger.warning("Skipping unreadable results file %s: %s", path, e)
+                continue
+            if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+                logger.warning("Skipping %s: not a cnn-bench results document", path)
+                continue
+            if doc.get("schema_version", 0) > SCHEMA_VERSION:
+                logger.warning(
+                    "Skipping %s: schema version %s is newer than this cnn-bench understands (%s)",
+                    path, doc.get("schema_version"), SCHEMA_VERSION,
+                )  # fmt: skip
+                continue
+            doc["_path"] = str(path.relative_to(self.root))
+            yield doc

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import bench
+from bench._dist import is_main_process
 from bench._registry import ModelSpec
 from bench.environment import environment, utc_now
 from bench.harness import get_harness
@@ -103,7 +104,7 @@ def run(
         **environment(),
         "config": {"models": [s.name for s in specs], "harnesses": list(harnesses), **options},
     }
-    doc = store.new_run(header)
+    doc = store.new_run(header, write=is_main_process())
     try:
         for spec in specs:
             records = measure_model(spec, harnesses, options)

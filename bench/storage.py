@@ -52,6 +52,7 @@ class RunDocument:
     path: Path
     header: dict[str, Any]
     records: list[dict[str, Any]] = field(default_factory=list)
+    write: bool = True  # False on torchrun ranks other than 0: only rank 0 writes
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.header, "records": self.records}
@@ -66,6 +67,8 @@ class RunDocument:
         self.save()
 
     def save(self) -> None:
+        if not self.write:
+            return
         text = json.dumps(self.as_dict(), indent=1, sort_keys=False, default=str) + "\n"
         try:
             atomic_write_text(self.path, text)
@@ -79,11 +82,11 @@ class ResultStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
-    def new_run(self, header: dict[str, Any]) -> RunDocument:
+    def new_run(self, header: dict[str, Any], write: bool = True) -> RunDocument:
         machine_id = slug(header["machine"]["id"])
         stamp = header["started_utc"].replace(":", "").replace("-", "")
         path = self.root / machine_id / f"{stamp}_{header['run_id']}.json"
-        doc = RunDocument(path=path, header={"schema_version": SCHEMA_VERSION, **header})
+        doc = RunDocument(path=path, header={"schema_version": SCHEMA_VERSION, **header}, write=write)
         doc.save()
         return doc
 

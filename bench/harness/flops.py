@@ -12,6 +12,7 @@ normalisation; its figure halved is recorded beside fvcore's as ``flopcounter_gm
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from math import prod
 
@@ -79,14 +80,25 @@ def _activation_handle(inputs, outputs):
     return Counter({"attention": prod(out) if out else 0})
 
 
+def _import_fvcore():
+    # fvcore scripts a loss function at import time, which torch now deprecates.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+        from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+    for name in ("fvcore.nn.jit_analysis", "fvcore"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return ActivationCountAnalysis, FlopCountAnalysis
+
+
 def count_macs(model, example) -> dict:
     """fvcore MACs and activations with attention handles; uncounted ops listed."""
     import torch
-    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 
-    for name in ("fvcore.nn.jit_analysis", "fvcore"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    with torch.no_grad():
+    ActivationCountAnalysis, FlopCountAnalysis = _import_fvcore()
+    with torch.no_grad(), warnings.catch_warnings():
+        # fvcore traces with torch.jit.trace; its warnings about Python values in the
+        # trace do not change what is counted.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         flops = FlopCountAnalysis(model, example).set_op_handle(**ATTENTION_HANDLES)
         flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         total = flops.total()
@@ -155,9 +167,9 @@ class FlopsHarness:
             Measurement(
                 config={"img_size": job.input_size[1], "batch_size": 1},
                 metrics={
-                    "infer_gmacs": round(fv["macs"] / 1e9, 4),
+                    "infer_gmacs": round(fv["macs"] / 1e9, 6),
                     "infer_macts": round(fv["activations"] / 1e6, 3),
-                    "flopcounter_gmacs": round(flops / 2 / 1e9, 4),
+                    "flopcounter_gmacs": round(flops / 2 / 1e9, 6),
                     "macs": fv["macs"],
                     "uncounted_ops": fv["uncounted_ops"],
                     "macs_by_op": fv["by_op"],

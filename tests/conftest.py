@@ -1,0 +1,66 @@
+"""Shared fixtures: fake plugin distributions, tiny models, temporary stores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_distribution(root: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]):
+    """Lay out an installed-looking distribution (a .dist-info folder) under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = ["[cnn_bench.models]"] + [f"{k} = {v}" for k, v in entry_points.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    for name, source in modules.items():
+        (root / f"{name}.py").write_text(textwrap.dedent(source))
+    return root
+
+
+TINY_PLUGIN = """
+    from torch import nn
+
+    def tiny_mlp(pretrained=False, num_classes=10, in_chans=1, **kwargs):
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_chans * 8 * 8, 16), nn.ReLU(),
+                             nn.Linear(16, num_classes))
+
+    tiny_mlp.input_size = (1, 8, 8)
+
+    def broken_model(pretrained=False, **kwargs):
+        raise RuntimeError("this model cannot be built")
+
+    broken_model.input_size = (1, 8, 8)
+"""
+
+
+@pytest.fixture
+def plugin_path(tmp_path, monkeypatch):
+    """A fake installed plugin 'tiny-plugin' with tiny_mlp and broken_model, on sys.path."""
+    root = make_distribution(
+        tmp_path / "site",
+        "tiny-plugin",
+        {"tiny_mlp": "tiny_plugin_mod:tiny_mlp", "broken_model": "tiny_plugin_mod:broken_model"},
+        {"tiny_plugin_mod": TINY_PLUGIN},
+    )
+    monkeypatch.syspath_prepend(str(root))
+    return root
+
+
+def run_cli(*args: str, extra_path: Path | None = None, cwd: Path | None = None):
+    """``python -m bench ARGS`` in a subprocess; returns the CompletedProcess."""
+    env = dict(os.environ)
+    paths = [str(REPO)] + ([str(extra_path)] if extra_path else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=600,
+    )  # fmt: skip

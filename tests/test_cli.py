@@ -1,0 +1,83 @@
+"""The command line end to end, on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_cli
+
+from bench.cli import main
+
+
+def test_run_then_report(tmp_path, capsys):
+    store, reports = tmp_path / "results", tmp_path / "reports"
+    argv = ["run", "--models", "lenet5,simple_cnn", "--harness", "params,flops,depth"]
+    assert main([*argv, "--out", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "lenet5" in out and "61,706" in out and "128,714" in out
+    assert main(["report", "--results", str(store), "--out", str(reports)]) == 0
+    assert "61,706" in (reports / "chapter.md").read_text()
+    assert (reports / "results.csv").read_text().count("\n") == 3
+
+
+def test_harness_choice_and_img_size(tmp_path):
+    store = tmp_path / "results"
+    assert main(["run", "--models", "simple_cnn", "--harness", "flops", "--img-size", "56",
+                 "--out", str(store)]) == 0  # fmt: skip
+    (doc,) = store.glob("*/*.json")
+    (rec,) = json.loads(doc.read_text())["records"]
+    assert rec["harness"] == "flops" and rec["config"]["img_size"] == 56
+    assert json.loads(doc.read_text())["config"]["img_size"] == 56
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    cases = [
+        (["run", "--models", "resnet5", "--out", str(tmp_path)], "Did you mean 'resnet50'"),
+        (["run", "--models", "lenet5", "--harness", "speed", "--out", str(tmp_path)], "Unknown harness 'speed'"),
+        (["run", "--models", "lenet5", "--img-size", "0"], "positive whole number"),
+        (["report", "--results", str(tmp_path / "missing")], "No results store"),
+        (["list", "zzz*"], "No model matches"),
+        (["frobnicate"], "invalid choice"),
+    ]
+    for argv, text in cases:
+        try:
+            code = main(argv)
+        except SystemExit as e:
+            code = e.code
+        err = capsys.readouterr().err
+        assert code == 2, argv
+        assert text in err, (argv, err)
+        assert err.strip().count("\n") == 0, err
+    assert not list(tmp_path.glob("*/*.json"))  # nothing was measured for bad input
+
+
+def test_unknown_model_stops_before_anything_is_measured(tmp_path):
+    main(["run", "--models", "lenet5,nosuchnet", "--out", str(tmp_path)])
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_list_filters_and_shows_sources(capsys):
+    assert main(["list", "res*"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet50 " in out and "resnet50_transfer" in out and "alexnet" not in out
+    assert main(["list", "convnext_t*", "--all"]) == 0
+    assert "convnext_tiny" in capsys.readouterr().out
+
+
+def test_module_entry_point_help_and_error():
+    help_ = run_cli("--help")
+    assert help_.returncode == 0 and "run" in help_.stdout
+    bad = run_cli("run", "--models", "resnet5")
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
+    assert bad.stderr.strip().startswith("error: Unknown model 'resnet5'")
+
+
+def test_plugin_failure_row_in_cli_run(tmp_path, plugin_path):
+    store = tmp_path / "results"
+    argv = ["run", "--models", "broken_model,tiny_mlp", "--harness", "params,depth"]
+    assert main([*argv, "--out", str(store)]) == 0
+    (doc,) = store.glob("*/*.json")
+    status = {(r["model"], r["harness"]): r["status"] for r in json.loads(doc.read_text())["records"]}
+    assert status[("broken_model", "params")] == "error"
+    assert status[("tiny_mlp", "params")] == "ok"

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import REPO
+
+from bench.report import agrees, generate, parse_stated
+
+FIXTURE = REPO / "tests" / "data" / "results"
+GOLDEN = REPO / "tests" / "golden"
+GOLDEN_FILES = ("chapter.md", "models.md", "results.csv")
+
+
+@pytest.fixture
+def reports(tmp_path):
+    out = tmp_path / "reports"
+    generate(FIXTURE, out)
+    return out
+
+
+@pytest.mark.parametrize("name", GOLDEN_FILES)
+def test_reports_match_golden_files(reports, name):
+    # To update after an intended change:
+    #   python -m bench report --results tests/data/results --out tests/golden
+    assert (reports / name).read_text() == (GOLDEN / name).read_text()
+
+
+def test_generating_twice_gives_identical_bytes(tmp_path, reports):
+    again = tmp_path / "again"
+    generate(FIXTURE, again)
+    for name in GOLDEN_FILES:
+        assert (again / name).read_bytes() == (reports / name).read_bytes()
+
+
+def test_latest_record_wins(reports):
+    # the fixture's 2020 run says lenet5 has 1 parameter; the later run's figure wins
+    csv = (reports / "results.csv").read_text()
+    assert "lenet5,chapter,cpu,Fixture CPU,32,0.062,61706," in csv
+    assert "broken_model" in (reports / "chapter.md").read_text()
+
+
+def test_unreadable_result_does_not_stop_reports(tmp_path):
+    store = tmp_path / "results"
+    shutil.copytree(FIXTURE, store)
+    (store / "Linux-x86_64-Fixture-CPU" / "zz_torn.json").write_text("{")
+    generate(store, tmp_path / "out")
+    assert (tmp_path / "out" / "results.csv").read_text() == (GOLDEN / "results.csv").read_text()
+
+
+def test_empty_store_gives_empty_reports(tmp_path):
+    generate(tmp_path / "none", tmp_path / "out")
+    assert "LeNet-5" in (tmp_path / "out" / "chapter.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "stated, value, ok",
+    [
+        ("60K", 61_706, True),  # '60K' is stated to the ten thousand
+        ("61M", 61_100_840, True),
+        ("6.8M", 6_624_904, False),
+        ("25M", 25_557_032, False),  # 25.56M rounds to 26M
+        ("138M", 138_357_544, True),
+        ("76.1%", 76.13, True),
+        ("71.5%", 71.592, False),
+        ("-", 5, None),
+        ("12", 50, False),
+    ],
+)
+def test_chapter_figures_compared_at_their_stated_precision(stated, value, ok):
+    assert agrees(stated, value) is ok
+
+
+def test_parse_stated():
+    assert parse_stated("6.8M") == pytest.approx((6.8e6, 0.05e6))
+    assert parse_stated("-") is None

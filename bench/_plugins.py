@@ -29,6 +29,12 @@ BUILTIN_ENTRY_POINTS = {
     "simple_cnn": "bench.models.chapter:simple_cnn",
     "chapter_resnet": "bench.models.chapter:chapter_resnet",
     "resnet50_transfer": "bench.models.chapter:resnet50_transfer",
+    "conv_standard": "bench.models.conv_types:conv_standard",
+    "conv_1x1": "bench.models.conv_types:conv_1x1",
+    "conv_depthwise": "bench.models.conv_types:conv_depthwise",
+    "conv_separable": "bench.models.conv_types:conv_separable",
+    "conv_dilated": "bench.models.conv_types:conv_dilated",
+    "conv_transposed": "bench.models.conv_types:conv_transposed",
 }
 
 

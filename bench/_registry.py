@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench._plugins import Plugin, find_plugins, load_plugin
-from bench.cards import ModelCard, chapter_table, load_cards
+from bench.cards import ModelCard, chapter_table, conv_table, load_cards
 from bench.errors import ConfigError, DuplicateModelError, PluginError, UnknownModelError
 
 logger = logging.getLogger(__name__)
@@ -211,9 +211,15 @@ class Registry:
         """The chapter's table in its order, then the chapter's own models."""
         table = [c.name for c in chapter_table()]
         own = [
-            c.name for c in self.cards.values() if c.source == "chapter" and not c.in_chapter_table
+            c.name
+            for c in self.cards.values()
+            if c.source == "chapter" and not c.in_chapter_table and c.conv_table is None
         ]
         return table + own
+
+    def conv_type_models(self) -> list[str]:
+        """The chapter's table of convolution types, one single-layer model a row."""
+        return [c.name for c in conv_table()]
 
     def list_models(
         self,
@@ -274,7 +280,7 @@ class Registry:
         raise UnknownModelError(name, self._known_for_hints())
 
     def resolve(self, tokens: str | Iterable[str]) -> list[ModelSpec]:
-        """Expand ``--models``: names, 'chapter', wildcards; all checked before any work."""
+        """Expand ``--models``: names, 'chapter', 'conv_types', wildcards; all checked first."""
         if isinstance(tokens, str):
             tokens = tokens.split(",")
         names: list[str] = []
@@ -283,6 +289,8 @@ class Registry:
                 continue
             if token == "chapter":
                 names += self.chapter_models()
+            elif token == "conv_types":
+                names += self.conv_type_models()
             elif any(ch in token for ch in "*?["):
                 matched = self.list_models([token])
                 if not matched:

@@ -46,6 +46,17 @@ class Published:
 
 
 @dataclass(frozen=True)
+class ConvRow:
+    """One row of the chapter's table of convolution types, as printed."""
+
+    row: int = 0
+    params: str = ""
+    compute: str = ""
+    use: str = ""
+    feature: str = ""
+
+
+@dataclass(frozen=True)
 class ModelCard:
     name: str
     display_name: str
@@ -58,7 +69,42 @@ class ModelCard:
     build_kwargs: dict[str, Any] = field(default_factory=dict)
     chapter: ChapterRow | None = None
     published: Published = field(default_factory=Published)
+    conv_table: ConvRow | None = None
+    formula: dict[str, str] = field(default_factory=dict)
+    dims: dict[str, int] = field(default_factory=dict)
     path: str = ""
+
+    def formula_value(self, key: str) -> int | None:
+        """A formula of the card ('params', 'macs') evaluated at its dims."""
+        if key not in self.formula:
+            return None
+        return evaluate(self.formula[key], self.dims, self.path)
+
+
+def evaluate(expression: str, names: dict[str, int], origin: str = "") -> int:
+    """Evaluate products and sums of names and whole numbers, and nothing else."""
+    import ast
+
+    def walk(node):
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            a, b = walk(node.left), walk(node.right)
+            return a + b if isinstance(node.op, ast.Add) else a * b
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in names:
+            return int(names[node.id])
+        raise CardError(
+            f"Formula '{expression}' in {origin or 'a card'} may use only + and * of whole "
+            f"numbers and the dims {', '.join(sorted(names))}."
+        )
+
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as e:
+        raise CardError(f"Formula '{expression}' in {origin} does not parse: {e.msg}.") from e
+    return walk(tree)
 
 
 def _card_dir():
@@ -105,6 +151,9 @@ def parse_card(text: str, origin: str) -> ModelCard:
             build_kwargs=dict(raw.get("build_kwargs", {})),
             chapter=ChapterRow(**raw["chapter"]) if "chapter" in raw else None,
             published=Published(**raw.get("published", {})),
+            conv_table=ConvRow(**raw["conv_table"]) if "conv_table" in raw else None,
+            formula=dict(raw.get("formula", {})),
+            dims={k: int(v) for k, v in raw.get("dims", {}).items()},
             path=origin,
         )
     except TypeError as e:
@@ -127,6 +176,12 @@ def load_cards() -> dict[str, ModelCard]:
             )
         cards[card.name] = card
     return cards
+
+
+def conv_table() -> list[ModelCard]:
+    """The cards of the chapter's table of convolution types, in its order."""
+    rows = [c for c in load_cards().values() if c.conv_table is not None]
+    return sorted(rows, key=lambda c: c.conv_table.row)
 
 
 def chapter_table() -> list[ModelCard]:

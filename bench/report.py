@@ -13,7 +13,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.cards import ModelCard, chapter_table, load_cards
+from bench.cards import ModelCard, chapter_table, conv_table, load_cards
+from bench.report_finetune import finetune_section
+from bench.report_throughput import throughput_section
 from bench.storage import ResultStore, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ PROPERTY_HARNESSES = ("params", "flops", "depth")
 # Extra report sections: name -> function(frame, out_dir) -> list of written paths.
 # Harness modules' report helpers add themselves here (see bench/report_*.py).
 SECTIONS: dict[str, Callable] = {}
+SECTIONS["throughput"] = throughput_section
+SECTIONS["finetune"] = finetune_section
 
 WARN = "⚠"
 
@@ -289,7 +293,11 @@ def chapter_markdown(table, fails) -> str:
     lines += ["", "### Disagreements", ""]
     lines += notes or ["None."]
     lines += ["", "### Sources of the published figures", ""] + sources
-    own = [c for c in cards.values() if c.source == "chapter" and not c.in_chapter_table]
+    own = [
+        c
+        for c in cards.values()
+        if c.source == "chapter" and not c.in_chapter_table and c.conv_table is None
+    ]
     lines += ["", "## The chapter's own models", ""]
     own_rows = []
     for card in own:
@@ -316,9 +324,59 @@ def chapter_markdown(table, fails) -> str:
             }
         )
     lines.append(pd.DataFrame(own_rows).to_markdown(index=False))
+    lines += ["", *conv_types_markdown(table)]
     if not fails.empty:
         lines += ["", "## Failed measurements", "", fails.to_markdown(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def conv_types_markdown(table) -> list[str]:
+    """The chapter's table of convolution types: its formulas against measurement."""
+    import pandas as pd
+
+    cards = conv_table()
+    if not cards:
+        return []
+    dims = cards[0].dims
+    lines = [
+        "## Types of convolution",
+        "",
+        "Each row of the chapter's second table is built as one layer without bias, "
+        f"C_in = C = {dims.get('C_in')}, C_out = {dims.get('C_out')}, on a "
+        f"{dims.get('H')}x{dims.get('W')} input (`python -m bench run --models conv_types`). "
+        "The chapter's formulas are evaluated at those sizes and set beside fvcore's count. "
+        "Where the chapter gives no formula for the compute, the one used is shown.",
+        "",
+    ]
+    standard = _measured_for(cards[0], table).get("macs")
+    rows = []
+    for card in cards:
+        m = _measured_for(card, table)
+        row = card.conv_table
+        p_formula, m_formula = card.formula_value("params"), card.formula_value("macs")
+        params, macs = m.get("params"), m.get("macs")
+
+        def cell(measured, expected):
+            if measured is None:
+                return "-"
+            mark = "" if int(measured) == expected else f" {WARN}"
+            return f"{int(measured):,}{mark}"
+
+        rows.append(
+            {
+                "Type": card.display_name,
+                "Params (chapter)": row.params,
+                "Params (formula)": f"{p_formula:,}",
+                "Params (measured)": cell(params, p_formula),
+                "Compute (chapter)": row.compute,
+                "MACs (formula)": f"{m_formula:,} = {card.formula['macs']}",
+                "MACs (measured)": cell(macs, m_formula),
+                "vs standard": f"{macs / standard:.3f}x" if macs and standard else "-",
+                "Use": row.use,
+            }
+        )
+    lines.append(pd.DataFrame(rows).to_markdown(index=False))
+    return lines
 
 
 def models_markdown(table) -> str:

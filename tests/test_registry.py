@@ -39,6 +39,9 @@ def test_sources_follow_the_issue(registry):
 
 def test_every_card_has_what_the_report_needs():
     for card in load_cards().values():
+        if card.conv_table is not None:
+            assert card.formula_value("params") and card.formula_value("macs"), card.name
+            continue
         assert card.published.params, card.name
         if card.in_chapter_table:
             assert card.chapter is not None and card.year, card.name
@@ -141,3 +144,22 @@ def test_two_providers_for_one_name_is_an_error_naming_both(tmp_path, monkeypatc
     with pytest.raises(DuplicateModelError, match=r"resnet50.toml.*plugin-c\[resnet50\]"):
         registry.resolve("resnet50")
     assert registry.get("vgg16").source == "timm"
+
+
+def test_conv_types_expand_to_the_chapters_second_table(registry):
+    names = [s.name for s in registry.resolve("conv_types")]
+    assert names == [
+        "conv_standard", "conv_1x1", "conv_depthwise", "conv_separable", "conv_dilated",
+        "conv_transposed",
+    ]  # fmt: skip
+    assert not set(names) & set(registry.chapter_models())
+
+
+def test_card_formulas_allow_only_sums_and_products():
+    from bench.cards import evaluate
+    from bench.errors import CardError
+
+    assert evaluate("C * 9 + C * C_out", {"C": 4, "C_out": 8}) == 68
+    for bad in ("__import__('os')", "C ** 2", "C / 2", "D * 2"):
+        with pytest.raises(CardError):
+            evaluate(bad, {"C": 4})

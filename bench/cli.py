@@ -148,6 +148,7 @@ def _run_options(args) -> dict:
 
 
 def cmd_run(args) -> int:
+    from bench._dist import is_main_process
     from bench._registry import Registry
     from bench.harness import parse_harnesses
     from bench.runner import run
@@ -155,7 +156,8 @@ def cmd_run(args) -> int:
 
     harnesses = parse_harnesses(args.harness)
     registry = Registry()
-    for w in registry.warnings:
+    chatty = is_main_process()  # under torchrun, rank 0 alone talks
+    for w in registry.warnings if chatty else ():
         print(f"warning: {w}", file=sys.stderr)
     specs = registry.resolve(args.models)
     out = Path(args.out)
@@ -172,21 +174,33 @@ def cmd_run(args) -> int:
                 errors.append(f"{r['harness']}: {r['error']}")
                 continue
             m = r["metrics"]
-            for key in ("params", "infer_gmacs", "infer_macts", "depth"):
+            for key in ("params", "infer_gmacs", "infer_macts", "depth", "top1"):
                 if key in m:
                     row[key] = f"{m[key]:,}" if key == "params" else m[key]
+            for mode in ("infer", "train"):
+                if f"{mode}_samples_per_sec" in m:
+                    speed = f"{m[f'{mode}_samples_per_sec']:.1f} @{m.get(f'{mode}_batch_size')}"
+                    key = f"{mode} img/s @batch"
+                    row[key] = f"{row[key]}, {speed}" if key in row else speed
         row["error"] = "; ".join(errors)
         summary.append(row)
         status = "ok" if not errors else f"{len(errors)} failed"
-        print(f"[{len(summary)}/{len(specs)}] {spec.name}: {status}", file=sys.stderr, flush=True)
+        if chatty:
+            print(
+                f"[{len(summary)}/{len(specs)}] {spec.name}: {status}", file=sys.stderr, flush=True
+            )
 
     store = ResultStore(out)
     try:
         doc = run(specs, harnesses, options, store, on_model=on_model)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {len(summary)} model(s) measured were saved.", file=sys.stderr)
+        if chatty:
+            print(f"\ninterrupted: {len(summary)} model(s) measured were saved.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    cols = ["model", "source", "params", "infer_gmacs", "infer_macts", "depth"]
+    if not chatty:
+        return 0
+    cols = ["model", "source", "params", "infer_gmacs", "infer_macts", "depth",
+            "infer img/s @batch", "train img/s @batch", "top1"]  # fmt: skip
     cols = [c for c in cols if c in ("model", "source") or any(c in r for r in summary)]
     if any(r["error"] for r in summary):
         cols.append("error")

@@ -209,6 +209,8 @@ def human_count(n) -> str:
 def _num(v, fmt: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
+    if fmt.endswith("d") and isinstance(v, float):  # an integer column that pandas made float
+        v = int(v)
     return format(v, fmt)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import bench
 from bench._dist import is_main_process
+from bench._isolate import run_isolated, should_isolate
 from bench._registry import ModelSpec
 from bench.environment import environment, utc_now
 from bench.harness import get_harness
@@ -52,7 +53,11 @@ def measure_model(spec: ModelSpec, harnesses: Sequence[str], options: dict) -> l
     for name in harnesses:
         start = time.perf_counter()
         try:
-            measurements: list[Measurement] = get_harness(name).measure(job)
+            harness = get_harness(name)
+            if should_isolate(harness, options):  # its own process, with a timeout
+                measurements: list[Measurement] = run_isolated(spec, name, options)
+            else:
+                measurements = harness.measure(job)
         except Exception as e:  # noqa: BLE001 - a failure is a row, the run goes on
             logger.debug("%s/%s failed:\n%s", spec.name, name, traceback.format_exc())
             records.append(

@@ -86,7 +86,9 @@ class ResultStore:
         machine_id = slug(header["machine"]["id"])
         stamp = header["started_utc"].replace(":", "").replace("-", "")
         path = self.root / machine_id / f"{stamp}_{header['run_id']}.json"
-        doc = RunDocument(path=path, header={"schema_version": SCHEMA_VERSION, **header}, write=write)
+        doc = RunDocument(
+            path=path, header={"schema_version": SCHEMA_VERSION, **header}, write=write
+        )
         doc.save()
         return doc
 

@@ -33,7 +33,10 @@ def test_harness_choice_and_img_size(tmp_path):
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     cases = [
         (["run", "--models", "resnet5", "--out", str(tmp_path)], "Did you mean 'resnet50'"),
-        (["run", "--models", "lenet5", "--harness", "speed", "--out", str(tmp_path)], "Unknown harness 'speed'"),
+        (
+            ["run", "--models", "lenet5", "--harness", "speed", "--out", str(tmp_path)],
+            "Unknown harness 'speed'",
+        ),
         (["run", "--models", "lenet5", "--img-size", "0"], "positive whole number"),
         (["report", "--results", str(tmp_path / "missing")], "No results store"),
         (["list", "zzz*"], "No model matches"),
@@ -78,6 +81,8 @@ def test_plugin_failure_row_in_cli_run(tmp_path, plugin_path):
     argv = ["run", "--models", "broken_model,tiny_mlp", "--harness", "params,depth"]
     assert main([*argv, "--out", str(store)]) == 0
     (doc,) = store.glob("*/*.json")
-    status = {(r["model"], r["harness"]): r["status"] for r in json.loads(doc.read_text())["records"]}
+    status = {
+        (r["model"], r["harness"]): r["status"] for r in json.loads(doc.read_text())["records"]
+    }
     assert status[("broken_model", "params")] == "error"
     assert status[("tiny_mlp", "params")] == "ok"

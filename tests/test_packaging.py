@@ -34,9 +34,9 @@ def test_installed_wheel_finds_the_cards(tmp_path):
     env["PYTHONPATH"] = str(site)
     code = (
         "import bench.cards as c, bench;"
-        "assert str(bench.__file__).startswith(%r), bench.__file__;"
+        f"assert str(bench.__file__).startswith({str(site)!r}), bench.__file__;"
         "cards = c.load_cards(); print(len(cards), cards['vgg16'].published.params)"
-    ) % str(site)
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )

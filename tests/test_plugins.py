@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 from conftest import REPO, run_cli
 
 from bench._plugins import BUILTIN_ENTRY_POINTS, GROUP, find_plugins
@@ -42,7 +42,13 @@ def test_example_plugin_is_listed_measured_and_stored(installed_example, tmp_pat
 
     out = tmp_path / "store"
     ran = run_cli(
-        "run", "--models", "tiny_convnet", "--harness", "params,flops,depth", "--out", str(out),
+        "run",
+        "--models",
+        "tiny_convnet",
+        "--harness",
+        "params,flops,depth",
+        "--out",
+        str(out),
         extra_path=installed_example,
     )
     assert ran.returncode == 0, ran.stderr

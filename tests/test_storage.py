@@ -24,7 +24,10 @@ def test_document_carries_its_environment(tmp_path):
     for key in ("python", "torch", "torchvision", "timm", "fvcore"):
         assert saved["versions"][key]
     assert saved["machine"]["cores"] and saved["machine"]["cpu"]
-    assert saved["config"]["models"] == ["lenet5"] and saved["config"]["harnesses"] == ["params", "depth"]
+    assert saved["config"]["models"] == ["lenet5"] and saved["config"]["harnesses"] == [
+        "params",
+        "depth",
+    ]
     assert doc.path.parent.parent == tmp_path  # grouped by machine
     assert [(r["model"], r["harness"], r["status"]) for r in saved["records"]] == [
         ("lenet5", "params", "ok"), ("lenet5", "depth", "ok"),
@@ -71,7 +74,9 @@ def test_unreadable_files_are_skipped_with_a_warning(tmp_path, caplog):
     atomic_write_text(good, json.dumps({"schema_version": 1, "records": []}))
     atomic_write_text(tmp_path / "m" / "torn.json", '{"records": [')
     atomic_write_text(tmp_path / "m" / "other.json", '["not", "a", "run"]')
-    atomic_write_text(tmp_path / "m" / "future.json", json.dumps({"schema_version": 99, "records": []}))
+    atomic_write_text(
+        tmp_path / "m" / "future.json", json.dumps({"schema_version": 99, "records": []})
+    )
     with caplog.at_level(logging.WARNING, logger="bench.storage"):
         docs = list(ResultStore(tmp_path).load())
     assert [d["_path"] for d in docs] == ["m/good.json"]

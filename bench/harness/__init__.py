@@ -16,10 +16,12 @@ HARNESSES: dict[str, str] = {
     "params": "bench.harness.params:ParamsHarness",
     "flops": "bench.harness.flops:FlopsHarness",
     "depth": "bench.harness.depth:DepthHarness",
+    "throughput": "bench.harness.throughput:ThroughputHarness",
+    "finetune": "bench.harness.finetune:FinetuneHarness",
 }
 
 # What `run` measures when --harness is not given.
-DEFAULT_HARNESSES: tuple[str, ...] = ("params", "flops", "depth")
+DEFAULT_HARNESSES: tuple[str, ...] = ("params", "flops", "depth", "throughput")
 
 
 def harness_names() -> list[str]:

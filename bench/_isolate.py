@@ -1,0 +1,156 @@
+"""Run one harness on one model in a child process, with a timeout.
+
+The parent writes the model's spec and the run's options to a file, starts
+``python -m bench._isolate IN OUT`` in a new session and waits. The child builds the model,
+runs the harness and writes back either its measurements or the exception's type, message
+and traceback. A crash (no result, a signal) or a hang (killed after ``--model-timeout``)
+becomes a :class:`WorkerError`, which the runner turns into an error row; the run goes on.
+Each model in its own process also keeps one model's memory (fragmentation, caches, peak
+RSS) from skewing the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from bench._dist import world_size
+from bench.errors import BenchError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+class WorkerError(BenchError):
+    """The isolated measurement raised, crashed or timed out."""
+
+
+def should_isolate(harness, options: dict) -> bool:
+    """Harnesses that ask for it, unless --no-isolate or under torchrun (WORLD_SIZE > 1)."""
+    return (
+        bool(getattr(harness, "isolate", False))
+        and not options.get("no_isolate")
+        and world_size() == 1
+    )
+
+
+def _stderr_tail(path: Path, lines: int = 1) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+    return " | ".join(text.splitlines()[-lines:]) if text else ""
+
+
+def run_isolated(spec, harness: str, options: dict, timeout: float | None = None) -> list:
+    """The harness's measurements from a child process; raises WorkerError on any failure."""
+    timeout = float(timeout or options.get("model_timeout") or DEFAULT_TIMEOUT_S)
+    try:
+        spec_bytes = pickle.dumps(spec)
+    except Exception as e:  # noqa: BLE001 - a builder pickle cannot name (a lambda, a closure)
+        raise WorkerError(
+            f"Cannot send model '{spec.name}' to a subprocess ({e}); pass --no-isolate to "
+            "measure it in this process."
+        ) from e
+    from bench.harness import HARNESSES
+
+    # the harness travels as "module:Class", so that the child needs no registry of its own
+    payload = {"sys_path": list(sys.path), "spec": spec_bytes, "harness": HARNESSES[harness],
+               "options": options, "log_level": logging.getLogger("bench").getEffectiveLevel()}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="cnn-bench-") as tmp:
+        tmp = Path(tmp)
+        job_in, result_out, err = tmp / "job.pkl", tmp / "result.pkl", tmp / "stderr.txt"
+        job_in.write_bytes(pickle.dumps(payload))
+        with open(err, "wb") as err_f:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench._isolate", str(job_in), str(result_out)],
+                stdin=subprocess.DEVNULL, stdout=err_f, stderr=err_f, start_new_session=True,
+            )  # fmt: skip
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                raise WorkerError(
+                    f"no result after {timeout:g} s; the worker was killed. Raise "
+                    "--model-timeout or measure a smaller configuration."
+                ) from None
+            except BaseException:  # Ctrl-C: take the child down with us
+                _kill(proc)
+                raise
+        for line in err.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.strip():
+                logger.warning("[%s worker] %s", spec.name, line)
+        if result_out.exists():
+            result = pickle.loads(result_out.read_bytes())
+            if result["ok"]:
+                return result["measurements"]
+            logger.debug("%s/%s failed in its worker:\n%s", spec.name, harness, result["traceback"])
+            raise WorkerError(result["error"])
+        if code < 0:
+            try:
+                how = f"signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"signal {-code}"
+        else:
+            how = f"exit status {code}"
+        tail = _stderr_tail(err)
+        raise WorkerError(
+            f"the worker died ({how}) without a result" + (f"; last output: {tail}" if tail else "")
+        )
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill the child's whole session (it and anything it started), then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def _write(path: str, result: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(result, f)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> int:
+    import faulthandler
+
+    faulthandler.enable()
+    job_in, result_out = argv
+    with open(job_in, "rb") as f:
+        payload = pickle.load(f)
+    sys.path[:] = payload["sys_path"]
+    logging.basicConfig(level=payload["log_level"], format="%(levelname)s %(name)s: %(message)s")
+    from bench.runner import error_text
+
+    try:
+        import importlib
+
+        from bench.harness._base import Job
+
+        module, cls = payload["harness"].split(":")
+        harness = getattr(importlib.import_module(module), cls)()
+        spec = pickle.loads(payload["spec"])
+        measurements = harness.measure(Job(spec, payload["options"]))
+        _write(result_out, {"ok": True, "measurements": measurements})
+    except Exception as e:  # noqa: BLE001 - sent back to the parent, which makes it a row
+        _write(
+            result_out,
+            {"ok": False, "error": error_text(e), "traceback": traceback.format_exc()},
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

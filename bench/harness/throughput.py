@@ -1,0 +1,637 @@
+"""Inference and training throughput, with step-time statistics, memory and fraction of peak.
+
+Method (the defaults are those of ``python -m bench run --help``):
+
+- warm up until the median step time of the last 3 steps is within 5 % of the 3 before
+  (at most 50 steps or 30 s), then time at least ``--min-steps`` steps and at least
+  ``--min-time`` seconds; samples per second is samples over the total timed time.
+- CUDA: CUDA events per step and one synchronisation before and after the loop; CPU:
+  ``perf_counter``. ``torch.compile`` is triggered and timed (``compile_time_s``) before
+  warm-up, never inside the timed loop.
+- out of memory: the batch size is halved and retried (``batch_size_reduced``) unless
+  ``--no-retry``.
+- fraction of peak: a large matrix product at the same precision on the same device gives
+  ``peak_gmacs_per_sec``; ``achieved_gmacs_per_sec`` is the model's MACs (fvcore, batch 1)
+  times samples per second (training counts 3x the forward MACs, the usual estimate).
+
+The runner measures each model in its own process (``isolate = True``; see
+``bench._isolate``). This module is cheap to import: torch is imported inside functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import logging
+import resource
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from bench.errors import BenchError, ConfigError
+from bench.harness._base import Job, Measurement
+from bench.harness._timing import (
+    CpuTimer,
+    CudaTimer,
+    StepStats,
+    WarmupPolicy,
+    timed_loop,
+    warm_up,
+)
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+MODES = ("infer", "train")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_BATCH = {"cuda": 256, "cpu": 16}
+DEFAULT_MIN_TIME_S = 2.0
+DEFAULT_MIN_STEPS = 10
+DEFAULT_MODEL_TIMEOUT_S = 1800.0
+TRAIN_MACS_FACTOR = 3  # forward + backward (about twice the forward)
+
+
+class DeviceError(BenchError):
+    """The requested device is not available."""
+
+
+class OutOfMemoryError(BenchError):
+    """A measurement ran out of memory and could not (or was told not to) back off."""
+
+
+# -- options ----------------------------------------------------------------------------
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive whole numbers such as '1,32,256', got '{text}'"
+        ) from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive whole numbers such as '1,32,256', got '{text}'"
+        )
+    return list(dict.fromkeys(values))
+
+
+def _modes(text: str) -> list[str]:
+    modes = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if not modes or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected 'infer', 'train' or 'infer,train', got '{text}'"
+        )
+    return sorted(dict.fromkeys(modes), key=MODES.index)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got '{text}'")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'")
+    return int(text)
+
+
+def _device(text: str) -> str:
+    if text not in DEVICES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)}, got '{text}'")
+    if text == "cuda":
+        try:
+            check_device("cuda")
+        except DeviceError as e:
+            raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
+    return text
+
+
+def _add(group, *flags: str, **kwargs) -> None:
+    """Add an option unless another harness already defined it (they share ``run``'s options)."""
+    taken = getattr(group, "_option_string_actions", {})
+    if any(f in taken for f in flags):
+        return
+    group.add_argument(*flags, **kwargs)
+
+
+def add_arguments(group) -> None:
+    _add(group, "--device", type=_device, default="auto", metavar="{auto,cpu,cuda}",
+         help="where to measure; auto: CUDA when present (default: auto)")  # fmt: skip
+    # Shared with the fine-tune harness, which reads options["batch_size"][0].
+    _add(group, "--batch-size", type=_int_list, default=None, metavar="N[,N...]",
+         help="batch size; a comma list is a sweep (default: 256 on CUDA, 16 on the CPU)")  # fmt: skip
+    _add(group, "--precision", choices=PRECISIONS, default="fp32",
+         help="fp32, or bf16/fp16 autocast (default: fp32)")  # fmt: skip
+    _add(group, "--channels-last", action="store_true",
+         help="channels_last memory format for the model and input")  # fmt: skip
+    _add(group, "--compile", action="store_true",
+         help="torch.compile the model; compile time is reported on its own (compile_time_s)")  # fmt: skip
+    _add(group, "--mode", type=_modes, default=["infer"], metavar="infer,train",
+         help="infer (forward under inference_mode) and/or train (forward, backward, SGD "
+         "step) (default: infer)")  # fmt: skip
+    _add(group, "--threads", type=_positive_int, default=None,
+         help="CPU threads for torch (default: torch's own, usually the physical cores)")  # fmt: skip
+    _add(group, "--min-time", type=_positive_float, default=DEFAULT_MIN_TIME_S, metavar="S",
+         help=f"time at least S seconds per measurement, after warm-up (default: {DEFAULT_MIN_TIME_S:g}); "
+         f"warm-up runs until the median of the last 3 step times is within 5%% of the 3 "
+         f"before (at most {WarmupPolicy.max_steps} steps or {WarmupPolicy.max_time_s:g} s)")  # fmt: skip
+    _add(group, "--min-steps", type=_positive_int, default=DEFAULT_MIN_STEPS, metavar="N",
+         help=f"time at least N steps per measurement (default: {DEFAULT_MIN_STEPS})")  # fmt: skip
+    _add(group, "--no-retry", action="store_true",
+         help="fail on out of memory instead of halving the batch size and retrying")  # fmt: skip
+    _add(group, "--no-isolate", action="store_true",
+         help="measure in this process instead of one subprocess per model")  # fmt: skip
+    _add(group, "--model-timeout", type=_positive_float, default=DEFAULT_MODEL_TIMEOUT_S,
+         metavar="S", help="an isolated model that takes longer than S seconds becomes an "
+         f"error row (default: {DEFAULT_MODEL_TIMEOUT_S:g})")  # fmt: skip
+    _add(group, "--optimize", action="store_true",
+         help="per model, try {NCHW, channels_last} x {fp32, bf16 where the device supports "
+         "it} (and compiled, with --compile) and keep the fastest; every candidate is recorded")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: str = "auto"
+    batch_sizes: tuple[int, ...] | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    modes: tuple[str, ...] = ("infer",)
+    threads: int | None = None
+    min_time_s: float = DEFAULT_MIN_TIME_S
+    min_steps: int = DEFAULT_MIN_STEPS
+    retry: bool = True
+    optimize: bool = False
+    warmup: WarmupPolicy = field(default_factory=WarmupPolicy)
+
+    @classmethod
+    def from_options(cls, options: dict) -> Settings:
+        """Validate ``run``'s options (also when called from Python, not the CLI)."""
+
+        def get(key, default):
+            value = options.get(key)
+            return default if value is None else value
+
+        device = get("device", "auto")
+        if device not in DEVICES:
+            raise ConfigError(f"--device {device}: expected one of {', '.join(DEVICES)}.")
+        precision = get("precision", "fp32")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}.")
+        batch = options.get("batch_size")
+        if isinstance(batch, int):
+            batch = [batch]
+        if batch is not None and (not batch or any(int(b) <= 0 for b in batch)):
+            raise ConfigError(f"--batch-size {batch}: expected positive whole numbers.")
+        modes = get("mode", ["infer"])
+        if isinstance(modes, str):
+            modes = modes.split(",")
+        if not modes or any(m not in MODES for m in modes):
+            raise ConfigError(f"--mode {modes}: expected 'infer', 'train' or 'infer,train'.")
+        return cls(
+            device=device,
+            batch_sizes=tuple(int(b) for b in batch) if batch else None,
+            precision=precision,
+            channels_last=bool(options.get("channels_last")),
+            compile=bool(options.get("compile")),
+            modes=tuple(sorted(dict.fromkeys(modes), key=MODES.index)),
+            threads=options.get("threads"),
+            min_time_s=float(get("min_time", DEFAULT_MIN_TIME_S)),
+            min_steps=int(get("min_steps", DEFAULT_MIN_STEPS)),
+            retry=not options.get("no_retry"),
+            optimize=bool(options.get("optimize")),
+        )
+
+
+# -- the device -------------------------------------------------------------------------
+def check_device(device: str) -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without CUDA raises DeviceError."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+        raise DeviceError(
+            f"--device cuda: CUDA is not available (torch {torch.__version__}, {build}, "
+            "no visible GPU). Use --device cpu or --device auto."
+        )
+    return device
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    from bench.environment import cpu_model
+
+    return cpu_model()
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has BF16 instructions (AVX512-BF16 or AMX-BF16)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def supports_bf16(device: str) -> bool:
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_native_bf16()
+
+
+def backend_settings(device: str) -> dict:
+    """Thread count, cudnn.benchmark and TF32 as they are for this measurement."""
+    import torch
+
+    info = {"threads": torch.get_num_threads()}
+    if device == "cuda":
+        info.update(
+            cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
+            tf32=bool(torch.backends.cuda.matmul.allow_tf32),
+            cudnn_tf32=bool(torch.backends.cudnn.allow_tf32),
+        )
+    else:
+        info.update(cudnn_benchmark=None, tf32=None, cudnn_tf32=None)
+    return info
+
+
+def _dtype(precision: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def sync_fn(device: str):
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+_PEAK_CACHE: dict[tuple[str, str], float] = {}
+
+
+def matmul_peak_gmacs(device: str, precision: str, min_time_s: float = 0.3) -> float:
+    """The device's achievable multiply-accumulates per second (GMAC/s): a large matmul."""
+    key = (device, precision)
+    if key in _PEAK_CACHE:
+        return _PEAK_CACHE[key]
+    import torch
+
+    n = 8192 if device == "cuda" else (2048 if precision == "fp32" else 1024)
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn((n, n), device=device, dtype=_dtype(precision), generator=gen)
+    b = torch.randn((n, n), device=device, dtype=_dtype(precision), generator=gen)
+    sync = sync_fn(device)
+    with torch.inference_mode():
+        torch.mm(a, b)
+        sync()
+        best, total, reps = float("inf"), 0.0, 0
+        while reps < 3 or total < min_time_s:
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            sync()
+            dt = time.perf_counter() - t0
+            best, total, reps = min(best, dt), total + dt, reps + 1
+    _PEAK_CACHE[key] = n**3 / best / 1e9
+    return _PEAK_CACHE[key]
+
+
+# -- memory -----------------------------------------------------------------------------
+def is_oom(exc: BaseException) -> bool:
+    """An out-of-memory error: torch.cuda.OutOfMemoryError or the CPU allocator's message."""
+    try:
+        import torch
+
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            return True
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    if isinstance(exc, (RuntimeError, MemoryError)):
+        text = str(exc)
+        return isinstance(exc, MemoryError) or any(
+            s in text for s in ("out of memory", "DefaultCPUAllocator", "can't allocate memory")
+        )
+    return False
+
+
+def _free_memory(device: str) -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- one measurement ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    mode: str
+    precision: str
+    channels_last: bool
+    compiled: bool
+
+    @property
+    def layout(self) -> str:
+        return "channels_last" if self.channels_last else "nchw"
+
+
+def _first_tensor(out):
+    if isinstance(out, (tuple, list)):
+        return _first_tensor(out[0])
+    if isinstance(out, dict):
+        return _first_tensor(next(iter(out.values())))
+    return out
+
+
+def _make_step(model, x, mode: str, autocast, device: str):
+    """A closure running one step; for train, forward + backward + SGD step."""
+    import torch
+    import torch.nn.functional as F
+
+    if mode == "infer":
+
+        def infer_step():
+            with autocast():
+                return model(x)
+
+        return infer_step
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+    scaler = (
+        torch.amp.GradScaler(device) if autocast.keywords.get("dtype") is torch.float16 else None
+    )
+    target: list = []
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            out = _first_tensor(model(x))
+            if out.dim() == 2:
+                if not target:
+                    gen = torch.Generator().manual_seed(0)
+                    target.append(
+                        torch.randint(0, out.shape[1], (out.shape[0],), generator=gen).to(
+                            out.device
+                        )
+                    )
+                loss = F.cross_entropy(out.float(), target[0])
+            else:
+                loss = out.float().mean()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+
+    return train_step
+
+
+def measure_at(model, job: Job, cand: Candidate, batch: int, device: str, s: Settings) -> dict:
+    """Warm up, then time one candidate at one batch size; metrics (no error handling)."""
+    import functools
+
+    import torch
+
+    x = job.example_input(batch).to(device)
+    model = model.to(device)
+    if cand.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    else:
+        model = model.to(memory_format=torch.contiguous_format)
+    model.train(cand.mode == "train")
+    autocast = functools.partial(
+        torch.autocast, device_type=device, dtype=_dtype(cand.precision),
+        enabled=cand.precision != "fp32",
+    )  # fmt: skip
+    runner = torch.compile(model) if cand.compiled else model
+    step = _make_step(runner, x, cand.mode, autocast, device)
+    sync = sync_fn(device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    grad = torch.inference_mode() if cand.mode == "infer" else contextlib.nullcontext()
+    with grad:
+        compile_time = None
+        if cand.compiled:
+            t0 = time.perf_counter()
+            step()
+            sync()
+            compile_time = time.perf_counter() - t0
+        warm, stable = warm_up(step, sync, s.warmup)
+        timer = CudaTimer() if device == "cuda" else CpuTimer()
+        total = timed_loop(step, timer, s.min_steps, s.min_time_s)
+    stats = StepStats.from_times(timer.times_ms)
+    rounds = stats.rounds
+    metrics = {
+        "samples_per_sec": round(batch * rounds / total, 3),
+        "step_time": round(stats.mean, 4),
+        **stats.as_dict(),
+        "total_time_s": round(total, 4),
+        "warmup_steps": len(warm),
+        "warmup_stable": stable,
+        "compile_time_s": round(compile_time, 3) if compile_time is not None else None,
+    }
+    if device == "cuda":
+        metrics["peak_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        metrics["peak_mem_reserved_mb"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
+    else:
+        metrics["peak_mem_mb"] = round(peak_rss_mb(), 1)
+        metrics["peak_mem_reserved_mb"] = None
+    if cand.compiled:
+        import torch._dynamo
+
+        torch._dynamo.reset()
+    return metrics
+
+
+def measure_with_backoff(model, job: Job, cand: Candidate, batch: int, device: str, s: Settings):
+    """``measure_at``, halving the batch on out of memory unless ``--no-retry``."""
+    requested = batch
+    while True:
+        try:
+            return measure_at(model, job, cand, batch, device, s), batch
+        except Exception as e:
+            if not is_oom(e):
+                raise
+            _free_memory(device)
+            if not s.retry:
+                raise OutOfMemoryError(
+                    f"Out of memory at batch size {batch} ({e.__class__.__name__}); "
+                    "drop --no-retry to let the batch size back off, or pass a smaller --batch-size."
+                ) from e
+            if batch == 1:
+                raise OutOfMemoryError(
+                    f"Out of memory even at batch size 1 (asked for {requested}): "
+                    f"{str(e).splitlines()[0][:200]}"
+                ) from e
+            logger.warning(
+                "%s: out of memory at batch size %d, retrying with %d",
+                job.spec.name, batch, batch // 2,
+            )  # fmt: skip
+            batch //= 2
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n:
+            torch.set_num_threads(before)
+
+
+def _gmacs(model, job: Job) -> float | None:
+    from bench.harness.flops import count_macs
+
+    try:
+        return count_macs(model, job.example_input(1))["macs"] / 1e9
+    except Exception as e:  # noqa: BLE001 - throughput stands without it; said in the log
+        logger.warning("%s: MACs not counted (%s); no fraction of peak", job.spec.name, e)
+        return None
+
+
+class ThroughputHarness:
+    name = "throughput"
+    isolate = True  # the runner measures each model in its own process (bench._isolate)
+
+    def measure(self, job: Job) -> list[Measurement]:
+        s = Settings.from_options(job.options)
+        device = check_device(s.device)
+        with torch_threads(s.threads):
+            return self._measure(job, s, device)
+
+    def _measure(self, job: Job, s: Settings, device: str) -> list[Measurement]:
+        import torch
+
+        if device == "cuda":
+            torch.backends.cudnn.benchmark = True
+        model = job.model()
+        gmacs = _gmacs(model, job)
+        name = device_name(device)
+        batches = s.batch_sizes or (DEFAULT_BATCH[device],)
+        out = []
+        for mode in s.modes:
+            base = model if mode == "infer" else copy.deepcopy(model)
+            for batch in batches:
+                cand = Candidate(mode, s.precision, s.channels_last, s.compile)
+                if s.optimize:
+                    metrics, cand = self._optimize(base, job, cand, batch, device, s, gmacs)
+                else:
+                    metrics = self._one(base, job, cand, batch, device, s, gmacs)
+                config = {
+                    "img_size": job.input_size[1], "batch_size": batch, "mode": mode,
+                    "precision": cand.precision, "layout": cand.layout,
+                    "compiled": cand.compiled, "optimize": s.optimize,
+                }  # fmt: skip
+                out.append(
+                    Measurement(config=config, metrics=metrics, device=device, device_name=name)
+                )
+            if device == "cuda":
+                _free_memory(device)
+        return out
+
+    def _one(self, model, job, cand: Candidate, batch, device, s, gmacs) -> dict:
+        raw, used = measure_with_backoff(model, job, cand, batch, device, s)
+        m = cand.mode
+        metrics = {
+            f"{m}_samples_per_sec": raw.pop("samples_per_sec"),
+            f"{m}_step_time": raw.pop("step_time"),
+            f"{m}_batch_size": used,
+            f"{m}_img_size": job.input_size[1],
+            "batch_size_reduced": used != batch,
+            **raw,
+            **backend_settings(device),
+        }
+        peak = matmul_peak_gmacs(device, cand.precision)
+        factor = 1 if m == "infer" else TRAIN_MACS_FACTOR
+        achieved = gmacs * factor * metrics[f"{m}_samples_per_sec"] if gmacs is not None else None
+        metrics.update(
+            infer_gmacs=round(gmacs, 4) if gmacs is not None else None,
+            peak_gmacs_per_sec=round(peak, 2),
+            achieved_gmacs_per_sec=round(achieved, 3) if achieved is not None else None,
+            frac_of_peak=round(achieved / peak, 4) if achieved is not None and peak > 0 else None,
+        )
+        return metrics
+
+    def _optimize(self, model, job, asked: Candidate, batch, device, s, gmacs):
+        """Every supported layout x precision (compiled only with --compile); the fastest wins."""
+        key = f"{asked.mode}_samples_per_sec"
+        eager = [
+            replace(asked, precision=p, channels_last=cl, compiled=False)
+            for cl in (False, True)
+            for p in ("fp32", "bf16")
+        ]
+        results: list[tuple[Candidate, dict | None, str | None]] = []
+        for cand in eager:
+            if cand.precision == "bf16" and not supports_bf16(device):
+                results.append((cand, None, "skipped: no native BF16 on this device"))
+                continue
+            results.append(self._try(model, job, cand, batch, device, s, gmacs))
+        ok = [(c, m) for c, m, _ in results if m is not None]
+        if not ok:
+            raise BenchError(f"--optimize: every candidate failed: {results[0][2]}")
+        if s.compile:
+            best_eager = max(ok, key=lambda cm: cm[1][key])[0]
+            results.append(
+                self._try(model, job, replace(best_eager, compiled=True), batch, device, s, gmacs)
+            )
+            ok = [(c, m) for c, m, _ in results if m is not None]
+        best, metrics = max(ok, key=lambda cm: cm[1][key])
+        baseline = next((m for c, m, _ in results if m is not None and c == eager[0]), None)
+        metrics = dict(metrics)
+        metrics["optimize_speedup"] = round(metrics[key] / baseline[key], 3) if baseline else None
+        metrics["candidates"] = [
+            {
+                "precision": c.precision, "layout": c.layout, "compiled": c.compiled,
+                key: m[key] if m else None, f"{c.mode}_batch_size": m[f"{c.mode}_batch_size"] if m else None,
+                "error": err,
+            }
+            for c, m, err in results
+        ]  # fmt: skip
+        return metrics, best
+
+    def _try(self, model, job, cand, batch, device, s, gmacs):
+        from bench.runner import error_text
+
+        try:
+            return cand, self._one(model, job, cand, batch, device, s, gmacs), None
+        except Exception as e:  # noqa: BLE001 - a failed candidate is recorded, not fatal
+            logger.warning("%s: candidate %s failed: %s", job.spec.name, cand, error_text(e))
+            _free_memory(device)
+            return cand, None, error_text(e)

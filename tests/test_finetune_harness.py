@@ -1,0 +1,99 @@
+"""The fine-tune harness end to end through the CLI: records, reports, torchrun + gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+# Tiny and quick: scikit-learn's digits at 16x16, three epochs.
+ARGS = ["--models", "simple_cnn", "--harness", "finetune", "--dataset", "digits",
+        "--img-size", "16", "--epochs", "3", "--no-progress"]  # fmt: skip
+
+
+def _records(out: Path) -> list[dict]:
+    docs = [json.loads(p.read_text()) for p in sorted(out.glob("*/*.json"))]
+    return [r for d in docs for r in d["records"]]
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft")
+    code = main(["run", *ARGS, "--out", str(root / "results"),
+                 "--checkpoint-dir", str(root / "ck")])  # fmt: skip
+    assert code == 0
+    return root
+
+
+def test_record_fields(single_run):
+    (rec,) = _records(single_run / "results")
+    assert rec["status"] == "ok", rec["error"]
+    c, m = rec["config"], rec["metrics"]
+    assert c["dataset"] == "digits" and c["protocol"] == "full" and c["init"] == "scratch"
+    assert c["augment"] == "digits" and c["img_size"] == c["finetune_img_size"] == 16
+    assert c["epochs"] == 3 and c["world_size"] == 1
+    assert 0 <= m["top1"] <= m["top5"] <= 100 and len(m["curve"]) == 3
+    assert len(m["dataset_sha256"]) == 64 and m["split"].startswith("stratified")
+    assert m["train_samples_per_sec"] > 0 and 1 <= m["best_epoch"] <= 3
+    assert m["top1"] > 50  # it learnt something in three short epochs
+    assert list((single_run / "ck").glob("simple_cnn-*.pt"))
+
+
+def test_report_has_table_columns_and_stable_plots(single_run):
+    import pandas as pd
+
+    from bench.report import generate
+
+    out = single_run / "reports"
+    generate(single_run / "results", out)
+    md = (out / "finetune.md").read_text()
+    assert "| simple_cnn" in md and "digits" in md
+    csv = pd.read_csv(out / "results.csv")
+    for col in ("top1", "top5", "dataset", "protocol", "init", "epochs", "finetune_img_size"):
+        assert col in csv.columns, col
+    pngs = sorted(out.glob("finetune_*.png"))
+    assert [p.name for p in pngs] == [
+        "finetune_accuracy_vs_gmacs.png", "finetune_curve_simple_cnn.png"
+    ]  # fmt: skip
+    first = {p.name: p.read_bytes() for p in pngs}
+    generate(single_run / "results", out)
+    assert {p.name: p.read_bytes() for p in pngs} == first
+
+
+def test_bad_dataset_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--models", "lenet5", "--harness", "finetune", "--dataset", "nope"])
+    assert e.value.code == 2
+    assert "expected one of mnist5k" in capsys.readouterr().err
+
+
+def test_pretrained_without_weights_is_an_error_row(tmp_path):
+    code = main(["run", "--models", "lenet5", "--harness", "finetune", "--pretrained",
+                 "--out", str(tmp_path), "--no-progress"])  # fmt: skip
+    assert code == 0
+    (rec,) = _records(tmp_path)
+    assert rec["status"] == "error" and "--weights PATH" in rec["error"]
+
+
+def test_torchrun_gloo_matches_single_process(single_run, tmp_path):
+    """Two CPU processes with DDP (gloo) reach the single process's accuracy within noise."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           "--nproc-per-node", "2", "-m", "bench", "run", *ARGS,
+           "--out", str(tmp_path / "results"), "--checkpoint-dir", str(tmp_path / "ck")]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = list((tmp_path / "results").glob("*/*.json"))
+    assert len(files) == 1  # only rank 0 wrote
+    (ddp,) = _records(tmp_path / "results")
+    (single,) = _records(single_run / "results")
+    assert ddp["status"] == "ok", ddp["error"]
+    assert ddp["config"]["world_size"] == 2 and ddp["metrics"]["test_samples"] == 360
+    # evaluated on all 360 held-out digits (summed over both ranks), within noise
+    assert abs(ddp["metrics"]["top1"] - single["metrics"]["top1"]) <= 6.0

@@ -1,0 +1,123 @@
+"""The fine-tune loop: protocols, augmentation, reproducibility, checkpoints and resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench._data import load_dataset
+from bench._registry import Registry
+from bench._train import TrainConfig, _optimizer, augment_batch, train
+from bench.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_dataset("digits")
+    # a quarter of the data keeps each test to a second or two
+    d.x_train, d.y_train = d.x_train[::4].clone(), d.y_train[::4].clone()
+    return d
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return Registry()
+
+
+def _run(registry, data, cfg, **kw):
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    model = registry.get("simple_cnn").build(num_classes=10, in_chans=1)
+    mean, std = data.mean_std()
+    return model, train(model, data, cfg, in_chans=1, mean=mean, std=std, **kw)
+
+
+def _cfg(**kw):
+    base = dict(epochs=2, lr=3e-3, batch_size=32, img_size=8, augment="digits", progress=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_protocol_phases():
+    assert [_cfg(protocol="staged", epochs=4).phase(e) for e in range(4)] == [
+        "head", "all", "all", "all"
+    ]  # fmt: skip
+    assert {_cfg(protocol="linear", epochs=3).phase(e) for e in range(3)} == {"head"}
+    assert {_cfg(protocol="full", epochs=3).phase(e) for e in range(3)} == {"all"}
+
+
+def test_optimizer_freezes_the_right_parameters(registry):
+    model = registry.get("simple_cnn").build(num_classes=10, in_chans=1)
+    head = {id(p) for p in model.fc2.parameters()}
+    cfg = _cfg(protocol="staged", lr=1e-3, backbone_lr_scale=0.1)
+    opt, _ = _optimizer(model, cfg, "head", 10)
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert trainable == head and len(opt.param_groups) == 1
+    opt, _ = _optimizer(model, cfg, "all", 10)
+    assert all(p.requires_grad for p in model.parameters())
+    lrs = sorted(g["initial_lr"] for g in opt.param_groups)
+    assert lrs == pytest.approx([1e-4, 1e-3])
+    assert {id(p) for p in opt.param_groups[0]["params"]} == head
+
+
+def test_linear_protocol_leaves_backbone_untouched(registry, digits):
+    import torch
+
+    torch.manual_seed(0)
+    model = registry.get("simple_cnn").build(num_classes=10, in_chans=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    mean, std = digits.mean_std()
+    train(model, digits, _cfg(protocol="linear", epochs=1), in_chans=1, mean=mean, std=std)
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"fc2.weight", "fc2.bias"}  # batch-norm statistics kept too
+
+
+def test_same_seed_same_result(registry, digits):
+    _, a = _run(registry, digits, _cfg(seed=3))
+    _, b = _run(registry, digits, _cfg(seed=3))
+    assert a.top1 == b.top1 and [p["train_loss"] for p in a.curve] == [
+        p["train_loss"] for p in b.curve
+    ]
+    assert len(a.curve) == 2 and a.best_epoch in (1, 2) and a.train_samples_per_sec > 0
+
+
+def test_resume_continues_where_it_stopped(registry, digits, tmp_path):
+    """Interrupted after epoch 1 and resumed, a run ends exactly like an uninterrupted one."""
+    cfg = _cfg(epochs=3, seed=1)
+    key = {"k": 1}
+    _, whole = _run(registry, digits, cfg, checkpoint=tmp_path / "a.pt", run_key=key)
+
+    def stop(epoch, point):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    ck = tmp_path / "b.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _run(registry, digits, cfg, checkpoint=ck, run_key=key, on_epoch_end=stop)
+    assert ck.is_file() and not list(tmp_path.glob(".*.tmp"))
+    _, resumed = _run(registry, digits, cfg, checkpoint=ck, run_key=key, resume=True)
+    assert resumed.resumed_from_epoch == 1
+    assert [p["top1"] for p in resumed.curve] == [p["top1"] for p in whole.curve]
+    assert [p["train_loss"] for p in resumed.curve] == [p["train_loss"] for p in whole.curve]
+    with pytest.raises(ConfigError, match="another configuration"):
+        _run(registry, digits, cfg, checkpoint=ck, run_key={"k": 2}, resume=True)
+
+
+def test_digit_augmentation_never_mirrors():
+    """Anti-pattern 2: no flips or large turns for digits; a left-heavy image stays left."""
+    import torch
+
+    x = torch.zeros(256, 1, 16, 16)
+    x[:, :, 4:12, 2:6] = 1.0
+    out = augment_batch(x, "digits", torch.Generator().manual_seed(0))
+    cols = torch.arange(16).float()
+    centre = (out.sum(dim=2)[:, 0] * cols).sum(1) / out.sum(dim=(1, 2, 3))
+    assert out.shape == x.shape and (centre < 7.5).all()
+    chapter = augment_batch(x, "chapter", torch.Generator().manual_seed(0))
+    centre = (chapter.sum(dim=2)[:, 0] * cols).sum(1) / chapter.sum(dim=(1, 2, 3))
+    assert (centre > 7.5).any()  # the chapter's pipeline flips half of them
+
+
+def test_bad_protocol(registry, digits):
+    with pytest.raises(ConfigError, match="Unknown protocol 'most'"):
+        _run(registry, digits, _cfg(protocol="most"))

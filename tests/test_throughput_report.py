@@ -1,0 +1,76 @@
+"""The throughput report section: table, candidates, failures and a byte-stable plot."""
+
+from __future__ import annotations
+
+from bench.report import SECTIONS, generate
+from bench.storage import ResultStore
+
+
+def _record(model, sps, gmacs, status="ok", error=None, **metrics):
+    return {
+        "model": model, "source": "timm", "harness": "throughput", "status": status,
+        "error": error, "device": "cpu", "device_name": "Test CPU",
+        "config": {} if status != "ok" else {
+            "img_size": 224, "batch_size": 16, "mode": "infer", "precision": "fp32",
+            "layout": "nchw", "compiled": False, "optimize": False,
+        },
+        "metrics": {} if status != "ok" else {
+            "infer_samples_per_sec": sps, "infer_step_time": 16e3 / sps, "infer_batch_size": 16,
+            "infer_img_size": 224, "median": 16e3 / sps, "p90": 17e3 / sps, "cv_pct": 1.5,
+            "peak_mem_mb": 900.0, "infer_gmacs": gmacs, "achieved_gmacs_per_sec": gmacs * sps,
+            "peak_gmacs_per_sec": 200.0, "frac_of_peak": gmacs * sps / 200.0, "threads": 2,
+            "batch_size_reduced": False, **metrics,
+        },
+        "finished_utc": "2026-01-01T00:00:00.000000Z",
+    }  # fmt: skip
+
+
+def _store(tmp_path):
+    store = ResultStore(tmp_path / "results")
+    header = {"run_id": "abcd1234", "started_utc": "2026-01-01T00:00:00.000000Z",
+              "machine": {"id": "test-machine", "cpu": "Test CPU"}}  # fmt: skip
+    doc = store.new_run(header)
+    candidates = [
+        {"precision": "fp32", "layout": "nchw", "compiled": False, "infer_samples_per_sec": 10.0,
+         "infer_batch_size": 16, "error": None},
+        {"precision": "bf16", "layout": "nchw", "compiled": False, "infer_samples_per_sec": None,
+         "infer_batch_size": None, "error": "skipped: no native BF16 on this device"},
+    ]  # fmt: skip
+    doc.add(
+        [
+            _record("resnet50", 10.0, 4.1, candidates=candidates, optimize_speedup=1.0),
+            _record("convnext_tiny", 8.0, 4.5),
+            _record("not_a_chapter_model", 100.0, 0.3),
+            _record("vgg16", None, None, status="error", error="WorkerError: no result after 5 s"),
+        ]
+    )
+    return store.root
+
+
+def test_section_is_registered():
+    assert "throughput" in SECTIONS
+
+
+def test_throughput_report_and_plot_are_deterministic(tmp_path):
+    results = _store(tmp_path)
+    first = {p.name: p.read_bytes() for p in generate(results, tmp_path / "a")}
+    second = {p.name: p.read_bytes() for p in generate(results, tmp_path / "b")}
+    assert "throughput.md" in first and "throughput_vs_gmacs.png" in first
+    assert first == second
+    assert first["throughput_vs_gmacs.png"].startswith(b"\x89PNG")
+    md = first["throughput.md"].decode()
+    assert "| resnet50 " in md and "| convnext_tiny " in md
+    assert "## --optimize candidates" in md and "skipped: no native BF16" in md
+    assert "## Failed throughput measurements" in md and "no result after 5 s" in md
+    csv = first["results.csv"].decode().splitlines()
+    assert {"infer_samples_per_sec", "infer_batch_size", "frac_of_peak", "precision"} <= set(
+        csv[0].split(",")
+    )
+
+
+def test_no_throughput_results_gives_a_hint_and_no_plot(tmp_path):
+    store = ResultStore(tmp_path / "results")
+    store.new_run({"run_id": "x", "started_utc": "2026-01-01T00:00:00Z", "machine": {"id": "m"}})
+    written = [p.name for p in generate(store.root, tmp_path / "out")]
+    assert "throughput.md" in written and "throughput_vs_gmacs.png" not in written
+    assert "No throughput results yet" in (tmp_path / "out" / "throughput.md").read_text()

@@ -150,7 +150,7 @@ def _run_options(args) -> dict:
 def cmd_run(args) -> int:
     from bench._dist import is_main_process
     from bench._registry import Registry
-    from bench.harness import parse_harnesses
+    from bench.harness import parse_harnesses, preflight
     from bench.runner import run
     from bench.storage import ResultStore
 
@@ -164,6 +164,7 @@ def cmd_run(args) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the results store.")
     options = _run_options(args)
+    preflight(harnesses, options)
     summary: list[dict] = []
 
     def on_model(spec, records):

@@ -40,6 +40,34 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         (["run", "--models", "lenet5", "--img-size", "0"], "positive whole number"),
         (["report", "--results", str(tmp_path / "missing")], "No results store"),
         (["list", "zzz*"], "No model matches"),
+        (
+            [
+                "run",
+                "--models",
+                "lenet5",
+                "--harness",
+                "finetune",
+                "--weights",
+                str(tmp_path / "w.pth"),
+                "--out",
+                str(tmp_path),
+            ],
+            "no such file",
+        ),  # fmt: skip
+        (
+            [
+                "run",
+                "--models",
+                "lenet5",
+                "--harness",
+                "finetune",
+                "--dataset",
+                f"imagefolder:{tmp_path / 'nope'}",
+                "--out",
+                str(tmp_path),
+            ],
+            "is not a folder",
+        ),  # fmt: skip
         (["frobnicate"], "invalid choice"),
     ]
     for argv, text in cases:

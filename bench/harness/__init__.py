@@ -55,6 +55,20 @@ def add_harness_arguments(parser) -> None:
             add(parser.add_argument_group(f"{name} harness"))
 
 
+def preflight(names, options: dict) -> None:
+    """Check the options of the chosen harnesses before anything is measured.
+
+    A harness module may define ``preflight(options)`` raising a BenchError for input that
+    would fail every model alike (a missing file, a data set that is not there), so that it
+    is one line and exit status 2 instead of a row of identical errors.
+    """
+    for name in names:
+        module = importlib.import_module(HARNESSES[name].split(":")[0])
+        check = getattr(module, "preflight", None)
+        if check is not None:
+            check(options)
+
+
 def get_harness(name: str):
     module, cls = HARNESSES[name].split(":")
     return getattr(importlib.import_module(module), cls)()

@@ -145,6 +145,33 @@ def _batch_size(options: dict) -> int:
     return int(batch) if batch else DEFAULT_BATCH_SIZE
 
 
+def preflight(options: dict) -> None:
+    """Bad input that would fail every model alike: one line and exit 2, before any work."""
+    from bench._data import _TORCHVISION, load_dataset
+
+    weights = options.get("weights")
+    if weights and options.get("pretrained"):
+        raise ConfigError("Give --pretrained or --weights PATH, not both.")
+    if weights:
+        path = Path(weights)
+        if not path.is_file():
+            raise ConfigError(
+                f"--weights {weights}: no such file. Give a .pth or .safetensors file."
+            )
+        if path.suffix not in (".pth", ".pt", ".bin", ".safetensors"):
+            raise ConfigError(
+                f"--weights {weights}: expected a .pth, .pt, .bin or .safetensors file."
+            )
+    name = options.get("dataset") or "mnist5k"
+    if name.startswith("imagefolder:") and not Path(name.split(":", 1)[1]).is_dir():
+        raise ConfigError(
+            f"--dataset {name}: {name.split(':', 1)[1]} is not a folder. Give a folder with "
+            "train/ and val/ (or class folders directly)."
+        )
+    if name in _TORCHVISION and not options.get("download"):
+        load_dataset(name, options.get("data_dir") or "data", False)  # raises DataError
+
+
 class FinetuneHarness:
     name = "finetune"
 

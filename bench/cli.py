@@ -178,7 +178,7 @@ def cmd_run(args) -> int:
             for key in ("params", "infer_gmacs", "infer_macts", "depth", "top1"):
                 if key in m:
                     row[key] = f"{m[key]:,}" if key == "params" else m[key]
-            for mode in ("infer", "train"):
+            for mode in ("infer", "train") if r["harness"] == "throughput" else ():
                 if f"{mode}_samples_per_sec" in m:
                     speed = f"{m[f'{mode}_samples_per_sec']:.1f} @{m.get(f'{mode}_batch_size')}"
                     key = f"{mode} img/s @batch"

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError, ConfigError
+from bench.harness._options import positive_int as _positive_int
 
 logger = logging.getLogger("bench")
 
@@ -23,18 +24,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse's signature
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. See '{self.prog} --help'.\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive whole number, got '{text}'"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

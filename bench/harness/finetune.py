@@ -19,6 +19,10 @@ from pathlib import Path
 
 from bench.errors import ConfigError
 from bench.harness._base import Job, Measurement
+from bench.harness._options import add_once as _add
+from bench.harness._options import nonneg_int as _nonneg_int
+from bench.harness._options import positive_float as _positive_float
+from bench.harness._options import positive_int as _positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -27,28 +31,6 @@ DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_LR_SCRATCH = 1e-2
 DEFAULT_LR_PRETRAINED = 1e-3
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'")
-    return int(text)
-
-
-def _nonneg_int(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'")
-    return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -67,14 +49,6 @@ def _dataset(text: str) -> str:
     if text in DATASETS[:-1] or (text.startswith("imagefolder:") and len(text) > 12):
         return text
     raise argparse.ArgumentTypeError(f"expected one of {', '.join(DATASETS)}, got '{text}'")
-
-
-def _add(group, *flags: str, **kwargs) -> None:
-    """Add an option unless another harness already defined it (they share ``run``'s options)."""
-    taken = getattr(group, "_option_string_actions", {})
-    if any(f in taken for f in flags):
-        return
-    group.add_argument(*flags, **kwargs)
 
 
 def add_arguments(group) -> None:

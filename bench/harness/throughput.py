@@ -31,6 +31,9 @@ from pathlib import Path
 
 from bench.errors import BenchError, ConfigError
 from bench.harness._base import Job, Measurement
+from bench.harness._options import add_once as _add
+from bench.harness._options import positive_float
+from bench.harness._options import positive_int as _positive_int
 from bench.harness._timing import (
     CpuTimer,
     CudaTimer,
@@ -86,19 +89,7 @@ def _modes(text: str) -> list[str]:
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got '{text}'")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'")
-    return int(text)
+    return positive_float(text, "a positive number of seconds")
 
 
 def _device(text: str) -> str:
@@ -110,14 +101,6 @@ def _device(text: str) -> str:
         except DeviceError as e:
             raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
     return text
-
-
-def _add(group, *flags: str, **kwargs) -> None:
-    """Add an option unless another harness already defined it (they share ``run``'s options)."""
-    taken = getattr(group, "_option_string_actions", {})
-    if any(f in taken for f in flags):
-        return
-    group.add_argument(*flags, **kwargs)
 
 
 def add_arguments(group) -> None:

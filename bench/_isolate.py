@@ -50,7 +50,9 @@ def _stderr_tail(path: Path, lines: int = 1) -> str:
     return " | ".join(text.splitlines()[-lines:]) if text else ""
 
 
-def run_isolated(spec, harness: str, options: dict, timeout: float | None = None) -> list:
+def run_isolated(
+    spec, harness: str, options: dict, timeout: float | None = None, measured: dict | None = None
+) -> list:
     """The harness's measurements from a child process; raises WorkerError on any failure."""
     timeout = float(timeout or options.get("model_timeout") or DEFAULT_TIMEOUT_S)
     try:
@@ -64,7 +66,7 @@ def run_isolated(spec, harness: str, options: dict, timeout: float | None = None
 
     # the harness travels as "module:Class", so that the child needs no registry of its own
     payload = {"sys_path": list(sys.path), "spec": spec_bytes, "harness": HARNESSES[harness],
-               "options": options, "log_level": logging.getLogger("bench").getEffectiveLevel()}  # fmt: skip
+               "options": options, "measured": measured or {}, "log_level": logging.getLogger("bench").getEffectiveLevel()}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="cnn-bench-") as tmp:
         tmp = Path(tmp)
         job_in, result_out, err = tmp / "job.pkl", tmp / "result.pkl", tmp / "stderr.txt"
@@ -142,7 +144,9 @@ def main(argv: list[str]) -> int:
         module, cls = payload["harness"].split(":")
         harness = getattr(importlib.import_module(module), cls)()
         spec = pickle.loads(payload["spec"])
-        measurements = harness.measure(Job(spec, payload["options"]))
+        measurements = harness.measure(
+            Job(spec, payload["options"], measured=payload.get("measured", {}))
+        )
         _write(result_out, {"ok": True, "measurements": measurements})
     except Exception as e:  # noqa: BLE001 - sent back to the parent, which makes it a row
         _write(

@@ -55,7 +55,9 @@ def measure_model(spec: ModelSpec, harnesses: Sequence[str], options: dict) -> l
         try:
             harness = get_harness(name)
             if should_isolate(harness, options):  # its own process, with a timeout
-                measurements: list[Measurement] = run_isolated(spec, name, options)
+                measurements: list[Measurement] = run_isolated(
+                    spec, name, options, measured=job.measured
+                )
             else:
                 measurements = harness.measure(job)
         except Exception as e:  # noqa: BLE001 - a failure is a row, the run goes on
@@ -72,6 +74,8 @@ def measure_model(spec: ModelSpec, harnesses: Sequence[str], options: dict) -> l
             )
             continue
         duration = round(time.perf_counter() - start, 3)
+        if measurements:
+            job.measured[name] = measurements[0].metrics
         for m in measurements:
             records.append(
                 _record(

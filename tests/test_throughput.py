@@ -354,3 +354,34 @@ def test_cuda_timer_pairs_events_per_step_and_syncs_only_around_the_loop():
     timed_loop(clock.step, timer, min_steps=4, min_time_s=0)
     assert timer.times_ms == [250.0] * 4
     assert len(syncs) == 2  # before and after the loop, never per step
+
+
+def test_reuses_the_flops_harness_count_of_the_same_run():
+    job = Job(_spec(tiny), dict(FAST), measured={"flops": {"macs": 2_500_000_000}})
+    (m,) = get_harness("throughput").measure(job)
+    assert m.metrics["infer_gmacs"] == 2.5
+    assert m.metrics["achieved_gmacs_per_sec"] == pytest.approx(
+        2.5 * m.metrics["infer_samples_per_sec"], rel=1e-3
+    )
+
+
+def test_earlier_measurements_reach_the_isolated_worker():
+    from bench._isolate import run_isolated
+
+    measured = {"flops": {"macs": 2_500_000_000}}
+    (m,) = run_isolated(_spec(tiny), "throughput", dict(FAST), timeout=120, measured=measured)
+    assert m.metrics["infer_gmacs"] == 2.5
+
+
+def test_runner_passes_earlier_measurements_to_the_worker(monkeypatch):
+    import bench.runner as runner
+
+    seen = {}
+
+    def fake_isolated(spec, name, options, measured=None):
+        seen.update(measured)
+        return []
+
+    monkeypatch.setattr(runner, "run_isolated", fake_isolated)
+    runner.measure_model(_spec(tiny), ["flops", "throughput"], {**FAST, "no_isolate": False})
+    assert seen["flops"]["macs"] > 0

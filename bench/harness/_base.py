@@ -24,6 +24,8 @@ class Job:
 
     spec: ModelSpec
     options: dict[str, Any] = field(default_factory=dict)
+    # metrics of the harnesses that already ran on this model in this run, by harness name
+    measured: dict[str, dict[str, Any]] = field(default_factory=dict)
     _model: Any = None
     _build_error: BaseException | None = None
     build_seconds: float | None = None

@@ -90,18 +90,14 @@ def add_arguments(group) -> None:
 
 
 def _device(options: dict) -> str:
+    """The torch device: --device resolved as the throughput harness does, one GPU per rank."""
     import os
 
-    import torch
+    from bench.harness._device import check_device
 
-    device = options.get("device") or "auto"
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda, but CUDA is not available; use --device cpu.")
-        if device == "cuda":
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    device = check_device(options.get("device") or "auto")
+    if device == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return device
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from bench.errors import BenchError, ConfigError
 from bench.harness._base import Job, Measurement
+from bench.harness._device import DeviceError, check_device, device_name
 from bench.harness._options import add_once as _add
 from bench.harness._options import positive_float
 from bench.harness._options import positive_int as _positive_int
@@ -53,10 +54,6 @@ DEFAULT_MIN_TIME_S = 2.0
 DEFAULT_MIN_STEPS = 10
 DEFAULT_MODEL_TIMEOUT_S = 1800.0
 TRAIN_MACS_FACTOR = 3  # forward + backward (about twice the forward)
-
-
-class DeviceError(BenchError):
-    """The requested device is not available."""
 
 
 class OutOfMemoryError(BenchError):
@@ -193,31 +190,6 @@ class Settings:
 
 
 # -- the device -------------------------------------------------------------------------
-def check_device(device: str) -> str:
-    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without CUDA raises DeviceError."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
-        raise DeviceError(
-            f"--device cuda: CUDA is not available (torch {torch.__version__}, {build}, "
-            "no visible GPU). Use --device cpu or --device auto."
-        )
-    return device
-
-
-def device_name(device: str) -> str:
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    from bench.environment import cpu_model
-
-    return cpu_model()
-
-
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether the CPU has BF16 instructions (AVX512-BF16 or AMX-BF16)."""
     if cpuinfo is None:

@@ -134,7 +134,7 @@ def main(argv: list[str]) -> int:
         payload = pickle.load(f)
     sys.path[:] = payload["sys_path"]
     logging.basicConfig(level=payload["log_level"], format="%(levelname)s %(name)s: %(message)s")
-    from bench.runner import error_text
+    from bench.errors import error_text
 
     try:
         import importlib

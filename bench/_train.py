@@ -12,8 +12,15 @@ the rate. In the staged head phase the batch-norm statistics do follow the new d
 the features the head learns on are the ones it meets when the backbone is unfrozen.
 
 A checkpoint is written atomically after each epoch (temporary file, then rename), so an
-interruption leaves the last complete epoch on disk; ``resume`` continues from it and,
-because the RNG states travel with it, ends where an uninterrupted run would have.
+interruption leaves the last complete epoch on disk; ``resume`` continues from it with the
+RNG states of the CPU, the augmentation generator and (on CUDA) every GPU. On the CPU a
+resumed run ends where an uninterrupted one would have; on CUDA it does so with
+``deterministic`` (cuDNN's deterministic kernels, no autotuning), and without it is as close
+as two uninterrupted CUDA runs are to each other.
+
+Speed: ``train_samples_per_sec`` is measured over the epochs after the first one run by this
+process (the first carries CUDA's and the allocator's set-up), when there are such epochs;
+``train_time_s`` is every epoch's time. Under torchrun an epoch lasts as long as its slowest rank.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ class TrainConfig:
     device: str = "cpu"
     amp: str | None = None  # 'bf16' or 'fp16' on CUDA
     channels_last: bool = True
+    deterministic: bool = False  # CUDA: cuDNN's deterministic kernels, no autotuning
     progress: bool = True
     eval_batch_size: int = 500
 
@@ -107,6 +115,42 @@ def _all_sum(t, world: int):
 
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def slowest_rank_time(seconds: float, world: int, device) -> float:
+    """The epoch's time: the slowest rank's (all_reduce with MAX), not the ranks' mean."""
+    if world <= 1:
+        return seconds
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([seconds], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t[0])
+
+
+def rng_state(device_type: str) -> dict:
+    """The global RNG states a resumed run needs: the CPU's and, on CUDA, every GPU's."""
+    import torch
+
+    cuda = torch.cuda.get_rng_state_all() if device_type == "cuda" else None
+    return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+
+def set_rng_state(state: dict) -> None:
+    import torch
+
+    torch.set_rng_state(state["cpu"])
+    if state.get("cuda") is not None:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def steady_samples_per_sec(curve: list[dict]) -> float:
+    """Samples per second over the epochs that were not the first in their process (the
+    first carries the set-up); over every epoch when there are no others."""
+    steady = [p for p in curve if not p.get("first_in_process")] or curve
+    seconds = sum(p["epoch_time_s"] for p in steady)
+    return round(sum(p["train_samples"] for p in steady) / seconds, 1) if seconds > 0 else 0.0
 
 
 # -- augmentation ----------------------------------------------------------------------------
@@ -361,6 +405,9 @@ def train(
     device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
     if device_type == "cuda":
         torch.cuda.set_device(torch.device(cfg.device))
+        if cfg.deterministic:
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
     rank, world = dist_setup(device_type)
     if cfg.batch_size % world:
         raise ConfigError(
@@ -400,7 +447,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         gen.set_state(state["gen"][rank] if rank < len(state["gen"]) else state["gen"][0])
         logger.info("%s: resuming after epoch %d", checkpoint.name, start_epoch)
     elif resume:
@@ -463,9 +510,7 @@ def train(
         if bar is not None:
             bar.close()
         sums = _all_sum(sums, world)
-        if world > 1:  # the slowest rank's time is the epoch's time
-            t = _all_sum(torch.tensor([epoch_time], dtype=torch.float64, device=cfg.device), world)
-            epoch_time = float(t[0]) / world
+        epoch_time = slowest_rank_time(epoch_time, world, cfg.device)
         train_time += epoch_time
         metrics = evaluate(model, x_test, y_test, prep, cfg, rank, world)
         n = max(1.0, float(sums[2]))
@@ -480,6 +525,7 @@ def train(
             "lr": optimizer.param_groups[0]["lr"],
             "epoch_time_s": round(epoch_time, 3),
             "train_samples": int(n),
+            "first_in_process": epoch == start_epoch,
         }
         curve.append(point)
         if rank == 0:
@@ -500,7 +546,7 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict(),
-                    "rng": torch.get_rng_state(),
+                    "rng": rng_state(device_type),
                     "gen": gens,
                     "curve": curve,
                     "train_time_s": train_time,
@@ -523,7 +569,6 @@ def train(
         final = {**final, **{k: round(v, 3) for k, v in metrics.items() if k != "loss"}}
         final["test_loss"] = round(metrics["loss"], 5)
     best = max(curve, key=lambda p: (p["top1"], -p["epoch"]))
-    samples = sum(p["train_samples"] for p in curve)
     return TrainResult(
         top1=final["top1"],
         top5=final["top5"],
@@ -532,6 +577,6 @@ def train(
         best_epoch=best["epoch"],
         best_top1=best["top1"],
         train_time_s=round(train_time, 3),
-        train_samples_per_sec=round(samples / train_time, 1) if train_time > 0 else 0.0,
+        train_samples_per_sec=steady_samples_per_sec(curve),
         resumed_from_epoch=start_epoch,
     )

@@ -6,11 +6,12 @@ Bad input is one line on stderr and exit status 2; ``--debug`` shows the traceba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError, ConfigError, Terminated
 from bench.harness._options import positive_int as _positive_int
 
 logger = logging.getLogger("bench")
@@ -183,10 +184,11 @@ def cmd_run(args) -> int:
     store = ResultStore(out)
     try:
         doc = run(specs, harnesses, options, store, on_model=on_model)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if chatty:
-            print(f"\ninterrupted: {len(summary)} model(s) measured were saved.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+            how = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
+            print(f"\n{how}: {len(summary)} model(s) measured were saved.", file=sys.stderr)
+        return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED
     if not chatty:
         return 0
     cols = ["model", "source", "params", "infer_gmacs", "infer_macts", "depth",
@@ -216,6 +218,29 @@ def cmd_report(args) -> int:
 COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report}
 
 
+@contextlib.contextmanager
+def _stop_on_signals():
+    """SIGTERM and SIGHUP (``timeout``, a closed terminal, a scheduler) stop a run as Ctrl-C
+    does: the records measured are kept, the run is marked interrupted, workers are killed.
+    The previous handlers are restored afterwards."""
+    import signal
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    before = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            before[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread, or no such signal here
+            pass
+    try:
+        yield
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -225,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return COMMANDS[args.command](args)
+        with _stop_on_signals():
+            return COMMANDS[args.command](args)
     except BenchError as e:
         if args.debug:
             raise

@@ -54,3 +54,19 @@ class StorageError(BenchError):
 
 class DataError(BenchError):
     """A data set or weights file cannot be found or read."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM, SIGHUP): handled like Ctrl-C, so that what was
+    measured is kept, the run is marked interrupted and isolated workers are killed."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception in one line: its type and the first line of its message."""
+    text = str(exc).strip()
+    msg = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__

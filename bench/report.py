@@ -67,10 +67,11 @@ def load_records(results_dir: str | Path):
 
 
 def latest(frame):
-    """Keep the latest record per (model, harness, device, configuration)."""
+    """Keep the latest record per (model, harness, device, device name, configuration): an
+    H200's row and an H100's are two rows, though both are 'cuda'."""
     if frame.empty:
         return frame
-    keys = ["model", "harness", "device", "config_key"]
+    keys = ["model", "harness", "device", "device_name", "config_key"]
     frame = frame.sort_values(["finished_utc", "run_id"], kind="stable")
     return frame.drop_duplicates(keys, keep="last").reset_index(drop=True)
 

@@ -53,6 +53,7 @@ def _row_view(r: dict) -> dict:
         "Layout": r.get("layout"),
         "Compiled": compiled,
         "Samples/s": _fmt(r.get(f"{mode}_samples_per_sec"), ",.1f"),
+        "Compile (s)": _fmt(r.get("compile_time_s"), ".1f"),
         "Step median (ms)": _fmt(r.get("median"), ".2f"),
         "p90 (ms)": _fmt(r.get("p90"), ".2f"),
         "CV %": _fmt(r.get("cv_pct"), ".1f"),
@@ -122,6 +123,8 @@ def throughput_markdown(frame, table) -> str:
         )
     else:
         view = pd.DataFrame([_row_view(r) for r in rows.to_dict("records")])
+        if (view["Compile (s)"] == "-").all():  # no compiled rows: no compile-time column
+            view = view.drop(columns="Compile (s)")
         lines.append(view.to_markdown(index=False))
     cands = _candidates(frame)
     if cands:
@@ -130,7 +133,7 @@ def throughput_markdown(frame, table) -> str:
         bad = frame[(frame["harness"] == HARNESS) & (frame["status"] != "ok")]
         if not bad.empty:
             lines += ["", "## Failed throughput measurements", ""]
-            lines.append(bad[["model", "device", "error"]].to_markdown(index=False))
+            lines.append(bad[["model", "device", "device_name", "error"]].to_markdown(index=False))
     return "\n".join(lines) + "\n"
 
 
@@ -153,9 +156,11 @@ def plot_png(table) -> bytes | None:
     rows = rows[rows["infer_samples_per_sec"].notna() & (rows["infer_gmacs"] > 0)]
     if rows.empty:
         return None
+    rows = rows.assign(device_name=rows["device_name"].fillna(rows["device"]))
+    keys = ["model", "device", "device_name"]  # an H200 and an H100 are two groups
     best = (
-        rows.sort_values(["model", "device", "infer_samples_per_sec"], kind="stable")
-        .groupby(["model", "device"], sort=True)
+        rows.sort_values([*keys, "infer_samples_per_sec"], kind="stable")
+        .groupby(keys, sort=True)
         .tail(1)
     )
     import matplotlib
@@ -166,8 +171,8 @@ def plot_png(table) -> bytes | None:
     labels = _chapter_labels()
     fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
     try:
-        for marker, (device, group) in zip("os^D", best.groupby("device", sort=True), strict=False):
-            name = group["device_name"].iloc[0] if "device_name" in group else device
+        groups = best.groupby(["device", "device_name"], sort=True)
+        for marker, ((device, name), group) in zip("os^Dv<>p", groups, strict=False):
             ax.scatter(group["infer_gmacs"], group["infer_samples_per_sec"], marker=marker,
                        label=f"{device}: {name}")  # fmt: skip
             # labels of neighbouring points (in order of GMACs) go round their points in turn

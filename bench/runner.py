@@ -18,6 +18,7 @@ from bench._dist import is_main_process
 from bench._isolate import run_isolated, should_isolate
 from bench._registry import ModelSpec
 from bench.environment import environment, utc_now
+from bench.errors import error_text
 from bench.harness import get_harness
 from bench.harness._base import Job, Measurement
 from bench.storage import ResultStore, RunDocument
@@ -25,10 +26,20 @@ from bench.storage import ResultStore, RunDocument
 logger = logging.getLogger(__name__)
 
 
-def error_text(exc: BaseException) -> str:
-    """One line: the exception's type and its first line of message."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+def placement(harness, options: dict) -> tuple[str, str | None]:
+    """Where a harness measures (device, device name) for these options; ``cpu`` for the
+    harnesses that say nothing (``device_for``). Error rows carry it too, so that a failure
+    on the GPU is a CUDA row, not a CPU one."""
+    where = getattr(harness, "device_for", None)
+    if where is None:
+        return "cpu", None
+    try:
+        from bench.harness._device import device_name
+
+        device = where(options)
+        return device, device_name(device)
+    except Exception:  # noqa: BLE001 - the error row is written all the same
+        return str(options.get("device") or "cpu"), None
 
 
 def _record(spec: ModelSpec, harness: str, status: str, **fields) -> dict[str, Any]:
@@ -52,6 +63,7 @@ def measure_model(spec: ModelSpec, harnesses: Sequence[str], options: dict) -> l
     records = []
     for name in harnesses:
         start = time.perf_counter()
+        harness = None
         try:
             harness = get_harness(name)
             if should_isolate(harness, options):  # its own process, with a timeout
@@ -62,12 +74,15 @@ def measure_model(spec: ModelSpec, harnesses: Sequence[str], options: dict) -> l
                 measurements = harness.measure(job)
         except Exception as e:  # noqa: BLE001 - a failure is a row, the run goes on
             logger.debug("%s/%s failed:\n%s", spec.name, name, traceback.format_exc())
+            device, device_name = placement(harness, options) if harness else ("cpu", None)
             records.append(
                 _record(
                     spec,
                     name,
                     "error",
                     error=error_text(e),
+                    device=device,
+                    device_name=device_name,
                     duration_s=round(time.perf_counter() - start, 3),
                     finished_utc=utc_now(),
                 )  # fmt: skip

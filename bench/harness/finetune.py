@@ -85,6 +85,9 @@ def add_arguments(group) -> None:
          help="label smoothing of the training loss (default: 0)")  # fmt: skip
     _add(group, "--backbone-lr-scale", type=_positive_float, default=0.1,
          help="staged: the backbone's learning rate as a fraction of --lr (default: 0.1)")  # fmt: skip
+    _add(group, "--deterministic", action="store_true",
+         help="CUDA: cuDNN's deterministic kernels and no autotuning, so that a resumed run "
+         "ends where an uninterrupted one would (slower; the CPU is deterministic already)")  # fmt: skip
     _add(group, "--no-progress", action="store_true",
          help="no progress bar (it is also off when stderr is not a terminal)")  # fmt: skip
 
@@ -145,7 +148,26 @@ def preflight(options: dict) -> None:
 class FinetuneHarness:
     name = "finetune"
 
+    @staticmethod
+    def device_for(options: dict) -> str:
+        """The device type this harness trains on for these options ('cuda' or 'cpu')."""
+        return _device(options).split(":")[0]
+
     def measure(self, job: Job) -> list[Measurement]:
+        """Fine-tune in this process; the GPU's cached memory is handed back afterwards, so
+        that the next model's isolated worker has the whole device."""
+        try:
+            return self._measure(job)
+        finally:
+            import gc
+
+            import torch
+
+            gc.collect()
+            if torch.cuda.is_initialized():
+                torch.cuda.empty_cache()
+
+    def _measure(self, job: Job) -> list[Measurement]:
         import torch
 
         from bench._data import DEFAULT_AUGMENT, load_dataset
@@ -186,6 +208,7 @@ class FinetuneHarness:
             device=device,
             amp=precision if precision in ("bf16", "fp16") and device.startswith("cuda") else None,
             channels_last=True,  # faster on the CPU too (oneDNN), for every model we tried
+            deterministic=bool(opts.get("deterministic")),
             progress=not opts.get("no_progress"),
         )
         torch.manual_seed(seed)  # the new head's (and a scratch model's) initialisation

@@ -24,6 +24,8 @@ import argparse
 import contextlib
 import copy
 import logging
+import math
+import os
 import resource
 import time
 from dataclasses import dataclass, field, replace
@@ -243,12 +245,62 @@ def sync_fn(device: str):
     return lambda: None
 
 
-_PEAK_CACHE: dict[tuple[str, str], float] = {}
+def model_tf32(device: str, precision: str) -> bool:
+    """Whether an fp32 model may run in TF32 here: cuDNN's convolutions (on by default) or
+    matrix products (off by default) allow it. The peak is timed the same way, so that a model
+    is never compared with a slower kind of arithmetic than its own (of peak above 100%)."""
+    if device != "cuda" or precision != "fp32":
+        return False
+    import torch
+
+    return bool(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
 
 
-def matmul_peak_gmacs(device: str, precision: str, min_time_s: float = 0.3) -> float:
-    """The device's achievable multiply-accumulates per second (GMAC/s): a large matmul."""
-    key = (device, precision)
+@contextlib.contextmanager
+def _matmul_tf32(enabled: bool):
+    """``torch.backends.cuda.matmul.allow_tf32`` set for the block, restored after."""
+    import torch
+
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def _time_products(a, b, out, device: str, reps: int) -> float:
+    """Seconds per product over ``reps`` back-to-back products: CUDA events around the
+    whole batch on a GPU (no host clock, no per-product synchronisation), perf_counter on
+    the CPU."""
+    import torch
+
+    if device == "cuda":
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3 / reps
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, b, out=out)
+    return (time.perf_counter() - t0) / reps
+
+
+_PEAK_CACHE: dict[tuple[str, str, bool], dict] = {}
+
+
+def matmul_peak(
+    device: str, precision: str, tf32: bool = False, min_time_s: float = 0.3, repeats: int = 5
+) -> dict:
+    """The device's achievable multiply-accumulates per second: a large square product at
+    the model's precision (and, for fp32 on CUDA, its TF32 setting), best of ``repeats``
+    timings of at least 20 ms each (and ``min_time_s`` in all). Returns the figure and how
+    it was measured, cached per (device, precision, tf32) for the process."""
+    key = (device, precision, bool(tf32))
     if key in _PEAK_CACHE:
         return _PEAK_CACHE[key]
     import torch
@@ -257,19 +309,36 @@ def matmul_peak_gmacs(device: str, precision: str, min_time_s: float = 0.3) -> f
     gen = torch.Generator(device=device).manual_seed(0)
     a = torch.randn((n, n), device=device, dtype=_dtype(precision), generator=gen)
     b = torch.randn((n, n), device=device, dtype=_dtype(precision), generator=gen)
-    sync = sync_fn(device)
-    with torch.inference_mode():
-        torch.mm(a, b)
-        sync()
-        best, total, reps = float("inf"), 0.0, 0
-        while reps < 3 or total < min_time_s:
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            sync()
-            dt = time.perf_counter() - t0
-            best, total, reps = min(best, dt), total + dt, reps + 1
-    _PEAK_CACHE[key] = n**3 / best / 1e9
+    out = torch.empty_like(a)
+    with torch.inference_mode(), _matmul_tf32(bool(tf32)):
+        reps = 1
+        first = _time_products(a, b, out, device, 1)  # also the warm-up
+        if device == "cuda":  # batches of products lasting at least 20 ms each
+            first = _time_products(a, b, out, device, 3)
+            reps = max(1, math.ceil(0.02 / max(first, 1e-6)))
+        times, total = [], 0.0
+        while len(times) < repeats or total < min_time_s:
+            dt = _time_products(a, b, out, device, reps)
+            times.append(dt)
+            total += dt * reps
+            if device != "cuda" and len(times) >= 3 and total >= min_time_s:
+                break
+    best = min(times)
+    _PEAK_CACHE[key] = {
+        "peak_gmacs_per_sec": round(n**3 / best / 1e9, 2),
+        "peak_method": f"{n}x{n}x{n} {precision} matmul"
+        + (" (TF32)" if tf32 else "")
+        + f", best of {len(times)} timings of {reps} product(s)"
+        + (", CUDA events" if device == "cuda" else ", perf_counter"),
+        "peak_tf32": bool(tf32),
+    }
     return _PEAK_CACHE[key]
+
+
+def matmul_peak_gmacs(device: str, precision: str, min_time_s: float = 0.3) -> float:
+    """The peak in GMAC/s (see ``matmul_peak``), with the model's TF32 setting."""
+    tf32 = model_tf32(device, precision)
+    return matmul_peak(device, precision, tf32, min_time_s)["peak_gmacs_per_sec"]
 
 
 # -- memory -----------------------------------------------------------------------------
@@ -396,9 +465,21 @@ def measure_at(model, job: Job, cand: Candidate, batch: int, device: str, s: Set
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     grad = torch.inference_mode() if cand.mode == "infer" else contextlib.nullcontext()
+    try:
+        return _time_candidate(step, sync, batch, device, s, cand.compiled, grad)
+    finally:
+        if cand.compiled:  # also after a failure: a retry must not inherit dynamic shapes
+            import torch._dynamo
+
+            torch._dynamo.reset()
+
+
+def _time_candidate(step, sync, batch: int, device: str, s: Settings, compiled: bool, grad):
+    import torch
+
     with grad:
         compile_time = None
-        if cand.compiled:
+        if compiled:
             t0 = time.perf_counter()
             step()
             sync()
@@ -423,15 +504,15 @@ def measure_at(model, job: Job, cand: Candidate, batch: int, device: str, s: Set
     else:
         metrics["peak_mem_mb"] = round(peak_rss_mb(), 1)
         metrics["peak_mem_reserved_mb"] = None
-    if cand.compiled:
-        import torch._dynamo
-
-        torch._dynamo.reset()
     return metrics
 
 
 def measure_with_backoff(model, job: Job, cand: Candidate, batch: int, device: str, s: Settings):
-    """``measure_at``, halving the batch on out of memory unless ``--no-retry``."""
+    """``measure_at``, halving the batch on out of memory unless ``--no-retry``.
+
+    The failed attempt's memory is freed *after* its ``except`` block: inside it, the
+    traceback still holds the attempt's frames and with them its tensors.
+    """
     requested = batch
     while True:
         try:
@@ -439,22 +520,23 @@ def measure_with_backoff(model, job: Job, cand: Candidate, batch: int, device: s
         except Exception as e:
             if not is_oom(e):
                 raise
-            _free_memory(device)
-            if not s.retry:
-                raise OutOfMemoryError(
-                    f"Out of memory at batch size {batch} ({e.__class__.__name__}); "
-                    "drop --no-retry to let the batch size back off, or pass a smaller --batch-size."
-                ) from e
-            if batch == 1:
-                raise OutOfMemoryError(
-                    f"Out of memory even at batch size 1 (asked for {requested}): "
-                    f"{str(e).splitlines()[0][:200]}"
-                ) from e
-            logger.warning(
-                "%s: out of memory at batch size %d, retrying with %d",
-                job.spec.name, batch, batch // 2,
-            )  # fmt: skip
-            batch //= 2
+            failure = f"{e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        _free_memory(device)  # the exception and its frames are gone by now
+        if not s.retry:
+            raise OutOfMemoryError(
+                f"Out of memory at batch size {batch} ({failure.split(':')[0]}); drop "
+                "--no-retry to let the batch size back off, or pass a smaller --batch-size."
+            )
+        if batch == 1:
+            raise OutOfMemoryError(
+                f"Out of memory even at batch size 1 (asked for {requested}): "
+                f"{failure.split(': ', 1)[-1]}"
+            )
+        logger.warning(
+            "%s: out of memory at batch size %d, retrying with %d",
+            job.spec.name, batch, batch // 2,
+        )  # fmt: skip
+        batch //= 2
 
 
 @contextlib.contextmanager
@@ -489,6 +571,11 @@ class ThroughputHarness:
     name = "throughput"
     isolate = True  # the runner measures each model in its own process (bench._isolate)
 
+    @staticmethod
+    def device_for(options: dict) -> str:
+        """The device this harness measures on for these options ('cuda' or 'cpu')."""
+        return check_device(options.get("device") or "auto")
+
     def measure(self, job: Job) -> list[Measurement]:
         s = Settings.from_options(job.options)
         device = check_device(s.device)
@@ -500,6 +587,8 @@ class ThroughputHarness:
 
         if device == "cuda":
             torch.backends.cudnn.benchmark = True
+            if "LOCAL_RANK" in os.environ:  # under torchrun: this rank's own GPU, not cuda:0
+                torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         model = job.model()
         gmacs = _gmacs(model, job)
         name = device_name(device)
@@ -537,7 +626,8 @@ class ThroughputHarness:
             **raw,
             **backend_settings(device),
         }
-        peak = matmul_peak_gmacs(device, cand.precision)
+        peak_info = matmul_peak(device, cand.precision, model_tf32(device, cand.precision))
+        peak = peak_info["peak_gmacs_per_sec"]
         factor = 1 if m == "infer" else TRAIN_MACS_FACTOR
         achieved = gmacs * factor * metrics[f"{m}_samples_per_sec"] if gmacs is not None else None
         metrics.update(
@@ -545,6 +635,8 @@ class ThroughputHarness:
             peak_gmacs_per_sec=round(peak, 2),
             achieved_gmacs_per_sec=round(achieved, 3) if achieved is not None else None,
             frac_of_peak=round(achieved / peak, 4) if achieved is not None and peak > 0 else None,
+            peak_method=peak_info["peak_method"],
+            peak_tf32=peak_info["peak_tf32"],
         )
         return metrics
 
@@ -586,11 +678,12 @@ class ThroughputHarness:
         return metrics, best
 
     def _try(self, model, job, cand, batch, device, s, gmacs):
-        from bench.runner import error_text
+        from bench.errors import error_text
 
         try:
             return cand, self._one(model, job, cand, batch, device, s, gmacs), None
         except Exception as e:  # noqa: BLE001 - a failed candidate is recorded, not fatal
-            logger.warning("%s: candidate %s failed: %s", job.spec.name, cand, error_text(e))
-            _free_memory(device)
-            return cand, None, error_text(e)
+            failure = error_text(e)
+        logger.warning("%s: candidate %s failed: %s", job.spec.name, cand, failure)
+        _free_memory(device)  # outside the except: the traceback no longer holds the tensors
+        return cand, None, failure

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every GPU check in one call, for one device-tool run (under 8 minutes on an H100-class GPU):
+#   1. installs the wheels scripts/gpu_wheels.sh built (.whl/; WHEELS=DIR for another),
+#   2. scripts/gpu_check.sh --part eager       (throughput, eager)
+#   3. scripts/gpu_finetune_check.sh           (fine-tuning, scratch and pretrained)
+#   4. scripts/gpu_check.sh --part compiled    (throughput, torch.compile; the longest, last)
+#   5. prints a summary table of every record, last, and saves it as OUTDIR/summary.md.
+# Everything goes under one folder, OUTDIR (--out DIR; default $OUT, else gpu_out/): the logs,
+# the summary and the results store OUTDIR/results, ready to be brought back and committed.
+#
+#   scripts/gpu_all.sh [--out DIR] [--rehearse]
+#
+# --rehearse runs the same plumbing on the CPU with tiny models in seconds (CI does this).
+# Exits 2 with one line where there is no CUDA (without --rehearse); otherwise 0 when every
+# record is ok, 1 when any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. scripts/_gpu_common.sh
+install_carried_wheels
+require_cuda
+
+flags=(--out "$OUTDIR")
+[ "$REHEARSE" = 1 ] && flags+=(--rehearse)
+start=$SECONDS
+bash scripts/gpu_check.sh --part eager "${flags[@]}"
+bash scripts/gpu_finetune_check.sh "${flags[@]}"
+bash scripts/gpu_check.sh --part compiled "${flags[@]}"
+echo
+echo "## summary ($(( SECONDS - start )) s in all)"
+"$PY" scripts/gpu_summary.py "$RESULTS" | tee "$OUTDIR/summary.md"

@@ -18,9 +18,12 @@ resumed run ends where an uninterrupted one would have; on CUDA it does so with
 ``deterministic`` (cuDNN's deterministic kernels, no autotuning), and without it is as close
 as two uninterrupted CUDA runs are to each other.
 
-Speed: ``train_samples_per_sec`` is measured over the epochs after the first one run by this
-process (the first carries CUDA's and the allocator's set-up), when there are such epochs;
-``train_time_s`` is every epoch's time. Under torchrun an epoch lasts as long as its slowest rank.
+Speed: ``train_samples_per_sec`` is measured over the epochs that carry no set-up, when there
+are such epochs: not the first one run by this process (CUDA's context, the allocator, cuDNN's
+autotuning) nor the first of a new phase (new backward kernels to choose once the backbone
+trains); ``train_time_s`` is every epoch's time. Under torchrun an epoch lasts as long as its
+slowest rank. On CUDA, cuDNN autotunes its kernels (``cudnn.benchmark``, as timm's training
+script does) unless ``deterministic``.
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ class TrainResult:
     train_time_s: float
     train_samples_per_sec: float
     resumed_from_epoch: int = 0
+    speed_epochs: int = 0  # epochs train_samples_per_sec was measured over (0: all, set-up included)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,12 +149,15 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def steady_samples_per_sec(curve: list[dict]) -> float:
-    """Samples per second over the epochs that were not the first in their process (the
-    first carries the set-up); over every epoch when there are no others."""
-    steady = [p for p in curve if not p.get("first_in_process")] or curve
-    seconds = sum(p["epoch_time_s"] for p in steady)
-    return round(sum(p["train_samples"] for p in steady) / seconds, 1) if seconds > 0 else 0.0
+def steady_samples_per_sec(curve: list[dict]) -> tuple[float, int]:
+    """Samples per second over the epochs that carry no set-up (``includes_setup``), and how
+    many epochs that is; over every epoch when all carry set-up (0 is then returned as the
+    count, so that a reader knows the figure includes it)."""
+    steady = [p for p in curve if not p.get("includes_setup")]
+    used = steady or curve
+    seconds = sum(p["epoch_time_s"] for p in used)
+    speed = round(sum(p["train_samples"] for p in used) / seconds, 1) if seconds > 0 else 0.0
+    return speed, len(steady)
 
 
 # -- augmentation ----------------------------------------------------------------------------
@@ -405,9 +412,10 @@ def train(
     device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
     if device_type == "cuda":
         torch.cuda.set_device(torch.device(cfg.device))
-        if cfg.deterministic:
-            torch.backends.cudnn.deterministic = True
-            torch.backends.cudnn.benchmark = False
+        # cuDNN's default kernel choice for some layers (depthwise convolutions' backward in
+        # channels_last) is many times slower than the autotuned one
+        torch.backends.cudnn.deterministic = cfg.deterministic
+        torch.backends.cudnn.benchmark = not cfg.deterministic
     rank, world = dist_setup(device_type)
     if cfg.batch_size % world:
         raise ConfigError(
@@ -455,6 +463,7 @@ def train(
 
     ddp_model = None
     for epoch in range(start_epoch, cfg.epochs):
+        setup = epoch == start_epoch or cfg.phase(epoch) != phase
         if cfg.phase(epoch) != phase or ddp_model is None:
             if cfg.phase(epoch) != phase:
                 phase = cfg.phase(epoch)
@@ -525,7 +534,7 @@ def train(
             "lr": optimizer.param_groups[0]["lr"],
             "epoch_time_s": round(epoch_time, 3),
             "train_samples": int(n),
-            "first_in_process": epoch == start_epoch,
+            "includes_setup": setup,
         }
         curve.append(point)
         if rank == 0:
@@ -577,6 +586,7 @@ def train(
         best_epoch=best["epoch"],
         best_top1=best["top1"],
         train_time_s=round(train_time, 3),
-        train_samples_per_sec=steady_samples_per_sec(curve),
+        train_samples_per_sec=steady_samples_per_sec(curve)[0],
+        speed_epochs=steady_samples_per_sec(curve)[1],
         resumed_from_epoch=start_epoch,
     )

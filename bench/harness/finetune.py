@@ -265,6 +265,7 @@ class FinetuneHarness:
             "best_top1": result.best_top1,
             "train_time_s": result.train_time_s,
             "train_samples_per_sec": result.train_samples_per_sec,
+            "speed_epochs": result.speed_epochs,
             "dataset_sha256": data.fingerprint(),
             "split": data.split,
             "train_samples": int(len(data.y_train)),

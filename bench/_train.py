@@ -93,7 +93,8 @@ class TrainResult:
     train_time_s: float
     train_samples_per_sec: float
     resumed_from_epoch: int = 0
-    speed_epochs: int = 0  # epochs train_samples_per_sec was measured over (0: all, set-up included)
+    # epochs train_samples_per_sec was measured over (0: all of them, set-up included)
+    speed_epochs: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

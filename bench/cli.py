@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError, ConfigError, Terminated
-from bench.harness._options import positive_int as _positive_int
+from bench.harness.options import positive_int as _positive_int
 
 logger = logging.getLogger("bench")
 
@@ -85,7 +85,7 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
 
 
 def cmd_list(args) -> int:
-    from bench._registry import TORCHVISION_PREFIX, Registry
+    from bench.registry.lookup import TORCHVISION_PREFIX, Registry
 
     registry = Registry()
     for w in registry.warnings:
@@ -138,9 +138,9 @@ def _run_options(args) -> dict:
 
 
 def cmd_run(args) -> int:
-    from bench._dist import is_main_process
-    from bench._registry import Registry
+    from bench.dist import is_main_process
     from bench.harness import parse_harnesses, preflight
+    from bench.registry.lookup import Registry
     from bench.runner import run
     from bench.storage import ResultStore
 
@@ -202,7 +202,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from bench.report import generate
+    from bench.report.generate import generate
 
     results = Path(args.results)
     if not results.is_dir():

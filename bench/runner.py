@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import bench
-from bench._dist import is_main_process
-from bench._isolate import run_isolated, should_isolate
-from bench._registry import ModelSpec
+from bench.dist import is_main_process
 from bench.environment import environment, utc_now
 from bench.errors import error_text
 from bench.harness import get_harness
-from bench.harness._base import Job, Measurement
+from bench.harness.base import Job, Measurement
+from bench.isolate import run_isolated, should_isolate
+from bench.registry.lookup import ModelSpec
 from bench.storage import ResultStore, RunDocument
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def placement(harness, options: dict) -> tuple[str, str | None]:
     if where is None:
         return "cpu", None
     try:
-        from bench.harness._device import device_name
+        from bench.harness.device import device_name
 
         device = where(options)
         return device, device_name(device)

@@ -15,11 +15,11 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def chapter_models():
-    from bench._registry import Registry
+    from bench.registry.lookup import Registry
 
     built = []
     for spec in Registry().resolve("chapter"):
-        from bench.harness._base import Job
+        from bench.harness.base import Job
 
         job = Job(spec, {})
         built.append((spec.name, job.model(), job.example_input(1)))
@@ -67,7 +67,7 @@ def _synthetic_store(root, models: int = 40):
 
 
 def test_report_generation(benchmark, tmp_path):
-    from bench.report import generate
+    from bench.report.generate import generate
 
     results = _synthetic_store(tmp_path / "results")
     written = benchmark.pedantic(

@@ -22,13 +22,13 @@ SPEED: dict[str, list[float]] = {}
 
 @pytest.fixture(scope="module")
 def data():
-    from bench._data import load_dataset
+    from bench.harness.finetune.data import load_dataset
 
     return load_dataset("mnist5k")
 
 
 def _simple_cnn():
-    from bench._registry import Registry
+    from bench.registry.lookup import Registry
 
     return Registry().get("simple_cnn").build(num_classes=10, in_chans=1)
 
@@ -65,7 +65,7 @@ def harness_epoch(data) -> float:
     """One epoch of the fine-tune harness's loop, with its default (digits) augmentation."""
     import torch
 
-    from bench._train import TrainConfig, train
+    from bench.harness.finetune.train import TrainConfig, train
 
     torch.manual_seed(0)
     model = _simple_cnn()

@@ -16,10 +16,10 @@ import time
 
 import pytest
 
-from bench._registry import ModelSpec
 from bench.harness import get_harness
-from bench.harness._base import Job
+from bench.harness.base import Job
 from bench.harness.throughput import cpu_has_native_bf16
+from bench.registry.lookup import ModelSpec
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -31,7 +31,7 @@ SETTINGS = {"device": "cpu", "batch_size": [BATCH], "img_size": 224, "min_time":
 
 @pytest.fixture(scope="module")
 def resnet50_job():
-    from bench._registry import Registry
+    from bench.registry.lookup import Registry
 
     spec = Registry().get("resnet50")
     job = Job(spec, SETTINGS)

@@ -68,7 +68,7 @@ def rows(frame) -> list[dict]:
 def main(argv: list[str]) -> int:
     from tabulate import tabulate
 
-    from bench.report import load_records
+    from bench.report.generate import load_records
 
     if len(argv) != 1:
         print("usage: python scripts/gpu_summary.py RESULTS_DIR", file=sys.stderr)

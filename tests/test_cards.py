@@ -13,12 +13,12 @@ import re
 
 import pytest
 
-from bench._registry import Registry
-from bench.cards import load_cards
-from bench.harness._base import Job
+from bench.harness.base import Job
 from bench.harness.depth import DepthHarness
 from bench.harness.flops import FlopsHarness
 from bench.harness.params import ParamsHarness
+from bench.registry.cards import load_cards
+from bench.registry.lookup import Registry
 
 
 @pytest.mark.slow

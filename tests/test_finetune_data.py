@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench._data import load_dataset, stratified_split
 from bench.errors import DataError
+from bench.harness.finetune.data import load_dataset, stratified_split
 
 
 @pytest.fixture(scope="module")

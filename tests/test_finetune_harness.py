@@ -48,7 +48,7 @@ def test_record_fields(single_run):
 def test_report_has_table_columns_and_stable_plots(single_run):
     import pandas as pd
 
-    from bench.report import generate
+    from bench.report.generate import generate
 
     out = single_run / "reports"
     generate(single_run / "results", out)

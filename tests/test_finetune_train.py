@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench._data import load_dataset
-from bench._registry import Registry
-from bench._train import TrainConfig, _optimizer, augment_batch, train
 from bench.errors import ConfigError
+from bench.harness.finetune.data import load_dataset
+from bench.harness.finetune.train import TrainConfig, _optimizer, augment_batch, train
+from bench.registry.lookup import Registry
 
 
 @pytest.fixture(scope="module")

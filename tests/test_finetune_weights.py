@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench._registry import Registry
-from bench._weights import build_model, lite0_weights_path, map_by_order
 from bench.errors import DataError
+from bench.harness.finetune.weights import build_model, lite0_weights_path, map_by_order
+from bench.registry.lookup import Registry
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_weights_file_errors(registry, tmp_path):
 def test_reset_classifier_torchvision():
     import torchvision.models as tvm
 
-    from bench.harness._model_utils import classifier, reset_classifier
+    from bench.registry.heads import classifier, reset_classifier
 
     m = tvm.mobilenet_v3_small()
     reset_classifier(m, 3)

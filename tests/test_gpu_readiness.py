@@ -14,10 +14,10 @@ import weakref
 import pytest
 from conftest import REPO, make_distribution
 
-from bench._registry import ModelSpec
 from bench.harness import HARNESSES
 from bench.harness import throughput as tp
-from bench.harness._base import Job
+from bench.harness.base import Job
+from bench.registry.lookup import ModelSpec
 from bench.runner import run
 from bench.storage import ResultStore
 
@@ -99,7 +99,7 @@ class FailsOnTheGpu:
 
 def test_error_rows_carry_the_harness_device(monkeypatch, tmp_path):
     monkeypatch.setitem(HARNESSES, "fails_on_gpu", f"{__name__}:FailsOnTheGpu")
-    monkeypatch.setattr("bench.harness._device.device_name", lambda device: f"Fake {device}")
+    monkeypatch.setattr("bench.harness.device.device_name", lambda device: f"Fake {device}")
     spec = ModelSpec(name="m", source="test", input_size=(1, 2, 2))
     doc = run([spec], ["fails_on_gpu"], {}, ResultStore(tmp_path))
     (rec,) = doc.records
@@ -108,7 +108,7 @@ def test_error_rows_carry_the_harness_device(monkeypatch, tmp_path):
 
 
 def test_throughput_and_finetune_say_where_they_measure():
-    from bench.harness.finetune import FinetuneHarness
+    from bench.harness.finetune.harness import FinetuneHarness
 
     assert tp.ThroughputHarness.device_for({"device": "cpu"}) == "cpu"
     assert FinetuneHarness.device_for({"device": "cpu"}) == "cpu"
@@ -204,7 +204,7 @@ def test_compiled_attempt_resets_dynamo_also_on_failure(monkeypatch):
 def test_latest_keeps_one_row_per_device_name():
     import pandas as pd
 
-    from bench.report import latest
+    from bench.report.generate import latest
 
     base = {"model": "resnet50", "harness": "throughput", "device": "cuda", "config_key": "{}"}
     frame = pd.DataFrame(
@@ -225,7 +225,7 @@ def test_latest_keeps_one_row_per_device_name():
 def test_epoch_time_is_the_slowest_ranks(monkeypatch):
     import torch.distributed as dist
 
-    from bench._train import slowest_rank_time
+    from bench.harness.finetune.train import slowest_rank_time
 
     ops = []
 
@@ -240,7 +240,7 @@ def test_epoch_time_is_the_slowest_ranks(monkeypatch):
 
 
 def test_samples_per_sec_leaves_out_epochs_with_set_up():
-    from bench._train import steady_samples_per_sec
+    from bench.harness.finetune.train import steady_samples_per_sec
 
     curve = [
         {"epoch_time_s": 10.0, "train_samples": 100, "includes_setup": True},
@@ -254,7 +254,7 @@ def test_samples_per_sec_leaves_out_epochs_with_set_up():
 def test_rng_state_round_trip_and_cuda_slot():
     import torch
 
-    from bench._train import rng_state, set_rng_state
+    from bench.harness.finetune.train import rng_state, set_rng_state
 
     state = rng_state("cpu")
     assert state["cuda"] is None
@@ -266,9 +266,9 @@ def test_rng_state_round_trip_and_cuda_slot():
 def test_staged_run_marks_set_up_epochs(tmp_path):
     import torch
 
-    from bench._data import load_dataset
-    from bench._registry import Registry
-    from bench._train import TrainConfig, train
+    from bench.harness.finetune.data import load_dataset
+    from bench.harness.finetune.train import TrainConfig, train
+    from bench.registry.lookup import Registry
 
     data = load_dataset("digits")
     data.x_train, data.y_train = data.x_train[::8].clone(), data.y_train[::8].clone()

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from bench._isolate import WorkerError, run_isolated, should_isolate
-from bench._registry import ModelSpec
 from bench.harness import HARNESSES
-from bench.harness._base import Measurement
+from bench.harness.base import Measurement
+from bench.isolate import WorkerError, run_isolated, should_isolate
+from bench.registry.lookup import ModelSpec
 from bench.runner import run
 from bench.storage import ResultStore
 

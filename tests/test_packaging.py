@@ -33,7 +33,7 @@ def test_installed_wheel_finds_the_cards(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(site)
     code = (
-        "import bench.cards as c, bench;"
+        "import bench.registry.cards as c, bench;"
         f"assert str(bench.__file__).startswith({str(site)!r}), bench.__file__;"
         "cards = c.load_cards(); print(len(cards), cards['vgg16'].published.params)"
     )

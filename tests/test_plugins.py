@@ -8,7 +8,7 @@ import pytest
 import tomllib
 from conftest import REPO, run_cli
 
-from bench._plugins import BUILTIN_ENTRY_POINTS, GROUP, find_plugins
+from bench.registry.plugins import BUILTIN_ENTRY_POINTS, GROUP, find_plugins
 
 
 def test_builtin_entry_points_match_pyproject():

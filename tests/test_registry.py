@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench._registry import Registry, natural_key
-from bench.cards import chapter_table, load_cards
 from bench.errors import ConfigError, DuplicateModelError, PluginError, UnknownModelError
+from bench.registry.cards import chapter_table, load_cards
+from bench.registry.lookup import Registry, natural_key
 
 CHAPTER_TABLE = [
     "lenet5", "alexnet", "vgg16", "googlenet", "resnet50",
@@ -156,8 +156,8 @@ def test_conv_types_expand_to_the_chapters_second_table(registry):
 
 
 def test_card_formulas_allow_only_sums_and_products():
-    from bench.cards import evaluate
     from bench.errors import CardError
+    from bench.registry.cards import evaluate
 
     assert evaluate("C * 9 + C * C_out", {"C": 4, "C_out": 8}) == 68
     for bad in ("__import__('os')", "C ** 2", "C / 2", "D * 2"):

@@ -5,7 +5,7 @@ import shutil
 import pytest
 from conftest import REPO
 
-from bench.report import agrees, generate, parse_stated
+from bench.report.generate import agrees, generate, parse_stated
 
 FIXTURE = REPO / "tests" / "data" / "results"
 GOLDEN = REPO / "tests" / "golden"

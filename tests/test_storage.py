@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from bench._registry import Registry
+from bench.registry.lookup import Registry
 from bench.runner import run
 from bench.storage import SCHEMA_VERSION, ResultStore, atomic_write_text
 

@@ -11,19 +11,9 @@ import statistics
 
 import pytest
 
-from bench._registry import ModelSpec
 from bench.errors import ConfigError
 from bench.harness import DEFAULT_HARNESSES, HARNESSES, get_harness
-from bench.harness._base import Job
-from bench.harness._timing import (
-    CpuTimer,
-    StepStats,
-    WarmupPolicy,
-    is_stable,
-    percentile,
-    timed_loop,
-    warm_up,
-)
+from bench.harness.base import Job
 from bench.harness.throughput import (
     DeviceError,
     OutOfMemoryError,
@@ -32,6 +22,16 @@ from bench.harness.throughput import (
     cpu_has_native_bf16,
     is_oom,
 )
+from bench.harness.timing import (
+    CpuTimer,
+    StepStats,
+    WarmupPolicy,
+    is_stable,
+    percentile,
+    timed_loop,
+    warm_up,
+)
+from bench.registry.lookup import ModelSpec
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -333,7 +333,7 @@ def test_cuda_timer_pairs_events_per_step_and_syncs_only_around_the_loop():
     """CudaTimer's bookkeeping with a stand-in for torch.cuda (no GPU needed)."""
     from types import SimpleNamespace
 
-    from bench.harness._timing import CudaTimer
+    from bench.harness.timing import CudaTimer
 
     clock = FakeClock([0.25])
     syncs = []
@@ -366,7 +366,7 @@ def test_reuses_the_flops_harness_count_of_the_same_run():
 
 
 def test_earlier_measurements_reach_the_isolated_worker():
-    from bench._isolate import run_isolated
+    from bench.isolate import run_isolated
 
     measured = {"flops": {"macs": 2_500_000_000}}
     (m,) = run_isolated(_spec(tiny), "throughput", dict(FAST), timeout=120, measured=measured)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.report import SECTIONS, generate
+from bench.report.generate import SECTIONS, generate
 from bench.storage import ResultStore
 
 

@@ -17,7 +17,7 @@ HARNESSES: dict[str, str] = {
     "flops": "bench.harness.flops:FlopsHarness",
     "depth": "bench.harness.depth:DepthHarness",
     "throughput": "bench.harness.throughput:ThroughputHarness",
-    "finetune": "bench.harness.finetune:FinetuneHarness",
+    "finetune": "bench.harness.finetune.harness:FinetuneHarness",
 }
 
 # What `run` measures when --harness is not given.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import weakref
 
-from bench.harness._base import Job, Measurement
+from bench.harness.base import Job, Measurement
 
 
 def _weight_ops():

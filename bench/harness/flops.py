@@ -16,7 +16,7 @@ import warnings
 from collections import Counter
 from math import prod
 
-from bench.harness._base import Job, Measurement
+from bench.harness.base import Job, Measurement
 
 logger = logging.getLogger(__name__)
 

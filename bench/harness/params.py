@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from bench.harness._base import Job, Measurement
+from bench.harness.base import Job, Measurement
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -15,7 +15,7 @@ Method (the defaults are those of ``python -m bench run --help``):
   times samples per second (training counts 3x the forward MACs, the usual estimate).
 
 The runner measures each model in its own process (``isolate = True``; see
-``bench._isolate``). This module is cheap to import: torch is imported inside functions.
+``bench.isolate``). This module is cheap to import: torch is imported inside functions.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.errors import BenchError, ConfigError
-from bench.harness._base import Job, Measurement
-from bench.harness._device import DeviceError, check_device, device_name
-from bench.harness._options import add_once as _add
-from bench.harness._options import positive_float
-from bench.harness._options import positive_int as _positive_int
-from bench.harness._timing import (
+from bench.harness.base import Job, Measurement
+from bench.harness.device import DeviceError, check_device, device_name
+from bench.harness.options import add_once as _add
+from bench.harness.options import positive_float
+from bench.harness.options import positive_int as _positive_int
+from bench.harness.timing import (
     CpuTimer,
     CudaTimer,
     StepStats,
@@ -567,7 +567,7 @@ def _gmacs(model, job: Job) -> float | None:
 
 class ThroughputHarness:
     name = "throughput"
-    isolate = True  # the runner measures each model in its own process (bench._isolate)
+    isolate = True  # the runner measures each model in its own process (bench.isolate)
 
     @staticmethod
     def device_for(options: dict) -> str:

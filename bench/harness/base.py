@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench._registry import ModelSpec
+from bench.registry.lookup import ModelSpec
 
 
 @dataclass

@@ -13,9 +13,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.cards import ModelCard, chapter_table, conv_table, load_cards
-from bench.report_finetune import finetune_section
-from bench.report_throughput import throughput_section
+from bench.registry.cards import ModelCard, chapter_table, conv_table, load_cards
+from bench.report.finetune import finetune_section
+from bench.report.throughput import throughput_section
 from bench.storage import ResultStore, atomic_write_text
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Run one harness on one model in a child process, with a timeout.
 
 The parent writes the model's spec and the run's options to a file, starts
-``python -m bench._isolate IN OUT`` in a new session and waits. The child builds the model,
+``python -m bench.isolate IN OUT`` in a new session and waits. The child builds the model,
 runs the harness and writes back either its measurements or the exception's type, message
 and traceback. A crash (no result, a signal) or a hang (killed after ``--model-timeout``)
 becomes a :class:`WorkerError`, which the runner turns into an error row; the run goes on.
@@ -21,7 +21,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from bench._dist import world_size
+from bench.dist import world_size
 from bench.errors import BenchError
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def run_isolated(
         job_in.write_bytes(pickle.dumps(payload))
         with open(err, "wb") as err_f:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench._isolate", str(job_in), str(result_out)],
+                [sys.executable, "-m", "bench.isolate", str(job_in), str(result_out)],
                 stdin=subprocess.DEVNULL, stdout=err_f, stderr=err_f, start_new_session=True,
             )  # fmt: skip
             try:
@@ -139,7 +139,7 @@ def main(argv: list[str]) -> int:
     try:
         import importlib
 
-        from bench.harness._base import Job
+        from bench.harness.base import Job
 
         module, cls = payload["harness"].split(":")
         harness = getattr(importlib.import_module(module), cls)()

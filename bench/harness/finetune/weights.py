@@ -171,7 +171,7 @@ def _is_lite0(spec) -> bool:
 def build_model(spec, num_classes: int, data_channels: int, pretrained=False, weights=None):
     """(model with a num_classes head, Init). Grayscale goes in as in_chans=1 when the model
     is trained from scratch and can take it; pretrained 3-channel models get it repeated."""
-    from bench.harness._model_utils import reset_classifier
+    from bench.registry.heads import reset_classifier
 
     if weights:
         return _build_from_file(spec, num_classes, data_channels, weights)
@@ -249,7 +249,7 @@ def _torchvision_file(spec) -> tuple[str | None, str | None]:
 
 
 def _build_from_file(spec, num_classes: int, data_channels: int, path: str):
-    from bench.harness._model_utils import reset_classifier
+    from bench.registry.heads import reset_classifier
 
     state = load_state_file(path)
     in_chans = 3

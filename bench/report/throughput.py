@@ -1,6 +1,6 @@
 """The throughput report: ``reports/throughput.md`` and ``reports/throughput_vs_gmacs.png``.
 
-Registered in ``bench.report.SECTIONS``. Reads only the results (no torch); the plot uses
+Registered in ``bench.report.generate.SECTIONS``. Reads only the results (no torch); the plot uses
 matplotlib's Agg backend and writes no timestamp or version, so the same results give the
 same bytes.
 """
@@ -138,7 +138,7 @@ def throughput_markdown(frame, table) -> str:
 
 
 def _chapter_labels() -> dict[str, str]:
-    from bench.cards import load_cards
+    from bench.registry.cards import load_cards
 
     return {
         name: card.display_name

@@ -313,7 +313,7 @@ def _schedule(optimizer, total_steps: int, warmup_steps: int):
 def _optimizer(model, cfg: TrainConfig, phase: str, steps_per_epoch: int):
     import torch
 
-    from bench.harness._model_utils import set_backbone_frozen, split_parameters
+    from bench.registry.heads import set_backbone_frozen, split_parameters
 
     set_backbone_frozen(model, phase == "head")
     head, backbone = split_parameters(model)
@@ -400,7 +400,7 @@ def train(
     import torch.nn.functional as F
     from torch.utils.data import DistributedSampler
 
-    from bench.harness._model_utils import freeze_frozen_norms
+    from bench.registry.heads import freeze_frozen_norms
 
     if cfg.protocol not in PROTOCOLS:
         raise ConfigError(

@@ -112,7 +112,7 @@ def evaluate(expression: str, names: dict[str, int], origin: str = "") -> int:
 
 def _card_dir():
     """The folder holding the cards: the checkout's registry/, else the installed data."""
-    checkout = Path(__file__).resolve().parent.parent / "registry"
+    checkout = Path(__file__).resolve().parents[2] / "registry"
     if checkout.is_dir() and any(checkout.glob("*.toml")):
         return checkout
     try:

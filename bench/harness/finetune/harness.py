@@ -1,8 +1,8 @@
 """Fine-tuned accuracy: train each model on a real data set and score it on held-out images.
 
 Runs only when asked (``--harness finetune``). The data set is held in memory (see
-``bench._data``), the model gets a fresh head for the data set's classes (see
-``bench._weights``), and ``bench._train`` trains it. Under ``torchrun`` it trains with
+``bench.harness.finetune.data``), the model gets a fresh head for the data set's classes (see
+``bench.harness.finetune.weights``), and ``bench.harness.finetune.train`` trains it. Under ``torchrun`` it trains with
 DistributedDataParallel; only rank 0 writes anything.
 
 Image size: ``--img-size`` when given; otherwise the model's native size on a GPU, and on
@@ -18,11 +18,11 @@ import logging
 from pathlib import Path
 
 from bench.errors import ConfigError
-from bench.harness._base import Job, Measurement
-from bench.harness._options import add_once as _add
-from bench.harness._options import nonneg_int as _nonneg_int
-from bench.harness._options import positive_float as _positive_float
-from bench.harness._options import positive_int as _positive_int
+from bench.harness.base import Job, Measurement
+from bench.harness.options import add_once as _add
+from bench.harness.options import nonneg_int as _nonneg_int
+from bench.harness.options import positive_float as _positive_float
+from bench.harness.options import positive_int as _positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _fraction(text: str) -> float:
 
 
 def _dataset(text: str) -> str:
-    from bench._data import DATASETS
+    from bench.harness.finetune.data import DATASETS
 
     if text in DATASETS[:-1] or (text.startswith("imagefolder:") and len(text) > 12):
         return text
@@ -52,7 +52,7 @@ def _dataset(text: str) -> str:
 
 
 def add_arguments(group) -> None:
-    from bench._data import DATASETS
+    from bench.harness.finetune.data import DATASETS
 
     _add(group, "--dataset", type=_dataset, default="mnist5k", metavar="NAME",
          help=f"data set to fine-tune on: {', '.join(DATASETS)} (default: mnist5k, offline)")  # fmt: skip
@@ -96,7 +96,7 @@ def _device(options: dict) -> str:
     """The torch device: --device resolved as the throughput harness does, one GPU per rank."""
     import os
 
-    from bench.harness._device import check_device
+    from bench.harness.device import check_device
 
     device = check_device(options.get("device") or "auto")
     if device == "cuda":
@@ -120,7 +120,7 @@ def _batch_size(options: dict) -> int:
 
 def preflight(options: dict) -> None:
     """Bad input that would fail every model alike: one line and exit 2, before any work."""
-    from bench._data import _TORCHVISION, load_dataset
+    from bench.harness.finetune.data import _TORCHVISION, load_dataset
 
     weights = options.get("weights")
     if weights and options.get("pretrained"):
@@ -170,10 +170,10 @@ class FinetuneHarness:
     def _measure(self, job: Job) -> list[Measurement]:
         import torch
 
-        from bench._data import DEFAULT_AUGMENT, load_dataset
-        from bench._dist import is_main_process
-        from bench._train import TrainConfig, train
-        from bench._weights import build_model
+        from bench.dist import is_main_process
+        from bench.harness.finetune.data import DEFAULT_AUGMENT, load_dataset
+        from bench.harness.finetune.train import TrainConfig, train
+        from bench.harness.finetune.weights import build_model
 
         opts = job.options
         device = _device(opts)
@@ -219,7 +219,7 @@ class FinetuneHarness:
             mean, std = init.mean, init.std
         else:
             mean, std = data.mean_std()
-        from bench._dist import world_size
+        from bench.dist import world_size
 
         world = world_size()
         init_label = init.init

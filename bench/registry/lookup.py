@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench._plugins import Plugin, find_plugins, load_plugin
-from bench.cards import ModelCard, chapter_table, conv_table, load_cards
 from bench.errors import ConfigError, DuplicateModelError, PluginError, UnknownModelError
+from bench.registry.cards import ModelCard, chapter_table, conv_table, load_cards
+from bench.registry.plugins import Plugin, find_plugins, load_plugin
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _build_torchvision(name: str, pretrained: bool, kwargs: dict):
         n = kwargs.pop("num_classes")
         model = tvm.get_model(name, weights=weights, **kwargs)
         if n != len(weights.meta["categories"]):
-            from bench.harness._model_utils import reset_classifier
+            from bench.registry.heads import reset_classifier
 
             reset_classifier(model, n)
         return model

@@ -6,6 +6,6 @@ that need them.
 
 __version__ = "0.1.0"
 
-from bench.errors import BenchError  # noqa: E402
+from bench.errors import BenchError
 
 __all__ = ["BenchError", "__version__"]

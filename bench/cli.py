@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError, ConfigError, Terminated
-from bench.harness.options import positive_int as _positive_int
 
 logger = logging.getLogger("bench")
 
@@ -23,7 +22,7 @@ EXIT_INTERRUPTED = 130
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error that points at --help."""
 
-    def error(self, message: str):  # noqa: D401 - argparse's signature
+    def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. See '{self.prog} --help'.\n")
 
 
@@ -46,23 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--torchvision", dest="include_torchvision", action="store_true",
                    help="include torchvision's classification models, as 'torchvision:NAME'")  # fmt: skip
     p.add_argument("--exclude", default="", help="comma-separated wildcards to leave out")
-
-    from bench.harness import DEFAULT_HARNESSES, add_harness_arguments, harness_names
+    p.add_argument("--harnesses", action="store_true",
+                   help="list the harnesses instead, with where each comes from")  # fmt: skip
 
     p = sub.add_parser("run", help="measure models and store the results",
                        description="Measure models with the chosen harnesses. Records are written "
                        "to the results store as each model completes.")  # fmt: skip
-    p.add_argument("--models", required=True,
-                   help="comma-separated names: registered ('resnet50'), any timm model, "
-                   "'torchvision:NAME', wildcards ('convnext*'), or 'chapter' for the chapter's "
-                   "table plus its own models")  # fmt: skip
-    p.add_argument("--harness", default=None,
-                   help=f"comma-separated harnesses from {', '.join(harness_names())} or 'all' "
-                   f"(default: {','.join(DEFAULT_HARNESSES)})")  # fmt: skip
-    p.add_argument("--out", default="results", help="results store to write to (default: results/)")
-    p.add_argument("--img-size", type=_positive_int, default=None,
-                   help="input height and width for every model (default: each model's own)")  # fmt: skip
-    add_harness_arguments(p)
+    _add_run_arguments(p.add_argument_group("run"))
+    from bench.harness import add_harness_arguments
+
+    p.set_defaults(harness_dests=add_harness_arguments(p))
 
     p = sub.add_parser("report", help="regenerate the reports from the results",
                        description="Regenerate reports/ (markdown tables, results.csv) from the "
@@ -72,6 +64,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="reports", help="folder to write reports to (default: reports/)"
     )
     return parser
+
+
+def _add_run_arguments(g) -> None:
+    """``run``'s own options: what to measure, where, and how (every harness reads these)."""
+    from bench.harness import DEFAULT_HARNESSES
+    from bench.harness.base import PRECISIONS, RunConfig
+    from bench.harness.options import device, int_list, positive_float, positive_int
+
+    d = RunConfig()
+    g.add_argument("--models", required=True,
+                   help="comma-separated names: registered ('resnet50'), any timm model, "
+                   "'torchvision:NAME', wildcards ('convnext*'), or 'chapter' for the chapter's "
+                   "table plus its own models")  # fmt: skip
+    g.add_argument("--harness", default=None,
+                   help="comma-separated harnesses ('python -m bench list --harnesses') or "
+                   f"'all' (default: {','.join(DEFAULT_HARNESSES)})")  # fmt: skip
+    g.add_argument("--out", default="results", help="results store to write to (default: results/)")
+    g.add_argument("--img-size", type=positive_int, default=d.img_size,
+                   help="input height and width for every model (default: each model's own)")  # fmt: skip
+    g.add_argument("--device", type=device, default=d.device, metavar="{auto,cpu,cuda}",
+                   help=f"where to measure; auto: CUDA when present (default: {d.device})")  # fmt: skip
+    g.add_argument("--batch-size", dest="batch_sizes", type=int_list, default=d.batch_sizes,
+                   metavar="N[,N...]", help="batch size; a comma list is a sweep (default: each "
+                   "harness's own: throughput 256 on CUDA and 16 on the CPU, finetune 64)")  # fmt: skip
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help=f"fp32, or bf16/fp16 autocast (default: {d.precision})")  # fmt: skip
+    g.add_argument("--no-isolate", dest="isolate", action="store_false", default=d.isolate,
+                   help="measure in this process instead of one subprocess per model")  # fmt: skip
+    g.add_argument("--model-timeout", dest="model_timeout_s", default=d.model_timeout_s,
+                   type=lambda t: positive_float(t, "a positive number of seconds"), metavar="S",
+                   help="an isolated model that takes longer than S seconds becomes an error "
+                   f"row (default: {d.model_timeout_s:g})")  # fmt: skip
 
 
 def _print_table(rows: list[dict], columns: list[str]) -> None:
@@ -84,9 +108,35 @@ def _print_table(rows: list[dict], columns: list[str]) -> None:
     )
 
 
-def cmd_list(args) -> int:
-    from bench.registry.lookup import TORCHVISION_PREFIX, Registry
+def _list_harnesses() -> int:
+    from bench import harness
 
+    for w in harness.warnings():
+        print(f"warning: {w}", file=sys.stderr)
+    rows = []
+    for name, entry in harness.entries().items():
+        cls = entry.cls
+        rows.append(
+            {
+                "harness": name,
+                "provider": entry.provider,
+                "default": "yes" if name in harness.DEFAULT_HARNESSES else "",
+                "own process": "yes" if cls is not None and getattr(cls, "isolate", False) else "",
+                "status": "failed to load" if cls is None else "",
+            }
+        )
+    cols = ["harness", "provider", "default", "own process"]
+    if any(r["status"] for r in rows):
+        cols.append("status")
+    _print_table(rows, cols)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from bench.registry import TORCHVISION_PREFIX, Registry
+
+    if args.harnesses:
+        return _list_harnesses()
     registry = Registry()
     for w in registry.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -128,33 +178,46 @@ def cmd_list(args) -> int:
     return 0
 
 
-# Options that say what to run rather than how to measure; kept out of the records' config.
-_NOT_OPTIONS = {"command", "debug", "models", "harness", "out"}
+def _run_config(args):
+    """The run-wide configuration from the options ``run`` names (not a deny-list)."""
+    from bench.runner import RunConfig
+
+    return RunConfig(
+        device=args.device,
+        batch_sizes=tuple(args.batch_sizes) if args.batch_sizes else None,
+        precision=args.precision,
+        img_size=args.img_size,
+        isolate=args.isolate,
+        model_timeout_s=args.model_timeout_s,
+    )
 
 
-def _run_options(args) -> dict:
-    """Every measuring option of ``run`` (the harnesses' own included), as plain data."""
-    return {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_OPTIONS}
+def _harness_options(args, harnesses) -> dict[str, dict]:
+    """Each harness's own options that were given, by harness (its defaults fill the rest)."""
+    dests = args.harness_dests
+    return {
+        h: {d: getattr(args, d) for d in dests.get(h, ()) if hasattr(args, d)} for h in harnesses
+    }
 
 
 def cmd_run(args) -> int:
+    from bench import harness
     from bench.dist import is_main_process
-    from bench.harness import parse_harnesses, preflight
-    from bench.registry.lookup import Registry
-    from bench.runner import run
+    from bench.registry import Registry
+    from bench.runner import configure, run
     from bench.storage import ResultStore
 
-    harnesses = parse_harnesses(args.harness)
-    registry = Registry()
     chatty = is_main_process()  # under torchrun, rank 0 alone talks
-    for w in registry.warnings if chatty else ():
+    harnesses = harness.parse_harnesses(args.harness)
+    registry = Registry()
+    for w in [*harness.warnings(), *registry.warnings] if chatty else ():
         print(f"warning: {w}", file=sys.stderr)
     specs = registry.resolve(args.models)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the results store.")
-    options = _run_options(args)
-    preflight(harnesses, options)
+    run_config = _run_config(args)
+    configs = configure(harnesses, run_config, _harness_options(args, harnesses))
     summary: list[dict] = []
 
     def on_model(spec, records):
@@ -183,7 +246,7 @@ def cmd_run(args) -> int:
 
     store = ResultStore(out)
     try:
-        doc = run(specs, harnesses, options, store, on_model=on_model)
+        doc = run(specs, harnesses, run_config, store, on_model=on_model, configs=configs)
     except KeyboardInterrupt as e:
         if chatty:
             how = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"

@@ -16,3 +16,8 @@ def rank() -> int:
 def is_main_process() -> bool:
     """Rank 0 of a torchrun launch, or a plain process: the one that writes results."""
     return rank() == 0
+
+
+def local_rank() -> int:
+    """This process's GPU index on its node under torchrun (0 otherwise)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))

@@ -36,6 +36,10 @@ class UnknownHarnessError(BenchError):
     """A harness name is not one cnn-bench has."""
 
 
+class HarnessError(BenchError):
+    """A harness broke its contract (returned something that is not a measurement)."""
+
+
 class PluginError(BenchError):
     """A third-party entry point could not be loaded or is malformed."""
 

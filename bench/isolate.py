@@ -1,10 +1,10 @@
 """Run one harness on one model in a child process, with a timeout.
 
-The parent writes the model's spec and the run's options to a file, starts
-``python -m bench.isolate IN OUT`` in a new session and waits. The child builds the model,
-runs the harness and writes back either its measurements or the exception's type, message
-and traceback. A crash (no result, a signal) or a hang (killed after ``--model-timeout``)
-becomes a :class:`WorkerError`, which the runner turns into an error row; the run goes on.
+The parent writes the model's spec, the run's configuration and the harness's own (plain
+data) to a file, starts ``python -m bench.isolate IN OUT`` in a new session and waits. The child
+builds the model, runs the harness and writes back either its measurements or the exception's
+type, message and traceback. A crash (no result, a signal) or a hang (killed after
+``--model-timeout``) becomes a :class:`WorkerError`, which the runner turns into an error row.
 Each model in its own process also keeps one model's memory (fragmentation, caches, peak
 RSS) from skewing the next.
 """
@@ -23,23 +23,19 @@ from pathlib import Path
 
 from bench.dist import world_size
 from bench.errors import BenchError
+from bench.harness import config_as_dict, harness_target
+from bench.harness.base import Job, RunConfig, as_measurements
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_TIMEOUT_S = 1800.0
 
 
 class WorkerError(BenchError):
     """The isolated measurement raised, crashed or timed out."""
 
 
-def should_isolate(harness, options: dict) -> bool:
+def should_isolate(harness, run: RunConfig) -> bool:
     """Harnesses that ask for it, unless --no-isolate or under torchrun (WORLD_SIZE > 1)."""
-    return (
-        bool(getattr(harness, "isolate", False))
-        and not options.get("no_isolate")
-        and world_size() == 1
-    )
+    return bool(getattr(harness, "isolate", False)) and run.isolate and world_size() == 1
 
 
 def _stderr_tail(path: Path, lines: int = 1) -> str:
@@ -51,22 +47,33 @@ def _stderr_tail(path: Path, lines: int = 1) -> str:
 
 
 def run_isolated(
-    spec, harness: str, options: dict, timeout: float | None = None, measured: dict | None = None
+    spec,
+    harness: str,
+    run: RunConfig,
+    config=None,
+    timeout: float | None = None,
+    measured: dict | None = None,
 ) -> list:
     """The harness's measurements from a child process; raises WorkerError on any failure."""
-    timeout = float(timeout or options.get("model_timeout") or DEFAULT_TIMEOUT_S)
+    timeout = float(timeout or run.model_timeout_s)
     try:
         spec_bytes = pickle.dumps(spec)
-    except Exception as e:  # noqa: BLE001 - a builder pickle cannot name (a lambda, a closure)
+    except Exception as e:
         raise WorkerError(
             f"Cannot send model '{spec.name}' to a subprocess ({e}); pass --no-isolate to "
             "measure it in this process."
         ) from e
-    from bench.harness import HARNESSES
-
-    # the harness travels as "module:Class", so that the child needs no registry of its own
-    payload = {"sys_path": list(sys.path), "spec": spec_bytes, "harness": HARNESSES[harness],
-               "options": options, "measured": measured or {}, "log_level": logging.getLogger("bench").getEffectiveLevel()}  # fmt: skip
+    # the harness travels as "module:Class" and the configurations as plain data, so that
+    # the child needs no registry of its own
+    payload = {
+        "sys_path": list(sys.path),
+        "spec": spec_bytes,
+        "harness": harness_target(harness),
+        "run": run.as_dict(),
+        "config": config_as_dict(config) if config is not None else None,
+        "measured": measured or {},
+        "log_level": logging.getLogger("bench").getEffectiveLevel(),
+    }
     with tempfile.TemporaryDirectory(prefix="cnn-bench-") as tmp:
         tmp = Path(tmp)
         job_in, result_out, err = tmp / "job.pkl", tmp / "result.pkl", tmp / "stderr.txt"
@@ -139,16 +146,17 @@ def main(argv: list[str]) -> int:
     try:
         import importlib
 
-        from bench.harness.base import Job
-
-        module, cls = payload["harness"].split(":")
-        harness = getattr(importlib.import_module(module), cls)()
-        spec = pickle.loads(payload["spec"])
-        measurements = harness.measure(
-            Job(spec, payload["options"], measured=payload.get("measured", {}))
-        )
+        module, cls_name = payload["harness"].split(":")
+        cls = getattr(importlib.import_module(module), cls_name)
+        run = RunConfig.from_dict(payload["run"])
+        config = payload["config"]
+        hook = getattr(cls, "configure", None)
+        if config is not None and hook is not None:
+            config = hook(config, run)
+        job = Job(pickle.loads(payload["spec"]), run, config, measured=payload["measured"])
+        measurements = as_measurements(cls.name, cls().measure(job))
         _write(result_out, {"ok": True, "measurements": measurements})
-    except Exception as e:  # noqa: BLE001 - sent back to the parent, which makes it a row
+    except Exception as e:
         _write(
             result_out,
             {"ok": False, "error": error_text(e), "traceback": traceback.format_exc()},

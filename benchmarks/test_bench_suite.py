@@ -21,7 +21,7 @@ def chapter_models():
     for spec in Registry().resolve("chapter"):
         from bench.harness.base import Job
 
-        job = Job(spec, {})
+        job = Job(spec)
         built.append((spec.name, job.model(), job.example_input(1)))
     return built
 

@@ -16,8 +16,7 @@ import time
 
 import pytest
 
-from bench.harness import get_harness
-from bench.harness.base import Job
+from bench.harness import get_harness, make_job, split_options
 from bench.harness.throughput import cpu_has_native_bf16
 from bench.registry.lookup import ModelSpec
 
@@ -25,8 +24,8 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 BATCH = 16
-SETTINGS = {"device": "cpu", "batch_size": [BATCH], "img_size": 224, "min_time": 10.0,
-            "min_steps": 10, "no_isolate": True}  # fmt: skip
+SETTINGS = {"device": "cpu", "batch_sizes": (BATCH,), "img_size": 224, "min_time_s": 10.0,
+            "min_steps": 10, "isolate": False}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +33,13 @@ def resnet50_job():
     from bench.registry.lookup import Registry
 
     spec = Registry().get("resnet50")
-    job = Job(spec, SETTINGS)
+    job = make_job(spec, "throughput", **SETTINGS)
     job.model()
     return job
 
 
 def _harness(job, **options) -> dict:
-    job.options = {**SETTINGS, **options}
+    job.run, job.config = split_options("throughput", **{**SETTINGS, **options})
     (m,) = get_harness("throughput").measure(job)
     return m.metrics
 
@@ -62,7 +61,7 @@ def test_floor_overhead_vs_bare_loop(benchmark, resnet50_job):
     x = resnet50_job.example_input(BATCH)
     bare, harness = [], []
     for _ in range(2):
-        bare.append(_bare_loop(model, x, SETTINGS["min_steps"], SETTINGS["min_time"]))
+        bare.append(_bare_loop(model, x, SETTINGS["min_steps"], SETTINGS["min_time_s"]))
         harness.append(_harness(resnet50_job)["infer_samples_per_sec"])
 
     def step():
@@ -160,11 +159,15 @@ def test_floor_robustness(benchmark, tmp_path):
     builders = [tiny, raises, runs_out_of_memory, hangs]
     specs = [ModelSpec(b.__name__, "test", (3, 8, 8), builder=b) for b in builders]
     specs.append(ModelSpec("tiny_again", "test", (3, 8, 8), builder=tiny))
-    options = {"device": "cpu", "batch_size": [4], "min_time": 0.1, "min_steps": 3, "threads": 1,
-               "model_timeout": 40}  # fmt: skip
+    run_config, cfg = split_options(
+        "throughput", device="cpu", batch_sizes=(4,), min_time_s=0.1, min_steps=3, threads=1,
+        model_timeout_s=40,
+    )  # fmt: skip
     doc = benchmark.pedantic(
-        lambda: run(specs, ["throughput"], options, ResultStore(tmp_path)), rounds=1, iterations=1
-    )
+        lambda: run(specs, ["throughput"], run_config, ResultStore(tmp_path),
+                    configs={"throughput": cfg}),
+        rounds=1, iterations=1,
+    )  # fmt: skip
     rows = {r["model"]: r for r in doc.records}
     print("\nFLOOR 4 robustness: one run, each model in its own process:")
     for name, r in rows.items():
@@ -172,4 +175,6 @@ def test_floor_robustness(benchmark, tmp_path):
     ok = rows["tiny"]["status"] == rows["tiny_again"]["status"] == "ok"
     failed = all(rows[n]["status"] == "error" for n in ("raises", "runs_out_of_memory", "hangs"))
     print(f"  -> {'PASS' if ok and failed and len(rows) == 5 else 'FAIL'}")
-    assert ok and failed and len(rows) == 5
+    assert ok
+    assert failed
+    assert len(rows) == 5

@@ -59,7 +59,7 @@ def run_cli(*args: str, extra_path: Path | None = None, cwd: Path | None = None)
     """``python -m bench ARGS`` in a subprocess; returns the CompletedProcess."""
     env = dict(os.environ)
     paths = [str(REPO)] + ([str(extra_path)] if extra_path else [])
-    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "bench", *args],
         capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=600,

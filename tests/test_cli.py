@@ -14,7 +14,9 @@ def test_run_then_report(tmp_path, capsys):
     argv = ["run", "--models", "lenet5,simple_cnn", "--harness", "params,flops,depth"]
     assert main([*argv, "--out", str(store)]) == 0
     out = capsys.readouterr().out
-    assert "lenet5" in out and "61,706" in out and "128,714" in out
+    assert "lenet5" in out
+    assert "61,706" in out
+    assert "128,714" in out
     assert main(["report", "--results", str(store), "--out", str(reports)]) == 0
     assert "61,706" in (reports / "chapter.md").read_text()
     assert (reports / "results.csv").read_text().count("\n") == 3
@@ -26,8 +28,9 @@ def test_harness_choice_and_img_size(tmp_path):
                  "--out", str(store)]) == 0  # fmt: skip
     (doc,) = store.glob("*/*.json")
     (rec,) = json.loads(doc.read_text())["records"]
-    assert rec["harness"] == "flops" and rec["config"]["img_size"] == 56
-    assert json.loads(doc.read_text())["config"]["img_size"] == 56
+    assert rec["harness"] == "flops"
+    assert rec["config"]["img_size"] == 56
+    assert json.loads(doc.read_text())["config"]["run"]["img_size"] == 56
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
@@ -53,7 +56,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
                 str(tmp_path),
             ],
             "no such file",
-        ),  # fmt: skip
+        ),
         (
             [
                 "run",
@@ -67,7 +70,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
                 str(tmp_path),
             ],
             "is not a folder",
-        ),  # fmt: skip
+        ),
         (["frobnicate"], "invalid choice"),
     ]
     for argv, text in cases:
@@ -90,14 +93,17 @@ def test_unknown_model_stops_before_anything_is_measured(tmp_path):
 def test_list_filters_and_shows_sources(capsys):
     assert main(["list", "res*"]) == 0
     out = capsys.readouterr().out
-    assert "resnet50 " in out and "resnet50_transfer" in out and "alexnet" not in out
+    assert "resnet50 " in out
+    assert "resnet50_transfer" in out
+    assert "alexnet" not in out
     assert main(["list", "convnext_t*", "--all"]) == 0
     assert "convnext_tiny" in capsys.readouterr().out
 
 
 def test_module_entry_point_help_and_error():
     help_ = run_cli("--help")
-    assert help_.returncode == 0 and "run" in help_.stdout
+    assert help_.returncode == 0
+    assert "run" in help_.stdout
     bad = run_cli("run", "--models", "resnet5")
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr

@@ -35,12 +35,19 @@ def test_record_fields(single_run):
     (rec,) = _records(single_run / "results")
     assert rec["status"] == "ok", rec["error"]
     c, m = rec["config"], rec["metrics"]
-    assert c["dataset"] == "digits" and c["protocol"] == "full" and c["init"] == "scratch"
-    assert c["augment"] == "digits" and c["img_size"] == c["finetune_img_size"] == 16
-    assert c["epochs"] == 3 and c["world_size"] == 1
-    assert 0 <= m["top1"] <= m["top5"] <= 100 and len(m["curve"]) == 3
-    assert len(m["dataset_sha256"]) == 64 and m["split"].startswith("stratified")
-    assert m["train_samples_per_sec"] > 0 and 1 <= m["best_epoch"] <= 3
+    assert c["dataset"] == "digits"
+    assert c["protocol"] == "full"
+    assert c["init"] == "scratch"
+    assert c["augment"] == "digits"
+    assert c["img_size"] == c["finetune_img_size"] == 16
+    assert c["epochs"] == 3
+    assert c["world_size"] == 1
+    assert 0 <= m["top1"] <= m["top5"] <= 100
+    assert len(m["curve"]) == 3
+    assert len(m["dataset_sha256"]) == 64
+    assert m["split"].startswith("stratified")
+    assert m["train_samples_per_sec"] > 0
+    assert 1 <= m["best_epoch"] <= 3
     assert m["top1"] > 50  # it learnt something in three short epochs
     assert list((single_run / "ck").glob("simple_cnn-*.pt"))
 
@@ -53,7 +60,8 @@ def test_report_has_table_columns_and_stable_plots(single_run):
     out = single_run / "reports"
     generate(single_run / "results", out)
     md = (out / "finetune.md").read_text()
-    assert "| simple_cnn" in md and "digits" in md
+    assert "| simple_cnn" in md
+    assert "digits" in md
     csv = pd.read_csv(out / "results.csv")
     for col in ("top1", "top5", "dataset", "protocol", "init", "epochs", "finetune_img_size"):
         assert col in csv.columns, col
@@ -78,7 +86,8 @@ def test_pretrained_without_weights_is_an_error_row(tmp_path):
                  "--out", str(tmp_path), "--no-progress"])  # fmt: skip
     assert code == 0
     (rec,) = _records(tmp_path)
-    assert rec["status"] == "error" and "--weights PATH" in rec["error"]
+    assert rec["status"] == "error"
+    assert "--weights PATH" in rec["error"]
 
 
 def test_torchrun_gloo_matches_single_process(single_run, tmp_path):
@@ -94,6 +103,7 @@ def test_torchrun_gloo_matches_single_process(single_run, tmp_path):
     (ddp,) = _records(tmp_path / "results")
     (single,) = _records(single_run / "results")
     assert ddp["status"] == "ok", ddp["error"]
-    assert ddp["config"]["world_size"] == 2 and ddp["metrics"]["test_samples"] == 360
+    assert ddp["config"]["world_size"] == 2
+    assert ddp["metrics"]["test_samples"] == 360
     # evaluated on all 360 held-out digits (summed over both ranks), within noise
     assert abs(ddp["metrics"]["top1"] - single["metrics"]["top1"]) <= 6.0

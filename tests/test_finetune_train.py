@@ -51,7 +51,8 @@ def test_optimizer_freezes_the_right_parameters(registry):
     cfg = _cfg(protocol="staged", lr=1e-3, backbone_lr_scale=0.1)
     opt, _ = _optimizer(model, cfg, "head", 10)
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
-    assert trainable == head and len(opt.param_groups) == 1
+    assert trainable == head
+    assert len(opt.param_groups) == 1
     opt, _ = _optimizer(model, cfg, "all", 10)
     assert all(p.requires_grad for p in model.parameters())
     lrs = sorted(g["initial_lr"] for g in opt.param_groups)
@@ -75,10 +76,11 @@ def test_linear_protocol_leaves_backbone_untouched(registry, digits):
 def test_same_seed_same_result(registry, digits):
     _, a = _run(registry, digits, _cfg(seed=3))
     _, b = _run(registry, digits, _cfg(seed=3))
-    assert a.top1 == b.top1 and [p["train_loss"] for p in a.curve] == [
-        p["train_loss"] for p in b.curve
-    ]
-    assert len(a.curve) == 2 and a.best_epoch in (1, 2) and a.train_samples_per_sec > 0
+    assert a.top1 == b.top1
+    assert [p["train_loss"] for p in a.curve] == [p["train_loss"] for p in b.curve]
+    assert len(a.curve) == 2
+    assert a.best_epoch in (1, 2)
+    assert a.train_samples_per_sec > 0
 
 
 def test_resume_continues_where_it_stopped(registry, digits, tmp_path):
@@ -94,7 +96,8 @@ def test_resume_continues_where_it_stopped(registry, digits, tmp_path):
     ck = tmp_path / "b.pt"
     with pytest.raises(KeyboardInterrupt):
         _run(registry, digits, cfg, checkpoint=ck, run_key=key, on_epoch_end=stop)
-    assert ck.is_file() and not list(tmp_path.glob(".*.tmp"))
+    assert ck.is_file()
+    assert not list(tmp_path.glob(".*.tmp"))
     _, resumed = _run(registry, digits, cfg, checkpoint=ck, run_key=key, resume=True)
     assert resumed.resumed_from_epoch == 1
     assert [p["top1"] for p in resumed.curve] == [p["top1"] for p in whole.curve]
@@ -112,7 +115,8 @@ def test_digit_augmentation_never_mirrors():
     out = augment_batch(x, "digits", torch.Generator().manual_seed(0))
     cols = torch.arange(16).float()
     centre = (out.sum(dim=2)[:, 0] * cols).sum(1) / out.sum(dim=(1, 2, 3))
-    assert out.shape == x.shape and (centre < 7.5).all()
+    assert out.shape == x.shape
+    assert (centre < 7.5).all()
     chapter = augment_batch(x, "chapter", torch.Generator().manual_seed(0))
     centre = (chapter.sum(dim=2)[:, 0] * cols).sum(1) / chapter.sum(dim=(1, 2, 3))
     assert (centre > 7.5).any()  # the chapter's pipeline flips half of them

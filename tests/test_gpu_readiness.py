@@ -16,7 +16,7 @@ from conftest import REPO, make_distribution
 
 from bench.harness import HARNESSES
 from bench.harness import throughput as tp
-from bench.harness.base import Job
+from bench.harness.base import Job, RunConfig
 from bench.registry.lookup import ModelSpec
 from bench.runner import run
 from bench.storage import ResultStore
@@ -101,17 +101,18 @@ def test_error_rows_carry_the_harness_device(monkeypatch, tmp_path):
     monkeypatch.setitem(HARNESSES, "fails_on_gpu", f"{__name__}:FailsOnTheGpu")
     monkeypatch.setattr("bench.harness.device.device_name", lambda device: f"Fake {device}")
     spec = ModelSpec(name="m", source="test", input_size=(1, 2, 2))
-    doc = run([spec], ["fails_on_gpu"], {}, ResultStore(tmp_path))
+    doc = run([spec], ["fails_on_gpu"], RunConfig(), ResultStore(tmp_path))
     (rec,) = doc.records
-    assert rec["status"] == "error" and "illegal memory access" in rec["error"]
+    assert rec["status"] == "error"
+    assert "illegal memory access" in rec["error"]
     assert (rec["device"], rec["device_name"]) == ("cuda", "Fake cuda")
 
 
 def test_throughput_and_finetune_say_where_they_measure():
     from bench.harness.finetune.harness import FinetuneHarness
 
-    assert tp.ThroughputHarness.device_for({"device": "cpu"}) == "cpu"
-    assert FinetuneHarness.device_for({"device": "cpu"}) == "cpu"
+    assert tp.ThroughputHarness.device_for(RunConfig(device="cpu")) == "cpu"
+    assert FinetuneHarness.device_for(RunConfig(device="cpu")) == "cpu"
 
 
 # -- defect 7 (and 8): the peak uses the model's settings -------------------------------------
@@ -148,9 +149,11 @@ def test_peak_product_runs_at_the_models_precision_and_tf32(monkeypatch, precisi
     before = torch.backends.cuda.matmul.allow_tf32
     info = tp.matmul_peak("cpu", precision, tf32=tf32, min_time_s=0.0)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
-    assert seen and set(seen) == {(dtype, tf32)}
+    assert seen
+    assert set(seen) == {(dtype, tf32)}
     assert torch.backends.cuda.matmul.allow_tf32 == before  # restored
-    assert info["peak_tf32"] is tf32 and precision in info["peak_method"]
+    assert info["peak_tf32"] is tf32
+    assert precision in info["peak_method"]
     assert ("(TF32)" in info["peak_method"]) is tf32
 
 
@@ -177,7 +180,8 @@ def test_oom_memory_is_freed_after_the_except_block(monkeypatch):
     cand = tp.Candidate("infer", "fp32", False, False)
     job = Job(ModelSpec(name="m", source="test", input_size=(1, 2, 2)))
     metrics, used = tp.measure_with_backoff(None, job, cand, 4, "cpu", tp.Settings())
-    assert used == 1 and metrics == {"samples_per_sec": 1.0}
+    assert used == 1
+    assert metrics == {"samples_per_sec": 1.0}
     assert freed_then == [True, True], "the failed attempts' objects were alive when freeing"
 
 
@@ -234,7 +238,8 @@ def test_epoch_time_is_the_slowest_ranks(monkeypatch):
         t.fill_(7.5)  # the slowest rank's time
 
     monkeypatch.setattr(dist, "all_reduce", fake_all_reduce)
-    assert slowest_rank_time(2.0, 1, "cpu") == 2.0 and not ops
+    assert slowest_rank_time(2.0, 1, "cpu") == 2.0
+    assert not ops
     assert slowest_rank_time(2.0, 2, "cpu") == 7.5
     assert ops == [dist.ReduceOp.MAX]
 
@@ -297,9 +302,11 @@ def test_gpu_scripts_say_no_cuda_in_one_line(tmp_path):
     for script in ("scripts/gpu_all.sh", "scripts/gpu_check.sh", "scripts/gpu_finetune_check.sh"):
         done = _script(script, "--out", str(tmp_path), WHEELS=str(tmp_path / "none"))
         assert done.returncode == 2, (script, done.stderr)
-        assert len(done.stderr.strip().splitlines()) == 1 and "--rehearse" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert "--rehearse" in done.stderr
     done = _script("scripts/gpu_all.sh", "--bogus")
-    assert done.returncode == 2 and "unknown option '--bogus'" in done.stderr
+    assert done.returncode == 2
+    assert "unknown option '--bogus'" in done.stderr
 
 
 @pytest.mark.slow
@@ -308,7 +315,8 @@ def test_gpu_all_rehearsal_end_to_end(tmp_path):
     wheels = tmp_path / "wheels"
     built = _script("scripts/gpu_wheels.sh", str(wheels))
     assert built.returncode == 0, built.stderr
-    assert "MiB in" in built.stdout and len(list(wheels.glob("*.whl"))) == 8
+    assert "MiB in" in built.stdout
+    assert len(list(wheels.glob("*.whl"))) == 8
     out = tmp_path / "out"
     done = _script("scripts/gpu_all.sh", "--rehearse", "--out", str(out), WHEELS=str(wheels),
                    CNN_BENCH_SITE=str(tmp_path / "site"))  # fmt: skip

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from bench.harness import HARNESSES
-from bench.harness.base import Measurement
+from bench.harness.base import Measurement, RunConfig
 from bench.isolate import WorkerError, run_isolated, should_isolate
 from bench.registry.lookup import ModelSpec
 from bench.runner import run
@@ -57,34 +57,36 @@ def fake_harness(monkeypatch):
 
 def test_should_isolate_rules(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    assert should_isolate(FakeHarness(), {})
-    assert not should_isolate(FakeHarness(), {"no_isolate": True})
-    assert not should_isolate(InProcessHarness(), {})
+    assert should_isolate(FakeHarness(), RunConfig())
+    assert not should_isolate(FakeHarness(), RunConfig(isolate=False))
+    assert not should_isolate(InProcessHarness(), RunConfig())
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert not should_isolate(FakeHarness(), {})
+    assert not should_isolate(FakeHarness(), RunConfig())
 
 
 def test_measures_in_another_process(fake_harness):
-    (m,) = run_isolated(_spec("ok"), "fake", {}, timeout=60)
+    (m,) = run_isolated(_spec("ok"), "fake", RunConfig(), timeout=60)
     assert m.metrics == {"value": 1}
     assert m.config["pid"] != os.getpid()
 
 
 def test_exception_comes_back_with_its_message(fake_harness):
     with pytest.raises(WorkerError, match="ValueError: this model raises on purpose"):
-        run_isolated(_spec("raises"), "fake", {}, timeout=60)
+        run_isolated(_spec("raises"), "fake", RunConfig(), timeout=60)
 
 
 def test_unpicklable_model_says_what_to_do(fake_harness):
     spec = ModelSpec(name="lambda", source="test", input_size=(1, 8, 8), builder=lambda **k: None)
     with pytest.raises(WorkerError, match="--no-isolate"):
-        run_isolated(spec, "fake", {}, timeout=60)
+        run_isolated(spec, "fake", RunConfig(), timeout=60)
 
 
 def test_raise_crash_and_hang_become_rows_and_the_run_goes_on(fake_harness, tmp_path):
     names = ["ok", "raises", "crashes", "exits", "hangs", "ok2"]
     start = time.perf_counter()
-    doc = run([_spec(n) for n in names], ["fake"], {"model_timeout": 5}, ResultStore(tmp_path))
+    doc = run(
+        [_spec(n) for n in names], ["fake"], RunConfig(model_timeout_s=5), ResultStore(tmp_path)
+    )
     assert time.perf_counter() - start < 60
     rows = {r["model"]: r for r in doc.records}
     assert list(rows) == names
@@ -94,11 +96,12 @@ def test_raise_crash_and_hang_become_rows_and_the_run_goes_on(fake_harness, tmp_
     assert "ValueError: this model raises on purpose" in errors["raises"]
     assert "SIGKILL" in errors["crashes"]
     assert "exit status 3" in errors["exits"]
-    assert "no result after 5 s" in errors["hangs"] and "--model-timeout" in errors["hangs"]
+    assert "no result after 5 s" in errors["hangs"]
+    assert "--model-timeout" in errors["hangs"]
     # every error row is one line
     assert all("\n" not in e for e in errors.values())
 
 
 def test_no_isolate_runs_in_this_process(fake_harness, tmp_path):
-    doc = run([_spec("ok")], ["fake"], {"no_isolate": True}, ResultStore(tmp_path))
+    doc = run([_spec("ok")], ["fake"], RunConfig(isolate=False), ResultStore(tmp_path))
     assert doc.records[0]["config"]["pid"] == os.getpid()

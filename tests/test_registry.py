@@ -40,11 +40,13 @@ def test_sources_follow_the_issue(registry):
 def test_every_card_has_what_the_report_needs():
     for card in load_cards().values():
         if card.conv_table is not None:
-            assert card.formula_value("params") and card.formula_value("macs"), card.name
+            assert card.formula_value("params"), card.name
+            assert card.formula_value("macs"), card.name
             continue
         assert card.published.params, card.name
         if card.in_chapter_table:
-            assert card.chapter is not None and card.year, card.name
+            assert card.chapter is not None, card.name
+            assert card.year, card.name
             assert card.chapter.innovation, card.name
 
 
@@ -75,7 +77,8 @@ def test_unknown_name_suggests_the_closest(registry):
     with pytest.raises(UnknownModelError) as err:
         registry.resolve("resnet50,resnet5")
     msg = str(err.value)
-    assert "Unknown model 'resnet5'" in msg and "Did you mean 'resnet50'" in msg
+    assert "Unknown model 'resnet5'" in msg
+    assert "Did you mean 'resnet50'" in msg
     assert "\n" not in msg
 
 
@@ -140,7 +143,8 @@ def test_two_providers_for_one_name_is_an_error_naming_both(tmp_path, monkeypatc
     registry = Registry()
     with pytest.raises(DuplicateModelError) as err:
         registry.resolve("twin")
-    assert "plugin-a[twin]" in str(err.value) and "plugin-b[twin]" in str(err.value)
+    assert "plugin-a[twin]" in str(err.value)
+    assert "plugin-b[twin]" in str(err.value)
     with pytest.raises(DuplicateModelError, match=r"resnet50.toml.*plugin-c\[resnet50\]"):
         registry.resolve("resnet50")
     assert registry.get("vgg16").source == "timm"

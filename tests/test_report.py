@@ -54,7 +54,7 @@ def test_empty_store_gives_empty_reports(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "stated, value, ok",
+    ("stated", "value", "ok"),
     [
         ("60K", 61_706, True),  # '60K' is stated to the ten thousand
         ("61M", 61_100_840, True),

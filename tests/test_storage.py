@@ -5,13 +5,14 @@ import logging
 
 import pytest
 
+from bench.harness.base import RunConfig
 from bench.registry.lookup import Registry
 from bench.runner import run
 from bench.storage import SCHEMA_VERSION, ResultStore, atomic_write_text
 
 
 def _run(specs, store, **kw):
-    return run(specs, ["params", "depth"], {"img_size": None}, store, **kw)
+    return run(specs, ["params", "depth"], RunConfig(), store, **kw)
 
 
 def test_document_carries_its_environment(tmp_path):
@@ -19,12 +20,16 @@ def test_document_carries_its_environment(tmp_path):
     doc = _run(specs, ResultStore(tmp_path))
     saved = json.loads(doc.path.read_text())
     assert saved["schema_version"] == SCHEMA_VERSION
-    assert saved["tool"]["name"] == "cnn-bench" and saved["status"] == "complete"
-    assert saved["started_utc"].endswith("Z") and saved["finished_utc"].endswith("Z")
+    assert saved["tool"]["name"] == "cnn-bench"
+    assert saved["status"] == "complete"
+    assert saved["started_utc"].endswith("Z")
+    assert saved["finished_utc"].endswith("Z")
     for key in ("python", "torch", "torchvision", "timm", "fvcore"):
         assert saved["versions"][key]
-    assert saved["machine"]["cores"] and saved["machine"]["cpu"]
-    assert saved["config"]["models"] == ["lenet5"] and saved["config"]["harnesses"] == [
+    assert saved["machine"]["cores"]
+    assert saved["machine"]["cpu"]
+    assert saved["config"]["models"] == ["lenet5"]
+    assert saved["config"]["harnesses"] == [
         "params",
         "depth",
     ]
@@ -65,7 +70,8 @@ def test_runs_are_append_only(tmp_path):
     first = _run(specs, ResultStore(tmp_path))
     before = first.path.read_bytes()
     second = _run(specs, ResultStore(tmp_path))
-    assert second.path != first.path and first.path.read_bytes() == before
+    assert second.path != first.path
+    assert first.path.read_bytes() == before
     assert len(list(ResultStore(tmp_path).load())) == 2
 
 

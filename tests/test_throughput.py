@@ -12,13 +12,12 @@ import statistics
 import pytest
 
 from bench.errors import ConfigError
-from bench.harness import DEFAULT_HARNESSES, HARNESSES, get_harness
-from bench.harness.base import Job
+from bench.harness import DEFAULT_HARNESSES, get_harness, harness_target, make_job, split_options
+from bench.harness.base import RunConfig
+from bench.harness.device import DeviceError, check_device
 from bench.harness.throughput import (
-    DeviceError,
     OutOfMemoryError,
-    Settings,
-    check_device,
+    ThroughputConfig,
     cpu_has_native_bf16,
     is_oom,
 )
@@ -36,7 +35,7 @@ from bench.registry.lookup import ModelSpec
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-FAST = {"min_time": 0.01, "min_steps": 3, "threads": 1, "batch_size": [4], "no_isolate": True}
+FAST = {"min_time_s": 0.01, "min_steps": 3, "threads": 1, "batch_sizes": (4,), "isolate": False}
 OOM_MESSAGE = (
     "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1099511627776 bytes"
 )
@@ -87,12 +86,14 @@ def _spec(builder, name=None) -> ModelSpec:
 
 
 def _measure(builder, **options):
-    return get_harness("throughput").measure(Job(_spec(builder), {**FAST, **options}))
+    return get_harness("throughput").measure(
+        make_job(_spec(builder), "throughput", **{**FAST, **options})
+    )
 
 
 # -- registration -------------------------------------------------------------------------
 def test_registered_and_default():
-    assert HARNESSES["throughput"] == "bench.harness.throughput:ThroughputHarness"
+    assert harness_target("throughput") == "bench.harness.throughput:ThroughputHarness"
     assert "throughput" in DEFAULT_HARNESSES
     assert get_harness("throughput").isolate is True
 
@@ -104,7 +105,7 @@ def test_percentile_interpolates_like_numpy():
     assert percentile(values, 100) == 10.0
     assert percentile(values, 50) == 3.0
     assert percentile(values, 90) == pytest.approx(7.6)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no values"):
         percentile([], 50)
 
 
@@ -123,7 +124,10 @@ def test_step_stats_names_and_values():
         "cv_pct",
         "rounds",
     ]
-    assert s["min"] == 10 and s["max"] == 30 and s["rounds"] == 5 and s["median"] == 12
+    assert s["min"] == 10
+    assert s["max"] == 30
+    assert s["rounds"] == 5
+    assert s["median"] == 12
     assert s["mean"] == pytest.approx(statistics.fmean(times))
     assert s["stddev"] == pytest.approx(statistics.stdev(times), abs=1e-4)
     assert s["iqr"] == pytest.approx(13 - 11)
@@ -132,7 +136,9 @@ def test_step_stats_names_and_values():
     )
     assert s["min"] <= s["median"] <= s["p90"] <= s["p99"] <= s["max"]
     one = StepStats.from_times([5.0])
-    assert one.stddev == 0 and one.cv_pct == 0 and one.iqr == 0
+    assert one.stddev == 0
+    assert one.cv_pct == 0
+    assert one.iqr == 0
 
 
 def test_is_stable():
@@ -168,17 +174,20 @@ def test_warm_up_runs_until_stable_not_a_fixed_count():
 def test_warm_up_gives_up_at_its_limits():
     clock = FakeClock([1.0, 2.0] * 100)  # never settles
     times, stable = warm_up(clock.step, lambda: None, WarmupPolicy(max_steps=12), clock=clock)
-    assert not stable and len(times) == 12
+    assert not stable
+    assert len(times) == 12
     clock = FakeClock([1.0, 2.0] * 100)
     times, stable = warm_up(clock.step, lambda: None, WarmupPolicy(max_time_s=10), clock=clock)
-    assert not stable and sum(times) >= 10
+    assert not stable
+    assert sum(times) >= 10
 
 
 def test_timed_loop_honours_min_steps_and_min_time():
     clock = FakeClock([0.5])
     timer = CpuTimer(clock)
     total = timed_loop(clock.step, timer, min_steps=3, min_time_s=10)
-    assert len(timer.times_ms) == 20 and total == pytest.approx(10)
+    assert len(timer.times_ms) == 20
+    assert total == pytest.approx(10)
     assert timer.times_ms[0] == pytest.approx(500)
     clock = FakeClock([5.0])
     timer = CpuTimer(clock)
@@ -187,12 +196,18 @@ def test_timed_loop_honours_min_steps_and_min_time():
 
 
 # -- options and devices -----------------------------------------------------------------
-def test_settings_validate_python_callers():
-    s = Settings.from_options({"batch_size": [1, 32], "mode": ["train", "infer"]})
-    assert s.batch_sizes == (1, 32) and s.modes == ("infer", "train") and s.retry
-    for bad in ({"device": "tpu"}, {"precision": "fp8"}, {"batch_size": [0]}, {"mode": ["eval"]}):
+def test_configs_validate_python_callers():
+    run = RunConfig(batch_sizes=[1, 32])
+    assert run.batch_sizes == (1, 32)
+    cfg = ThroughputConfig(modes=["train", "infer"])
+    assert cfg.modes == ("infer", "train")
+    assert cfg.retry
+    for bad in ({"device": "tpu"}, {"precision": "fp8"}, {"batch_sizes": [0]}):
         with pytest.raises(ConfigError):
-            Settings.from_options(bad)
+            RunConfig(**bad)
+    for bad in ({"modes": ["eval"]}, {"threads": 0}, {"min_time_s": 0}):
+        with pytest.raises(ConfigError):
+            ThroughputConfig(**bad)
 
 
 @pytest.mark.skipif(
@@ -200,7 +215,7 @@ def test_settings_validate_python_callers():
 )
 def test_cuda_without_cuda_is_a_clear_error():
     assert check_device("auto") == "cpu"
-    with pytest.raises(DeviceError, match="CUDA is not available.*--device cpu"):
+    with pytest.raises(DeviceError, match=r"CUDA is not available.*--device cpu"):
         check_device("cuda")
 
 
@@ -213,17 +228,19 @@ def test_cli_device_cuda_without_cuda_exits_2_with_one_line():
     r = run_cli("run", "--models", "lenet5", "--harness", "throughput", "--device", "cuda")
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "CUDA is not available" in lines[0]
+    assert len(lines) == 1
+    assert "CUDA is not available" in lines[0]
 
 
-@pytest.mark.parametrize("flag,value", [("--batch-size", "0,8"), ("--batch-size", "x"),
+@pytest.mark.parametrize(("flag", "value"), [("--batch-size", "0,8"), ("--batch-size", "x"),
                                         ("--mode", "eval"), ("--min-time", "-1")])  # fmt: skip
 def test_cli_bad_values_exit_2(flag, value):
     from conftest import run_cli
 
     r = run_cli("run", "--models", "lenet5", "--harness", "throughput", flag, value)
     assert r.returncode == 2
-    assert len(r.stderr.strip().splitlines()) == 1 and flag in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert flag in r.stderr
 
 
 def test_bf16_flags_from_cpuinfo():
@@ -243,7 +260,8 @@ def test_oom_is_recognised():
 # -- records: structure and invariants -----------------------------------------------------
 def test_infer_record_structure_and_invariants():
     (m,) = _measure(tiny)
-    assert m.device == "cpu" and m.device_name
+    assert m.device == "cpu"
+    assert m.device_name
     assert m.config == {
         "img_size": 8, "batch_size": 4, "mode": "infer", "precision": "fp32",
         "layout": "nchw", "compiled": False, "optimize": False,
@@ -255,42 +273,50 @@ def test_infer_record_structure_and_invariants():
                 "compile_time_s", "peak_gmacs_per_sec", "achieved_gmacs_per_sec", "frac_of_peak",
                 "infer_gmacs", "warmup_steps", "warmup_stable"):  # fmt: skip
         assert key in x, key
-    assert x["infer_batch_size"] == 4 and x["batch_size_reduced"] is False
-    assert x["threads"] == 1 and x["rounds"] >= 3 and x["warmup_steps"] >= 2
+    assert x["infer_batch_size"] == 4
+    assert x["batch_size_reduced"] is False
+    assert x["threads"] == 1
+    assert x["rounds"] >= 3
+    assert x["warmup_steps"] >= 2
     assert x["min"] <= x["median"] <= x["p90"] <= x["p99"] <= x["max"]
     assert x["infer_samples_per_sec"] == pytest.approx(
         4 * x["rounds"] / x["total_time_s"], rel=1e-2
     )
     assert x["infer_step_time"] == x["mean"]
-    assert x["infer_gmacs"] >= 0 and x["peak_gmacs_per_sec"] > 0 and x["peak_mem_mb"] > 0
+    assert x["infer_gmacs"] >= 0
+    assert x["peak_gmacs_per_sec"] > 0
+    assert x["peak_mem_mb"] > 0
     assert x["achieved_gmacs_per_sec"] > 0  # infer_gmacs is rounded to 4 places, this is not
     assert x["frac_of_peak"] == pytest.approx(
         x["achieved_gmacs_per_sec"] / x["peak_gmacs_per_sec"], rel=1e-2, abs=1e-4
     )
     assert 0 < x["frac_of_peak"] < 1
-    assert x["compile_time_s"] is None and x["cudnn_benchmark"] is None
+    assert x["compile_time_s"] is None
+    assert x["cudnn_benchmark"] is None
 
 
 def test_sweep_train_mode_and_channels_last():
-    ms = _measure(tiny, batch_size=[2, 4], mode=["infer", "train"], channels_last=True)
+    ms = _measure(tiny, batch_sizes=(2, 4), modes=("infer", "train"), channels_last=True)
     assert [(m.config["mode"], m.config["batch_size"]) for m in ms] == [
         ("infer", 2), ("infer", 4), ("train", 2), ("train", 4),
     ]  # fmt: skip
     train = ms[-1].metrics
-    assert train["train_batch_size"] == 4 and train["train_samples_per_sec"] > 0
+    assert train["train_batch_size"] == 4
+    assert train["train_samples_per_sec"] > 0
     assert "infer_samples_per_sec" not in train
     assert all(m.config["layout"] == "channels_last" for m in ms)
 
 
 def test_out_of_memory_backs_off_and_says_so():
-    (m,) = _measure(oom_above_2, batch_size=[8])
+    (m,) = _measure(oom_above_2, batch_sizes=(8,))
     assert m.config["batch_size"] == 8
-    assert m.metrics["infer_batch_size"] == 2 and m.metrics["batch_size_reduced"] is True
+    assert m.metrics["infer_batch_size"] == 2
+    assert m.metrics["batch_size_reduced"] is True
 
 
 def test_no_retry_fails_on_out_of_memory():
     with pytest.raises(OutOfMemoryError, match="--no-retry"):
-        _measure(oom_above_2, batch_size=[8], no_retry=True)
+        _measure(oom_above_2, batch_sizes=(8,), retry=False)
     with pytest.raises(OutOfMemoryError, match="even at batch size 1"):
         _measure(oom_always)
 
@@ -315,16 +341,15 @@ def test_isolated_run_makes_failures_rows(tmp_path):
     from bench.storage import ResultStore
 
     specs = [_spec(raises), _spec(oom_always), _spec(tiny)]
-    options = {**FAST, "no_isolate": False, "model_timeout": 120}
-    doc = run(specs, ["throughput"], options, ResultStore(tmp_path))
+    run_config, cfg = split_options(
+        "throughput", **{**FAST, "isolate": True, "model_timeout_s": 120}
+    )
+    doc = run(specs, ["throughput"], run_config, ResultStore(tmp_path), configs={"throughput": cfg})
     rows = {r["model"]: r for r in doc.records}
-    assert (
-        rows["raises"]["status"] == "error"
-        and "forward fails on purpose" in rows["raises"]["error"]
-    )
-    assert (
-        rows["oom_always"]["status"] == "error" and "Out of memory" in rows["oom_always"]["error"]
-    )
+    assert rows["raises"]["status"] == "error"
+    assert "forward fails on purpose" in rows["raises"]["error"]
+    assert rows["oom_always"]["status"] == "error"
+    assert "Out of memory" in rows["oom_always"]["error"]
     assert rows["tiny"]["status"] == "ok"
     assert not math.isnan(rows["tiny"]["metrics"]["infer_samples_per_sec"])
 
@@ -357,7 +382,7 @@ def test_cuda_timer_pairs_events_per_step_and_syncs_only_around_the_loop():
 
 
 def test_reuses_the_flops_harness_count_of_the_same_run():
-    job = Job(_spec(tiny), dict(FAST), measured={"flops": {"macs": 2_500_000_000}})
+    job = make_job(_spec(tiny), "throughput", measured={"flops": {"macs": 2_500_000_000}}, **FAST)
     (m,) = get_harness("throughput").measure(job)
     assert m.metrics["infer_gmacs"] == 2.5
     assert m.metrics["achieved_gmacs_per_sec"] == pytest.approx(
@@ -369,7 +394,8 @@ def test_earlier_measurements_reach_the_isolated_worker():
     from bench.isolate import run_isolated
 
     measured = {"flops": {"macs": 2_500_000_000}}
-    (m,) = run_isolated(_spec(tiny), "throughput", dict(FAST), timeout=120, measured=measured)
+    run_config, cfg = split_options("throughput", **FAST)
+    (m,) = run_isolated(_spec(tiny), "throughput", run_config, cfg, timeout=120, measured=measured)
     assert m.metrics["infer_gmacs"] == 2.5
 
 
@@ -378,10 +404,11 @@ def test_runner_passes_earlier_measurements_to_the_worker(monkeypatch):
 
     seen = {}
 
-    def fake_isolated(spec, name, options, measured=None):
+    def fake_isolated(spec, name, run, config, measured=None):
         seen.update(measured)
         return []
 
     monkeypatch.setattr(runner, "run_isolated", fake_isolated)
-    runner.measure_model(_spec(tiny), ["flops", "throughput"], {**FAST, "no_isolate": False})
+    run_config, cfg = split_options("throughput", **{**FAST, "isolate": True})
+    runner.measure_model(_spec(tiny), ["flops", "throughput"], run_config, {"throughput": cfg})
     assert seen["flops"]["macs"] > 0

@@ -55,13 +55,17 @@ def test_throughput_report_and_plot_are_deterministic(tmp_path):
     results = _store(tmp_path)
     first = {p.name: p.read_bytes() for p in generate(results, tmp_path / "a")}
     second = {p.name: p.read_bytes() for p in generate(results, tmp_path / "b")}
-    assert "throughput.md" in first and "throughput_vs_gmacs.png" in first
+    assert "throughput.md" in first
+    assert "throughput_vs_gmacs.png" in first
     assert first == second
     assert first["throughput_vs_gmacs.png"].startswith(b"\x89PNG")
     md = first["throughput.md"].decode()
-    assert "| resnet50 " in md and "| convnext_tiny " in md
-    assert "## --optimize candidates" in md and "skipped: no native BF16" in md
-    assert "## Failed throughput measurements" in md and "no result after 5 s" in md
+    assert "| resnet50 " in md
+    assert "| convnext_tiny " in md
+    assert "## --optimize candidates" in md
+    assert "skipped: no native BF16" in md
+    assert "## Failed throughput measurements" in md
+    assert "no result after 5 s" in md
     csv = first["results.csv"].decode().splitlines()
     assert {"infer_samples_per_sec", "infer_batch_size", "frac_of_peak", "precision"} <= set(
         csv[0].split(",")
@@ -72,5 +76,6 @@ def test_no_throughput_results_gives_a_hint_and_no_plot(tmp_path):
     store = ResultStore(tmp_path / "results")
     store.new_run({"run_id": "x", "started_utc": "2026-01-01T00:00:00Z", "machine": {"id": "m"}})
     written = [p.name for p in generate(store.root, tmp_path / "out")]
-    assert "throughput.md" in written and "throughput_vs_gmacs.png" not in written
+    assert "throughput.md" in written
+    assert "throughput_vs_gmacs.png" not in written
     assert "No throughput results yet" in (tmp_path / "out" / "throughput.md").read_text()

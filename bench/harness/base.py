@@ -1,11 +1,79 @@
-"""What a harness receives (a Job) and returns (Measurements)."""
+"""The harness contract: what a harness receives (a Job), returns (Measurements) and is (a
+class with a ``name`` and ``measure``). Plain data only; torch is imported where a model is
+built.
+
+A harness, built in or from a plugin (entry-point group ``cnn_bench.harnesses``), is a class
+whose instances have ``name`` and ``measure(job)``. Optional, found by name:
+
+- ``isolate = True``: run in a process of its own (``bench.isolate``);
+- ``add_arguments(group)`` (a classmethod or staticmethod): its own ``run`` options;
+- ``configure(options, run)`` (classmethod or staticmethod): its typed, validated
+  configuration from the values of its own options (a plain dict keyed by ``dest``);
+  without it, the harness's configuration is that dict itself;
+- ``preflight(config)``: raise a ``BenchError`` for input that would fail every model
+  alike, before anything is measured;
+- ``device_for(run)``: where it measures (``'cpu'``/``'cuda'``), so that its error rows say so.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol, runtime_checkable
 
-from bench.registry.lookup import ModelSpec
+from bench.errors import ConfigError, HarnessError
+from bench.registry import ModelSpec
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEFAULT_MODEL_TIMEOUT_S = 1800.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The run-wide options: where and how every harness measures. Built in ``cli.py`` from
+    the options it names; plain data (``as_dict``) only where it is written or sent."""
+
+    device: str = "auto"
+    batch_sizes: tuple[int, ...] | None = None  # None: each harness's own default
+    precision: str = "fp32"
+    img_size: int | None = None  # None: each model's own input size
+    isolate: bool = True
+    model_timeout_s: float = DEFAULT_MODEL_TIMEOUT_S
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ConfigError(f"--device {self.device}: expected one of {', '.join(DEVICES)}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}."
+            )
+        if self.batch_sizes is not None and (
+            not self.batch_sizes or any(int(b) <= 0 for b in self.batch_sizes)
+        ):
+            raise ConfigError(f"--batch-size {self.batch_sizes}: expected positive whole numbers.")
+        if self.img_size is not None and int(self.img_size) <= 0:
+            raise ConfigError(f"--img-size {self.img_size}: expected a positive whole number.")
+        if not self.model_timeout_s > 0:
+            raise ConfigError(f"--model-timeout {self.model_timeout_s}: expected seconds > 0.")
+        if self.batch_sizes is not None:
+            object.__setattr__(self, "batch_sizes", tuple(int(b) for b in self.batch_sizes))
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["batch_sizes"] = list(self.batch_sizes) if self.batch_sizes else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"Unknown run option(s): {', '.join(unknown)}.")
+        data = dict(data)
+        if data.get("batch_sizes") is not None:
+            data["batch_sizes"] = tuple(data["batch_sizes"])
+        return cls(**data)
 
 
 @dataclass
@@ -20,10 +88,11 @@ class Measurement:
 
 @dataclass
 class Job:
-    """One model within a run. The model is built once and shared by the harnesses."""
+    """One model within a run, as a harness sees it. The model is built once and shared."""
 
     spec: ModelSpec
-    options: dict[str, Any] = field(default_factory=dict)
+    run: RunConfig = field(default_factory=RunConfig)
+    config: Any = None  # the harness's own configuration (its ``configure`` result)
     # metrics of the harnesses that already ran on this model in this run, by harness name
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
     _model: Any = None
@@ -34,9 +103,8 @@ class Job:
     def input_size(self) -> tuple[int, int, int]:
         """The model's input size, with ``--img-size`` overriding height and width."""
         c, h, w = self.spec.resolved_input_size()
-        size = self.options.get("img_size")
-        if size:
-            h = w = int(size)
+        if self.run.img_size:
+            h = w = int(self.run.img_size)
         return (c, h, w)
 
     def model(self):
@@ -65,3 +133,40 @@ class Job:
 
     def release(self) -> None:
         self._model = None
+
+
+@runtime_checkable
+class Harness(Protocol):
+    """What every harness has; the optional hooks are listed in the module's docstring."""
+
+    name: str
+
+    def measure(self, job: Job) -> Iterable[Measurement | Mapping[str, Any]]: ...
+
+
+def as_measurements(harness_name: str, result) -> list[Measurement]:
+    """A harness's result as Measurements: each item a Measurement or a plain mapping
+    ``{"config": {...}, "metrics": {...}}`` (``device``, ``device_name`` optional)."""
+    if result is None:
+        raise HarnessError(f"Harness '{harness_name}' returned nothing; return a list.")
+    if isinstance(result, (Measurement, Mapping)):
+        result = [result]
+    out = []
+    for item in result:
+        if isinstance(item, Measurement):
+            out.append(item)
+        elif isinstance(item, Mapping) and isinstance(item.get("metrics"), Mapping):
+            out.append(
+                Measurement(
+                    config=dict(item.get("config") or {}),
+                    metrics=dict(item["metrics"]),
+                    device=str(item.get("device") or "cpu"),
+                    device_name=item.get("device_name"),
+                )
+            )
+        else:
+            raise HarnessError(
+                f"Harness '{harness_name}' returned a {type(item).__name__}; each measurement "
+                "must be a Measurement or a mapping with 'metrics' (and 'config')."
+            )
+    return out

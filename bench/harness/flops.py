@@ -26,7 +26,7 @@ def _shape(value) -> list[int] | None:
 
     try:
         return get_shape(value)
-    except Exception:  # noqa: BLE001 - a non-tensor argument
+    except Exception:
         return None
 
 
@@ -45,7 +45,7 @@ def _sdpa_handle(inputs, outputs):
 
 def _native_mha_handle(inputs, outputs):
     # (query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, ...)
-    q, k, v = (_shape(x) for x in inputs[:3])
+    q, k, _v = (_shape(x) for x in inputs[:3])
     e = q[-1]
     batch = prod(q[:-2])
     length, s = q[-2], k[-2]

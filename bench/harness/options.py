@@ -31,9 +31,29 @@ def positive_float(text: str, what: str = "a positive number") -> float:
     return value
 
 
-def add_once(group, *flags: str, **kwargs) -> None:
-    """Add an option unless another harness already defined it (they share ``run``'s options)."""
-    taken = getattr(group, "_option_string_actions", {})
-    if any(f in taken for f in flags):
-        return
-    group.add_argument(*flags, **kwargs)
+def int_list(text: str) -> list[int]:
+    """``1,32,256``: positive whole numbers, duplicates dropped, order kept."""
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive whole numbers such as '1,32,256', got '{text}'"
+        )
+    return list(dict.fromkeys(values))
+
+
+def device(text: str) -> str:
+    """``--device``: auto, cpu or cuda; cuda only where torch sees a GPU."""
+    from bench.harness.base import DEVICES
+    from bench.harness.device import DeviceError, check_device
+
+    if text not in DEVICES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)}, got '{text}'")
+    if text == "cuda":
+        try:
+            check_device("cuda")
+        except DeviceError as e:
+            raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
+    return text

@@ -28,15 +28,13 @@ import math
 import os
 import resource
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from bench.errors import BenchError, ConfigError
-from bench.harness.base import Job, Measurement
-from bench.harness.device import DeviceError, check_device, device_name
-from bench.harness.options import add_once as _add
-from bench.harness.options import positive_float
-from bench.harness.options import positive_int as _positive_int
+from bench.harness.base import Job, Measurement, RunConfig
+from bench.harness.device import check_device, device_name
+from bench.harness.options import positive_float, positive_int
 from bench.harness.timing import (
     CpuTimer,
     CudaTimer,
@@ -48,13 +46,10 @@ from bench.harness.timing import (
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 MODES = ("infer", "train")
-DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_BATCH = {"cuda": 256, "cpu": 16}
 DEFAULT_MIN_TIME_S = 2.0
 DEFAULT_MIN_STEPS = 10
-DEFAULT_MODEL_TIMEOUT_S = 1800.0
 TRAIN_MACS_FACTOR = 3  # forward + backward (about twice the forward)
 
 
@@ -63,20 +58,6 @@ class OutOfMemoryError(BenchError):
 
 
 # -- options ----------------------------------------------------------------------------
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive whole numbers such as '1,32,256', got '{text}'"
-        ) from None
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive whole numbers such as '1,32,256', got '{text}'"
-        )
-    return list(dict.fromkeys(values))
-
-
 def _modes(text: str) -> list[str]:
     modes = [t.strip() for t in text.split(",") if t.strip()]
     bad = [m for m in modes if m not in MODES]
@@ -87,58 +68,70 @@ def _modes(text: str) -> list[str]:
     return sorted(dict.fromkeys(modes), key=MODES.index)
 
 
-def _positive_float(text: str) -> float:
+def _seconds(text: str) -> float:
     return positive_float(text, "a positive number of seconds")
 
 
-def _device(text: str) -> str:
-    if text not in DEVICES:
-        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)}, got '{text}'")
-    if text == "cuda":
-        try:
-            check_device("cuda")
-        except DeviceError as e:
-            raise argparse.ArgumentTypeError(str(e).rstrip(".")) from None
-    return text
+@dataclass(frozen=True)
+class ThroughputConfig:
+    """The throughput harness's own options (the run-wide ones are in ``RunConfig``)."""
+
+    channels_last: bool = False
+    compile: bool = False
+    modes: tuple[str, ...] = ("infer",)
+    threads: int | None = None
+    min_time_s: float = DEFAULT_MIN_TIME_S
+    min_steps: int = DEFAULT_MIN_STEPS
+    retry: bool = True
+    optimize: bool = False
+
+    def __post_init__(self):
+        modes = (self.modes,) if isinstance(self.modes, str) else tuple(self.modes)
+        if not modes or any(m not in MODES for m in modes):
+            raise ConfigError(f"--mode {','.join(modes)}: expected 'infer', 'train' or both.")
+        object.__setattr__(self, "modes", tuple(sorted(dict.fromkeys(modes), key=MODES.index)))
+        if self.threads is not None and int(self.threads) <= 0:
+            raise ConfigError(f"--threads {self.threads}: expected a positive whole number.")
+        if not self.min_time_s > 0 or int(self.min_steps) <= 0:
+            raise ConfigError("--min-time and --min-steps must be positive.")
 
 
 def add_arguments(group) -> None:
-    _add(group, "--device", type=_device, default="auto", metavar="{auto,cpu,cuda}",
-         help="where to measure; auto: CUDA when present (default: auto)")  # fmt: skip
-    # Shared with the fine-tune harness, which reads options["batch_size"][0].
-    _add(group, "--batch-size", type=_int_list, default=None, metavar="N[,N...]",
-         help="batch size; a comma list is a sweep (default: 256 on CUDA, 16 on the CPU)")  # fmt: skip
-    _add(group, "--precision", choices=PRECISIONS, default="fp32",
-         help="fp32, or bf16/fp16 autocast (default: fp32)")  # fmt: skip
-    _add(group, "--channels-last", action="store_true",
-         help="channels_last memory format for the model and input")  # fmt: skip
-    _add(group, "--compile", action="store_true",
-         help="torch.compile the model; compile time is reported on its own (compile_time_s)")  # fmt: skip
-    _add(group, "--mode", type=_modes, default=["infer"], metavar="infer,train",
-         help="infer (forward under inference_mode) and/or train (forward, backward, SGD "
-         "step) (default: infer)")  # fmt: skip
-    _add(group, "--threads", type=_positive_int, default=None,
-         help="CPU threads for torch (default: torch's own, usually the physical cores)")  # fmt: skip
-    _add(group, "--min-time", type=_positive_float, default=DEFAULT_MIN_TIME_S, metavar="S",
-         help=f"time at least S seconds per measurement, after warm-up (default: {DEFAULT_MIN_TIME_S:g}); "
-         f"warm-up runs until the median of the last 3 step times is within 5%% of the 3 "
-         f"before (at most {WarmupPolicy.max_steps} steps or {WarmupPolicy.max_time_s:g} s)")  # fmt: skip
-    _add(group, "--min-steps", type=_positive_int, default=DEFAULT_MIN_STEPS, metavar="N",
-         help=f"time at least N steps per measurement (default: {DEFAULT_MIN_STEPS})")  # fmt: skip
-    _add(group, "--no-retry", action="store_true",
-         help="fail on out of memory instead of halving the batch size and retrying")  # fmt: skip
-    _add(group, "--no-isolate", action="store_true",
-         help="measure in this process instead of one subprocess per model")  # fmt: skip
-    _add(group, "--model-timeout", type=_positive_float, default=DEFAULT_MODEL_TIMEOUT_S,
-         metavar="S", help="an isolated model that takes longer than S seconds becomes an "
-         f"error row (default: {DEFAULT_MODEL_TIMEOUT_S:g})")  # fmt: skip
-    _add(group, "--optimize", action="store_true",
-         help="per model, try {NCHW, channels_last} x {fp32, bf16 where the device supports "
-         "it} (and compiled, with --compile) and keep the fastest; every candidate is recorded")  # fmt: skip
+    d = ThroughputConfig()
+    S = argparse.SUPPRESS  # defaults live in ThroughputConfig, defined once
+    group.add_argument("--channels-last", dest="channels_last", action="store_true", default=S,
+                       help="channels_last memory format for the model and input")  # fmt: skip
+    group.add_argument("--compile", action="store_true", default=S,
+                       help="torch.compile the model; compile time is reported on its own "
+                       "(compile_time_s)")  # fmt: skip
+    group.add_argument("--mode", dest="modes", type=_modes, default=S, metavar="infer,train",
+                       help="infer (forward under inference_mode) and/or train (forward, "
+                       "backward, SGD step) (default: infer)")  # fmt: skip
+    group.add_argument("--threads", type=positive_int, default=S,
+                       help="CPU threads for torch (default: torch's own, usually the "
+                       "physical cores)")  # fmt: skip
+    group.add_argument("--min-time", dest="min_time_s", type=_seconds, default=S, metavar="S",
+                       help=f"time at least S seconds per measurement, after warm-up (default: "
+                       f"{d.min_time_s:g}); warm-up runs until the median of the last 3 step "
+                       f"times is within 5%% of the 3 before (at most {WarmupPolicy.max_steps} "
+                       f"steps or {WarmupPolicy.max_time_s:g} s)")  # fmt: skip
+    group.add_argument("--min-steps", dest="min_steps", type=positive_int, default=S,
+                       metavar="N", help=f"time at least N steps per measurement (default: "
+                       f"{d.min_steps})")  # fmt: skip
+    group.add_argument("--no-retry", dest="retry", action="store_false", default=S,
+                       help="fail on out of memory instead of halving the batch size and "
+                       "retrying")  # fmt: skip
+    group.add_argument("--optimize", action="store_true", default=S,
+                       help="per model, try {NCHW, channels_last} x {fp32, bf16 where the "
+                       "device supports it} (and compiled, with --compile) and keep the "
+                       "fastest; every candidate is recorded")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Settings:
+    """What one measurement needs: the run's device, batches and precision with the
+    harness's own configuration (``Settings.of(run, config)``)."""
+
     device: str = "auto"
     batch_sizes: tuple[int, ...] | None = None
     precision: str = "fp32"
@@ -153,42 +146,11 @@ class Settings:
     warmup: WarmupPolicy = field(default_factory=WarmupPolicy)
 
     @classmethod
-    def from_options(cls, options: dict) -> Settings:
-        """Validate ``run``'s options (also when called from Python, not the CLI)."""
-
-        def get(key, default):
-            value = options.get(key)
-            return default if value is None else value
-
-        device = get("device", "auto")
-        if device not in DEVICES:
-            raise ConfigError(f"--device {device}: expected one of {', '.join(DEVICES)}.")
-        precision = get("precision", "fp32")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}.")
-        batch = options.get("batch_size")
-        if isinstance(batch, int):
-            batch = [batch]
-        if batch is not None and (not batch or any(int(b) <= 0 for b in batch)):
-            raise ConfigError(f"--batch-size {batch}: expected positive whole numbers.")
-        modes = get("mode", ["infer"])
-        if isinstance(modes, str):
-            modes = modes.split(",")
-        if not modes or any(m not in MODES for m in modes):
-            raise ConfigError(f"--mode {modes}: expected 'infer', 'train' or 'infer,train'.")
+    def of(cls, run: RunConfig, config: ThroughputConfig) -> Settings:
         return cls(
-            device=device,
-            batch_sizes=tuple(int(b) for b in batch) if batch else None,
-            precision=precision,
-            channels_last=bool(options.get("channels_last")),
-            compile=bool(options.get("compile")),
-            modes=tuple(sorted(dict.fromkeys(modes), key=MODES.index)),
-            threads=options.get("threads"),
-            min_time_s=float(get("min_time", DEFAULT_MIN_TIME_S)),
-            min_steps=int(get("min_steps", DEFAULT_MIN_STEPS)),
-            retry=not options.get("no_retry"),
-            optimize=bool(options.get("optimize")),
-        )
+            device=run.device, batch_sizes=run.batch_sizes, precision=run.precision,
+            **{f.name: getattr(config, f.name) for f in fields(config)},
+        )  # fmt: skip
 
 
 # -- the device -------------------------------------------------------------------------
@@ -560,7 +522,7 @@ def _gmacs(model, job: Job) -> float | None:
         return macs / 1e9
     try:
         return count_macs(model, job.example_input(1))["macs"] / 1e9
-    except Exception as e:  # noqa: BLE001 - throughput stands without it; said in the log
+    except Exception as e:
         logger.warning("%s: MACs not counted (%s); no fraction of peak", job.spec.name, e)
         return None
 
@@ -569,13 +531,20 @@ class ThroughputHarness:
     name = "throughput"
     isolate = True  # the runner measures each model in its own process (bench.isolate)
 
+    add_arguments = staticmethod(add_arguments)
+
     @staticmethod
-    def device_for(options: dict) -> str:
-        """The device this harness measures on for these options ('cuda' or 'cpu')."""
-        return check_device(options.get("device") or "auto")
+    def configure(options: dict, run: RunConfig) -> ThroughputConfig:
+        return ThroughputConfig(**options)
+
+    @staticmethod
+    def device_for(run: RunConfig) -> str:
+        """The device this harness measures on ('cuda' or 'cpu')."""
+        return check_device(run.device)
 
     def measure(self, job: Job) -> list[Measurement]:
-        s = Settings.from_options(job.options)
+        config = job.config if job.config is not None else ThroughputConfig()
+        s = Settings.of(job.run, config)
         device = check_device(s.device)
         with torch_threads(s.threads):
             return self._measure(job, s, device)
@@ -680,7 +649,7 @@ class ThroughputHarness:
 
         try:
             return cand, self._one(model, job, cand, batch, device, s, gmacs), None
-        except Exception as e:  # noqa: BLE001 - a failed candidate is recorded, not fatal
+        except Exception as e:
             failure = error_text(e)
         logger.warning("%s: candidate %s failed: %s", job.spec.name, cand, failure)
         _free_memory(device)  # outside the except: the traceback no longer holds the tensors

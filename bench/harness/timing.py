@@ -89,7 +89,7 @@ class WarmupPolicy:
 def warm_up(
     step: Callable[[], object],
     sync: Callable[[], object],
-    policy: WarmupPolicy = WarmupPolicy(),  # noqa: B008 - frozen, shared safely
+    policy: WarmupPolicy = WarmupPolicy(),
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[list[float], bool]:
     """Run ``step`` until stable; returns the warm-up step times (s) and whether it settled."""

@@ -104,7 +104,7 @@ def _timm_input_size(name: str) -> tuple[int, int, int] | None:
     if cfg is None:
         try:
             cfg = timm.models.get_pretrained_cfg(timm.models.get_arch_name(name))
-        except Exception:  # noqa: BLE001 - older timm
+        except Exception:
             cfg = None
     size = getattr(cfg, "input_size", None)
     return tuple(size) if size else None
@@ -117,7 +117,7 @@ def _torchvision_input_size(name: str) -> tuple[int, int, int]:
         weights = tvm.get_model_weights(name).DEFAULT
         crop = weights.transforms().crop_size[0]
         return (3, int(crop), int(crop))
-    except Exception:  # noqa: BLE001 - models without weights: torchvision's usual 224
+    except Exception:
         return DEFAULT_INPUT_SIZE
 
 
@@ -141,8 +141,8 @@ class Registry:
                 builder, error = load_plugin(plugin), None
             except PluginError as e:
                 builder, error = None, str(e)
-                self.warnings.append(str(e))
-                logger.warning("%s", e)
+                self.warnings.append(str(e))  # shown once, by the CLI
+                logger.debug("%s", e)
             spec = ModelSpec(
                 name=plugin.name,
                 source=plugin.display,
@@ -200,8 +200,8 @@ class Registry:
             if len(who) > 1:
                 self.conflicts[name] = who
                 msg = f"Model name '{name}' is claimed by {' and by '.join(who)}."
-                self.warnings.append(msg)
-                logger.warning("%s", msg)
+                self.warnings.append(msg)  # shown once, by the CLI
+                logger.debug("%s", msg)
 
     # -- queries ----------------------------------------------------------------------
     def names(self) -> list[str]:

@@ -60,32 +60,39 @@ class Plugin:
         return _normalize(self.distribution) == DISTRIBUTION
 
 
-def find_plugins() -> list[Plugin]:
-    """Scan installed distributions for the group, de-duplicated and sorted."""
+def find_plugins(group: str = GROUP, builtins: dict[str, str] | None = None) -> list[Plugin]:
+    """Scan installed distributions for ``group``, de-duplicated and sorted (cnn-bench's own
+    first). From a checkout that is not installed, ``builtins`` stand in for cnn-bench's."""
+    builtins = BUILTIN_ENTRY_POINTS if builtins is None else builtins
     found: dict[tuple[str, str], Plugin] = {}
     for dist in metadata.distributions():
         dist_name = dist.metadata["Name"] or "unknown"
         for ep in dist.entry_points:
-            if ep.group != GROUP:
+            if ep.group != group:
                 continue
             key = (_normalize(dist_name), ep.name)
             found.setdefault(key, Plugin(ep.name, ep.value, dist_name))
     if not any(_normalize(d) == DISTRIBUTION for d, _ in found):
-        for name, value in BUILTIN_ENTRY_POINTS.items():
+        for name, value in builtins.items():
             found[(DISTRIBUTION, name)] = Plugin(name, value, DISTRIBUTION)
     return sorted(found.values(), key=lambda p: (not p.builtin, _normalize(p.distribution), p.name))
 
 
-def load_plugin(plugin: Plugin):
+def import_entry_point(plugin: Plugin, group: str = GROUP):
     """Import the entry point's object; any failure becomes a PluginError naming it."""
-    ep = metadata.EntryPoint(name=plugin.name, value=plugin.value, group=GROUP)
+    ep = metadata.EntryPoint(name=plugin.name, value=plugin.value, group=group)
     try:
-        obj = ep.load()
-    except Exception as e:  # noqa: BLE001 - a plugin may raise anything on import
+        return ep.load()
+    except Exception as e:
         raise PluginError(
             f"Plugin {plugin.display} ({plugin.value}) failed to load: {type(e).__name__}: {e}. "
             f"Fix or uninstall the '{plugin.distribution}' package."
         ) from e
+
+
+def load_plugin(plugin: Plugin):
+    """Import a model plugin's builder and check it; any failure is a PluginError naming it."""
+    obj = import_entry_point(plugin)
     validate_plugin(plugin, obj)
     return obj
 

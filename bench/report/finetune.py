@@ -97,7 +97,7 @@ def finetune_markdown(rows: list[dict]) -> str:
         "",
     ]
     if not rows:
-        return "\n".join(lines + ["No fine-tune results yet.", ""])
+        return "\n".join([*lines, "No fine-tune results yet.", ""])
     table = []
     for r in rows:
         table.append(

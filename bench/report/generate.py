@@ -295,7 +295,7 @@ def chapter_markdown(table, fails) -> str:
     lines.append(pd.DataFrame(rows).to_markdown(index=False))
     lines += ["", "### Disagreements", ""]
     lines += notes or ["None."]
-    lines += ["", "### Sources of the published figures", ""] + sources
+    lines += ["", "### Sources of the published figures", "", *sources]
     own = [
         c
         for c in cards.values()

@@ -158,7 +158,7 @@ def load_torchvision(name: str, data_dir: str, download: bool) -> Data:
     try:
         train = cls(data_dir, train=True, download=download)
         test = cls(data_dir, train=False, download=download)
-    except Exception as e:  # noqa: BLE001 - torchvision raises RuntimeError or URLError
+    except Exception as e:
         where = Path(data_dir).resolve() / layout
         raise DataError(
             f"Cannot read data set '{name}' from --data-dir {data_dir} ({type(e).__name__}: "

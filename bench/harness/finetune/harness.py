@@ -15,11 +15,11 @@ import argparse
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import ConfigError
-from bench.harness.base import Job, Measurement
-from bench.harness.options import add_once as _add
+from bench.harness.base import Job, Measurement, RunConfig
 from bench.harness.options import nonneg_int as _nonneg_int
 from bench.harness.options import positive_float as _positive_float
 from bench.harness.options import positive_int as _positive_int
@@ -51,107 +51,240 @@ def _dataset(text: str) -> str:
     raise argparse.ArgumentTypeError(f"expected one of {', '.join(DATASETS)}, got '{text}'")
 
 
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The fine-tune harness's own options, each default defined here once. The run-wide
+    ``--device``, ``--batch-size`` (the first value), ``--precision`` and ``--img-size`` come
+    from the run's ``RunConfig``."""
+
+    dataset: str = "mnist5k"
+    data_dir: str = "data"
+    download: bool = False
+    epochs: int = DEFAULT_EPOCHS
+    lr: float | None = None  # None: DEFAULT_LR_SCRATCH, or DEFAULT_LR_PRETRAINED with weights
+    seed: int = 0
+    protocol: str | None = None  # None: staged with weights, full from scratch
+    augment: str | None = None  # None: digits for digit data sets, chapter otherwise
+    pretrained: bool = False
+    weights: str | None = None
+    resume: bool = False
+    checkpoint_dir: str = "checkpoints"
+    label_smoothing: float = 0.0
+    backbone_lr_scale: float = 0.1
+    deterministic: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        from bench.harness.finetune.train import AUGMENTS, PROTOCOLS
+
+        if self.pretrained and self.weights:
+            raise ConfigError("Give --pretrained or --weights PATH, not both.")
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise ConfigError(f"--protocol {self.protocol}: choose from {', '.join(PROTOCOLS)}.")
+        if self.augment is not None and self.augment not in AUGMENTS:
+            raise ConfigError(f"--augment {self.augment}: choose from {', '.join(AUGMENTS)}.")
+        if int(self.epochs) <= 0 or int(self.seed) < 0:
+            raise ConfigError("--epochs must be positive and --seed not negative.")
+        if (self.lr is not None and not self.lr > 0) or not self.backbone_lr_scale > 0:
+            raise ConfigError("--lr and --backbone-lr-scale must be positive.")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"--label-smoothing {self.label_smoothing}: expected [0, 1).")
+
+    @property
+    def from_weights(self) -> bool:
+        return self.pretrained or bool(self.weights)
+
+    def resolved_lr(self) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        return DEFAULT_LR_PRETRAINED if self.from_weights else DEFAULT_LR_SCRATCH
+
+    def resolved_protocol(self) -> str:
+        return self.protocol or ("staged" if self.from_weights else "full")
+
+
 def add_arguments(group) -> None:
     from bench.harness.finetune.data import DATASETS
 
-    _add(group, "--dataset", type=_dataset, default="mnist5k", metavar="NAME",
-         help=f"data set to fine-tune on: {', '.join(DATASETS)} (default: mnist5k, offline)")  # fmt: skip
-    _add(group, "--data-dir", default="data",
-         help="where torchvision data sets live (default: data/)")  # fmt: skip
-    _add(group, "--download", action="store_true",
-         help="let torchvision download mnist/fashion_mnist/cifar10 into --data-dir")  # fmt: skip
-    _add(group, "--epochs", type=_positive_int, default=DEFAULT_EPOCHS,
-         help=f"training epochs (default: {DEFAULT_EPOCHS})")  # fmt: skip
-    _add(group, "--lr", type=_positive_float, default=None,
-         help=f"peak learning rate of the head (default: {DEFAULT_LR_SCRATCH:g} from scratch, "
-         f"{DEFAULT_LR_PRETRAINED:g} pretrained)")  # fmt: skip
-    _add(group, "--seed", type=_nonneg_int, default=0,
-         help="seed of initialisation, shuffling, dropout and augmentation (default: 0)")  # fmt: skip
-    _add(group, "--protocol", choices=("linear", "full", "staged"), default=None,
-         help="linear: head only; full: all layers at one rate; staged: head first, then all "
-         "with a lower backbone rate (default: staged when pretrained, else full)")  # fmt: skip
-    _add(group, "--augment", choices=("none", "chapter", "digits"), default=None,
-         help="chapter: code example 5; digits: small affine moves, no flips or large turns "
-         "(default: digits for digit data sets, chapter otherwise)")  # fmt: skip
-    _add(group, "--pretrained", action="store_true",
-         help="start from each source's pretrained weights (never silently random)")  # fmt: skip
-    _add(group, "--weights", default=None, metavar="PATH",
-         help="start from a local checkpoint (.pth read with weights_only=True, or .safetensors)")  # fmt: skip
-    _add(group, "--resume", action="store_true",
-         help="continue an interrupted fine-tune run from its last checkpoint")  # fmt: skip
-    _add(group, "--checkpoint-dir", default="checkpoints",
-         help="where per-epoch fine-tune checkpoints go (default: checkpoints/)")  # fmt: skip
-    _add(group, "--label-smoothing", type=_fraction, default=0.0,
-         help="label smoothing of the training loss (default: 0)")  # fmt: skip
-    _add(group, "--backbone-lr-scale", type=_positive_float, default=0.1,
-         help="staged: the backbone's learning rate as a fraction of --lr (default: 0.1)")  # fmt: skip
-    _add(group, "--deterministic", action="store_true",
-         help="CUDA: cuDNN's deterministic kernels and no autotuning, so that a resumed run "
-         "ends where an uninterrupted one would (slower; the CPU is deterministic already)")  # fmt: skip
-    _add(group, "--no-progress", action="store_true",
-         help="no progress bar (it is also off when stderr is not a terminal)")  # fmt: skip
+    d = FinetuneConfig()
+    S = argparse.SUPPRESS  # defaults live in FinetuneConfig, defined once
+    group.add_argument("--dataset", type=_dataset, default=S, metavar="NAME",
+                       help=f"data set to fine-tune on: {', '.join(DATASETS)} (default: "
+                       f"{d.dataset}, offline)")  # fmt: skip
+    group.add_argument("--data-dir", dest="data_dir", default=S,
+                       help=f"where torchvision data sets live (default: {d.data_dir}/)")  # fmt: skip
+    group.add_argument("--download", action="store_true", default=S,
+                       help="let torchvision download mnist/fashion_mnist/cifar10 into --data-dir")  # fmt: skip
+    group.add_argument("--epochs", type=_positive_int, default=S,
+                       help=f"training epochs (default: {d.epochs})")  # fmt: skip
+    group.add_argument("--lr", type=_positive_float, default=S,
+                       help=f"peak learning rate of the head (default: {DEFAULT_LR_SCRATCH:g} "
+                       f"from scratch, {DEFAULT_LR_PRETRAINED:g} pretrained)")  # fmt: skip
+    group.add_argument("--seed", type=_nonneg_int, default=S,
+                       help=f"seed of initialisation, shuffling, dropout and augmentation "
+                       f"(default: {d.seed})")  # fmt: skip
+    group.add_argument("--protocol", choices=("linear", "full", "staged"), default=S,
+                       help="linear: head only; full: all layers at one rate; staged: head "
+                       "first, then all with a lower backbone rate (default: staged when "
+                       "pretrained, else full)")  # fmt: skip
+    group.add_argument("--augment", choices=("none", "chapter", "digits"), default=S,
+                       help="chapter: code example 5; digits: small affine moves, no flips or "
+                       "large turns (default: digits for digit data sets, chapter otherwise)")  # fmt: skip
+    group.add_argument("--pretrained", action="store_true", default=S,
+                       help="start from each source's pretrained weights (never silently random)")  # fmt: skip
+    group.add_argument("--weights", default=S, metavar="PATH",
+                       help="start from a local checkpoint (.pth read with weights_only=True, "
+                       "or .safetensors)")  # fmt: skip
+    group.add_argument("--resume", action="store_true", default=S,
+                       help="continue an interrupted fine-tune run from its last checkpoint")  # fmt: skip
+    group.add_argument("--checkpoint-dir", dest="checkpoint_dir", default=S,
+                       help=f"where per-epoch fine-tune checkpoints go (default: "
+                       f"{d.checkpoint_dir}/)")  # fmt: skip
+    group.add_argument("--label-smoothing", dest="label_smoothing", type=_fraction, default=S,
+                       help=f"label smoothing of the training loss (default: "
+                       f"{d.label_smoothing:g})")  # fmt: skip
+    group.add_argument("--backbone-lr-scale", dest="backbone_lr_scale", type=_positive_float,
+                       default=S, help=f"staged: the backbone's learning rate as a fraction of "
+                       f"--lr (default: {d.backbone_lr_scale:g})")  # fmt: skip
+    group.add_argument("--deterministic", action="store_true", default=S,
+                       help="CUDA: cuDNN's deterministic kernels and no autotuning, so that a "
+                       "resumed run ends where an uninterrupted one would (slower; the CPU is "
+                       "deterministic already)")  # fmt: skip
+    group.add_argument("--no-progress", dest="progress", action="store_false", default=S,
+                       help="no progress bar (it is also off when stderr is not a terminal)")  # fmt: skip
 
 
-def _device(options: dict) -> str:
-    """The torch device: --device resolved as the throughput harness does, one GPU per rank."""
-    import os
-
+def _device(run) -> str:
+    """The torch device: ``--device`` resolved as for throughput, one GPU per torchrun rank."""
+    from bench.dist import local_rank
     from bench.harness.device import check_device
 
-    device = check_device(options.get("device") or "auto")
-    if device == "cuda":
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return device
+    device = check_device(run.device)
+    return f"cuda:{local_rank()}" if device == "cuda" else device
 
 
 def _img_size(job: Job, device: str) -> int:
-    if job.options.get("img_size"):
-        return int(job.options["img_size"])
+    if job.run.img_size:
+        return int(job.run.img_size)
     native = job.spec.resolved_input_size()[1]
     return native if device.startswith("cuda") else min(native, CPU_MAX_IMG_SIZE)
 
 
-def _batch_size(options: dict) -> int:
-    batch = options.get("batch_size")
-    if isinstance(batch, (list, tuple)):
-        batch = batch[0] if batch else None
-    return int(batch) if batch else DEFAULT_BATCH_SIZE
+def _batch_size(run) -> int:
+    return int(run.batch_sizes[0]) if run.batch_sizes else DEFAULT_BATCH_SIZE
 
 
-def preflight(options: dict) -> None:
+def preflight(config: FinetuneConfig) -> None:
     """Bad input that would fail every model alike: one line and exit 2, before any work."""
     from bench.harness.finetune.data import _TORCHVISION, load_dataset
 
-    weights = options.get("weights")
-    if weights and options.get("pretrained"):
-        raise ConfigError("Give --pretrained or --weights PATH, not both.")
-    if weights:
-        path = Path(weights)
+    if config.weights:
+        path = Path(config.weights)
         if not path.is_file():
             raise ConfigError(
-                f"--weights {weights}: no such file. Give a .pth or .safetensors file."
+                f"--weights {config.weights}: no such file. Give a .pth or .safetensors file."
             )
         if path.suffix not in (".pth", ".pt", ".bin", ".safetensors"):
             raise ConfigError(
-                f"--weights {weights}: expected a .pth, .pt, .bin or .safetensors file."
+                f"--weights {config.weights}: expected a .pth, .pt, .bin or .safetensors file."
             )
-    name = options.get("dataset") or "mnist5k"
+    name = config.dataset
     if name.startswith("imagefolder:") and not Path(name.split(":", 1)[1]).is_dir():
         raise ConfigError(
             f"--dataset {name}: {name.split(':', 1)[1]} is not a folder. Give a folder with "
             "train/ and val/ (or class folders directly)."
         )
-    if name in _TORCHVISION and not options.get("download"):
-        load_dataset(name, options.get("data_dir") or "data", False)  # raises DataError
+    if name in _TORCHVISION and not config.download:
+        load_dataset(name, config.data_dir, False)  # raises DataError
+
+
+def _train_config(job: Job, config: FinetuneConfig, device: str, img_size: int, augment: str):
+    from bench.harness.finetune.train import TrainConfig
+
+    precision = job.run.precision
+    return TrainConfig(
+        epochs=int(config.epochs),
+        lr=config.resolved_lr(),
+        batch_size=_batch_size(job.run),
+        seed=int(config.seed),
+        protocol=config.resolved_protocol(),
+        augment=augment,
+        img_size=img_size,
+        label_smoothing=float(config.label_smoothing),
+        backbone_lr_scale=float(config.backbone_lr_scale),
+        device=device,
+        amp=precision if precision in ("bf16", "fp16") and device.startswith("cuda") else None,
+        channels_last=True,  # faster on the CPU too (oneDNN), for every model we tried
+        deterministic=config.deterministic,
+        progress=config.progress,
+    )
+
+
+def _checkpoint(job: Job, config: FinetuneConfig, run_key: dict) -> Path:
+    """Where this configuration's checkpoint lives: named by model and configuration."""
+    key = hashlib.sha256(json.dumps(run_key, sort_keys=True).encode()).hexdigest()[:12]
+    slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in job.spec.name)
+    return Path(config.checkpoint_dir) / f"{slug}-{key}.pt"
+
+
+def _record_config(cfg, data, init_label: str, config: FinetuneConfig, world: int) -> dict:
+    out = {
+        "img_size": cfg.img_size,
+        "finetune_img_size": cfg.img_size,
+        "dataset": data.name,
+        "protocol": cfg.protocol,
+        "augment": cfg.augment,
+        "init": init_label,
+        "epochs": cfg.epochs,
+        "lr": cfg.lr,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "label_smoothing": cfg.label_smoothing,
+        "precision": cfg.amp or "fp32",
+        "world_size": world,
+    }
+    if config.weights:
+        out["weights"] = str(config.weights)
+    return out
+
+
+def _record_metrics(result, data, init, checkpoint: Path) -> dict:
+    return {
+        "top1": result.top1,
+        "top5": result.top5,
+        "loss": result.loss,
+        "best_epoch": result.best_epoch,
+        "best_top1": result.best_top1,
+        "train_time_s": result.train_time_s,
+        "train_samples_per_sec": result.train_samples_per_sec,
+        "speed_epochs": result.speed_epochs,
+        "dataset_sha256": data.fingerprint(),
+        "split": data.split,
+        "train_samples": len(data.y_train),
+        "test_samples": len(data.y_test),
+        "num_classes": data.num_classes,
+        "input": "channel repeat" if data.channels == 1 and init.in_chans != 1 else
+                 f"in_chans={init.in_chans}",
+        **init.as_metrics(),
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "checkpoint": str(checkpoint),
+        "curve": result.curve,
+    }  # fmt: skip
 
 
 class FinetuneHarness:
     name = "finetune"
+    add_arguments = staticmethod(add_arguments)
+    preflight = staticmethod(preflight)
 
     @staticmethod
-    def device_for(options: dict) -> str:
-        """The device type this harness trains on for these options ('cuda' or 'cpu')."""
-        return _device(options).split(":")[0]
+    def configure(options: dict, run: RunConfig) -> FinetuneConfig:
+        return FinetuneConfig(**options)
+
+    @staticmethod
+    def device_for(run: RunConfig) -> str:
+        """The device type this harness trains on ('cuda' or 'cpu')."""
+        return _device(run).split(":")[0]
 
     def measure(self, job: Job) -> list[Measurement]:
         """Fine-tune in this process; the GPU's cached memory is handed back afterwards, so
@@ -170,118 +303,47 @@ class FinetuneHarness:
     def _measure(self, job: Job) -> list[Measurement]:
         import torch
 
-        from bench.dist import is_main_process
+        from bench.dist import is_main_process, world_size
         from bench.harness.finetune.data import DEFAULT_AUGMENT, load_dataset
-        from bench.harness.finetune.train import TrainConfig, train
+        from bench.harness.finetune.train import train
         from bench.harness.finetune.weights import build_model
 
-        opts = job.options
-        device = _device(opts)
+        config = job.config if job.config is not None else FinetuneConfig()
+        device = _device(job.run)
         img_size = _img_size(job, device)
-        data = load_dataset(
-            opts.get("dataset") or "mnist5k",
-            opts.get("data_dir") or "data",
-            bool(opts.get("download")),
-            img_size,
-        )
-        pretrained = bool(opts.get("pretrained"))
-        weights = opts.get("weights")
-        if pretrained and weights:
-            raise ConfigError("Give --pretrained or --weights PATH, not both.")
-        from_weights = pretrained or bool(weights)
-        protocol = opts.get("protocol") or ("staged" if from_weights else "full")
-        augment = opts.get("augment") or DEFAULT_AUGMENT.get(data.kind, "chapter")
-        seed = int(opts.get("seed") or 0)
-        precision = opts.get("precision") or "fp32"
-        cfg = TrainConfig(
-            epochs=int(opts.get("epochs") or DEFAULT_EPOCHS),
-            lr=float(
-                opts.get("lr") or (DEFAULT_LR_PRETRAINED if from_weights else DEFAULT_LR_SCRATCH)
-            ),
-            batch_size=_batch_size(opts),
-            seed=seed,
-            protocol=protocol,
-            augment=augment,
-            img_size=img_size,
-            label_smoothing=float(opts.get("label_smoothing") or 0.0),
-            backbone_lr_scale=float(opts.get("backbone_lr_scale") or 0.1),
-            device=device,
-            amp=precision if precision in ("bf16", "fp16") and device.startswith("cuda") else None,
-            channels_last=True,  # faster on the CPU too (oneDNN), for every model we tried
-            deterministic=bool(opts.get("deterministic")),
-            progress=not opts.get("no_progress"),
-        )
-        torch.manual_seed(seed)  # the new head's (and a scratch model's) initialisation
+        data = load_dataset(config.dataset, config.data_dir, config.download, img_size)
+        augment = config.augment or DEFAULT_AUGMENT.get(data.kind, "chapter")
+        cfg = _train_config(job, config, device, img_size, augment)
+        torch.manual_seed(cfg.seed)  # the new head's (and a scratch model's) initialisation
         model, init = build_model(
-            job.spec, data.num_classes, data.channels, pretrained=pretrained, weights=weights
-        )
-        if init.mean is not None:
-            mean, std = init.mean, init.std
-        else:
-            mean, std = data.mean_std()
-        from bench.dist import world_size
-
+            job.spec, data.num_classes, data.channels, pretrained=config.pretrained,
+            weights=config.weights,
+        )  # fmt: skip
+        mean, std = (init.mean, init.std) if init.mean is not None else data.mean_std()
         world = world_size()
-        init_label = init.init
         run_key = {
             "model": job.spec.name,
             "dataset": data.name,
             "dataset_sha256": data.fingerprint(),
-            "init": init_label,
+            "init": init.init,
             "init_sha256": init.sha256,
             "world_size": world,
             **{k: v for k, v in cfg.__dict__.items() if k not in ("device", "progress")},
         }
-        key = hashlib.sha256(json.dumps(run_key, sort_keys=True).encode()).hexdigest()[:12]
-        slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in job.spec.name)
-        checkpoint = Path(opts.get("checkpoint_dir") or "checkpoints") / f"{slug}-{key}.pt"
+        checkpoint = _checkpoint(job, config, run_key)
         result = train(
             model, data, cfg, in_chans=init.in_chans, mean=mean, std=std,
-            checkpoint=checkpoint, resume=bool(opts.get("resume")), run_key=run_key,
+            checkpoint=checkpoint, resume=config.resume, run_key=run_key,
         )  # fmt: skip
-        device_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
-        config = {
-            "img_size": img_size,
-            "finetune_img_size": img_size,
-            "dataset": data.name,
-            "protocol": protocol,
-            "augment": augment,
-            "init": init_label,
-            "epochs": cfg.epochs,
-            "lr": cfg.lr,
-            "batch_size": cfg.batch_size,
-            "seed": seed,
-            "label_smoothing": cfg.label_smoothing,
-            "precision": cfg.amp or "fp32",
-            "world_size": world,
-        }
-        if weights:
-            config["weights"] = str(weights)
-        metrics = {
-            "top1": result.top1,
-            "top5": result.top5,
-            "loss": result.loss,
-            "best_epoch": result.best_epoch,
-            "best_top1": result.best_top1,
-            "train_time_s": result.train_time_s,
-            "train_samples_per_sec": result.train_samples_per_sec,
-            "speed_epochs": result.speed_epochs,
-            "dataset_sha256": data.fingerprint(),
-            "split": data.split,
-            "train_samples": int(len(data.y_train)),
-            "test_samples": int(len(data.y_test)),
-            "num_classes": data.num_classes,
-            "input": "channel repeat" if data.channels == 1 and init.in_chans != 1 else
-                     f"in_chans={init.in_chans}",
-            **init.as_metrics(),
-            "resumed_from_epoch": result.resumed_from_epoch,
-            "checkpoint": str(checkpoint),
-            "curve": result.curve,
-        }  # fmt: skip
         if is_main_process():
-            logger.info(
-                "%s on %s: top-1 %.2f%% after %d epochs", job.spec.name, data.name,
-                result.top1, cfg.epochs,
-            )  # fmt: skip
-        return [Measurement(config=config, metrics=metrics, device=device.split(":")[0],
-                            device_name=device_name)]  # fmt: skip
+            logger.info("%s on %s: top-1 %.2f%% after %d epochs", job.spec.name, data.name,
+                        result.top1, cfg.epochs)  # fmt: skip
+        name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
+        return [
+            Measurement(
+                config=_record_config(cfg, data, init.init, config, world),
+                metrics=_record_metrics(result, data, init, checkpoint),
+                device=device.split(":")[0],
+                device_name=name,
+            )
+        ]

@@ -382,6 +382,259 @@ def _autocast(cfg: TrainConfig):
     return contextlib.nullcontext()
 
 
+@dataclass
+class _Loop:
+    """What one training run carries from epoch to epoch (set up by ``_set_up``)."""
+
+    model: Any
+    cfg: TrainConfig
+    rank: int
+    world: int
+    device_type: str
+    local_batch: int
+    gen: Any
+    prep: Any
+    data: tuple  # x_train, y_train, x_test, y_test on the device
+    sampler: Any
+    steps_per_epoch: int
+    scaler: Any
+    start_epoch: int = 0
+    curve: list = field(default_factory=list)
+    train_time: float = 0.0
+    phase: str | None = None
+    optimizer: Any = None
+    scheduler: Any = None
+    ddp_model: Any = None
+
+
+def _check(cfg: TrainConfig) -> None:
+    if cfg.protocol not in PROTOCOLS:
+        raise ConfigError(
+            f"Unknown protocol '{cfg.protocol}'. Choose from: {', '.join(PROTOCOLS)}."
+        )
+    if cfg.augment not in AUGMENTS:
+        raise ConfigError(
+            f"Unknown augmentation '{cfg.augment}'. Choose from: {', '.join(AUGMENTS)}."
+        )
+
+
+def _set_up(model, data, cfg: TrainConfig, in_chans: int, mean, std) -> _Loop:
+    """Device, process group, seeded generator, data on the device, sampler and scaler."""
+    import torch
+    from torch.utils.data import DistributedSampler
+
+    _check(cfg)
+    device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
+    if device_type == "cuda":
+        torch.cuda.set_device(torch.device(cfg.device))
+        # cuDNN's default kernel choice for some layers (depthwise convolutions' backward in
+        # channels_last) is many times slower than the autotuned one
+        torch.backends.cudnn.deterministic = cfg.deterministic
+        torch.backends.cudnn.benchmark = not cfg.deterministic
+    rank, world = dist_setup(device_type)
+    if cfg.batch_size % world:
+        raise ConfigError(
+            f"Batch size {cfg.batch_size} does not divide among {world} processes; pick a "
+            "multiple of the process count (it is the global batch size)."
+        )
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    model.to(cfg.device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    dev = cfg.device if device_type == "cuda" else "cpu"
+    tensors = tuple(t.to(dev) for t in (data.x_train, data.y_train, data.x_test, data.y_test))
+    sampler = DistributedSampler(
+        range(len(tensors[1])), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+        drop_last=False,
+    )  # fmt: skip
+    local_batch = cfg.batch_size // world
+    return _Loop(
+        model=model, cfg=cfg, rank=rank, world=world, device_type=device_type,
+        local_batch=local_batch, gen=gen,
+        prep=_Input(cfg, data.channels, in_chans, mean, std, gen), data=tensors,
+        sampler=sampler, steps_per_epoch=math.ceil(len(sampler) / local_batch),
+        scaler=torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and device_type == "cuda"),
+    )  # fmt: skip
+
+
+def _resume(loop: _Loop, checkpoint: Path, run_key: dict | None) -> None:
+    """Continue from the checkpoint: weights, optimiser, schedule, scaler and every RNG."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if state.get("run_key") != run_key:
+        raise ConfigError(
+            f"The checkpoint {checkpoint} belongs to another configuration; remove it or "
+            "run without --resume to start afresh."
+        )
+    loop.model.load_state_dict(state["model"])
+    loop.start_epoch, loop.curve = state["epoch"], state["curve"]
+    loop.train_time, loop.phase = state["train_time_s"], state["phase"]
+    loop.optimizer, loop.scheduler = _optimizer(
+        loop.model, loop.cfg, loop.phase, loop.steps_per_epoch
+    )
+    loop.optimizer.load_state_dict(state["optimizer"])
+    loop.scheduler.load_state_dict(state["scheduler"])
+    loop.scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    gens = state["gen"]
+    loop.gen.set_state(gens[loop.rank] if loop.rank < len(gens) else gens[0])
+    logger.info("%s: resuming after epoch %d", checkpoint.name, loop.start_epoch)
+
+
+def _enter_phase(loop: _Loop, epoch: int) -> bool:
+    """New optimiser (and DDP wrapper) when the protocol's phase changes; True if it did or
+    this is the process's first epoch (either way the epoch carries set-up)."""
+    phase = loop.cfg.phase(epoch)
+    setup = epoch == loop.start_epoch or phase != loop.phase
+    if phase != loop.phase:
+        loop.phase = phase
+        loop.optimizer, loop.scheduler = _optimizer(
+            loop.model, loop.cfg, phase, loop.steps_per_epoch
+        )
+    if setup or loop.ddp_model is None:
+        if loop.world > 1:
+            import torch
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            cuda = loop.device_type == "cuda"
+            ids = [torch.device(loop.cfg.device).index or 0] if cuda else None
+            loop.ddp_model = DDP(loop.model, device_ids=ids)
+        else:
+            loop.ddp_model = loop.model
+    return setup
+
+
+def _progress_bar(loop: _Loop, epoch: int):
+    if not _progress_enabled(loop.cfg, loop.rank):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=loop.steps_per_epoch, desc=f"epoch {epoch + 1}/{loop.cfg.epochs}",
+                leave=False)  # fmt: skip
+
+
+def _train_epoch(loop: _Loop, epoch: int):
+    """One pass over this rank's share of the training data; (loss, correct, seen) sums on
+    the device (no host synchronisation per step) and the epoch's seconds."""
+    import torch
+    import torch.nn.functional as F
+
+    from bench.registry.heads import freeze_frozen_norms
+
+    cfg, (x_train, y_train, _, _) = loop.cfg, loop.data
+    loop.sampler.set_epoch(epoch)
+    order = torch.tensor(list(iter(loop.sampler)), dtype=torch.long)
+    loop.model.train()
+    if cfg.protocol == "linear":
+        freeze_frozen_norms(loop.model)  # a linear probe keeps the backbone exactly as it was
+    sums = torch.zeros(3, dtype=torch.float64, device=cfg.device)
+    bar = _progress_bar(loop, epoch)
+    if loop.device_type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for i in range(0, len(order), loop.local_batch):
+        sel = order[i : i + loop.local_batch]
+        if len(sel) < 2 and loop.world == 1:
+            continue  # a batch of one breaks batch norm
+        sel = sel.to(x_train.device)
+        yb = y_train[sel]
+        with _autocast(cfg):
+            out = loop.ddp_model(loop.prep(x_train[sel], train=True))
+            loss = F.cross_entropy(out.float(), yb, label_smoothing=cfg.label_smoothing)
+        loop.optimizer.zero_grad(set_to_none=True)
+        loop.scaler.scale(loss).backward()
+        loop.scaler.step(loop.optimizer)
+        loop.scaler.update()
+        loop.scheduler.step()
+        with torch.no_grad():
+            sums[0] += loss.detach() * len(sel)
+            sums[1] += out.argmax(1).eq(yb).sum()
+            sums[2] += len(sel)
+        if bar is not None:
+            bar.update(1)
+            if bar.n % 10 == 0:  # a host synchronisation, only when someone is watching
+                bar.set_postfix(loss=f"{float(sums[0] / sums[2]):.3f}",
+                                acc=f"{100 * float(sums[1] / sums[2]):.1f}%")  # fmt: skip
+    if loop.device_type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    return _all_sum(sums, loop.world), slowest_rank_time(seconds, loop.world, cfg.device)
+
+
+def _save(loop: _Loop, checkpoint: Path | None, run_key: dict | None, epoch: int) -> None:
+    """The checkpoint after ``epoch``, written atomically by rank 0 (every rank's generator
+    state gathered into it)."""
+    if checkpoint is None:
+        return
+    gens = [loop.gen.get_state()]
+    if loop.world > 1:
+        import torch.distributed as dist
+
+        gathered = [None] * loop.world
+        dist.all_gather_object(gathered, loop.gen.get_state())
+        gens = gathered
+    if loop.rank != 0:
+        return
+    atomic_torch_save(
+        {
+            "run_key": run_key, "epoch": epoch + 1, "phase": loop.phase,
+            "model": loop.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
+            "scheduler": loop.scheduler.state_dict(), "scaler": loop.scaler.state_dict(),
+            "rng": rng_state(loop.device_type), "gen": gens, "curve": loop.curve,
+            "train_time_s": loop.train_time, "config": asdict(loop.cfg),
+        },
+        checkpoint,
+    )  # fmt: skip
+
+
+def _epoch_point(loop: _Loop, epoch: int, sums, seconds: float, setup: bool) -> dict:
+    _, _, x_test, y_test = loop.data
+    metrics = evaluate(loop.model, x_test, y_test, loop.prep, loop.cfg, loop.rank, loop.world)
+    n = max(1.0, float(sums[2]))
+    return {
+        "epoch": epoch + 1,
+        "phase": loop.phase,
+        "train_loss": round(float(sums[0]) / n, 5),
+        "train_top1": round(100 * float(sums[1]) / n, 3),
+        "test_loss": round(metrics["loss"], 5),
+        "top1": round(metrics["top1"], 3),
+        "top5": round(metrics["top5"], 3),
+        "lr": loop.optimizer.param_groups[0]["lr"],
+        "epoch_time_s": round(seconds, 3),
+        "train_samples": int(n),
+        "includes_setup": setup,
+    }
+
+
+def _result(loop: _Loop) -> TrainResult:
+    if not loop.curve:
+        raise ConfigError("Nothing was trained: --epochs must be at least 1.")
+    final = loop.curve[-1]
+    if loop.start_epoch >= loop.cfg.epochs:  # resumed a finished run: evaluate again
+        _, _, x_test, y_test = loop.data
+        metrics = evaluate(loop.model, x_test, y_test, loop.prep, loop.cfg, loop.rank,
+                           loop.world)  # fmt: skip
+        final = {**final, **{k: round(v, 3) for k, v in metrics.items() if k != "loss"}}
+        final["test_loss"] = round(metrics["loss"], 5)
+    best = max(loop.curve, key=lambda p: (p["top1"], -p["epoch"]))
+    speed, speed_epochs = steady_samples_per_sec(loop.curve)
+    return TrainResult(
+        top1=final["top1"],
+        top5=final["top5"],
+        loss=final["test_loss"],
+        curve=loop.curve,
+        best_epoch=best["epoch"],
+        best_top1=best["top1"],
+        train_time_s=round(loop.train_time, 3),
+        train_samples_per_sec=speed,
+        resumed_from_epoch=loop.start_epoch,
+        speed_epochs=speed_epochs,
+    )
+
+
 def train(
     model,
     data,
@@ -396,198 +649,20 @@ def train(
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data`` and evaluate it after each epoch."""
-    import torch
-    import torch.nn.functional as F
-    from torch.utils.data import DistributedSampler
-
-    from bench.registry.heads import freeze_frozen_norms
-
-    if cfg.protocol not in PROTOCOLS:
-        raise ConfigError(
-            f"Unknown protocol '{cfg.protocol}'. Choose from: {', '.join(PROTOCOLS)}."
-        )
-    if cfg.augment not in AUGMENTS:
-        raise ConfigError(
-            f"Unknown augmentation '{cfg.augment}'. Choose from: {', '.join(AUGMENTS)}."
-        )
-    device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
-    if device_type == "cuda":
-        torch.cuda.set_device(torch.device(cfg.device))
-        # cuDNN's default kernel choice for some layers (depthwise convolutions' backward in
-        # channels_last) is many times slower than the autotuned one
-        torch.backends.cudnn.deterministic = cfg.deterministic
-        torch.backends.cudnn.benchmark = not cfg.deterministic
-    rank, world = dist_setup(device_type)
-    if cfg.batch_size % world:
-        raise ConfigError(
-            f"Batch size {cfg.batch_size} does not divide among {world} processes; pick a "
-            "multiple of the process count (it is the global batch size)."
-        )
-    local_batch = cfg.batch_size // world
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
-    model.to(cfg.device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    prep = _Input(cfg, data.channels, in_chans, mean, std, gen)
-    dev = cfg.device if device_type == "cuda" else "cpu"
-    x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
-    x_test, y_test = data.x_test.to(dev), data.y_test.to(dev)
-    sampler = DistributedSampler(
-        range(len(y_train)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
-        drop_last=False,
-    )  # fmt: skip
-    steps_per_epoch = math.ceil(len(sampler) / local_batch)
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16" and device_type == "cuda")
-
-    start_epoch, curve, train_time, phase = 0, [], 0.0, None
-    optimizer = scheduler = None
-    state = None
+    loop = _set_up(model, data, cfg, in_chans, mean, std)
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if state.get("run_key") != run_key:
-            raise ConfigError(
-                f"The checkpoint {checkpoint} belongs to another configuration; remove it or "
-                "run without --resume to start afresh."
-            )
-        model.load_state_dict(state["model"])
-        start_epoch, curve, train_time = state["epoch"], state["curve"], state["train_time_s"]
-        phase = state["phase"]
-        optimizer, scheduler = _optimizer(model, cfg, phase, steps_per_epoch)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        gen.set_state(state["gen"][rank] if rank < len(state["gen"]) else state["gen"][0])
-        logger.info("%s: resuming after epoch %d", checkpoint.name, start_epoch)
+        _resume(loop, checkpoint, run_key)
     elif resume:
         logger.info("No checkpoint to resume at %s; starting afresh", checkpoint)
-
-    ddp_model = None
-    for epoch in range(start_epoch, cfg.epochs):
-        setup = epoch == start_epoch or cfg.phase(epoch) != phase
-        if cfg.phase(epoch) != phase or ddp_model is None:
-            if cfg.phase(epoch) != phase:
-                phase = cfg.phase(epoch)
-                optimizer, scheduler = _optimizer(model, cfg, phase, steps_per_epoch)
-            if world > 1:
-                from torch.nn.parallel import DistributedDataParallel as DDP
-
-                ids = [torch.device(cfg.device).index or 0] if device_type == "cuda" else None
-                ddp_model = DDP(model, device_ids=ids)
-            else:
-                ddp_model = model
-        sampler.set_epoch(epoch)
-        order = torch.tensor(list(iter(sampler)), dtype=torch.long)
-        model.train()
-        if cfg.protocol == "linear":
-            freeze_frozen_norms(model)  # a linear probe keeps the backbone exactly as it was
-        sums = torch.zeros(3, dtype=torch.float64, device=cfg.device)
-        bar = None
-        if _progress_enabled(cfg, rank):
-            from tqdm import tqdm
-
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
-        if device_type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for i in range(0, len(order), local_batch):
-            sel = order[i : i + local_batch]
-            if len(sel) < 2 and world == 1:
-                continue  # a batch of one breaks batch norm
-            sel = sel.to(dev)
-            xb = prep(x_train[sel], train=True)
-            yb = y_train[sel]
-            with _autocast(cfg):
-                out = ddp_model(xb)
-                loss = F.cross_entropy(out.float(), yb, label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            with torch.no_grad():
-                sums[0] += loss.detach() * len(sel)
-                sums[1] += out.argmax(1).eq(yb).sum()
-                sums[2] += len(sel)
-            if bar is not None:
-                bar.update(1)
-                if bar.n % 10 == 0:
-                    bar.set_postfix(loss=f"{float(sums[0] / sums[2]):.3f}",
-                                    acc=f"{100 * float(sums[1] / sums[2]):.1f}%")  # fmt: skip
-        if device_type == "cuda":
-            torch.cuda.synchronize()
-        epoch_time = time.perf_counter() - t0
-        if bar is not None:
-            bar.close()
-        sums = _all_sum(sums, world)
-        epoch_time = slowest_rank_time(epoch_time, world, cfg.device)
-        train_time += epoch_time
-        metrics = evaluate(model, x_test, y_test, prep, cfg, rank, world)
-        n = max(1.0, float(sums[2]))
-        point = {
-            "epoch": epoch + 1,
-            "phase": phase,
-            "train_loss": round(float(sums[0]) / n, 5),
-            "train_top1": round(100 * float(sums[1]) / n, 3),
-            "test_loss": round(metrics["loss"], 5),
-            "top1": round(metrics["top1"], 3),
-            "top5": round(metrics["top5"], 3),
-            "lr": optimizer.param_groups[0]["lr"],
-            "epoch_time_s": round(epoch_time, 3),
-            "train_samples": int(n),
-            "includes_setup": setup,
-        }
-        curve.append(point)
-        if rank == 0:
+    for epoch in range(loop.start_epoch, cfg.epochs):
+        setup = _enter_phase(loop, epoch)
+        sums, seconds = _train_epoch(loop, epoch)
+        loop.train_time += seconds
+        point = _epoch_point(loop, epoch, sums, seconds, setup)
+        loop.curve.append(point)
+        if loop.rank == 0:
             logger.info("epoch %d: %s", epoch + 1, point)
-        if checkpoint is not None and rank == 0:
-            gens = [gen.get_state()]
-            if world > 1:
-                import torch.distributed as dist
-
-                gens = [None] * world
-                dist.all_gather_object(gens, gen.get_state())
-            atomic_torch_save(
-                {
-                    "run_key": run_key,
-                    "epoch": epoch + 1,
-                    "phase": phase,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng": rng_state(device_type),
-                    "gen": gens,
-                    "curve": curve,
-                    "train_time_s": train_time,
-                    "config": asdict(cfg),
-                },
-                checkpoint,
-            )
-        elif checkpoint is not None and world > 1:
-            import torch.distributed as dist
-
-            dist.all_gather_object([None] * world, gen.get_state())
+        _save(loop, checkpoint, run_key, epoch)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, point)
-
-    if not curve:
-        raise ConfigError("Nothing was trained: --epochs must be at least 1.")
-    final = curve[-1]
-    if start_epoch >= cfg.epochs:  # resumed a finished run: evaluate again for the record
-        metrics = evaluate(model, x_test, y_test, prep, cfg, rank, world)
-        final = {**final, **{k: round(v, 3) for k, v in metrics.items() if k != "loss"}}
-        final["test_loss"] = round(metrics["loss"], 5)
-    best = max(curve, key=lambda p: (p["top1"], -p["epoch"]))
-    return TrainResult(
-        top1=final["top1"],
-        top5=final["top5"],
-        loss=final["test_loss"],
-        curve=curve,
-        best_epoch=best["epoch"],
-        best_top1=best["top1"],
-        train_time_s=round(train_time, 3),
-        train_samples_per_sec=steady_samples_per_sec(curve)[0],
-        speed_epochs=steady_samples_per_sec(curve)[1],
-        resumed_from_epoch=start_epoch,
-    )
+    return _result(loop)

@@ -112,7 +112,7 @@ def _timm_cache_file(model) -> str | None:
                 path = try_to_load_from_cache(hub, fname)
                 if isinstance(path, str):
                     return path
-        except Exception:  # noqa: BLE001 - the sha256 is informative only
+        except Exception:
             return None
     url = cfg.get("url")
     if url:
@@ -145,13 +145,13 @@ def load_state_file(path: str) -> dict:
 
         try:
             return load_file(str(p))
-        except Exception as e:  # noqa: BLE001 - safetensors raises its own types
+        except Exception as e:
             raise DataError(f"--weights {path} is not a readable safetensors file: {e}") from e
     if p.suffix not in (".pth", ".pt", ".bin"):
         raise DataError(f"--weights {path}: expected a .pth, .pt, .bin or .safetensors file.")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - pickle errors of many kinds
+    except Exception as e:
         raise DataError(
             f"--weights {path} cannot be read with weights_only=True ({type(e).__name__}); "
             "save a plain state dict (torch.save(model.state_dict(), path))."
@@ -198,7 +198,7 @@ def build_model(spec, num_classes: int, data_channels: int, pretrained=False, we
     if spec.source == "timm":
         try:
             model = spec.build(pretrained=True, num_classes=num_classes)
-        except Exception as e:  # noqa: BLE001 - hub and network errors of many kinds
+        except Exception as e:
             raise _offline_error(
                 spec, e, "Put timm's weights in the Hugging Face cache (HF_HOME)"
             ) from e
@@ -218,7 +218,7 @@ def build_model(spec, num_classes: int, data_channels: int, pretrained=False, we
         model = spec.build(pretrained=True, num_classes=num_classes)
     except DataError:
         raise
-    except Exception as e:  # noqa: BLE001 - URLError, HTTPError, RuntimeError ...
+    except Exception as e:
         import torch
 
         raise _offline_error(
@@ -244,7 +244,7 @@ def _torchvision_file(spec) -> tuple[str | None, str | None]:
         if path.is_file():
             return path.name, sha256_file(path)
         return path.name, None
-    except Exception:  # noqa: BLE001 - plugins have no torchvision weights; informative only
+    except Exception:
         return None, None
 
 
@@ -256,7 +256,7 @@ def _build_from_file(spec, num_classes: int, data_channels: int, path: str):
     candidates = []
     try:
         candidates.append(spec.build(pretrained=False))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         logger.debug("default build of %s failed: %s", spec.name, e)
     candidates.append(spec.build(pretrained=False, num_classes=num_classes))
     errors = []

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {list,run,report}``.
+"""Command line: ``python -m bench {list,run,report,compare}``.
 
 Bad input is one line on stderr and exit status 2; ``--debug`` shows the traceback.
 """
@@ -15,6 +15,7 @@ from bench.errors import BenchError, ConfigError, Terminated
 
 logger = logging.getLogger("bench")
 
+EXIT_FAILED = 1  # `run`: a record failed; `compare`: a threshold was crossed
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -33,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         "torchvision or plugin model): parameters, MACs, depth and more.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", metavar="{list,run,report}", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", metavar="{list,run,report,compare}", parser_class=_Parser
+    )
     sub.required = True
 
     p = sub.add_parser("list", help="list the models cnn-bench can measure",
@@ -63,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", default="reports", help="folder to write reports to (default: reports/)"
     )
+    _add_compare_parser(sub)
     return parser
 
 
@@ -96,6 +100,32 @@ def _add_run_arguments(g) -> None:
                    type=lambda t: positive_float(t, "a positive number of seconds"), metavar="S",
                    help="an isolated model that takes longer than S seconds becomes an error "
                    f"row (default: {d.model_timeout_s:g})")  # fmt: skip
+
+
+def _add_compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="compare two runs and gate regressions",
+                       description="Compare BASE with NEW: each a run id (looked up in --results), "
+                       "a results file, a store folder (its latest complete run; --all for every "
+                       "run) or a timm results CSV. Exit status 1 when a --fail threshold is "
+                       "crossed, 2 for bad input.")  # fmt: skip
+    p.add_argument(
+        "base", metavar="BASE", help="the reference: run id, results file, store or timm CSV"
+    )
+    p.add_argument("new", metavar="NEW", help="what is judged against BASE, in the same forms")
+    p.add_argument("--fail", action="append", default=[], metavar="METRIC:CHANGE",
+                   help="fail on a change this large, repeatable: infer_samples_per_sec:-5%%, "
+                   "top1:-0.5 (points), infer_gmacs:1%% (either way), params:0 (any change)")  # fmt: skip
+    p.add_argument(
+        "--results",
+        default="results",
+        help="store in which run ids are looked up (default: results/)",
+    )
+    p.add_argument("--all", dest="all_runs", action="store_true",
+                   help="for a store folder, every run (the latest record of each configuration)")  # fmt: skip
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated metrics to show, or 'all' (default: the headline ones "
+                   "and any named by --fail)")  # fmt: skip
+    p.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
 
 
 def _print_table(rows: list[dict], columns: list[str]) -> None:
@@ -252,16 +282,25 @@ def cmd_run(args) -> int:
             how = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
             print(f"\n{how}: {len(summary)} model(s) measured were saved.", file=sys.stderr)
         return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED
-    if not chatty:
-        return 0
+    failed = [r["model"] for r in summary if r["error"]]
+    if chatty:
+        _print_summary(summary, doc.path, failed)
+    return EXIT_FAILED if failed else 0
+
+
+def _print_summary(summary: list[dict], path: Path, failed: list[str]) -> None:
     cols = ["model", "source", "params", "infer_gmacs", "infer_macts", "depth",
             "infer img/s @batch", "train img/s @batch", "top1"]  # fmt: skip
     cols = [c for c in cols if c in ("model", "source") or any(c in r for r in summary)]
-    if any(r["error"] for r in summary):
+    if failed:
         cols.append("error")
     _print_table(summary, cols)
-    print(f"\nresults: {doc.path}\nreports: run 'python -m bench report' to regenerate them.")
-    return 0
+    print(f"\nresults: {path}\nreports: run 'python -m bench report' to regenerate them.")
+    if failed:
+        print(
+            f"failed: {len(failed)} of {len(summary)} model(s): {', '.join(failed)}",
+            file=sys.stderr,
+        )
 
 
 def cmd_report(args) -> int:
@@ -278,7 +317,20 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report}
+def cmd_compare(args) -> int:
+    from bench.compare import compare, parse_thresholds
+
+    thresholds = parse_thresholds(args.fail)
+    metrics = [m for m in args.metrics.split(",") if m] if args.metrics else None
+    result = compare(args.base, args.new, thresholds, results=args.results,
+                     all_runs=args.all_runs, metrics=metrics)  # fmt: skip
+    sys.stdout.write(result.render(args.format))
+    for line in result.failures:
+        print(f"regression: {line}", file=sys.stderr)
+    return EXIT_FAILED if result.failures else 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare}
 
 
 @contextlib.contextmanager

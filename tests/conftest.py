@@ -64,3 +64,17 @@ def run_cli(*args: str, extra_path: Path | None = None, cwd: Path | None = None)
         [sys.executable, "-m", "bench", *args],
         capture_output=True, text=True, env=env, cwd=cwd or REPO, timeout=600,
     )  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run only where torch sees a CUDA device."""
+    marked = [item for item in items if "gpu" in item.keywords]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA; torch sees no GPU here")
+    for item in marked:
+        item.add_marker(skip)

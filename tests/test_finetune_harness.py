@@ -84,7 +84,7 @@ def test_bad_dataset_is_a_usage_error(capsys):
 def test_pretrained_without_weights_is_an_error_row(tmp_path):
     code = main(["run", "--models", "lenet5", "--harness", "finetune", "--pretrained",
                  "--out", str(tmp_path), "--no-progress"])  # fmt: skip
-    assert code == 0
+    assert code == 1  # a failed record: exit 1, the row kept
     (rec,) = _records(tmp_path)
     assert rec["status"] == "error"
     assert "--weights PATH" in rec["error"]

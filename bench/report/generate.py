@@ -16,6 +16,7 @@ from pathlib import Path
 from bench.registry.cards import ModelCard, chapter_table, conv_table, load_cards
 from bench.report.finetune import finetune_section
 from bench.report.throughput import throughput_section
+from bench.report.trends import trends_section
 from bench.storage import ResultStore, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ PROPERTY_HARNESSES = ("params", "flops", "depth")
 SECTIONS: dict[str, Callable] = {}
 SECTIONS["throughput"] = throughput_section
 SECTIONS["finetune"] = finetune_section
+SECTIONS["trends"] = trends_section
 
 WARN = "⚠"
 
@@ -416,6 +418,7 @@ def generate(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     """Regenerate every report from the results store; returns the files written."""
     out = Path(out_dir)
     frame = latest(load_records(results_dir))
+    frame.attrs["results_dir"] = str(results_dir)  # for sections that read the history
     table = tidy(frame)
     fails = failures(frame)
     written = []

@@ -128,29 +128,19 @@ def add_arguments(group) -> None:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """What one measurement needs: the run's device, batches and precision with the
-    harness's own configuration (``Settings.of(run, config)``)."""
+class Settings(ThroughputConfig):
+    """What one measurement needs: the harness's configuration with the run's device,
+    batches and precision (``Settings.of(run, config)``)."""
 
     device: str = "auto"
     batch_sizes: tuple[int, ...] | None = None
     precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    modes: tuple[str, ...] = ("infer",)
-    threads: int | None = None
-    min_time_s: float = DEFAULT_MIN_TIME_S
-    min_steps: int = DEFAULT_MIN_STEPS
-    retry: bool = True
-    optimize: bool = False
     warmup: WarmupPolicy = field(default_factory=WarmupPolicy)
 
     @classmethod
     def of(cls, run: RunConfig, config: ThroughputConfig) -> Settings:
-        return cls(
-            device=run.device, batch_sizes=run.batch_sizes, precision=run.precision,
-            **{f.name: getattr(config, f.name) for f in fields(config)},
-        )  # fmt: skip
+        own = {f.name: getattr(config, f.name) for f in fields(config)}
+        return cls(device=run.device, batch_sizes=run.batch_sizes, precision=run.precision, **own)
 
 
 # -- the device -------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import math
 import re
 from pathlib import Path
 
-from bench.storage import atomic_write_text
+from bench.report.plot import png_bytes
+from bench.storage import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -167,14 +168,7 @@ def _label(r: dict) -> str:
 
 
 def _save(fig, path: Path) -> None:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
+    atomic_write_bytes(path, png_bytes(fig, dpi=100))
 
 
 def plot_curves(rows: list[dict], out: Path) -> list[Path]:

@@ -7,13 +7,11 @@ same bytes.
 
 from __future__ import annotations
 
-import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
-from bench.storage import atomic_write_text
+from bench.report.plot import png_bytes
+from bench.storage import atomic_write_bytes, atomic_write_text
 
 HARNESS = "throughput"
 PLOT = "throughput_vs_gmacs.png"
@@ -191,23 +189,9 @@ def plot_png(table) -> bytes | None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", metadata={"Software": None})
+        return png_bytes(fig)
     finally:
         plt.close(fig)
-    return buf.getvalue()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def throughput_section(frame, table, out_dir) -> list[Path]:
@@ -219,6 +203,6 @@ def throughput_section(frame, table, out_dir) -> list[Path]:
     written.append(md)
     png = plot_png(table)
     if png is not None:
-        _atomic_write_bytes(out / PLOT, png)
+        atomic_write_bytes(out / PLOT, png)
         written.append(out / PLOT)
     return written

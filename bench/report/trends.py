@@ -11,13 +11,13 @@ timestamp or version, so the same results give the same bytes.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.storage import ResultStore, atomic_path, atomic_write_text
+from bench.report.plot import png_bytes
+from bench.storage import ResultStore, atomic_write_bytes, atomic_write_text
 
 MARKDOWN = "trends.md"
 PLOT = "trends.png"
@@ -194,16 +194,9 @@ def plot_png(all_series: list[Series]) -> bytes | None:
         axes[-1, 0].set_xticks(range(len(runs)), [r.tick() for r in runs], fontsize=7)
         axes[-1, 0].set_xlabel("run: id, start date (UTC), commit, torch", fontsize=8)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", metadata={"Software": None})
+        return png_bytes(fig)
     finally:
         plt.close(fig)
-    return buf.getvalue()
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def trends_section(frame, table, out_dir) -> list[Path]:
@@ -223,6 +216,6 @@ def trends_section(frame, table, out_dir) -> list[Path]:
     written = [out / MARKDOWN]
     png = plot_png(all_series)
     if png is not None:
-        _write_bytes(out / PLOT, png)
+        atomic_write_bytes(out / PLOT, png)
         written.append(out / PLOT)
     return written

@@ -116,7 +116,7 @@ class Job:
 
             start = time.perf_counter()
             try:
-                model = self.spec.build(pretrained=False)
+                model = self.spec.build(pretrained=False, img_size=self.run.img_size)
             except Exception as e:
                 self._build_error = e
                 raise

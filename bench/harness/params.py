@@ -17,6 +17,17 @@ def count_parameters(model) -> tuple[int, int]:
     return total, trainable
 
 
+def _head_params(model) -> int | None:
+    """Parameters of the model's classifier (its last linear layer or timm's head)."""
+    from bench.registry.heads import split_parameters
+
+    try:
+        head, _ = split_parameters(model)
+    except Exception:
+        return None
+    return sum(p.numel() for p in head)
+
+
 class ParamsHarness:
     name = "params"
 
@@ -25,6 +36,7 @@ class ParamsHarness:
 
         model = job.model()
         total, trainable = count_parameters(model)
+        head = _head_params(model)
         buffers = sum(b.numel() for b in model.buffers())
         buf = io.BytesIO()
         torch.save(model.state_dict(), buf)
@@ -35,6 +47,8 @@ class ParamsHarness:
                     "params": total,
                     "param_count": round(total / 1e6, 3),
                     "trainable_params": trainable,
+                    # the classifier's parameters: what stays trainable with a frozen backbone
+                    "head_params": head,
                     "buffers": buffers,
                     "params_fp32_mb": round(total * 4 / 1e6, 3),
                     "state_dict_mb": round(buf.getbuffer().nbytes / 1e6, 3),

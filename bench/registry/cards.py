@@ -60,6 +60,15 @@ class ConvRow:
 
 
 @dataclass(frozen=True)
+class FinetuneRecipe:
+    """A model's own fine-tune defaults, where the harness's cannot serve it (``[finetune]``
+    in its card); ``--lr`` on the command line still wins. ``why`` says what was measured."""
+
+    lr: float | None = None
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class ModelCard:
     name: str
     display_name: str
@@ -75,6 +84,7 @@ class ModelCard:
     conv_table: ConvRow | None = None
     formula: dict[str, str] = field(default_factory=dict)
     dims: dict[str, int] = field(default_factory=dict)
+    finetune: FinetuneRecipe = field(default_factory=FinetuneRecipe)
     path: str = ""
 
     def formula_value(self, key: str) -> int | None:
@@ -157,6 +167,7 @@ def parse_card(text: str, origin: str) -> ModelCard:
             conv_table=ConvRow(**raw["conv_table"]) if "conv_table" in raw else None,
             formula=dict(raw.get("formula", {})),
             dims={k: int(v) for k, v in raw.get("dims", {}).items()},
+            finetune=FinetuneRecipe(**raw.get("finetune", {})),
             path=origin,
         )
     except TypeError as e:

@@ -55,11 +55,29 @@ class ModelSpec:
     def resolved_input_size(self) -> tuple[int, int, int]:
         return tuple(self.input_size or DEFAULT_INPUT_SIZE)
 
-    def build(self, pretrained: bool = False, **kwargs):
-        """Build the model (on the CPU, in train mode as every library returns it)."""
+    def size_kwargs(self, img_size: int | None) -> dict[str, Any]:
+        """Constructor arguments that make the model take ``img_size`` x ``img_size`` input,
+        for the models that must be told (``{}`` for the others, which take any size):
+        timm's fixed-size models (ViT, Swin, ...: ``img_size``; timm resamples their position
+        embeddings, also when loading pretrained weights), torchvision's ViT (``image_size``),
+        and plugins whose builder names an ``img_size`` parameter."""
+        if not img_size or int(img_size) == self.resolved_input_size()[1]:
+            return {}
+        if self.source == "timm":
+            return {"img_size": int(img_size)} if _timm_fixed_size(self.target) else {}
+        if self.source == "torchvision":
+            # torchvision's builders pass **kwargs on to the model class; its ViTs are the
+            # family whose constructor needs the size (VisionTransformer(image_size=...))
+            return {"image_size": int(img_size)} if self.target.startswith("vit_") else {}
+        takes = _parameters(self.builder) if self.builder else set()
+        return {"img_size": int(img_size)} if "img_size" in takes else {}
+
+    def build(self, pretrained: bool = False, img_size: int | None = None, **kwargs):
+        """Build the model (on the CPU, in train mode as every library returns it), for
+        ``img_size`` input when given (see ``size_kwargs``)."""
         if self.error:
             raise PluginError(self.error)
-        kw = {**self.build_kwargs, **kwargs}
+        kw = {**self.build_kwargs, **self.size_kwargs(img_size), **kwargs}
         if self.source == "timm":
             import timm
 
@@ -67,6 +85,28 @@ class ModelSpec:
         if self.source == "torchvision":
             return _build_torchvision(self.target, pretrained, kw)
         return self.builder(pretrained=pretrained, **kw)
+
+
+def _parameters(fn) -> set[str]:
+    import inspect
+
+    try:
+        return set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _timm_fixed_size(name: str) -> bool:
+    """Whether timm's model needs its input size at construction (``fixed_input_size``)."""
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(name) or timm.models.get_pretrained_cfg(
+            timm.models.get_arch_name(name)
+        )
+    except Exception:
+        return False
+    return bool(getattr(cfg, "fixed_input_size", False))
 
 
 def _build_torchvision(name: str, pretrained: bool, kwargs: dict):

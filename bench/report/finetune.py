@@ -85,6 +85,14 @@ def _gmacs(table, model: str, img_size) -> float | None:
     return None
 
 
+def at_chance(r: dict) -> bool:
+    """Top-1 no better than 1.5 times guessing (100 / classes %): the model did not learn."""
+    classes, top1 = r.get("num_classes"), r.get("top1")
+    if not classes or top1 is None or (isinstance(top1, float) and math.isnan(top1)):
+        return False
+    return float(top1) <= 1.5 * 100.0 / float(classes)
+
+
 def finetune_markdown(rows: list[dict]) -> str:
     import pandas as pd
 
@@ -112,7 +120,7 @@ def finetune_markdown(rows: list[dict]) -> str:
                 "Epochs": _fmt(r.get("epochs"), "d"),
                 "Batch": _fmt(r.get("batch_size"), "d"),
                 "LR": _fmt(r.get("lr"), "g"),
-                "Top-1 %": _fmt(r.get("top1")),
+                "Top-1 %": _fmt(r.get("top1")) + (" ⚠ chance" if at_chance(r) else ""),
                 "Top-5 %": _fmt(r.get("top5")),
                 "Best (epoch)": f"{_fmt(r.get('best_top1'))} ({r.get('best_epoch', '-')})",
                 "Train time (s)": _fmt(r.get("train_time_s"), ".1f"),
@@ -123,6 +131,14 @@ def finetune_markdown(rows: list[dict]) -> str:
             }
         )
     lines.append(pd.DataFrame(table).to_markdown(index=False))
+    stuck = sorted({r["model"] for r in rows if at_chance(r)})
+    if stuck:
+        lines += [
+            "",
+            f"⚠ chance: {', '.join(stuck)} ended no better than 1.5 times guessing "
+            "(100 / classes %): the model did not learn with this recipe. A lower `--lr`, or a "
+            "`[finetune]` recipe in the model's card, is the usual cure.",
+        ]
     lines += ["", "## Pretrained against scratch, same budget", ""]
     pairs = []
     groups: dict[tuple, dict[str, dict]] = {}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.registry.cards import ModelCard, chapter_table, conv_table, load_cards
 from bench.report.finetune import finetune_section
+from bench.report.section1 import section1_markdown
 from bench.report.throughput import throughput_section
 from bench.report.trends import trends_section
 from bench.storage import ResultStore, atomic_write_text
@@ -250,6 +251,7 @@ def _card_row(card: ModelCard, measured: dict) -> tuple[dict, list[str]]:
         "GMACs": _num(gmacs, ".4g"),
         "Top-1 (chapter)": mark(ch.top1, agrees(ch.top1, pub.top1)) if ch else "-",
         "Top-1 (published)": f"{pub.top1:g}%" if pub.top1 is not None else "-",
+        "Top-1 (measured)": measured.get("validated", "-"),
         "Key innovation": ch.innovation if ch else "",
     }
     return row, flags
@@ -268,6 +270,19 @@ def _measured_for(card: ModelCard, table) -> dict:
         return {}
     rec = rows.iloc[-1].to_dict()
     return {k: v for k, v in rec.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+def _validated(card: ModelCard, table) -> str | None:
+    """The validate harness's top-1 of the card's model, on the largest image set scored."""
+    need = {"model", "harness", "val_top1", "val_images"}
+    if table.empty or not need <= set(table.columns):
+        return None
+    rows = table[(table["model"] == card.name) & (table["harness"] == "validate")]
+    rows = rows.dropna(subset=["val_top1"])
+    if rows.empty:
+        return None
+    r = rows.sort_values("val_images", kind="stable").iloc[-1]
+    return f"{r['val_top1']:.4g}% ({int(r['val_images']):,} images, {r.get('val_data', '?')})"
 
 
 def chapter_markdown(table, fails) -> str:
@@ -289,7 +304,11 @@ def chapter_markdown(table, fails) -> str:
     ]
     rows, notes, sources = [], [], []
     for card in chapter_table():
-        row, flags = _card_row(card, _measured_for(card, table))
+        measured = _measured_for(card, table)
+        validated = _validated(card, table)
+        if validated:
+            measured["validated"] = validated
+        row, flags = _card_row(card, measured)
         rows.append(row)
         notes += [f"- **{card.display_name}**: {f}" for f in flags]
         if card.published.top1_source:
@@ -330,6 +349,7 @@ def chapter_markdown(table, fails) -> str:
         )
     lines.append(pd.DataFrame(own_rows).to_markdown(index=False))
     lines += ["", *conv_types_markdown(table)]
+    lines += ["", *section1_markdown(table)]
     if not fails.empty:
         lines += ["", "## Failed measurements", "", fails.to_markdown(index=False)]
     return "\n".join(lines) + "\n"

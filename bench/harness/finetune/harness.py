@@ -94,10 +94,16 @@ class FinetuneConfig:
     def from_weights(self) -> bool:
         return self.pretrained or bool(self.weights)
 
-    def resolved_lr(self) -> float:
+    def resolved_lr(self, card=None) -> float:
+        """--lr; else the model card's recipe (from scratch); else the harness's default."""
         if self.lr is not None:
             return float(self.lr)
-        return DEFAULT_LR_PRETRAINED if self.from_weights else DEFAULT_LR_SCRATCH
+        if self.from_weights:
+            return DEFAULT_LR_PRETRAINED
+        recipe = getattr(card, "finetune", None)
+        if recipe is not None and recipe.lr is not None:
+            return float(recipe.lr)
+        return DEFAULT_LR_SCRATCH
 
     def resolved_protocol(self) -> str:
         return self.protocol or ("staged" if self.from_weights else "full")
@@ -119,7 +125,8 @@ def add_arguments(group) -> None:
                        help=f"training epochs (default: {d.epochs})")  # fmt: skip
     group.add_argument("--lr", type=_positive_float, default=S,
                        help=f"peak learning rate of the head (default: {DEFAULT_LR_SCRATCH:g} "
-                       f"from scratch, {DEFAULT_LR_PRETRAINED:g} pretrained)")  # fmt: skip
+                       f"from scratch, or the model card's [finetune] lr where it has one; "
+                       f"{DEFAULT_LR_PRETRAINED:g} pretrained)")  # fmt: skip
     group.add_argument("--seed", type=_nonneg_int, default=S,
                        help=f"seed of initialisation, shuffling, dropout and augmentation "
                        f"(default: {d.seed})")  # fmt: skip
@@ -204,7 +211,7 @@ def _train_config(job: Job, config: FinetuneConfig, device: str, img_size: int, 
     precision = job.run.precision
     return TrainConfig(
         epochs=int(config.epochs),
-        lr=config.resolved_lr(),
+        lr=config.resolved_lr(job.spec.card),
         batch_size=_batch_size(job.run),
         seed=int(config.seed),
         protocol=config.resolved_protocol(),
@@ -317,7 +324,7 @@ class FinetuneHarness:
         torch.manual_seed(cfg.seed)  # the new head's (and a scratch model's) initialisation
         model, init = build_model(
             job.spec, data.num_classes, data.channels, pretrained=config.pretrained,
-            weights=config.weights,
+            weights=config.weights, img_size=img_size,
         )  # fmt: skip
         mean, std = (init.mean, init.std) if init.mean is not None else data.mean_std()
         world = world_size()

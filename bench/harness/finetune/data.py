@@ -70,6 +70,29 @@ class Data:
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
+    def limit_train(self, n: int | None, seed: int = 0) -> Data:
+        """The same data with a seeded, stratified ``n`` of the training images (small-data
+        experiments); the held-out split is unchanged. ``None`` or n >= size: unchanged."""
+        import dataclasses
+
+        import numpy as np
+        import torch
+        from sklearn.model_selection import train_test_split
+
+        if n is None or n >= len(self.y_train):
+            return self
+        labels = self.y_train.numpy()
+        if n < len(np.unique(labels)):
+            raise DataError(f"--train-limit {n}: fewer images than the {self.num_classes} classes.")
+        keep, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels,
+                                   random_state=seed)  # fmt: skip
+        keep = torch.from_numpy(np.sort(keep))
+        return dataclasses.replace(
+            self, x_train=self.x_train[keep], y_train=self.y_train[keep],
+            split=f"{self.split}; training images limited to {n} (stratified, seed {seed})",
+            _fingerprint=None,
+        )  # fmt: skip
+
     def mean_std(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images, on the 0..1 scale."""
         x = self.x_train.float().div_(255)

@@ -73,6 +73,7 @@ class FinetuneConfig:
     backbone_lr_scale: float = 0.1
     deterministic: bool = False
     progress: bool = True
+    train_limit: int | None = None  # a stratified subset of the training images (small data)
 
     def __post_init__(self):
         from bench.harness.finetune.train import AUGMENTS, PROTOCOLS
@@ -134,9 +135,11 @@ def add_arguments(group) -> None:
                        help="linear: head only; full: all layers at one rate; staged: head "
                        "first, then all with a lower backbone rate (default: staged when "
                        "pretrained, else full)")  # fmt: skip
-    group.add_argument("--augment", choices=("none", "chapter", "digits"), default=S,
+    group.add_argument("--augment", choices=("none", "chapter", "digits", "rot180"), default=S,
                        help="chapter: code example 5; digits: small affine moves, no flips or "
-                       "large turns (default: digits for digit data sets, chapter otherwise)")  # fmt: skip
+                       "large turns; rot180: digits, and half the images turned over (the "
+                       "chapter's anti-pattern, to measure it) (default: digits for digit data "
+                       "sets, chapter otherwise)")  # fmt: skip
     group.add_argument("--pretrained", action="store_true", default=S,
                        help="start from each source's pretrained weights (never silently random)")  # fmt: skip
     group.add_argument("--weights", default=S, metavar="PATH",
@@ -157,6 +160,9 @@ def add_arguments(group) -> None:
                        help="CUDA: cuDNN's deterministic kernels and no autotuning, so that a "
                        "resumed run ends where an uninterrupted one would (slower; the CPU is "
                        "deterministic already)")  # fmt: skip
+    group.add_argument("--train-limit", dest="train_limit", type=_positive_int, default=S,
+                       metavar="N", help="train on a stratified, seeded N of the training "
+                       "images (small-data experiments; the held-out split is unchanged)")  # fmt: skip
     group.add_argument("--no-progress", dest="progress", action="store_false", default=S,
                        help="no progress bar (it is also off when stderr is not a terminal)")  # fmt: skip
 
@@ -252,6 +258,8 @@ def _record_config(cfg, data, init_label: str, config: FinetuneConfig, world: in
     }
     if config.weights:
         out["weights"] = str(config.weights)
+    if config.train_limit:
+        out["train_limit"] = int(config.train_limit)
     return out
 
 
@@ -276,6 +284,7 @@ def _record_metrics(result, data, init, checkpoint: Path) -> dict:
         "resumed_from_epoch": result.resumed_from_epoch,
         "checkpoint": str(checkpoint),
         "curve": result.curve,
+        "confusion": result.confusion,
     }  # fmt: skip
 
 
@@ -319,6 +328,7 @@ class FinetuneHarness:
         device = _device(job.run)
         img_size = _img_size(job, device)
         data = load_dataset(config.dataset, config.data_dir, config.download, img_size)
+        data = data.limit_train(config.train_limit, seed=int(config.seed))
         augment = config.augment or DEFAULT_AUGMENT.get(data.kind, "chapter")
         cfg = _train_config(job, config, device, img_size, augment)
         torch.manual_seed(cfg.seed)  # the new head's (and a scratch model's) initialisation

@@ -43,7 +43,7 @@ from bench.errors import ConfigError, DataError
 logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("linear", "full", "staged")
-AUGMENTS = ("none", "chapter", "digits")
+AUGMENTS = ("none", "chapter", "digits", "rot180")
 
 
 @dataclass
@@ -95,6 +95,7 @@ class TrainResult:
     resumed_from_epoch: int = 0
     # epochs train_samples_per_sec was measured over (0: all of them, set-up included)
     speed_epochs: int = 0
+    confusion: list[list[int]] | None = None  # the last evaluation's, true x predicted
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -200,7 +201,8 @@ def augment_batch(x, kind: str, gen):
     """Augment a batch of 0..1 images (before normalisation) on its device.
 
     ``digits``: rotation within 10 degrees, zoom 0.9-1.1, shifts up to 10%; no flips (the
-    chapter's anti-pattern 2: turned digits change class). ``chapter``: code example 5 as
+    chapter's anti-pattern 2: turned digits change class). ``rot180``: ``digits`` and, for
+    half the images, a turn by 180 degrees: the anti-pattern itself, to measure it. ``chapter``: code example 5 as
     batched tensor ops: random resized crop (0.8-1.0), horizontal flip, rotation 15, shifts
     10%, brightness/contrast/saturation 0.2 (hue jitter is left out); random erasing is
     applied after normalisation by ``erase_batch``.
@@ -211,6 +213,10 @@ def augment_batch(x, kind: str, gen):
     if kind == "none":
         return x
     b = x.shape[0]
+    if kind == "rot180":  # the chapter's wrong augmentation: half the digits turned over
+        x = augment_batch(x, "digits", gen)
+        turn = (torch.rand(b, generator=gen) < 0.5).to(x.device)[:, None, None, None]
+        return torch.where(turn, x.flip(-1).flip(-2), x)
     if kind == "digits":
         theta = _affine(b, gen, rot=10, trans=0.1, scale=(0.9, 1.1))
     elif kind == "chapter":
@@ -349,7 +355,9 @@ def evaluate(model, x, y, prep, cfg: TrainConfig, rank: int, world: int) -> dict
     model.eval()
     idx = torch.arange(rank, len(y), world)
     sums = torch.zeros(4, dtype=torch.float64, device=cfg.device)
-    k = min(5, int(y.max()) + 1)
+    classes = int(y.max()) + 1
+    confusion = torch.zeros(classes * classes, dtype=torch.float64, device=cfg.device)
+    k = min(5, classes)
     with torch.inference_mode(), _autocast(cfg):
         for i in range(0, len(idx), cfg.eval_batch_size):
             sel = idx[i : i + cfg.eval_batch_size]
@@ -358,16 +366,20 @@ def evaluate(model, x, y, prep, cfg: TrainConfig, rank: int, world: int) -> dict
             out = model(xb).float()
             sums[0] += F.cross_entropy(out, yb, reduction="sum")
             top = out.topk(k, dim=1).indices
+            confusion += torch.bincount(yb * classes + top[:, 0], minlength=classes * classes)
             hit = top.eq(yb[:, None])
             sums[1] += hit[:, 0].sum()
             sums[2] += hit.any(dim=1).sum()
             sums[3] += len(sel)
     sums = _all_sum(sums, world)
+    confusion = _all_sum(confusion, world).view(classes, classes)
     n = max(1.0, float(sums[3]))
     return {
         "loss": float(sums[0]) / n,
         "top1": 100 * float(sums[1]) / n,
         "top5": 100 * float(sums[2]) / n,
+        # rows: true class, columns: predicted class (top-1), on the held-out split
+        "confusion": confusion.long().tolist(),
     }
 
 
@@ -405,6 +417,7 @@ class _Loop:
     optimizer: Any = None
     scheduler: Any = None
     ddp_model: Any = None
+    confusion: list | None = None  # the last evaluation's confusion matrix
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -593,6 +606,7 @@ def _save(loop: _Loop, checkpoint: Path | None, run_key: dict | None, epoch: int
 def _epoch_point(loop: _Loop, epoch: int, sums, seconds: float, setup: bool) -> dict:
     _, _, x_test, y_test = loop.data
     metrics = evaluate(loop.model, x_test, y_test, loop.prep, loop.cfg, loop.rank, loop.world)
+    loop.confusion = metrics["confusion"]
     n = max(1.0, float(sums[2]))
     return {
         "epoch": epoch + 1,
@@ -617,8 +631,9 @@ def _result(loop: _Loop) -> TrainResult:
         _, _, x_test, y_test = loop.data
         metrics = evaluate(loop.model, x_test, y_test, loop.prep, loop.cfg, loop.rank,
                            loop.world)  # fmt: skip
-        final = {**final, **{k: round(v, 3) for k, v in metrics.items() if k != "loss"}}
+        final = {**final, **{k: round(metrics[k], 3) for k in ("top1", "top5")}}
         final["test_loss"] = round(metrics["loss"], 5)
+        loop.confusion = metrics["confusion"]
     best = max(loop.curve, key=lambda p: (p["top1"], -p["epoch"]))
     speed, speed_epochs = steady_samples_per_sec(loop.curve)
     return TrainResult(
@@ -632,6 +647,7 @@ def _result(loop: _Loop) -> TrainResult:
         train_samples_per_sec=speed,
         resumed_from_epoch=loop.start_epoch,
         speed_epochs=speed_epochs,
+        confusion=loop.confusion,
     )
 
 

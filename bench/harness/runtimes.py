@@ -22,6 +22,7 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import logging
+import re
 import tempfile
 import time
 import warnings
@@ -170,9 +171,17 @@ class Session:
     infer: Callable[[], Any]
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
+def _one_line(e: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()
     return f"{type(e).__name__}: {text[0][:300] if text else ''}"
+
+
+def _first_line(e: BaseException) -> str:
+    """The error's first line, and its root cause's (exporters wrap the real reason)."""
+    root = e
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    return _one_line(e) + (f" (cause: {_one_line(root)})" if root is not e else "")
 
 
 @contextlib.contextmanager

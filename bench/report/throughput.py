@@ -235,7 +235,7 @@ def throughput_markdown(frame, table) -> str:
             "speed-up over PyTorch eager; agreement is with PyTorch eager fp32 on the same "
             f"input. The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT}).",
             "",
-            sbs.to_markdown(index=False),
+            sbs.to_markdown(index=False, disable_numparse=True),
         ]
     cands = _candidates(frame)
     if cands:

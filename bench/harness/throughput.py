@@ -536,7 +536,7 @@ def measure_with_backoff(
     requested = batch
     while True:
         try:
-            return measure_at(model, job, cand, batch, device, s, reference), batch
+            return measure_at(model, job, cand, batch, device, s, reference=reference), batch
         except Exception as e:
             if not is_oom(e):
                 raise

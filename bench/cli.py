@@ -254,6 +254,8 @@ def cmd_run(args) -> int:
         row = {"model": spec.name, "source": spec.source}
         errors = []
         for r in records:
+            if r["status"] == "skipped":
+                continue
             if r["status"] != "ok":
                 errors.append(f"{r['harness']}: {r['error']}")
                 continue

@@ -17,7 +17,7 @@ import bench
 from bench.dist import is_main_process
 from bench.environment import environment, utc_now
 from bench.errors import error_text
-from bench.harness import config_as_dict, get_harness, preflight
+from bench.harness import config_as_dict, get_harness, preflight, prepare
 from bench.harness import configure as configure_harness
 from bench.harness.base import Job, Measurement, RunConfig, as_measurements
 from bench.isolate import run_isolated, should_isolate
@@ -94,9 +94,9 @@ def measure_model(
             job.measured[name] = measurements[0].metrics
         for m in measurements:
             records.append(
-                _record(spec, name, "ok", device=m.device, device_name=m.device_name,
-                        config=m.config, metrics=m.metrics, duration_s=duration,
-                        finished_utc=utc_now())
+                _record(spec, name, m.status, error=m.error, device=m.device,
+                        device_name=m.device_name, config=m.config, metrics=m.metrics,
+                        duration_s=duration, finished_utc=utc_now())
             )  # fmt: skip
     if job.build_seconds is not None:
         for r in records:
@@ -108,12 +108,16 @@ def measure_model(
 def configure(harnesses: Sequence[str], run: RunConfig, options=None) -> dict[str, Any]:
     """Each harness's typed configuration, validated and pre-flighted before the first model
     (bad values: a ``BenchError``, one line and exit 2 at the CLI). ``options`` holds each
-    harness's own option values by harness name; a harness not in it gets its defaults."""
+    harness's own option values by harness name; a harness not in it gets its defaults. Then,
+    once every harness is valid, each harness's ``prepare`` (once per run, before the first
+    model: the throughput harness's peak) gives the configuration every job gets."""
     options = options or {}
     configs = {}
     for name in harnesses:
         configs[name] = configure_harness(name, options.get(name, {}), run)
         preflight(name, configs[name])
+    for name in harnesses:
+        configs[name] = prepare(name, configs[name], run)
     return configs
 
 

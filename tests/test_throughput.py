@@ -324,12 +324,15 @@ def test_no_retry_fails_on_out_of_memory():
 def test_optimize_records_every_candidate_and_keeps_the_fastest():
     (m,) = _measure(tiny, optimize=True)
     cands = m.metrics["candidates"]
-    assert [(c["layout"], c["precision"]) for c in cands] == [
-        ("nchw", "fp32"), ("nchw", "bf16"), ("channels_last", "fp32"), ("channels_last", "bf16"),
+    assert [(c["runtime"], c["layout"], c["precision"]) for c in cands] == [
+        ("torch", "nchw", "fp32"), ("torch", "nchw", "bf16"), ("torch", "channels_last", "fp32"),
+        ("torch", "channels_last", "bf16"), ("onnxruntime", "nchw", "fp32"),
+        ("onnxruntime", "nchw", "bf16"), ("openvino", "nchw", "fp32"), ("openvino", "nchw", "bf16"),
     ]  # fmt: skip
     measured = [c for c in cands if c["infer_samples_per_sec"] is not None]
     best = max(measured, key=lambda c: c["infer_samples_per_sec"])
-    assert (m.config["layout"], m.config["precision"]) == (best["layout"], best["precision"])
+    chosen = (m.config.get("runtime", "torch"), m.config["layout"], m.config["precision"])
+    assert chosen == (best["runtime"], best["layout"], best["precision"])
     assert m.config["optimize"] is True
     assert m.metrics["optimize_speedup"] >= 1.0
     if not cpu_has_native_bf16():

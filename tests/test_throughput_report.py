@@ -79,3 +79,49 @@ def test_no_throughput_results_gives_a_hint_and_no_plot(tmp_path):
     assert "throughput.md" in written
     assert "throughput_vs_gmacs.png" not in written
     assert "No throughput results yet" in (tmp_path / "out" / "throughput.md").read_text()
+
+
+def _runtime_store(tmp_path):
+    store = ResultStore(tmp_path / "results")
+    doc = store.new_run({"run_id": "rt000001", "started_utc": "2026-01-01T00:00:00.000000Z",
+                         "machine": {"id": "test-machine", "cpu": "Test CPU"}})  # fmt: skip
+    ort = _record("resnet50", 40.0, 4.1, max_abs_diff=1e-5, top1_agree=True, agrees=True)
+    ort["config"]["runtime"] = "onnxruntime"
+    ov = _record("resnet50", 60.0, 4.1, max_abs_diff=2e-5, top1_agree=True, agrees=True)
+    ov["config"]["runtime"] = "openvino"
+    skipped = _record("resnet50", None, None, status="skipped",
+                      error="skipped: OpenVINO is measured for inference only")  # fmt: skip
+    skipped["config"] = {"mode": "train", "batch_size": 16, "runtime": "openvino"}
+    failed = _record("vgg16", None, None, status="error",
+                     error="RuntimeStepError: export to ONNX failed: boom")  # fmt: skip
+    failed["config"] = {"mode": "infer", "batch_size": 16, "runtime": "onnxruntime"}
+    above = _record("alexnet", 100.0, 2.5)  # 2.5 x 100 / 200 = 125 % of peak
+    doc.add([_record("resnet50", 10.0, 4.1), ort, ov, skipped, failed, above])
+    return store.root
+
+
+def test_runtimes_side_by_side_skipped_rows_and_above_peak_flag(tmp_path):
+    results = _runtime_store(tmp_path)
+    first = {p.name: p.read_bytes() for p in generate(results, tmp_path / "a")}
+    second = {p.name: p.read_bytes() for p in generate(results, tmp_path / "b")}
+    assert first == second
+    assert first["runtimes.png"].startswith(b"\x89PNG")
+    md = first["throughput.md"].decode()
+    assert "| Runtime " in md
+    assert "| ONNX Runtime " in md
+    assert "## Runtimes side by side" in md
+    sbs = md.split("## Runtimes side by side")[1]
+    assert "40.0 (4.00x)" in sbs  # ONNX Runtime over PyTorch eager
+    assert "60.0 (6.00x)" in sbs
+    assert "same top-1" in sbs
+    assert "alexnet" not in sbs  # no other runtime measured
+    assert "125.0% ⚠" in md
+    assert "⚠ above peak" in md
+    assert "## Skipped (not measurable here)" in md
+    assert "inference only" in md
+    failed = md.split("## Failed throughput measurements")[1].split("##")[0]
+    assert "export to ONNX failed" in failed
+    assert "inference only" not in failed
+    # the torch-only report has neither the table nor the plot
+    plain = {p.name for p in generate(_store(tmp_path / "plain"), tmp_path / "c")}
+    assert "runtimes.png" not in plain

@@ -257,6 +257,19 @@ def preflight(name: str, config) -> None:
         raise ConfigError(f"Harness '{name}': {error_text(e)}") from e
 
 
+def prepare(name: str, config, run) -> Any:
+    """The harness's once-per-run preparation of its configuration (optional hook)."""
+    hook = getattr(harness_class(name), "prepare", None)
+    if hook is None:
+        return config
+    try:
+        return hook(config, run)
+    except BenchError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"Harness '{name}': preparing the run failed: {error_text(e)}") from e
+
+
 def split_options(harness: str | None = None, **options):
     """(RunConfig, the harness's configuration) from keyword options named as their fields:
     run-wide ones (``device``, ``batch_sizes``, ``isolate``, ...) go to the RunConfig, the

@@ -12,7 +12,16 @@ whose instances have ``name`` and ``measure(job)``. Optional, found by name:
   without it, the harness's configuration is that dict itself;
 - ``preflight(config)``: raise a ``BenchError`` for input that would fail every model
   alike, before anything is measured;
-- ``device_for(run)``: where it measures (``'cpu'``/``'cuda'``), so that its error rows say so.
+- ``device_for(run)``: where it measures (``'cpu'``/``'cuda'``), so that its error rows say so;
+- ``prepare(config, run)``: called once per run, in the parent process, after every harness is
+  configured and pre-flighted and before the first model; it returns the configuration that
+  every job and isolated worker of the run gets (plain data: it travels to the worker). For
+  what must be measured once per run and shared, such as the throughput harness's matrix
+  product peak.
+
+A Measurement may carry ``status`` ``'skipped'`` (a configuration the harness cannot measure
+here; ``error`` says why) or ``'error'`` (one configuration failed and the others were
+measured); the runner writes it as a row of that status.
 """
 
 from __future__ import annotations
@@ -84,6 +93,8 @@ class Measurement:
     metrics: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     device_name: str | None = None
+    status: str = "ok"  # or "skipped" / "error", with ``error`` saying why
+    error: str | None = None
 
 
 @dataclass
@@ -162,6 +173,8 @@ def as_measurements(harness_name: str, result) -> list[Measurement]:
                     metrics=dict(item["metrics"]),
                     device=str(item.get("device") or "cpu"),
                     device_name=item.get("device_name"),
+                    status=str(item.get("status") or "ok"),
+                    error=item.get("error"),
                 )
             )
         else:

@@ -11,8 +11,12 @@ Method (the defaults are those of ``python -m bench run --help``):
 - out of memory: the batch size is halved and retried (``batch_size_reduced``) unless
   ``--no-retry``.
 - fraction of peak: a large matrix product at the same precision on the same device gives
-  ``peak_gmacs_per_sec``; ``achieved_gmacs_per_sec`` is the model's MACs (fvcore, batch 1)
-  times samples per second (training counts 3x the forward MACs, the usual estimate).
+  ``peak_gmacs_per_sec``, measured once per run in the parent process (``prepare``, best of
+  several timings) and handed to every worker; ``achieved_gmacs_per_sec`` is the model's MACs
+  (fvcore, batch 1) times samples per second (training counts 3x the forward MACs, the usual
+  estimate).
+- runtimes (``--runtime``): PyTorch, ONNX Runtime and OpenVINO (``bench.harness.runtimes``);
+  one record per (mode, batch, runtime), with the runtime's agreement with PyTorch eager fp32.
 
 The runner measures each model in its own process (``isolate = True``; see
 ``bench.isolate``). This module is cheap to import: torch is imported inside functions.
@@ -35,6 +39,21 @@ from bench.errors import BenchError, ConfigError
 from bench.harness.base import Job, Measurement, RunConfig
 from bench.harness.device import check_device, device_name
 from bench.harness.options import positive_float, positive_int
+from bench.harness.runtimes import (
+    LABELS,
+    RUNTIMES,
+    TORCH,
+    agreement,
+    open_session,
+    parse_runtimes,
+    require,
+    skip_reason,
+    validate,
+    version,
+)
+from bench.harness.runtimes import (
+    step as runtime_step,
+)
 from bench.harness.timing import (
     CpuTimer,
     CudaTimer,
@@ -51,6 +70,8 @@ DEFAULT_BATCH = {"cuda": 256, "cpu": 16}
 DEFAULT_MIN_TIME_S = 2.0
 DEFAULT_MIN_STEPS = 10
 TRAIN_MACS_FACTOR = 3  # forward + backward (about twice the forward)
+PEAK_REPEATS = 10  # timings of the run's peak, the best kept
+PEAK_MIN_TIME_S = 1.0
 
 
 class OutOfMemoryError(BenchError):
@@ -84,8 +105,14 @@ class ThroughputConfig:
     min_steps: int = DEFAULT_MIN_STEPS
     retry: bool = True
     optimize: bool = False
+    runtimes: tuple[str, ...] = (TORCH,)
+    # the run's matrix-product peaks, set by ThroughputHarness.prepare (not an option):
+    # (device, precision, tf32, gmacs_per_sec, method) each
+    peaks: tuple[tuple, ...] = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "runtimes", validate(self.runtimes))
+        object.__setattr__(self, "peaks", tuple(tuple(p) for p in self.peaks))
         modes = (self.modes,) if isinstance(self.modes, str) else tuple(self.modes)
         if not modes or any(m not in MODES for m in modes):
             raise ConfigError(f"--mode {','.join(modes)}: expected 'infer', 'train' or both.")
@@ -123,8 +150,14 @@ def add_arguments(group) -> None:
                        "retrying")  # fmt: skip
     group.add_argument("--optimize", action="store_true", default=S,
                        help="per model, try {NCHW, channels_last} x {fp32, bf16 where the "
-                       "device supports it} (and compiled, with --compile) and keep the "
-                       "fastest; every candidate is recorded")  # fmt: skip
+                       "device supports it} (and compiled, with --compile), ONNX Runtime and "
+                       "OpenVINO when installed (or those --runtime names), and keep the fastest "
+                       "whose outputs agree with eager fp32; every candidate is recorded")  # fmt: skip
+    group.add_argument("--runtime", dest="runtimes", type=parse_runtimes, default=S,
+                       metavar="torch,onnxruntime,openvino",
+                       help=f"runtimes to measure, a comma list is a sweep, or 'all' (default: "
+                       f"{','.join(d.runtimes)}); ONNX Runtime and OpenVINO need "
+                       f"'cnn-bench[runtimes]'")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -285,6 +318,31 @@ def matmul_peak(
     return _PEAK_CACHE[key]
 
 
+def run_peaks(device: str, precisions, threads: int | None = None) -> tuple[tuple, ...]:
+    """The run's peaks, one per (device, precision, tf32): ``PEAK_REPEATS`` timings or
+    ``PEAK_MIN_TIME_S`` in all, the best kept, with the models' thread count."""
+    out = []
+    with torch_threads(threads):
+        for precision in dict.fromkeys(precisions):
+            tf32 = model_tf32(device, precision)
+            info = matmul_peak(device, precision, tf32, PEAK_MIN_TIME_S, PEAK_REPEATS)
+            method = f"{info['peak_method']}; once per run, before the first model"
+            out.append((device, precision, tf32, info["peak_gmacs_per_sec"], method))
+    return tuple(out)
+
+
+def peak_for(s, device: str, precision: str) -> dict:
+    """The run's peak for this device and precision (``Settings.peaks``); measured here, in
+    this process, only when the run has none (Python callers that skip ``prepare``)."""
+    tf32 = model_tf32(device, precision)
+    for d, p, t, gmacs, method in s.peaks:
+        if (d, p, bool(t)) == (device, precision, tf32):
+            return {"peak_gmacs_per_sec": gmacs, "peak_method": method, "peak_tf32": bool(t)}
+    info = dict(matmul_peak(device, precision, tf32))
+    info["peak_method"] += "; in the model's own process"
+    return info
+
+
 def matmul_peak_gmacs(device: str, precision: str, min_time_s: float = 0.3) -> float:
     """The peak in GMAC/s (see ``matmul_peak``), with the model's TF32 setting."""
     tf32 = model_tf32(device, precision)
@@ -331,6 +389,7 @@ class Candidate:
     precision: str
     channels_last: bool
     compiled: bool
+    runtime: str = TORCH
 
     @property
     def layout(self) -> str:
@@ -391,8 +450,12 @@ def _make_step(model, x, mode: str, autocast, device: str):
     return train_step
 
 
-def measure_at(model, job: Job, cand: Candidate, batch: int, device: str, s: Settings) -> dict:
-    """Warm up, then time one candidate at one batch size; metrics (no error handling)."""
+def measure_at(
+    model, job: Job, cand: Candidate, batch: int, device: str, s: Settings, reference=None
+) -> dict:
+    """Warm up, then time one candidate at one batch size; metrics (no error handling). With
+    ``reference`` (batch -> eager fp32 outputs), the candidate's outputs are compared with it
+    after the timed loop."""
     import functools
 
     import torch
@@ -416,7 +479,12 @@ def measure_at(model, job: Job, cand: Candidate, batch: int, device: str, s: Set
         torch.cuda.reset_peak_memory_stats()
     grad = torch.inference_mode() if cand.mode == "infer" else contextlib.nullcontext()
     try:
-        return _time_candidate(step, sync, batch, device, s, cand.compiled, grad)
+        metrics = _time_candidate(step, sync, batch, device, s, cand.compiled, grad)
+        if reference is not None and cand.mode == "infer":
+            with torch.inference_mode():
+                out = _first_tensor(step()).float().cpu().numpy()
+            metrics.update(agreement(reference(batch), out, cand.precision))
+        return metrics
     finally:
         if cand.compiled:  # also after a failure: a retry must not inherit dynamic shapes
             import torch._dynamo
@@ -457,7 +525,9 @@ def _time_candidate(step, sync, batch: int, device: str, s: Settings, compiled: 
     return metrics
 
 
-def measure_with_backoff(model, job: Job, cand: Candidate, batch: int, device: str, s: Settings):
+def measure_with_backoff(
+    model, job: Job, cand: Candidate, batch: int, device: str, s: Settings, reference=None
+):
     """``measure_at``, halving the batch on out of memory unless ``--no-retry``.
 
     The failed attempt's memory is freed *after* its ``except`` block: inside it, the
@@ -466,7 +536,7 @@ def measure_with_backoff(model, job: Job, cand: Candidate, batch: int, device: s
     requested = batch
     while True:
         try:
-            return measure_at(model, job, cand, batch, device, s), batch
+            return measure_at(model, job, cand, batch, device, s, reference=reference), batch
         except Exception as e:
             if not is_oom(e):
                 raise
@@ -517,6 +587,52 @@ def _gmacs(model, job: Job) -> float | None:
         return None
 
 
+class _Reference:
+    """PyTorch eager fp32 NCHW outputs on the harness's own input, once per batch size: what
+    every other runtime, precision and layout is compared with."""
+
+    def __init__(self, model, job: Job, device: str):
+        self.model, self.job, self.device = model, job, device
+        self._cache: dict[int, object] = {}
+
+    def __call__(self, batch: int):
+        if batch not in self._cache:
+            import torch
+
+            model = self.model.to(self.device).to(memory_format=torch.contiguous_format).eval()
+            with torch.inference_mode():
+                out = _first_tensor(model(self.job.example_input(batch).to(self.device)))
+            self._cache[batch] = out.float().cpu().numpy()
+        return self._cache[batch]
+
+
+def _config(job: Job, batch: int, cand: Candidate, optimize: bool) -> dict:
+    """A record's configuration; ``runtime`` only when it is not PyTorch, so that PyTorch's
+    records keep the keys they had before runtimes existed (reports and ``compare`` match
+    them across versions)."""
+    config = {
+        "img_size": job.input_size[1], "batch_size": batch, "mode": cand.mode,
+        "precision": cand.precision, "layout": cand.layout, "compiled": cand.compiled,
+        "optimize": optimize,
+    }  # fmt: skip
+    if cand.runtime != TORCH:
+        config["runtime"] = cand.runtime
+    return config
+
+
+def _optimize_runtimes(s: Settings) -> tuple[str, ...]:
+    """The other runtimes --optimize tries: those --runtime names, or every one by default."""
+    named = [r for r in s.runtimes if r != TORCH]
+    return tuple(named) if named else tuple(r for r in RUNTIMES if r != TORCH)
+
+
+def _is_plain(cand: Candidate) -> bool:
+    """PyTorch eager fp32 NCHW: the reference itself, compared with nothing."""
+    return (cand.runtime, cand.precision, cand.channels_last, cand.compiled) == (
+        TORCH, "fp32", False, False
+    )  # fmt: skip
+
+
 class ThroughputHarness:
     name = "throughput"
     isolate = True  # the runner measures each model in its own process (bench.isolate)
@@ -526,6 +642,24 @@ class ThroughputHarness:
     @staticmethod
     def configure(options: dict, run: RunConfig) -> ThroughputConfig:
         return ThroughputConfig(**options)
+
+    @staticmethod
+    def preflight(config: ThroughputConfig) -> None:
+        """A runtime asked for by name must be installed (exit 2 before any model)."""
+        require(config.runtimes)
+
+    @staticmethod
+    def prepare(config: ThroughputConfig, run: RunConfig) -> ThroughputConfig:
+        """Measure the run's matrix-product peak(s) once, before the first model: at the
+        run's precision, and fp32 (the other runtimes' precision) and bf16 where it is
+        native under --optimize."""
+        device = check_device(run.device)
+        precisions = [run.precision]
+        if config.optimize or set(config.runtimes) != {TORCH}:
+            precisions.append("fp32")
+        if config.optimize and supports_bf16(device):
+            precisions.append("bf16")
+        return replace(config, peaks=run_peaks(device, precisions, config.threads))
 
     @staticmethod
     def device_for(run: RunConfig) -> str:
@@ -550,58 +684,91 @@ class ThroughputHarness:
         gmacs = _gmacs(model, job)
         name = device_name(device)
         batches = s.batch_sizes or (DEFAULT_BATCH[device],)
+        reference = _Reference(model, job, device)
         out = []
         for mode in s.modes:
             base = model if mode == "infer" else copy.deepcopy(model)
             for batch in batches:
-                cand = Candidate(mode, s.precision, s.channels_last, s.compile)
+                asked = Candidate(mode, s.precision, s.channels_last, s.compile)
                 if s.optimize:
-                    metrics, cand = self._optimize(base, job, cand, batch, device, s, gmacs)
-                else:
-                    metrics = self._one(base, job, cand, batch, device, s, gmacs)
-                config = {
-                    "img_size": job.input_size[1], "batch_size": batch, "mode": mode,
-                    "precision": cand.precision, "layout": cand.layout,
-                    "compiled": cand.compiled, "optimize": s.optimize,
-                }  # fmt: skip
-                out.append(
-                    Measurement(config=config, metrics=metrics, device=device, device_name=name)
-                )
+                    metrics, cand = self._optimize(
+                        base, job, asked, batch, device, s, gmacs, reference
+                    )
+                    out.append(Measurement(_config(job, batch, cand, True), metrics, device, name))
+                    continue
+                for runtime in s.runtimes:
+                    cand = replace(asked, runtime=runtime)
+                    m = self._row(base, job, cand, batch, device, s, gmacs, reference)
+                    m.device, m.device_name = device, name
+                    out.append(m)
             if device == "cuda":
                 _free_memory(device)
         return out
 
-    def _one(self, model, job, cand: Candidate, batch, device, s, gmacs) -> dict:
-        raw, used = measure_with_backoff(model, job, cand, batch, device, s)
-        m = cand.mode
-        metrics = {
-            f"{m}_samples_per_sec": raw.pop("samples_per_sec"),
-            f"{m}_step_time": raw.pop("step_time"),
-            f"{m}_batch_size": used,
-            f"{m}_img_size": job.input_size[1],
-            "batch_size_reduced": used != batch,
-            **raw,
-            **backend_settings(device),
-        }
-        peak_info = matmul_peak(device, cand.precision, model_tf32(device, cand.precision))
-        peak = peak_info["peak_gmacs_per_sec"]
-        factor = 1 if m == "infer" else TRAIN_MACS_FACTOR
-        achieved = gmacs * factor * metrics[f"{m}_samples_per_sec"] if gmacs is not None else None
-        metrics.update(
-            infer_gmacs=round(gmacs, 4) if gmacs is not None else None,
-            peak_gmacs_per_sec=round(peak, 2),
-            achieved_gmacs_per_sec=round(achieved, 3) if achieved is not None else None,
-            frac_of_peak=round(achieved / peak, 4) if achieved is not None and peak > 0 else None,
-            peak_method=peak_info["peak_method"],
-            peak_tf32=peak_info["peak_tf32"],
-        )
+    def _row(self, model, job, cand: Candidate, batch, device, s, gmacs, reference) -> Measurement:
+        """One (mode, batch, runtime) row: measured, skipped (why) or failed (which step)."""
+        config = _config(job, batch, cand, False)
+        if cand.runtime == TORCH:  # a failure here fails the model, as it always has
+            ref = None if _is_plain(cand) else reference
+            return Measurement(config, self._one(model, job, cand, batch, device, s, gmacs, ref))
+        info = {"runtime_version": version(cand.runtime)}
+        reason = skip_reason(cand.runtime, cand.mode, device, cand.precision, cand.channels_last)
+        if reason:
+            return Measurement(config, info, status="skipped", error=reason)
+        from bench.errors import error_text
+
+        try:
+            metrics = self._one(model, job, cand, batch, device, s, gmacs, reference)
+        except Exception as e:
+            failure = error_text(e)
+        else:
+            return Measurement(config, metrics)
+        logger.warning("%s: %s failed: %s", job.spec.name, LABELS[cand.runtime], failure)
+        _free_memory(device)
+        return Measurement(config, info, status="error", error=failure)
+
+    def _one(self, model, job, cand: Candidate, batch, device, s, gmacs, reference=None) -> dict:
+        if cand.runtime != TORCH:
+            return self._runtime_one(model, job, cand, batch, device, s, gmacs, reference)
+        import torch
+
+        raw, used = measure_with_backoff(model, job, cand, batch, device, s, reference)
+        metrics = _timed_metrics(raw, cand.mode, batch, used, job)
+        metrics.update(backend_settings(device), runtime_version=torch.__version__, provider=device)
+        metrics.update(_peak_metrics(s, device, cand, gmacs, metrics))
         return metrics
 
-    def _optimize(self, model, job, asked: Candidate, batch, device, s, gmacs):
-        """Every supported layout x precision (compiled only with --compile); the fastest wins."""
+    def _runtime_one(self, model, job, cand: Candidate, batch, device, s, gmacs, reference):
+        """ONNX Runtime or OpenVINO: export once, run once (agreement), then time the
+        session with the same warm-up and loop as PyTorch (perf_counter; runs are blocking)."""
+        import torch
+
+        x = job.example_input(batch)
+        threads = torch.get_num_threads()
+        session = open_session(cand.runtime, model, x, threads, device, cand.precision)
+        label = LABELS[cand.runtime]
+        with runtime_step(f"{label} timing"):
+            raw = _time_candidate(
+                session.infer, lambda: None, batch, "cpu", s, False, contextlib.nullcontext()
+            )
+        metrics = _timed_metrics(raw, cand.mode, batch, batch, job)
+        metrics.update(backend_settings("cpu"))
+        metrics.update(
+            threads=session.threads, runtime_version=session.version, provider=session.provider,
+            export_time_s=round(session.export_time_s, 3),
+        )  # fmt: skip
+        with runtime_step(f"{label} agreement check"):
+            metrics.update(agreement(reference(batch), session.infer(), cand.precision))
+        metrics.update(_peak_metrics(s, device, cand, gmacs, metrics))
+        return metrics
+
+    def _optimize(self, model, job, asked: Candidate, batch, device, s, gmacs, reference):
+        """Every supported layout x precision (compiled only with --compile), then the other
+        runtimes; the fastest candidate whose outputs agree with eager fp32 wins."""
         key = f"{asked.mode}_samples_per_sec"
+        ref = reference if asked.mode == "infer" else None
         eager = [
-            replace(asked, precision=p, channels_last=cl, compiled=False)
+            replace(asked, precision=p, channels_last=cl, compiled=False, runtime=TORCH)
             for cl in (False, True)
             for p in ("fp32", "bf16")
         ]
@@ -610,37 +777,89 @@ class ThroughputHarness:
             if cand.precision == "bf16" and not supports_bf16(device):
                 results.append((cand, None, "skipped: no native BF16 on this device"))
                 continue
-            results.append(self._try(model, job, cand, batch, device, s, gmacs))
-        ok = [(c, m) for c, m, _ in results if m is not None]
+            results.append(self._try(model, job, cand, batch, device, s, gmacs, ref))
+        if s.compile and _usable(results, key):
+            best_eager = max(_usable(results, key), key=lambda cm: cm[1][key])[0]
+            compiled = replace(best_eager, compiled=True)
+            results.append(self._try(model, job, compiled, batch, device, s, gmacs, ref))
+        for runtime in _optimize_runtimes(s):
+            for p in ("fp32", "bf16"):
+                cand = replace(asked, precision=p, channels_last=False, compiled=False,
+                               runtime=runtime)  # fmt: skip
+                reason = skip_reason(runtime, asked.mode, device, p, False)
+                if reason:
+                    results.append((cand, None, reason))
+                    continue
+                results.append(self._try(model, job, cand, batch, device, s, gmacs, reference))
+        ok = _usable(results, key)
         if not ok:
-            raise BenchError(f"--optimize: every candidate failed: {results[0][2]}")
-        if s.compile:
-            best_eager = max(ok, key=lambda cm: cm[1][key])[0]
-            results.append(
-                self._try(model, job, replace(best_eager, compiled=True), batch, device, s, gmacs)
-            )
-            ok = [(c, m) for c, m, _ in results if m is not None]
+            first = next((err for _, _, err in results if err), "no candidate agreed with eager")
+            raise BenchError(f"--optimize: no candidate measured and agreeing: {first}")
         best, metrics = max(ok, key=lambda cm: cm[1][key])
         baseline = next((m for c, m, _ in results if m is not None and c == eager[0]), None)
         metrics = dict(metrics)
         metrics["optimize_speedup"] = round(metrics[key] / baseline[key], 3) if baseline else None
-        metrics["candidates"] = [
-            {
-                "precision": c.precision, "layout": c.layout, "compiled": c.compiled,
-                key: m[key] if m else None, f"{c.mode}_batch_size": m[f"{c.mode}_batch_size"] if m else None,
-                "error": err,
-            }
-            for c, m, err in results
-        ]  # fmt: skip
+        metrics["candidates"] = [_candidate_row(c, m, err, key) for c, m, err in results]
         return metrics, best
 
-    def _try(self, model, job, cand, batch, device, s, gmacs):
+    def _try(self, model, job, cand, batch, device, s, gmacs, reference=None):
         from bench.errors import error_text
 
         try:
-            return cand, self._one(model, job, cand, batch, device, s, gmacs), None
+            return cand, self._one(model, job, cand, batch, device, s, gmacs, reference), None
         except Exception as e:
             failure = error_text(e)
         logger.warning("%s: candidate %s failed: %s", job.spec.name, cand, failure)
         _free_memory(device)  # outside the except: the traceback no longer holds the tensors
         return cand, None, failure
+
+
+def _usable(results, key: str) -> list[tuple[Candidate, dict]]:
+    """Measured candidates whose outputs agree with eager (a disagreeing one never wins)."""
+    return [(c, m) for c, m, _ in results if m is not None and m.get("agrees", True)]
+
+
+def _candidate_row(c: Candidate, m: dict | None, err: str | None, key: str) -> dict:
+    if m is not None and m.get("agrees") is False:
+        err = (
+            f"disagrees with eager fp32 (max_abs_diff {m.get('max_abs_diff')}, tolerance "
+            f"{m.get('agree_tolerance')}, top-1 agree {m.get('top1_agree')}): never chosen"
+        )
+    return {
+        "runtime": c.runtime, "precision": c.precision, "layout": c.layout,
+        "compiled": c.compiled, key: m[key] if m else None,
+        f"{c.mode}_batch_size": m[f"{c.mode}_batch_size"] if m else None,
+        "max_abs_diff": m.get("max_abs_diff") if m else None,
+        "top1_agree": m.get("top1_agree") if m else None,
+        "export_time_s": m.get("export_time_s") if m else None,
+        "error": err,
+    }  # fmt: skip
+
+
+def _timed_metrics(raw: dict, mode: str, batch: int, used: int, job: Job) -> dict:
+    raw = dict(raw)
+    return {
+        f"{mode}_samples_per_sec": raw.pop("samples_per_sec"),
+        f"{mode}_step_time": raw.pop("step_time"),
+        f"{mode}_batch_size": used,
+        f"{mode}_img_size": job.input_size[1],
+        "batch_size_reduced": used != batch,
+        **raw,
+    }
+
+
+def _peak_metrics(s, device: str, cand: Candidate, gmacs, metrics: dict) -> dict:
+    """Achieved GMAC/s and its fraction of the run's peak at the candidate's precision."""
+    info = peak_for(s, device, cand.precision)
+    peak = info["peak_gmacs_per_sec"]
+    factor = 1 if cand.mode == "infer" else TRAIN_MACS_FACTOR
+    sps = metrics[f"{cand.mode}_samples_per_sec"]
+    achieved = gmacs * factor * sps if gmacs is not None else None
+    return {
+        "infer_gmacs": round(gmacs, 4) if gmacs is not None else None,
+        "peak_gmacs_per_sec": round(peak, 2),
+        "achieved_gmacs_per_sec": round(achieved, 3) if achieved is not None else None,
+        "frac_of_peak": round(achieved / peak, 4) if achieved is not None and peak > 0 else None,
+        "peak_method": info["peak_method"],
+        "peak_tf32": info["peak_tf32"],
+    }

@@ -160,7 +160,7 @@ def failures(frame):
 
     if frame.empty:
         return pd.DataFrame(columns=["model", "harness", "device", "error"])
-    bad = frame[frame["status"] != "ok"]
+    bad = frame[~frame["status"].isin(["ok", "skipped"])]
     return (
         bad[["model", "harness", "device", "error"]]
         .sort_values(["model", "harness"])

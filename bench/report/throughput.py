@@ -15,6 +15,16 @@ from bench.storage import atomic_write_bytes, atomic_write_text
 
 HARNESS = "throughput"
 PLOT = "throughput_vs_gmacs.png"
+RUNTIME_PLOT = "runtimes.png"
+WARN = "⚠"
+RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+# the side-by-side table's columns: (label, runtime, compiled)
+SIDE_BY_SIDE = (
+    ("PyTorch eager", "torch", False),
+    ("PyTorch compiled", "torch", True),
+    ("ONNX Runtime", "onnxruntime", False),
+    ("OpenVINO", "openvino", False),
+)
 
 
 def _isnan(v) -> bool:
@@ -30,6 +40,18 @@ def throughput_rows(table):
     if table.empty or "harness" not in table.columns:
         return table.iloc[0:0]
     return table[table["harness"] == HARNESS].reset_index(drop=True)
+
+
+def _runtime(r: dict) -> str:
+    """A record's runtime: PyTorch's records carry none (their keys predate runtimes)."""
+    v = r.get("runtime")
+    return "torch" if _isnan(v) else str(v)
+
+
+def _of_peak(frac) -> str:
+    if _isnan(frac):
+        return "-"
+    return f"{100 * frac:.1f}%" + (f" {WARN}" if frac > 1 else "")
 
 
 def _row_view(r: dict) -> dict:
@@ -50,6 +72,7 @@ def _row_view(r: dict) -> dict:
         "Precision": r.get("precision"),
         "Layout": r.get("layout"),
         "Compiled": compiled,
+        "Runtime": RUNTIME_LABELS.get(_runtime(r), _runtime(r)),
         "Samples/s": _fmt(r.get(f"{mode}_samples_per_sec"), ",.1f"),
         "Compile (s)": _fmt(r.get("compile_time_s"), ".1f"),
         "Step median (ms)": _fmt(r.get("median"), ".2f"),
@@ -59,7 +82,7 @@ def _row_view(r: dict) -> dict:
         "GMACs": _fmt(r.get("infer_gmacs"), ".4g"),
         "GMAC/s": _fmt(r.get("achieved_gmacs_per_sec"), ",.1f"),
         "Peak GMAC/s": _fmt(r.get("peak_gmacs_per_sec"), ",.0f"),
-        "Of peak": "-" if _isnan(r.get("frac_of_peak")) else f"{100 * r['frac_of_peak']:.1f}%",
+        "Of peak": _of_peak(r.get("frac_of_peak")),
         "Threads": _fmt(r.get("threads"), ".0f"),
     }
 
@@ -85,19 +108,89 @@ def _candidates(frame) -> list[dict]:
                     "Precision": c.get("precision"),
                     "Layout": c.get("layout"),
                     "Compiled": "yes" if c.get("compiled") else "no",
+                    "Runtime": RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime")),
                     "Samples/s": _fmt(c.get(f"{mode}_samples_per_sec"), ",.1f"),
-                    "Chosen": "yes"
-                    if (c.get("precision"), c.get("layout"), c.get("compiled"))
-                    == (
-                        rec.config.get("precision"),
-                        rec.config.get("layout"),
-                        rec.config.get("compiled"),
-                    )
-                    else "",
+                    "Max abs diff": _fmt(c.get("max_abs_diff"), ".2g"),
+                    "Chosen": "yes" if _chosen(c, rec.config) else "",
                     "Note": c.get("error") or "",
                 }
             )
     return rows
+
+
+def _chosen(c: dict, config: dict) -> bool:
+    keys = ("precision", "layout", "compiled")
+    return tuple(c.get(k) for k in keys) == tuple(config.get(k) for k in keys) and c.get(
+        "runtime", "torch"
+    ) == config.get("runtime", "torch")
+
+
+def _best_by_runtime(table) -> list[tuple[str, str, float, dict]]:
+    """(model, device, batch, {label: best record or None}) for each model, device and batch
+    where another runtime than PyTorch was measured."""
+    rows = throughput_rows(table)
+    if rows.empty or "runtime" not in rows.columns or "infer_samples_per_sec" not in rows.columns:
+        return []
+    rows = rows[rows["infer_samples_per_sec"].notna()]
+    rows = rows.assign(device_name=rows["device_name"].fillna(rows["device"]))
+    out = []
+    keys = ["model", "device_name", "infer_batch_size"]
+    for (model, device, batch), group in rows.groupby(keys, sort=False):
+        recs = group.to_dict("records")
+        best = {}
+        for label, runtime, compiled in SIDE_BY_SIDE:
+            mine = [
+                r for r in recs
+                if _runtime(r) == runtime and (r.get("compiled") is True) == compiled
+            ]  # fmt: skip
+            best[label] = max(mine, key=lambda r: r["infer_samples_per_sec"]) if mine else None
+        if best["ONNX Runtime"] is not None or best["OpenVINO"] is not None:
+            out.append((model, device, batch, best))
+    return out
+
+
+def side_by_side(table):
+    """Per model, device and batch: the best inference samples/s of each runtime and its
+    speed-up over PyTorch eager; an empty frame when no other runtime was measured."""
+    import pandas as pd
+
+    out = []
+    for model, device, batch, best in _best_by_runtime(table):
+        eager = best["PyTorch eager"]["infer_samples_per_sec"] if best["PyTorch eager"] else None
+        row = {"Model": model, "Device": device, "Batch": f"{batch:.0f}"}
+        for label, r in best.items():
+            sps = r["infer_samples_per_sec"] if r else None
+            speedup = f" ({sps / eager:.2f}x)" if sps and eager and label != "PyTorch eager" else ""
+            row[label] = "-" if sps is None else f"{sps:,.1f}{speedup}"
+        row["Agreement (max abs diff, top-1)"] = _agreement_text(best)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _agreement_text(best: dict) -> str:
+    parts = []
+    for label in ("ONNX Runtime", "OpenVINO"):
+        r = best.get(label)
+        if r is not None and not _isnan(r.get("max_abs_diff")):
+            top1 = "same top-1" if r.get("top1_agree") is True else f"{WARN} top-1 differs"
+            parts.append(f"{label}: {r['max_abs_diff']:.2g}, {top1}")
+    return "; ".join(parts) or "-"
+
+
+def _skipped(frame):
+    if frame.empty:
+        return frame
+    rows = frame[(frame["harness"] == HARNESS) & (frame["status"] == "skipped")]
+    return _with_config(rows)
+
+
+def _with_config(rows):
+    return rows.assign(
+        runtime=[c.get("runtime", "torch") for c in rows["config"]],
+        mode=[c.get("mode", "-") for c in rows["config"]],
+        batch=[c.get("batch_size", "-") for c in rows["config"]],
+        precision=[c.get("precision", "-") for c in rows["config"]],
+    )
 
 
 def throughput_markdown(frame, table) -> str:
@@ -124,14 +217,46 @@ def throughput_markdown(frame, table) -> str:
         if (view["Compile (s)"] == "-").all():  # no compiled rows: no compile-time column
             view = view.drop(columns="Compile (s)")
         lines.append(view.to_markdown(index=False))
+        if view["Of peak"].str.endswith(WARN).any():
+            lines += [
+                "",
+                f"{WARN} above peak: the model did more multiply-accumulates per second than the "
+                "run's matrix product. That is a sign of a bad peak measurement (a busy machine "
+                "while it was measured, or a runtime whose kernels beat the matrix product "
+                "timed), not a result; rerun on a quiet machine.",
+            ]
+    sbs = side_by_side(table)
+    if not sbs.empty:
+        lines += [
+            "",
+            "## Runtimes side by side",
+            "",
+            "Best inference samples/s of each runtime per model, device and batch, and its "
+            "speed-up over PyTorch eager; agreement is with PyTorch eager fp32 on the same "
+            f"input. The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT}).",
+            "",
+            sbs.to_markdown(index=False, disable_numparse=True),
+        ]
     cands = _candidates(frame)
     if cands:
         lines += ["", "## --optimize candidates", "", pd.DataFrame(cands).to_markdown(index=False)]
     if not frame.empty:
-        bad = frame[(frame["harness"] == HARNESS) & (frame["status"] != "ok")]
+        bad = frame[(frame["harness"] == HARNESS) & ~frame["status"].isin(["ok", "skipped"])]
         if not bad.empty:
             lines += ["", "## Failed throughput measurements", ""]
-            lines.append(bad[["model", "device", "device_name", "error"]].to_markdown(index=False))
+            cols = ["model", "device", "device_name", "error"]
+            if any(c.get("runtime") for c in bad["config"]):
+                bad, cols = (
+                    _with_config(bad),
+                    ["model", "device", "runtime", "mode", "batch", "error"],
+                )
+            lines.append(bad[cols].to_markdown(index=False))
+        skipped = _skipped(frame)
+        if not skipped.empty:
+            lines += ["", "## Skipped (not measurable here)", ""]
+            cols = ["model", "device", "runtime", "mode", "batch", "precision", "error"]
+            view = skipped[cols].rename(columns={"error": "reason"})
+            lines.append(view.to_markdown(index=False))
     return "\n".join(lines) + "\n"
 
 
@@ -194,6 +319,37 @@ def plot_png(table) -> bytes | None:
         plt.close(fig)
 
 
+def runtimes_png(table) -> bytes | None:
+    """Samples/s of each runtime per model and batch (grouped bars, log scale); PNG bytes."""
+    groups = _best_by_runtime(table)
+    if not groups:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    labels = [label for label, _, _ in SIDE_BY_SIDE if any(g[3][label] for g in groups)]
+    names = [f"{model}\n@{batch:.0f}" for model, _, batch, _ in groups]
+    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(names) + 2), 5), dpi=100)
+    try:
+        for i, label in enumerate(labels):
+            values = [g[3][label]["infer_samples_per_sec"] if g[3][label] else 0 for g in groups]
+            xs = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(names))]
+            ax.bar(xs, values, width, label=label)
+        ax.set_xticks(range(len(names)), names, fontsize=7)
+        ax.set_yscale("log")
+        ax.set_ylabel("inference samples / s (best measured)")
+        ax.set_title("Runtimes side by side")
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return png_bytes(fig)
+    finally:
+        plt.close(fig)
+
+
 def throughput_section(frame, table, out_dir) -> list[Path]:
     """Write throughput.md and, when there is something to plot, the PNG."""
     out = Path(out_dir)
@@ -205,4 +361,8 @@ def throughput_section(frame, table, out_dir) -> list[Path]:
     if png is not None:
         atomic_write_bytes(out / PLOT, png)
         written.append(out / PLOT)
+    png = runtimes_png(table)
+    if png is not None:
+        atomic_write_bytes(out / RUNTIME_PLOT, png)
+        written.append(out / RUNTIME_PLOT)
     return written

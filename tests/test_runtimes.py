@@ -1,0 +1,244 @@
+"""Runtimes beside PyTorch (ONNX Runtime, OpenVINO) and the run's one matmul peak.
+
+Structure and invariants only, never speed: tiny models on the CPU, a few steps, one thread.
+Models the workers must rebuild are module-level builders (workers import them by name).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+import bench.harness.throughput as tp
+from bench.errors import ConfigError
+from bench.harness import get_harness, make_job, split_options
+from bench.harness import runtimes as rt
+from bench.harness.throughput import ThroughputConfig, ThroughputHarness, cpu_has_native_bf16
+from bench.registry.lookup import ModelSpec
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("openvino")
+nn = torch.nn
+
+FAST = {"min_time_s": 0.01, "min_steps": 3, "threads": 1, "batch_sizes": (4,), "isolate": False}
+ALL = ("torch", "onnxruntime", "openvino")
+
+
+def tiny(pretrained=False, **kwargs):
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)
+    )
+
+
+class _BranchesOnData(nn.Module):
+    """Branches on a tensor's value: torch.export (and so torch.onnx.export) cannot follow."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = tiny()
+
+    def forward(self, x):
+        y = self.net(x)
+        return y if y.sum() > 0 else -y
+
+
+def branches_on_data(pretrained=False, **kwargs):
+    return _BranchesOnData()
+
+
+def _spec(builder) -> ModelSpec:
+    return ModelSpec(name=builder.__name__, source="test", input_size=(1, 8, 8), builder=builder)
+
+
+def _measure(builder=tiny, **options):
+    job = make_job(_spec(builder), "throughput", **{**FAST, **options})
+    return get_harness("throughput").measure(job)
+
+
+def _by_runtime(ms):
+    return {m.config.get("runtime", "torch"): m for m in ms}
+
+
+# -- options --------------------------------------------------------------------------------
+def test_runtime_option_parses_lists_and_all():
+    assert rt.parse_runtimes("all") == ALL
+    assert rt.parse_runtimes("openvino,torch,openvino") == ("openvino", "torch")
+    with pytest.raises(argparse.ArgumentTypeError, match="onnxruntime"):
+        rt.parse_runtimes("tensorrt")
+    with pytest.raises(ConfigError, match="--runtime"):
+        ThroughputConfig(runtimes=("tvm",))
+    assert ThroughputConfig().runtimes == ("torch",)
+
+
+def test_missing_runtime_is_one_line_naming_the_extra_before_any_model(monkeypatch):
+    import importlib.util
+
+    from bench import runner
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a)
+    )
+    run, _ = split_options("throughput", **FAST)
+    with pytest.raises(ConfigError, match=r"cnn-bench\[runtimes\]") as err:
+        runner.configure(["throughput"], run, {"throughput": {"runtimes": ("torch", "openvino")}})
+    assert "\n" not in str(err.value)
+    # not asked for by name (--optimize tries what is installed): a skipped candidate instead
+    assert rt.skip_reason("openvino", "infer", "cpu", "fp32", False).startswith("skipped")
+
+
+# -- records ---------------------------------------------------------------------------------
+def test_each_runtime_is_a_record_with_version_provider_export_time_and_agreement():
+    rows = _by_runtime(_measure(runtimes=ALL))
+    assert set(rows) == set(ALL)
+    torch_row = rows["torch"]
+    assert "runtime" not in torch_row.config  # PyTorch's records keep their former keys
+    assert torch_row.metrics["runtime_version"] == torch.__version__
+    for name in ("onnxruntime", "openvino"):
+        m = rows[name]
+        assert m.status == "ok", m.error
+        assert m.config["runtime"] == name
+        x = m.metrics
+        assert x["runtime_version"] == rt.version(name)
+        assert x["provider"]
+        assert x["export_time_s"] > 0
+        assert x["threads"] == 1  # the thread count PyTorch was given
+        assert x["max_abs_diff"] <= 1e-3
+        assert x["top1_agree"] is True
+        assert x["agrees"] is True
+        assert x["infer_samples_per_sec"] > 0
+        assert x["rounds"] >= 3
+        assert x["peak_gmacs_per_sec"] > 0
+
+
+def test_what_a_runtime_cannot_do_is_a_skipped_row_with_its_reason():
+    ms = _measure(runtimes=ALL, modes=("infer", "train"), channels_last=True)
+    skipped = [m for m in ms if m.status == "skipped"]
+    assert {(m.config["mode"], m.config["runtime"]) for m in skipped} == {
+        ("infer", "onnxruntime"), ("infer", "openvino"),
+        ("train", "onnxruntime"), ("train", "openvino"),
+    }  # fmt: skip
+    for m in skipped:
+        assert m.error.startswith("skipped: ")
+        assert ("inference only" in m.error) if m.config["mode"] == "train" else "NCHW" in m.error
+    assert all(m.status == "ok" for m in ms if "runtime" not in m.config)
+    if not cpu_has_native_bf16():
+        (ort,) = [m for m in _measure(runtimes=("onnxruntime",), precision="bf16")]
+        assert ort.status == "skipped"
+        assert "fp32" in ort.error
+
+
+def test_a_model_that_cannot_export_is_an_error_row_naming_the_step():
+    rows = _by_runtime(_measure(branches_on_data, runtimes=ALL))
+    assert rows["torch"].status == "ok"
+    assert rows["onnxruntime"].status == "error"
+    assert rows["onnxruntime"].error.startswith("RuntimeStepError: export to ONNX failed: ")
+    assert "\x1b" not in rows["onnxruntime"].error  # the exporter's colours are stripped
+    assert rows["openvino"].status in ("ok", "error")  # the sweep went on
+
+
+def test_a_runtime_that_rejects_the_model_is_an_error_row(monkeypatch):
+    import openvino
+
+    def reject(*args, **kwargs):
+        raise RuntimeError("unsupported operation aten::frobnicate")
+
+    monkeypatch.setattr(openvino, "convert_model", reject)
+    rows = _by_runtime(_measure(runtimes=ALL))
+    assert rows["openvino"].status == "error"
+    assert "OpenVINO convert_model failed: RuntimeError: unsupported operation" in (
+        rows["openvino"].error
+    )
+    assert rows["onnxruntime"].status == "ok"
+
+
+def test_agreement_tolerance():
+    ref = np.array([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]], dtype=np.float32)
+    assert rt.agreement(ref, ref + 2e-3, "fp32")["agrees"] is True  # 1e-3 x max(1, 3)
+    assert rt.agreement(ref, ref + 4e-3, "fp32")["agrees"] is False
+    swapped = ref[:, [1, 0, 2]]
+    a = rt.agreement(ref, swapped, "bf16")
+    assert a["top1_agree"] is False
+    assert a["agrees"] is False
+    assert rt.agreement(ref, ref[:1], "fp32")["agrees"] is False
+
+
+# -- --optimize --------------------------------------------------------------------------------
+def test_optimize_never_picks_a_candidate_that_disagrees(monkeypatch):
+    real = tp.open_session
+
+    def wrong_but_fast(runtime, model, x, threads, device, precision):
+        session = real(runtime, model, x, threads, device, precision)
+        if runtime == "openvino":
+            out = -np.asarray(session.infer()) + 1.0  # other classes, other values
+
+            def infer():
+                return out
+
+            session.infer = infer
+        return session
+
+    monkeypatch.setattr(tp, "open_session", wrong_but_fast)
+    (m,) = _measure(optimize=True)
+    cands = {(c["runtime"], c["precision"], c["layout"]): c for c in m.metrics["candidates"]}
+    ov = cands[("openvino", "fp32", "nchw")]
+    assert ov["infer_samples_per_sec"] > 0
+    assert ov["error"].startswith("disagrees with eager fp32")
+    assert m.config.get("runtime") != "openvino"
+    assert m.metrics["agrees"] is True
+    agreeing = [c for c in cands.values() if c["infer_samples_per_sec"] and not c["error"]]
+    assert m.metrics["infer_samples_per_sec"] == max(c["infer_samples_per_sec"] for c in agreeing)
+
+
+# -- one peak per run ----------------------------------------------------------------------------
+FAKE_PEAK = {"peak_gmacs_per_sec": 12345.0, "peak_method": "fake matmul", "peak_tf32": False}
+
+
+def _two_model_run(tmp_path, isolate: bool):
+    from bench.runner import configure, run
+    from bench.storage import ResultStore
+
+    run_config, _ = split_options("throughput", **{**FAST, "isolate": isolate})
+    own = {k: v for k, v in FAST.items() if k in ("min_time_s", "min_steps", "threads")}
+    configs = configure(["throughput"], run_config, {"throughput": own})
+    specs = [_spec(tiny), ModelSpec("tiny2", "test", (1, 8, 8), builder=tiny)]
+    return run(specs, ["throughput"], run_config, ResultStore(tmp_path), configs=configs)
+
+
+def test_the_peak_is_measured_once_per_run_before_the_first_model(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_peak(*args, **kwargs):
+        calls.append(args)
+        return dict(FAKE_PEAK)
+
+    monkeypatch.setattr(tp, "matmul_peak", fake_peak)
+    doc = _two_model_run(tmp_path, isolate=False)
+    assert len(calls) == 1
+    assert calls[0][:2] == ("cpu", "fp32")
+    assert [r["metrics"]["peak_gmacs_per_sec"] for r in doc.records] == [12345.0, 12345.0]
+    assert all("once per run" in r["metrics"]["peak_method"] for r in doc.records)
+
+
+def test_isolated_workers_get_the_runs_peak(monkeypatch, tmp_path):
+    monkeypatch.setattr(tp, "matmul_peak", lambda *a, **k: dict(FAKE_PEAK))
+    doc = _two_model_run(tmp_path, isolate=True)  # the workers cannot see the monkeypatch
+    assert [r["status"] for r in doc.records] == ["ok", "ok"]
+    assert [r["metrics"]["peak_gmacs_per_sec"] for r in doc.records] == [12345.0, 12345.0]
+
+
+def test_prepare_measures_fp32_too_when_other_runtimes_run(monkeypatch):
+    seen = []
+    monkeypatch.setattr(tp, "matmul_peak", lambda d, p, *a, **k: seen.append(p) or FAKE_PEAK)
+    run, config = split_options("throughput", **{**FAST, "precision": "fp16"})
+    ThroughputHarness.prepare(replace_runtimes(config), run)
+    assert seen == ["fp16", "fp32"]
+
+
+def replace_runtimes(config):
+    from dataclasses import replace
+
+    return replace(config, runtimes=ALL)

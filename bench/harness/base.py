@@ -27,6 +27,10 @@ from bench.registry import ModelSpec
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEFAULT_MODEL_TIMEOUT_S = 1800.0
+EXECUTORS = ("local", "ray")
+# RunConfig fields that say how a run is carried out, not what is measured: a resumed run
+# may change them
+HOW_FIELDS = ("isolate", "model_timeout_s", "executor", "ray_address", "resume")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,10 @@ class RunConfig:
     img_size: int | None = None  # None: each model's own input size
     isolate: bool = True
     model_timeout_s: float = DEFAULT_MODEL_TIMEOUT_S
+    executor: str = "local"  # where tasks run: here, or on a Ray cluster
+    ray_address: str | None = None  # None: start a Ray here (executor 'ray' only)
+    # --resume: skip what the resumed run measured; a fine-tune continues from its checkpoint
+    resume: bool = False
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -54,6 +62,12 @@ class RunConfig:
             raise ConfigError(f"--batch-size {self.batch_sizes}: expected positive whole numbers.")
         if self.img_size is not None and int(self.img_size) <= 0:
             raise ConfigError(f"--img-size {self.img_size}: expected a positive whole number.")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"--executor {self.executor}: expected one of {', '.join(EXECUTORS)}."
+            )
+        if self.ray_address and self.executor != "ray":
+            raise ConfigError("--ray-address needs --executor ray.")
         if not self.model_timeout_s > 0:
             raise ConfigError(f"--model-timeout {self.model_timeout_s}: expected seconds > 0.")
         if self.batch_sizes is not None:
@@ -63,6 +77,10 @@ class RunConfig:
         d = asdict(self)
         d["batch_sizes"] = list(self.batch_sizes) if self.batch_sizes else None
         return d
+
+    def measured_as(self) -> dict[str, Any]:
+        """The fields that change what is measured (a resumed run must keep them)."""
+        return {k: v for k, v in self.as_dict().items() if k not in HOW_FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:

@@ -1,9 +1,9 @@
 """How the work of a run is carried out: where each (model, harness group) is measured.
 
-A run is cut into tasks, one per (model, harness group). Harnesses that measure without a
-clock (``params``, ``flops``, ``depth``: not ``isolate``) share a group, so that the model is
-built once for all of them; a timed harness (``throughput``, ``finetune``: ``isolate``) is a
-group of its own, so that an executor can give it a whole machine. The groups of one model
+A run is cut into tasks, one per (model, harness group). Harnesses that only count
+(``params``, ``flops``, ``depth``: ``counts_only = True``) share a group, so that the model is
+built once for all of them; any other harness (``throughput``, ``finetune``, a plugin's) is
+timed, a group of its own, so that an executor can give it a whole machine. The groups of one model
 run in order, each seeing the metrics of the groups before it (``Job.measured``).
 
 An executor measures tasks and hands back their records as they complete; the driver
@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.environment import utc_now
 from bench.errors import ConfigError, error_text
-from bench.harness import get_harness
+from bench.harness import get_harness, harness_target
 from bench.harness.base import EXECUTORS, Job, Measurement, RunConfig, as_measurements
 from bench.isolate import run_isolated, should_isolate
 from bench.registry import ModelSpec
@@ -43,6 +43,9 @@ class Task:
     configs: dict[str, Any]
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
     timed: bool = False  # a timed harness: nothing else may run beside it
+    # where each harness is ("module:Class"), so that a worker elsewhere finds harnesses
+    # registered from Python (bench.harness.HARNESSES) in the driver only
+    targets: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, tuple[str, ...]]:
@@ -53,7 +56,7 @@ def harness_groups(harnesses: Sequence[str]) -> list[tuple[tuple[str, ...], bool
     """The harnesses cut into (group, timed): untimed neighbours together, each timed one alone."""
     groups: list[tuple[tuple[str, ...], bool]] = []
     for name in harnesses:
-        timed = bool(getattr(get_harness(name), "isolate", False))
+        timed = not getattr(get_harness(name), "counts_only", False)
         if not timed and groups and not groups[-1][1]:
             groups[-1] = ((*groups[-1][0], name), False)
         else:
@@ -108,6 +111,13 @@ def error_records(task: Task, error: str, duration_s: float = 0.0) -> list[dict]
     return rows
 
 
+def _class(name: str):
+    try:
+        return get_harness(name)
+    except Exception:
+        return None
+
+
 def _measure_one(harness, name: str, job: Job, config) -> list[Measurement]:
     """One harness on one model: in its own process when it asks for it."""
     if should_isolate(harness, job.run):  # its own process, with a timeout
@@ -124,6 +134,9 @@ def measure_model(
 ) -> list[dict]:
     """Every harness on one model (built once); never raises for a harness's failure."""
     job = Job(spec, run, measured=dict(measured or {}))
+    # harnesses that only count (params, flops, depth) let the model be built without
+    # initialisers (bench.harness.build); one that needs real values keeps them
+    job.skip_init = all(getattr(_class(n), "counts_only", False) for n in harnesses)
     records = []
     for name in harnesses:
         start = time.perf_counter()
@@ -159,6 +172,13 @@ def measure_model(
 
 
 def measure_task(task: Task) -> list[dict]:
+    """What a worker runs for a task (here, or in a Ray worker)."""
+    from bench.harness import HARNESSES, harness_names
+
+    known = harness_names()
+    for name, target in task.targets.items():
+        if name not in known:
+            HARNESSES[name] = target
     return measure_model(task.spec, task.harnesses, task.run, task.configs, task.measured)
 
 
@@ -215,7 +235,8 @@ def execute(
         if not plans[spec.name]:
             return False
         group, timed = plans[spec.name].pop(0)
-        task = Task(spec, group, run, configs, dict(known[spec.name]), timed)
+        targets = {n: harness_target(n) for n in group}
+        task = Task(spec, group, run, configs, dict(known[spec.name]), timed, targets)
         executor.submit(task, follow_up=follow_up)
         return True
 

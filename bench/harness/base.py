@@ -116,6 +116,11 @@ class Job:
     _model: Any = None
     _build_error: BaseException | None = None
     build_seconds: float | None = None
+    # static harnesses build without initialisers (values never change what they count)
+    skip_init: bool = False
+    _meta: Any = None
+    _probed: bool = False
+    cache: dict[str, Any] = field(default_factory=dict)  # results harnesses share
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -125,16 +130,50 @@ class Job:
             h = w = int(self.run.img_size)
         return (c, h, w)
 
+    def meta_model(self):
+        """The model on the meta device (shapes only), or None where it cannot be built so."""
+        if not self._probed:
+            from bench.harness.build import meta_model
+
+            self._probed = True
+            self._meta = meta_model(self.spec)
+        return self._meta
+
+    def too_large(self) -> str | None:
+        """Why the weights cannot be allocated here (from a meta-device build), or None."""
+        from bench.harness.build import available_memory_bytes, fits_in_memory, weight_bytes
+
+        meta = self.meta_model() if self.skip_init else None
+        if meta is None:
+            return None
+        need, have = weight_bytes(meta), available_memory_bytes()
+        if fits_in_memory(need, have):
+            return None
+        return (
+            f"its weights need {need / 2**30:.1f} GiB and this machine has {have / 2**30:.1f} "
+            "GiB available; parameters were counted on the meta device. Measure it on a larger "
+            "machine."
+        )
+
     def model(self):
-        """The model in eval mode on the CPU, built on first use."""
+        """The model in eval mode on the CPU, built on first use (without initialisers when
+        ``skip_init``; a model too large for this machine raises ``ModelTooLargeError``)."""
         if self._build_error is not None:
             raise self._build_error
         if self._model is None:
+            import contextlib
             import time
+
+            from bench.errors import ModelTooLargeError
+            from bench.harness.build import skipped_init
 
             start = time.perf_counter()
             try:
-                model = self.spec.build(pretrained=False)
+                why = self.too_large()
+                if why:
+                    raise ModelTooLargeError(f"'{self.spec.name}' was not built: {why}")
+                with skipped_init() if self.skip_init else contextlib.nullcontext():
+                    model = self.spec.build(pretrained=False)
             except Exception as e:
                 self._build_error = e
                 raise
@@ -151,6 +190,8 @@ class Job:
 
     def release(self) -> None:
         self._model = None
+        self._meta = None
+        self.cache.clear()
 
 
 @runtime_checkable

@@ -17,27 +17,47 @@ def count_parameters(model) -> tuple[int, int]:
     return total, trainable
 
 
+class _ByteCounter(io.RawIOBase):
+    """A write-only sink that counts what ``torch.save`` writes (no copy is kept)."""
+
+    def __init__(self):
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        self.size += n
+        return n
+
+
+def state_dict_bytes(model) -> int:
+    """The size of ``torch.save(model.state_dict())``, without holding the file in memory."""
+    import torch
+
+    sink = _ByteCounter()
+    torch.save(model.state_dict(), sink)
+    return sink.size
+
+
 class ParamsHarness:
     name = "params"
+    counts_only = True  # values never change what is counted: build without initialisers
 
     def measure(self, job: Job) -> list[Measurement]:
-        import torch
-
-        model = job.model()
+        too_large = job.too_large()
+        model = job.meta_model() if too_large else job.model()
         total, trainable = count_parameters(model)
-        buffers = sum(b.numel() for b in model.buffers())
-        buf = io.BytesIO()
-        torch.save(model.state_dict(), buf)
-        return [
-            Measurement(
-                config={},
-                metrics={
-                    "params": total,
-                    "param_count": round(total / 1e6, 3),
-                    "trainable_params": trainable,
-                    "buffers": buffers,
-                    "params_fp32_mb": round(total * 4 / 1e6, 3),
-                    "state_dict_mb": round(buf.getbuffer().nbytes / 1e6, 3),
-                },
-            )
-        ]
+        metrics = {
+            "params": total,
+            "param_count": round(total / 1e6, 3),
+            "trainable_params": trainable,
+            "buffers": sum(b.numel() for b in model.buffers()),
+            "params_fp32_mb": round(total * 4 / 1e6, 3),
+        }
+        if too_large:  # counted on the meta device; the weights were never allocated
+            metrics["counted_on"] = "meta"
+        else:
+            metrics["state_dict_mb"] = round(state_dict_bytes(model) / 1e6, 3)
+        return [Measurement(config={}, metrics=metrics)]

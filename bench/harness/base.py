@@ -119,7 +119,6 @@ class Job:
     # static harnesses build without initialisers (values never change what they count)
     skip_init: bool = False
     _meta: Any = None
-    _probed: bool = False
     cache: dict[str, Any] = field(default_factory=dict)  # results harnesses share
 
     @property
@@ -131,49 +130,22 @@ class Job:
         return (c, h, w)
 
     def meta_model(self):
-        """The model on the meta device (shapes only), or None where it cannot be built so."""
-        if not self._probed:
-            from bench.harness.build import meta_model
-
-            self._probed = True
-            self._meta = meta_model(self.spec)
+        """The model with its parameters on the meta device (``skip_init`` builds only; kept
+        when the model is too large to materialise), else None."""
         return self._meta
 
-    def too_large(self) -> str | None:
-        """Why the weights cannot be allocated here (from a meta-device build), or None."""
-        from bench.harness.build import available_memory_bytes, fits_in_memory, weight_bytes
-
-        meta = self.meta_model() if self.skip_init else None
-        if meta is None:
-            return None
-        need, have = weight_bytes(meta), available_memory_bytes()
-        if fits_in_memory(need, have):
-            return None
-        return (
-            f"its weights need {need / 2**30:.1f} GiB and this machine has {have / 2**30:.1f} "
-            "GiB available; parameters were counted on the meta device. Measure it on a larger "
-            "machine."
-        )
-
     def model(self):
-        """The model in eval mode on the CPU, built on first use (without initialisers when
-        ``skip_init``; a model too large for this machine raises ``ModelTooLargeError``)."""
+        """The model in eval mode on the CPU, built on first use: without initialisers when
+        ``skip_init`` (``bench.harness.build``), where a model whose weights cannot fit in
+        this machine's memory raises ``ModelTooLargeError`` (``meta_model`` still has it)."""
         if self._build_error is not None:
             raise self._build_error
         if self._model is None:
-            import contextlib
             import time
-
-            from bench.errors import ModelTooLargeError
-            from bench.harness.build import skipped_init
 
             start = time.perf_counter()
             try:
-                why = self.too_large()
-                if why:
-                    raise ModelTooLargeError(f"'{self.spec.name}' was not built: {why}")
-                with skipped_init() if self.skip_init else contextlib.nullcontext():
-                    model = self.spec.build(pretrained=False)
+                model = self._build()
             except Exception as e:
                 self._build_error = e
                 raise
@@ -181,6 +153,24 @@ class Job:
             self.build_seconds = time.perf_counter() - start
             self._model = model
         return self._model
+
+    def _build(self):
+        from bench.harness import build
+
+        model = build.build_uninitialised(self.spec) if self.skip_init else None
+        if model is None:
+            return self.spec.build(pretrained=False)
+        need, have = build.weight_bytes(model), build.available_memory_bytes()
+        if not build.fits_in_memory(need, have):
+            from bench.errors import ModelTooLargeError
+
+            self._meta = model.eval()
+            raise ModelTooLargeError(
+                f"'{self.spec.name}' was not built: its weights need {need / 2**30:.1f} GiB "
+                f"and this machine has {have / 2**30:.1f} GiB available (its parameters were "
+                "counted on the meta device). Measure it on a larger machine."
+            )
+        return build.materialise(model)
 
     def example_input(self, batch_size: int = 1):
         import torch

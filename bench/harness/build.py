@@ -2,14 +2,12 @@
 
 Initialisers are most of a large model's build time (VGG-16: 138 M random numbers drawn
 through ``kaiming_uniform_``) and change nothing that is counted: parameters, MACs,
-activations and depth depend on shapes, not values. ``skipped_init`` builds with every
-random in-place fill (``uniform_``, ``normal_``, ... which every ``nn.init`` function and
-timm's ``trunc_normal_`` end in) replaced by ``zero_``: tensors are allocated, and zeroed
-so that the counting passes meet no NaN or denormal. Buffers computed in ``__init__`` (index
-tables, masks) are built as usual.
-
-``meta_model`` builds on PyTorch's meta device: shapes without memory, to count the
-parameters of a model too large for this machine (``fits_in_memory``).
+activations and depth depend on shapes, not values. ``build_uninitialised`` builds with
+every parameter on PyTorch's meta device (shapes, no memory; initialisers do nothing there)
+and the buffers as usual (index tables and masks computed in ``__init__`` keep their values).
+Its parameters are counted there, which is all a model too large for this machine
+(``fits_in_memory``) gets; ``materialise`` then gives them zeroed memory for the passes
+that run the model.
 """
 
 from __future__ import annotations
@@ -20,43 +18,56 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-RANDOM_FILLS = (
-    "uniform_", "normal_", "random_", "bernoulli_", "cauchy_", "exponential_",
-    "geometric_", "log_normal_", "erfinv_",
-)  # fmt: skip
 MEMORY_FRACTION = 0.8  # of the available memory the weights may take
 
 
 @contextlib.contextmanager
-def skipped_init():
-    """Build models inside this: random initialisers zero their tensor instead."""
-    import torch
-    from torch.overrides import TorchFunctionMode
+def params_on_meta():
+    """Build inside this: every parameter moves to the meta device as it is registered, so
+    initialisers run on shapes only; buffers (index tables, masks) are built as usual."""
+    from torch import nn
 
-    fills = {getattr(torch.Tensor, n) for n in RANDOM_FILLS if hasattr(torch.Tensor, n)}
+    original = nn.Module.register_parameter
 
-    class NoInit(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            if func in fills and args and isinstance(args[0], torch.Tensor):
-                with torch.no_grad():
-                    return args[0].zero_()
-            return func(*args, **(kwargs or {}))
+    def register(module, name, param):
+        original(module, name, param)
+        if param is not None and param.device.type != "meta":
+            module._parameters[name] = nn.Parameter(
+                param.to("meta"), requires_grad=param.requires_grad
+            )
 
-    with NoInit():
-        yield
-
-
-def meta_model(spec):
-    """``spec``'s model on the meta device (no memory, no initialisers), or None when the
-    model cannot be built there (a builder that reads values, ``.item()``, in ``__init__``)."""
-    import torch
-
+    nn.Module.register_parameter = register
     try:
-        with torch.device("meta"):
+        yield
+    finally:
+        nn.Module.register_parameter = original
+
+
+def build_uninitialised(spec):
+    """``spec``'s model with its parameters on the meta device (see ``params_on_meta``), or
+    None when the builder cannot work so (it reads a parameter's values)."""
+    try:
+        with params_on_meta():
             return spec.build(pretrained=False)
     except Exception as e:
-        logger.debug("%s cannot be built on the meta device: %s", spec.name, e)
+        logger.debug("%s cannot be built with meta parameters: %s", spec.name, e)
         return None
+
+
+def materialise(model):
+    """Give every meta parameter zeroed memory on the CPU (shared parameters stay shared)."""
+    import torch
+    from torch import nn
+
+    new: dict[int, nn.Parameter] = {}
+    for module in model.modules():
+        for name, p in list(module._parameters.items()):
+            if p is not None and p.device.type == "meta":
+                if id(p) not in new:
+                    data = torch.zeros(p.shape, dtype=p.dtype)
+                    new[id(p)] = nn.Parameter(data, requires_grad=p.requires_grad)
+                module._parameters[name] = new[id(p)]
+    return model
 
 
 def weight_bytes(model) -> int:

@@ -84,7 +84,12 @@ def _import_fvcore():
     # fvcore scripts a loss function at import time, which torch now deprecates.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-        from fvcore.nn import activation_count, flop_count, jit_analysis
+        import importlib
+
+        jit_analysis = importlib.import_module("fvcore.nn.jit_analysis")
+        # fvcore.nn exports functions named like these modules: import the modules by path
+        flop_count = importlib.import_module("fvcore.nn.flop_count")
+        activation_count = importlib.import_module("fvcore.nn.activation_count")
     for name in ("fvcore.nn.jit_analysis", "fvcore"):
         logging.getLogger(name).setLevel(logging.ERROR)
     return jit_analysis.JitModelAnalysis, flop_count, activation_count

@@ -46,8 +46,14 @@ class ParamsHarness:
     counts_only = True  # values never change what is counted: build without initialisers
 
     def measure(self, job: Job) -> list[Measurement]:
-        too_large = job.too_large()
-        model = job.meta_model() if too_large else job.model()
+        from bench.errors import ModelTooLargeError
+
+        try:
+            model, too_large = job.model(), False
+        except ModelTooLargeError:
+            if job.meta_model() is None:
+                raise
+            model, too_large = job.meta_model(), True
         total, trainable = count_parameters(model)
         metrics = {
             "params": total,

@@ -286,9 +286,7 @@ def _summary_row(spec, records) -> dict:
 def cmd_run(args) -> int:
     from bench import harness
     from bench.dist import is_main_process
-    from bench.progress import Progress
-    from bench.registry import Registry
-    from bench.runner import configure, run
+    from bench.executors import make_executor
     from bench.storage import ResultStore
 
     chatty = is_main_process()  # under torchrun, rank 0 alone talks
@@ -298,12 +296,26 @@ def cmd_run(args) -> int:
     store = ResultStore(out)
     models, harness_text, resumed = _run_inputs(args, store)
     harnesses = harness.parse_harnesses(harness_text)
+    run_config = _run_config(args)
+    # started first, so that a Ray cluster's workers warm up while the models are resolved
+    executor = make_executor(run_config)
+    try:
+        return _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty)
+    finally:
+        executor.close()
+
+
+def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty) -> int:
+    from bench import harness
+    from bench.progress import Progress
+    from bench.registry import Registry
+    from bench.runner import configure, run
+
     registry = Registry()
     for w in [*harness.warnings(), *registry.warnings] if chatty else ():
         print(f"warning: {w}", file=sys.stderr)
     exclude = [e.strip() for e in args.exclude.split(",") if e.strip()]
     specs = registry.resolve(models, exclude=exclude)
-    run_config = _run_config(args)
     configs = configure(harnesses, run_config, _harness_options(args, harnesses))
     summary: list[dict] = []
     progress: list[Progress] = []
@@ -325,7 +337,7 @@ def cmd_run(args) -> int:
 
     try:
         doc = run(specs, harnesses, run_config, store, on_model=on_model, configs=configs,
-                  resume=resumed, on_plan=on_plan)  # fmt: skip
+                  resume=resumed, on_plan=on_plan, executor=executor)  # fmt: skip
     except KeyboardInterrupt as e:
         if chatty:
             how = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"

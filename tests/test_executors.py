@@ -181,3 +181,42 @@ def test_ray_gives_the_local_records_and_a_killed_worker_is_an_error_row(local_r
         }
         assert "machine" not in rows[r["model"]]  # measured on the driver's own machine
     assert on_ray.header["status"] == "complete"
+
+
+def test_ray_missing_is_one_line_naming_the_extra(monkeypatch, tmp_path, capsys):
+    from bench.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    code = main(["run", "--models", "lenet5", "--harness", "params", "--executor", "ray",
+                 "--out", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cnn-bench[ray]" in err
+    assert err.count("\n") == 1
+
+
+def test_catalogues_and_exclude():
+    from bench.registry import Registry
+
+    registry = Registry()
+    names = [s.name for s in registry.resolve("timm:resnet1*", exclude=["resnet10*"])]
+    assert "resnet18" in names
+    assert not [n for n in names if n.startswith("resnet10")]
+    tv = [s.name for s in registry.resolve("torchvision:alex*")]
+    assert tv == ["torchvision:alexnet"]
+    with pytest.raises(ConfigError, match="--exclude removed them all"):
+        registry.resolve("lenet5", exclude=["lenet*"])
+
+
+def test_progress_is_plain_lines_off_a_terminal():
+    import io
+
+    from bench.progress import Progress
+
+    out = io.StringIO()
+    p = Progress(2, stream=out)
+    p.update("a", "ok", False)
+    p.update("b", "1 failed", True)
+    assert out.getvalue() == "[1/2] a: ok\n[2/2] b: 1 failed\n"
+    assert p.failed == 1
+    assert p.eta_s() == 0

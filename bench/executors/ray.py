@@ -43,6 +43,13 @@ def _measure_remote(task: Task) -> tuple[list[dict], dict[str, Any]]:
     return measure_task(task), machine_info()
 
 
+def _warm_up() -> None:
+    """Import what every task needs, so that a worker's first model does not pay for it."""
+    import fvcore.nn.jit_analysis  # noqa: F401
+    import timm  # noqa: F401
+    import torch  # noqa: F401
+
+
 def _same_machine(a: dict, b: dict) -> bool:
     return a.get("id") == b.get("id") and a.get("node") == b.get("node")
 
@@ -71,6 +78,9 @@ class RayExecutor:
                 ) from e
             self._started = True
         self._remote = ray.remote(max_retries=MAX_RETRIES)(_measure_remote)
+        # workers import torch and timm while the driver resolves the models
+        warm = ray.remote(num_cpus=1, max_retries=0)(_warm_up)
+        self._warming = [warm.remote() for _ in range(int(ray.available_resources().get("CPU", 1)))]
         self._machine = machine_info()
         self._pending: dict[Any, tuple[Task, float]] = {}
         self._timed_options = self._timed_resources(run)
@@ -116,4 +126,5 @@ class RayExecutor:
             self._ray.cancel(ref, force=True)
         self._pending.clear()
         if self._started:
+            self._started = False
             self._ray.shutdown()

@@ -178,6 +178,10 @@ def watch_parent(parent_pid: int, job_dir: str | None, interval: float = WATCH_I
         orphaned()
 
     def on_term(signum, frame):
+        # PR_SET_PDEATHSIG's signal can come before we are handed to a new parent
+        deadline = time.monotonic() + 2
+        while os.getppid() == parent_pid and time.monotonic() < deadline:
+            time.sleep(0.05)
         if os.getppid() != parent_pid:
             orphaned()
         raise SystemExit(128 + signum)

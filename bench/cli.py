@@ -18,6 +18,7 @@ logger = logging.getLogger("bench")
 EXIT_FAILED = 1  # `run`: a record failed; `compare`: a threshold was crossed
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+LATEST = "latest"  # --resume without a run id
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,14 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run_arguments(g) -> None:
     """``run``'s own options: what to measure, where, and how (every harness reads these)."""
     from bench.harness import DEFAULT_HARNESSES
-    from bench.harness.base import PRECISIONS, RunConfig
+    from bench.harness.base import EXECUTORS, PRECISIONS, RunConfig
     from bench.harness.options import device, int_list, positive_float, positive_int
 
     d = RunConfig()
-    g.add_argument("--models", required=True,
+    g.add_argument("--models", default=None,
                    help="comma-separated names: registered ('resnet50'), any timm model, "
-                   "'torchvision:NAME', wildcards ('convnext*'), or 'chapter' for the chapter's "
-                   "table plus its own models")  # fmt: skip
+                   "'torchvision:NAME', wildcards ('convnext*'), a source's catalogue "
+                   "('timm:*', 'timm:resnet*', 'torchvision:*'), or 'chapter' for the chapter's "
+                   "table plus its own models (required unless --resume)")  # fmt: skip
+    g.add_argument("--exclude", default="", metavar="PATTERN[,PATTERN...]",
+                   help="comma-separated wildcards of model names to leave out")  # fmt: skip
     g.add_argument("--harness", default=None,
                    help="comma-separated harnesses ('python -m bench list --harnesses') or "
                    f"'all' (default: {','.join(DEFAULT_HARNESSES)})")  # fmt: skip
@@ -100,6 +104,19 @@ def _add_run_arguments(g) -> None:
                    type=lambda t: positive_float(t, "a positive number of seconds"), metavar="S",
                    help="an isolated model that takes longer than S seconds becomes an error "
                    f"row (default: {d.model_timeout_s:g})")  # fmt: skip
+    g.add_argument("--executor", choices=EXECUTORS, default=d.executor,
+                   help="local: measure here; ray: one Ray task per (model, harness group), "
+                   "on --ray-address or a Ray started here (needs cnn-bench[ray]) "
+                   f"(default: {d.executor})")  # fmt: skip
+    g.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDRESS",
+                   help="join this Ray cluster ('auto', 'ray://host:10001'); default: start "
+                   "a Ray here with this machine's resources")  # fmt: skip
+    g.add_argument("--resume", nargs="?", const=LATEST, default=None, metavar="RUN_ID",
+                   help="complete a run (the latest in --out, or RUN_ID): skip each (model, "
+                   "harness) it measured successfully, measure the rest into the same run, "
+                   "and continue an interrupted fine-tune from its checkpoint")  # fmt: skip
+    g.add_argument("--no-progress-bar", dest="progress_bar", action="store_false",
+                   help="plain '[i/n] model: ok' lines even on a terminal")  # fmt: skip
 
 
 def _add_compare_parser(sub) -> None:
@@ -219,6 +236,9 @@ def _run_config(args):
         img_size=args.img_size,
         isolate=args.isolate,
         model_timeout_s=args.model_timeout_s,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        resume=args.resume is not None,
     )
 
 
@@ -230,60 +250,104 @@ def _harness_options(args, harnesses) -> dict[str, dict]:
     }
 
 
+def _run_inputs(args, store):
+    """(models, harness option, resumed run or None) from the options and ``--resume``."""
+    resumed = None
+    if args.resume is not None:
+        resumed = store.open_run(None if args.resume == LATEST else args.resume)
+    config = resumed.header.get("config", {}) if resumed else {}
+    models = args.models or ",".join(config.get("models", []))
+    if not models:
+        raise ConfigError("No models given. Pass --models NAME[,NAME...] or --models chapter.")
+    harness_text = args.harness or (",".join(config.get("harnesses", [])) or None)
+    return models, harness_text, resumed
+
+
+def _summary_row(spec, records) -> dict:
+    row = {"model": spec.name, "source": spec.source}
+    errors = []
+    for r in records:
+        if r["status"] == "skipped":
+            continue
+        if r["status"] != "ok":
+            errors.append(f"{r['harness']}: {r['error']}")
+            continue
+        m = r["metrics"]
+        for key in ("params", "infer_gmacs", "infer_macts", "depth", "top1"):
+            if key in m:
+                row[key] = f"{m[key]:,}" if key == "params" else m[key]
+        for mode in ("infer", "train") if r["harness"] == "throughput" else ():
+            if f"{mode}_samples_per_sec" in m:
+                speed = f"{m[f'{mode}_samples_per_sec']:.1f} @{m.get(f'{mode}_batch_size')}"
+                key = f"{mode} img/s @batch"
+                row[key] = f"{row[key]}, {speed}" if key in row else speed
+    row["error"] = "; ".join(errors)
+    return row
+
+
 def cmd_run(args) -> int:
     from bench import harness
     from bench.dist import is_main_process
-    from bench.registry import Registry
-    from bench.runner import configure, run
+    from bench.executors import make_executor
     from bench.storage import ResultStore
 
     chatty = is_main_process()  # under torchrun, rank 0 alone talks
-    harnesses = harness.parse_harnesses(args.harness)
-    registry = Registry()
-    for w in [*harness.warnings(), *registry.warnings] if chatty else ():
-        print(f"warning: {w}", file=sys.stderr)
-    specs = registry.resolve(args.models)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the results store.")
+    store = ResultStore(out)
+    models, harness_text, resumed = _run_inputs(args, store)
+    harnesses = harness.parse_harnesses(harness_text)
     run_config = _run_config(args)
+    # started first, so that a Ray cluster's workers warm up while the models are resolved
+    executor = make_executor(run_config)
+    try:
+        return _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty)
+    finally:
+        executor.close()
+
+
+def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty) -> int:
+    from bench import harness
+    from bench.progress import Progress
+    from bench.registry import Registry
+    from bench.runner import configure, run
+
+    registry = Registry()
+    for w in [*harness.warnings(), *registry.warnings] if chatty else ():
+        print(f"warning: {w}", file=sys.stderr)
+    exclude = [e.strip() for e in args.exclude.split(",") if e.strip()]
+    specs = registry.resolve(models, exclude=exclude)
     configs = configure(harnesses, run_config, _harness_options(args, harnesses))
     summary: list[dict] = []
+    progress: list[Progress] = []
+
+    def on_plan(work):
+        if chatty and resumed is not None:
+            print(f"resuming run {resumed.header.get('run_id')}: {len(specs) - len(work)} of "
+                  f"{len(specs)} model(s) already measured; measuring {len(work)}.",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        if chatty:
+            progress.append(Progress(len(work), bar=args.progress_bar))
 
     def on_model(spec, records):
-        row = {"model": spec.name, "source": spec.source}
-        errors = []
-        for r in records:
-            if r["status"] == "skipped":
-                continue
-            if r["status"] != "ok":
-                errors.append(f"{r['harness']}: {r['error']}")
-                continue
-            m = r["metrics"]
-            for key in ("params", "infer_gmacs", "infer_macts", "depth", "top1"):
-                if key in m:
-                    row[key] = f"{m[key]:,}" if key == "params" else m[key]
-            for mode in ("infer", "train") if r["harness"] == "throughput" else ():
-                if f"{mode}_samples_per_sec" in m:
-                    speed = f"{m[f'{mode}_samples_per_sec']:.1f} @{m.get(f'{mode}_batch_size')}"
-                    key = f"{mode} img/s @batch"
-                    row[key] = f"{row[key]}, {speed}" if key in row else speed
-        row["error"] = "; ".join(errors)
+        row = _summary_row(spec, records)
         summary.append(row)
-        status = "ok" if not errors else f"{len(errors)} failed"
-        if chatty:
-            print(
-                f"[{len(summary)}/{len(specs)}] {spec.name}: {status}", file=sys.stderr, flush=True
-            )
+        errors = row["error"].count("; ") + 1 if row["error"] else 0
+        if progress:
+            progress[0].update(spec.name, f"{errors} failed" if errors else "ok", bool(errors))
 
-    store = ResultStore(out)
     try:
-        doc = run(specs, harnesses, run_config, store, on_model=on_model, configs=configs)
+        doc = run(specs, harnesses, run_config, store, on_model=on_model, configs=configs,
+                  resume=resumed, on_plan=on_plan, executor=executor)  # fmt: skip
     except KeyboardInterrupt as e:
         if chatty:
             how = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
             print(f"\n{how}: {len(summary)} model(s) measured were saved.", file=sys.stderr)
         return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    finally:
+        for p in progress:
+            p.close()
     failed = [r["model"] for r in summary if r["error"]]
     if chatty:
         _print_summary(summary, doc.path, failed)

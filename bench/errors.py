@@ -74,3 +74,7 @@ def error_text(exc: BaseException) -> str:
     text = str(exc).strip()
     msg = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+class ModelTooLargeError(BenchError):
+    """A model's weights do not fit in this machine's memory."""

@@ -7,17 +7,26 @@ type, message and traceback. A crash (no result, a signal) or a hang (killed aft
 ``--model-timeout``) becomes a :class:`WorkerError`, which the runner turns into an error row.
 Each model in its own process also keeps one model's memory (fragmentation, caches, peak
 RSS) from skewing the next.
+
+The child never outlives its parent: it is told the parent's pid and a watcher thread ends it
+(removing its job folder) within a second of the parent's death, even when the parent was
+killed with SIGKILL and could clean nothing up; on Linux the kernel also sends it SIGTERM
+(``PR_SET_PDEATHSIG``). A job folder whose owner is gone is removed by the next run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -27,6 +36,9 @@ from bench.harness import config_as_dict, harness_target
 from bench.harness.base import Job, RunConfig, as_measurements
 
 logger = logging.getLogger(__name__)
+
+TMP_PREFIX = "cnn-bench-"
+WATCH_INTERVAL_S = 0.5
 
 
 class WorkerError(BenchError):
@@ -73,9 +85,12 @@ def run_isolated(
         "config": config_as_dict(config) if config is not None else None,
         "measured": measured or {},
         "log_level": logging.getLogger("bench").getEffectiveLevel(),
+        "parent_pid": os.getpid(),
     }
-    with tempfile.TemporaryDirectory(prefix="cnn-bench-") as tmp:
+    remove_stale_job_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         tmp = Path(tmp)
+        payload["job_dir"] = str(tmp)
         job_in, result_out, err = tmp / "job.pkl", tmp / "result.pkl", tmp / "stderr.txt"
         job_in.write_bytes(pickle.dumps(payload))
         with open(err, "wb") as err_f:
@@ -116,6 +131,68 @@ def run_isolated(
         )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_job_folders(root: str | None = None) -> list[Path]:
+    """Remove job folders (``cnn-bench-<pid>-*``) whose owning process is gone."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{TMP_PREFIX}*-*"):
+        owner = path.name[len(TMP_PREFIX) :].split("-", 1)[0]
+        if path.is_dir() and owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGTERM when the parent dies (best effort elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
+def watch_parent(parent_pid: int, job_dir: str | None, interval: float = WATCH_INTERVAL_S):
+    """Start a daemon thread that ends this process, and removes ``job_dir``, within
+    ``interval`` seconds of the parent's death (its pid no longer our parent's)."""
+
+    def orphaned() -> None:
+        if job_dir:
+            shutil.rmtree(job_dir, ignore_errors=True)
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        orphaned()
+
+    def on_term(signum, frame):
+        # PR_SET_PDEATHSIG's signal can come before we are handed to a new parent
+        deadline = time.monotonic() + 2
+        while os.getppid() == parent_pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if os.getppid() != parent_pid:
+            orphaned()
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # died before we were watching
+        orphaned()
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
 def _kill(proc: subprocess.Popen) -> None:
     """Kill the child's whole session (it and anything it started), then reap it."""
     try:
@@ -139,6 +216,8 @@ def main(argv: list[str]) -> int:
     job_in, result_out = argv
     with open(job_in, "rb") as f:
         payload = pickle.load(f)
+    if payload.get("parent_pid"):
+        watch_parent(payload["parent_pid"], payload.get("job_dir"))
     sys.path[:] = payload["sys_path"]
     logging.basicConfig(level=payload["log_level"], format="%(levelname)s %(name)s: %(message)s")
     from bench.errors import error_text

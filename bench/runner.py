@@ -1,14 +1,18 @@
 """How a run is carried out: every model through every harness, failures as rows.
 
-Records reach the store as each model completes. A harness that raises becomes a record
-with ``status: error`` and the run goes on with the next harness and model.
+The executor (``bench.executors``: here, or on Ray) measures; this module alone writes the
+run document, as each task's records arrive. A harness that raises becomes a record with
+``status: error`` and the run goes on with the next harness and model.
+
+``--resume`` adds to an existing run document: a (model, harness) whose stored records are
+all ``ok`` is skipped (a harness's configurations are only known once it has measured, so
+the unit skipped is the model and harness, not each configuration), the rest is measured and
+appended, and the run ends ``complete`` as one run.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,93 +20,17 @@ from typing import Any
 import bench
 from bench.dist import is_main_process
 from bench.environment import environment, utc_now
-from bench.errors import error_text
-from bench.harness import config_as_dict, get_harness, preflight, prepare
+from bench.errors import ConfigError
+from bench.executors import execute, make_executor, measure_model
+from bench.harness import config_as_dict, preflight, prepare
 from bench.harness import configure as configure_harness
-from bench.harness.base import Job, Measurement, RunConfig, as_measurements
-from bench.isolate import run_isolated, should_isolate
+from bench.harness.base import RunConfig
 from bench.registry import ModelSpec
 from bench.storage import ResultStore, RunDocument
 
 __all__ = ["RunConfig", "configure", "measure_model", "run"]
 
 logger = logging.getLogger(__name__)
-
-
-def placement(harness, run: RunConfig) -> tuple[str, str | None]:
-    """Where a harness measures (device, device name); ``cpu`` for the harnesses that say
-    nothing (``device_for``). Error rows carry it too, so that a failure on the GPU is a CUDA
-    row, not a CPU one."""
-    where = getattr(harness, "device_for", None)
-    if where is None:
-        return "cpu", None
-    try:
-        from bench.harness.device import device_name
-
-        device = where(run)
-        return device, device_name(device)
-    except Exception:
-        return run.device, None
-
-
-def _record(spec: ModelSpec, harness: str, status: str, **fields) -> dict[str, Any]:
-    return {
-        "model": spec.name,
-        "source": spec.source,
-        "harness": harness,
-        "status": status,
-        "error": fields.pop("error", None),
-        "device": fields.pop("device", "cpu"),
-        "device_name": fields.pop("device_name", None),
-        "config": fields.pop("config", {}),
-        "metrics": fields.pop("metrics", {}),
-        **fields,
-    }
-
-
-def _measure_one(harness, name: str, job: Job, config) -> list[Measurement]:
-    """One harness on one model: in its own process when it asks for it."""
-    if should_isolate(harness, job.run):  # its own process, with a timeout
-        return run_isolated(job.spec, name, job.run, config, measured=job.measured)
-    return as_measurements(name, harness.measure(job))
-
-
-def measure_model(
-    spec: ModelSpec, harnesses: Sequence[str], run: RunConfig, configs: dict[str, Any]
-) -> list[dict]:
-    """Every harness on one model (built once); never raises for a harness's failure."""
-    job = Job(spec, run)
-    records = []
-    for name in harnesses:
-        start = time.perf_counter()
-        harness = None
-        try:
-            harness = get_harness(name)
-            job.config = configs.get(name)
-            measurements = _measure_one(harness, name, job, job.config)
-        except Exception as e:
-            logger.debug("%s/%s failed:\n%s", spec.name, name, traceback.format_exc())
-            device, device_name = placement(harness, run) if harness else ("cpu", None)
-            records.append(
-                _record(spec, name, "error", error=error_text(e), device=device,
-                        device_name=device_name, duration_s=round(time.perf_counter() - start, 3),
-                        finished_utc=utc_now())
-            )  # fmt: skip
-            continue
-        duration = round(time.perf_counter() - start, 3)
-        if measurements:
-            job.measured[name] = measurements[0].metrics
-        for m in measurements:
-            records.append(
-                _record(spec, name, m.status, error=m.error, device=m.device,
-                        device_name=m.device_name, config=m.config, metrics=m.metrics,
-                        duration_s=duration, finished_utc=utc_now())
-            )  # fmt: skip
-    if job.build_seconds is not None:
-        for r in records:
-            r["build_s"] = round(job.build_seconds, 3)
-    job.release()
-    return records
 
 
 def configure(harnesses: Sequence[str], run: RunConfig, options=None) -> dict[str, Any]:
@@ -121,18 +49,8 @@ def configure(harnesses: Sequence[str], run: RunConfig, options=None) -> dict[st
     return configs
 
 
-def run(
-    specs: Sequence[ModelSpec],
-    harnesses: Sequence[str],
-    run_config: RunConfig,
-    store: ResultStore,
-    on_model: Callable[[ModelSpec, list[dict]], None] | None = None,
-    configs: dict[str, Any] | None = None,
-) -> RunDocument:
-    """Measure every model with every harness; records reach the store as each model ends."""
-    if configs is None:
-        configs = configure(harnesses, run_config)
-    header = {
+def _header(specs, harnesses, run_config: RunConfig, configs) -> dict[str, Any]:
+    return {
         "tool": {"name": "cnn-bench", "version": bench.__version__},
         "run_id": uuid.uuid4().hex[:8],
         "started_utc": utc_now(),
@@ -146,15 +64,105 @@ def run(
             "harness_config": {n: config_as_dict(configs.get(n)) for n in harnesses},
         },
     }
-    doc = store.new_run(header, write=is_main_process())
+
+
+def _measured_as(run: dict[str, Any]) -> dict[str, Any]:
+    return RunConfig.from_dict(run).measured_as() if run else {}
+
+
+def resume_into(doc: RunDocument, specs, harnesses, run_config: RunConfig, configs) -> None:
+    """Check that ``doc`` measured what this run would, and widen its model and harness
+    lists; a run measured another way is a ``ConfigError`` (nothing is written)."""
+    config = doc.header.get("config") or {}
+    before = _measured_as(config.get("run") or {})
+    if before != run_config.measured_as():
+        changed = sorted(k for k in before if before[k] != run_config.measured_as().get(k))
+        raise ConfigError(
+            f"--resume {doc.header.get('run_id')}: that run was measured with other run "
+            f"options ({', '.join(changed)}); give the same options, or run without --resume."
+        )
+    stored = config.get("harness_config") or {}
+    for name in harnesses:
+        if name in stored and stored[name] != config_as_dict(configs.get(name)):
+            raise ConfigError(
+                f"--resume {doc.header.get('run_id')}: harness '{name}' was configured "
+                "differently in that run; give the same options, or run without --resume."
+            )
+    config["models"] = list(dict.fromkeys([*config.get("models", []), *(s.name for s in specs)]))
+    config["harnesses"] = list(dict.fromkeys([*config.get("harnesses", []), *harnesses]))
+    config.setdefault("harness_config", {}).update(
+        {n: config_as_dict(configs.get(n)) for n in harnesses if n not in stored}
+    )
+    doc.header["config"] = config
+    doc.header.setdefault("resumed_utc", []).append(utc_now())
+    doc.header["status"] = "running"
+    doc.header["finished_utc"] = None
+
+
+def completed(records: Sequence[dict]) -> dict[str, dict[str, dict[str, Any]]]:
+    """model -> harness -> metrics, for each (model, harness) whose records are all ok: what
+    a resumed run skips (and hands, as ``Job.measured``, to the harnesses still to come)."""
+    status: dict[tuple[str, str], bool] = {}
+    metrics: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in records:
+        key = (r.get("model"), r.get("harness"))
+        status[key] = status.get(key, True) and r.get("status") == "ok"
+        metrics.setdefault(key, r.get("metrics") or {})
+    done: dict[str, dict[str, dict[str, Any]]] = {}
+    for (model, harness), ok in status.items():
+        if ok:
+            done.setdefault(model, {})[harness] = metrics[(model, harness)]
+    return done
+
+
+def plan(specs, harnesses, done) -> list[tuple[ModelSpec, list[str], dict]]:
+    """(model, harnesses still to measure, metrics already measured) for each model left."""
+    work = []
+    for spec in specs:
+        measured = done.get(spec.name, {})
+        todo = [h for h in harnesses if h not in measured]
+        if todo:
+            work.append((spec, todo, measured))
+    return work
+
+
+def run(
+    specs: Sequence[ModelSpec],
+    harnesses: Sequence[str],
+    run_config: RunConfig,
+    store: ResultStore,
+    on_model: Callable[[ModelSpec, list[dict]], None] | None = None,
+    configs: dict[str, Any] | None = None,
+    resume: RunDocument | None = None,
+    on_plan: Callable[[list[tuple[ModelSpec, list[str], dict]]], None] | None = None,
+    executor=None,
+) -> RunDocument:
+    """Measure every model with every harness; records reach the store as tasks end.
+    ``resume``: an existing run (``ResultStore.open_run``) to complete instead of a new one."""
+    if configs is None:
+        configs = configure(harnesses, run_config)
+    if resume is not None:
+        resume_into(resume, specs, harnesses, run_config, configs)
+        doc = resume
+        doc.write = is_main_process()
+        doc.save()
+    else:
+        doc = store.new_run(_header(specs, harnesses, run_config, configs), write=is_main_process())
+    work = plan(specs, harnesses, completed(doc.records) if resume is not None else {})
+    if on_plan:
+        on_plan(work)
+    executor = executor or make_executor(run_config)
+    by_model: dict[str, list[dict]] = {}
     try:
-        for spec in specs:
-            records = measure_model(spec, harnesses, run_config, configs)
+        for spec, records, finished in execute(executor, work, run_config, configs):
             doc.add(records)
-            if on_model:
-                on_model(spec, records)
+            by_model.setdefault(spec.name, []).extend(records)
+            if finished and on_model:
+                on_model(spec, by_model.pop(spec.name))
     except KeyboardInterrupt:
         doc.finish("interrupted", utc_now())
         raise
+    finally:
+        executor.close()
     doc.finish("complete", utc_now())
     return doc

@@ -108,6 +108,30 @@ class ResultStore:
         doc.save()
         return doc
 
+    def open_run(self, run_id: str | None = None) -> RunDocument:
+        """An existing run to add records to (``--resume``): the one called ``run_id``, or
+        the latest one started (any machine) when ``run_id`` is None."""
+        found = []
+        for path in self.files():
+            stamp, _, rid = path.stem.rpartition("_")
+            if run_id is None or rid == run_id:
+                found.append((stamp, path))
+        if not found:
+            what = f"no run '{run_id}'" if run_id else "no run"
+            raise StorageError(
+                f"--resume: {what} in {self.root}/. Give a run id from its file names "
+                "(<time>_<run id>.json), or run without --resume."
+            )
+        path = max(found)[1]
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise StorageError(f"--resume: cannot read {path}: {e}.") from e
+        records = doc.pop("records", None)
+        if not isinstance(records, list):
+            raise StorageError(f"--resume: {path} is not a cnn-bench results document.")
+        return RunDocument(path=path, header=doc, records=records)
+
     def files(self) -> list[Path]:
         if not self.root.is_dir():
             return []

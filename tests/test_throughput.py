@@ -403,7 +403,7 @@ def test_earlier_measurements_reach_the_isolated_worker():
 
 
 def test_runner_passes_earlier_measurements_to_the_worker(monkeypatch):
-    import bench.runner as runner
+    import bench.executors as executors
 
     seen = {}
 
@@ -411,7 +411,7 @@ def test_runner_passes_earlier_measurements_to_the_worker(monkeypatch):
         seen.update(measured)
         return []
 
-    monkeypatch.setattr(runner, "run_isolated", fake_isolated)
+    monkeypatch.setattr(executors, "run_isolated", fake_isolated)
     run_config, cfg = split_options("throughput", **{**FAST, "isolate": True})
-    runner.measure_model(_spec(tiny), ["flops", "throughput"], run_config, {"throughput": cfg})
+    executors.measure_model(_spec(tiny), ["flops", "throughput"], run_config, {"throughput": cfg})
     assert seen["flops"]["macs"] > 0

@@ -36,6 +36,10 @@ from bench.registry import ModelSpec
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEFAULT_MODEL_TIMEOUT_S = 1800.0
+EXECUTORS = ("local", "ray")
+# RunConfig fields that say how a run is carried out, not what is measured: a resumed run
+# may change them
+HOW_FIELDS = ("isolate", "model_timeout_s", "executor", "ray_address", "resume")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class RunConfig:
     img_size: int | None = None  # None: each model's own input size
     isolate: bool = True
     model_timeout_s: float = DEFAULT_MODEL_TIMEOUT_S
+    executor: str = "local"  # where tasks run: here, or on a Ray cluster
+    ray_address: str | None = None  # None: start a Ray here (executor 'ray' only)
+    # --resume: skip what the resumed run measured; a fine-tune continues from its checkpoint
+    resume: bool = False
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -63,6 +71,12 @@ class RunConfig:
             raise ConfigError(f"--batch-size {self.batch_sizes}: expected positive whole numbers.")
         if self.img_size is not None and int(self.img_size) <= 0:
             raise ConfigError(f"--img-size {self.img_size}: expected a positive whole number.")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"--executor {self.executor}: expected one of {', '.join(EXECUTORS)}."
+            )
+        if self.ray_address and self.executor != "ray":
+            raise ConfigError("--ray-address needs --executor ray.")
         if not self.model_timeout_s > 0:
             raise ConfigError(f"--model-timeout {self.model_timeout_s}: expected seconds > 0.")
         if self.batch_sizes is not None:
@@ -72,6 +86,10 @@ class RunConfig:
         d = asdict(self)
         d["batch_sizes"] = list(self.batch_sizes) if self.batch_sizes else None
         return d
+
+    def measured_as(self) -> dict[str, Any]:
+        """The fields that change what is measured (a resumed run must keep them)."""
+        return {k: v for k, v in self.as_dict().items() if k not in HOW_FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
@@ -109,6 +127,10 @@ class Job:
     _model: Any = None
     _build_error: BaseException | None = None
     build_seconds: float | None = None
+    # static harnesses build without initialisers (values never change what they count)
+    skip_init: bool = False
+    _meta: Any = None
+    cache: dict[str, Any] = field(default_factory=dict)  # results harnesses share
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -118,8 +140,15 @@ class Job:
             h = w = int(self.run.img_size)
         return (c, h, w)
 
+    def meta_model(self):
+        """The model with its parameters on the meta device (``skip_init`` builds only; kept
+        when the model is too large to materialise), else None."""
+        return self._meta
+
     def model(self):
-        """The model in eval mode on the CPU, built on first use."""
+        """The model in eval mode on the CPU, built on first use: without initialisers when
+        ``skip_init`` (``bench.harness.build``), where a model whose weights cannot fit in
+        this machine's memory raises ``ModelTooLargeError`` (``meta_model`` still has it)."""
         if self._build_error is not None:
             raise self._build_error
         if self._model is None:
@@ -127,7 +156,7 @@ class Job:
 
             start = time.perf_counter()
             try:
-                model = self.spec.build(pretrained=False, img_size=self.run.img_size)
+                model = self._build()
             except Exception as e:
                 self._build_error = e
                 raise
@@ -135,6 +164,25 @@ class Job:
             self.build_seconds = time.perf_counter() - start
             self._model = model
         return self._model
+
+    def _build(self):
+        from bench.harness import build
+
+        size = self.run.img_size
+        model = build.build_uninitialised(self.spec, size) if self.skip_init else None
+        if model is None:
+            return self.spec.build(pretrained=False, img_size=size)
+        need, have = build.weight_bytes(model), build.available_memory_bytes()
+        if not build.fits_in_memory(need, have):
+            from bench.errors import ModelTooLargeError
+
+            self._meta = model.eval()
+            raise ModelTooLargeError(
+                f"'{self.spec.name}' was not built: its weights need {need / 2**30:.1f} GiB "
+                f"and this machine has {have / 2**30:.1f} GiB available (its parameters were "
+                "counted on the meta device). Measure it on a larger machine."
+            )
+        return build.materialise(model)
 
     def example_input(self, batch_size: int = 1):
         import torch
@@ -144,6 +192,8 @@ class Job:
 
     def release(self) -> None:
         self._model = None
+        self._meta = None
+        self.cache.clear()
 
 
 @runtime_checkable

@@ -61,8 +61,11 @@ class _DepthMap:
         self._d[id(t)] = (weakref.ref(t), value)
 
 
-def measure_depth(model, example) -> int:
-    """Weight layers on the longest input-to-output path of ``model(example)``."""
+def measure_depth(model, example, outer=None) -> int:
+    """Weight layers on the longest input-to-output path of ``model(example)``; ``outer``:
+    a mode to run the same pass under (``bench.harness.counting`` counts FLOPs with it)."""
+    import contextlib
+
     import torch
     from torch.overrides import TorchFunctionMode
 
@@ -86,7 +89,7 @@ def measure_depth(model, example) -> int:
                 depth.set(t, max(d, depth.get(t) or 0))
             return out
 
-    with torch.no_grad():
+    with torch.no_grad(), outer if outer is not None else contextlib.nullcontext():
         x = example.clone()
         depth.set(x, 0)
         with DepthMode():
@@ -97,7 +100,10 @@ def measure_depth(model, example) -> int:
 
 class DepthHarness:
     name = "depth"
+    counts_only = True  # values never change what is counted: build without initialisers
 
     def measure(self, job: Job) -> list[Measurement]:
-        d = measure_depth(job.model(), job.example_input(1))
+        from bench.harness.counting import eager_counts
+
+        d = eager_counts(job)["depth"]
         return [Measurement(config={"img_size": job.input_size[1]}, metrics={"depth": d})]

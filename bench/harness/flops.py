@@ -84,33 +84,69 @@ def _import_fvcore():
     # fvcore scripts a loss function at import time, which torch now deprecates.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-        from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+        import importlib
+
+        jit_analysis = importlib.import_module("fvcore.nn.jit_analysis")
+        # fvcore.nn exports functions named like these modules: import the modules by path
+        flop_count = importlib.import_module("fvcore.nn.flop_count")
+        activation_count = importlib.import_module("fvcore.nn.activation_count")
     for name in ("fvcore.nn.jit_analysis", "fvcore"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    return ActivationCountAnalysis, FlopCountAnalysis
+    return jit_analysis.JitModelAnalysis, flop_count, activation_count
+
+
+def _op_name(kind: str) -> str:
+    return kind.split("::", 1)[1] if "::" in kind else kind
+
+
+def _combined_handles(flop_handles: dict, act_handles: dict) -> dict:
+    """One handle per op giving both counts, keyed 'macs/op' and 'acts/op', so that a single
+    trace yields what fvcore's FlopCountAnalysis and ActivationCountAnalysis each trace for."""
+
+    def as_counter(kind, value) -> Counter:
+        return value if isinstance(value, Counter) else Counter({_op_name(kind): value})
+
+    def make(kind):
+        flop, act = flop_handles.get(kind), act_handles.get(kind)
+
+        def handle(inputs, outputs):
+            out = Counter()
+            for prefix, h in (("macs/", flop), ("acts/", act)):
+                if h is not None:
+                    for k, v in as_counter(kind, h(inputs, outputs)).items():
+                        out[prefix + k] += v
+            return out
+
+        return handle
+
+    return {kind: make(kind) for kind in {*flop_handles, *act_handles}}
 
 
 def count_macs(model, example) -> dict:
-    """fvcore MACs and activations with attention handles; uncounted ops listed."""
+    """fvcore MACs and activations with attention handles, from one trace; uncounted ops
+    listed (fvcore's counts exactly, as its two analyses would give them)."""
     import torch
 
-    ActivationCountAnalysis, FlopCountAnalysis = _import_fvcore()
+    JitModelAnalysis, flop_count, activation_count = _import_fvcore()
+    handles = _combined_handles(
+        {**flop_count._DEFAULT_SUPPORTED_OPS, **ATTENTION_HANDLES},
+        {
+            **activation_count._DEFAULT_SUPPORTED_OPS,
+            **{k: _activation_handle for k in ATTENTION_HANDLES},
+        },
+    )
     with torch.no_grad(), warnings.catch_warnings():
         # fvcore traces with torch.jit.trace; its warnings about Python values in the
         # trace do not change what is counted.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        flops = FlopCountAnalysis(model, example).set_op_handle(**ATTENTION_HANDLES)
-        flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        total = flops.total()
-        uncounted = dict(sorted(flops.unsupported_ops().items()))
-        acts = ActivationCountAnalysis(model, example).set_op_handle(
-            **{k: _activation_handle for k in ATTENTION_HANDLES}
-        )
-        acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        activations = acts.total()
-    by_op = {k: int(v) for k, v in sorted(flops.by_operator().items())}
+        analysis = JitModelAnalysis(model, example).set_op_handle(**handles)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        counts = analysis.by_operator()
+        uncounted = dict(sorted(analysis.unsupported_ops().items()))
+    by_op = {k[5:]: int(v) for k, v in sorted(counts.items()) if k.startswith("macs/")}
+    activations = sum(v for k, v in counts.items() if k.startswith("acts/"))
     return {
-        "macs": int(total),
+        "macs": int(sum(by_op.values())),
         "activations": int(activations),
         "uncounted_ops": uncounted,
         "by_op": by_op,
@@ -145,13 +181,18 @@ def _flopcounter_attention_formulas() -> dict:
     return {getattr(aten, k): f for k, f in table.items() if hasattr(aten, k)}
 
 
+def flopcounter_mode():
+    """torch's FlopCounterMode with the attention formulas it lacks."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    return FlopCounterMode(display=False, custom_mapping=_flopcounter_attention_formulas())
+
+
 def count_flopcounter(model, example) -> int:
     """FLOPs as torch's FlopCounterMode counts them (2 per multiply-accumulate)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
-    mode = FlopCounterMode(display=False, custom_mapping=_flopcounter_attention_formulas())
-    with torch.no_grad(), mode as counter:
+    with torch.no_grad(), flopcounter_mode() as counter:
         model(example)
     return int(counter.get_total_flops())
 
@@ -159,10 +200,14 @@ def count_flopcounter(model, example) -> int:
 class FlopsHarness:
     name = "flops"
 
+    counts_only = True  # values never change what is counted: build without initialisers
+
     def measure(self, job: Job) -> list[Measurement]:
+        from bench.harness.counting import eager_counts
+
         model, x = job.model(), job.example_input(1)
         fv = count_macs(model, x)
-        flops = count_flopcounter(model, x)
+        flops = eager_counts(job)["flops"]
         return [
             Measurement(
                 config={"img_size": job.input_size[1], "batch_size": 1},

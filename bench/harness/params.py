@@ -28,30 +28,55 @@ def _head_params(model) -> int | None:
     return sum(p.numel() for p in head)
 
 
+class _ByteCounter(io.RawIOBase):
+    """A write-only sink that counts what ``torch.save`` writes (no copy is kept)."""
+
+    def __init__(self):
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        self.size += n
+        return n
+
+
+def state_dict_bytes(model) -> int:
+    """The size of ``torch.save(model.state_dict())``, without holding the file in memory."""
+    import torch
+
+    sink = _ByteCounter()
+    torch.save(model.state_dict(), sink)
+    return sink.size
+
+
 class ParamsHarness:
     name = "params"
+    counts_only = True  # values never change what is counted: build without initialisers
 
     def measure(self, job: Job) -> list[Measurement]:
-        import torch
+        from bench.errors import ModelTooLargeError
 
-        model = job.model()
+        try:
+            model, too_large = job.model(), False
+        except ModelTooLargeError:
+            if job.meta_model() is None:
+                raise
+            model, too_large = job.meta_model(), True
         total, trainable = count_parameters(model)
-        head = _head_params(model)
-        buffers = sum(b.numel() for b in model.buffers())
-        buf = io.BytesIO()
-        torch.save(model.state_dict(), buf)
-        return [
-            Measurement(
-                config={},
-                metrics={
-                    "params": total,
-                    "param_count": round(total / 1e6, 3),
-                    "trainable_params": trainable,
-                    # the classifier's parameters: what stays trainable with a frozen backbone
-                    "head_params": head,
-                    "buffers": buffers,
-                    "params_fp32_mb": round(total * 4 / 1e6, 3),
-                    "state_dict_mb": round(buf.getbuffer().nbytes / 1e6, 3),
-                },
-            )
-        ]
+        metrics = {
+            "params": total,
+            "param_count": round(total / 1e6, 3),
+            "trainable_params": trainable,
+            # the classifier's parameters: what stays trainable with a frozen backbone
+            "head_params": _head_params(model),
+            "buffers": sum(b.numel() for b in model.buffers()),
+            "params_fp32_mb": round(total * 4 / 1e6, 3),
+        }
+        if too_large:  # counted on the meta device; the weights were never allocated
+            metrics["counted_on"] = "meta"
+        else:
+            metrics["state_dict_mb"] = round(state_dict_bytes(model) / 1e6, 3)
+        return [Measurement(config={}, metrics=metrics)]

@@ -161,6 +161,11 @@ def _torchvision_input_size(name: str) -> tuple[int, int, int]:
         return DEFAULT_INPUT_SIZE
 
 
+def _excluded(name: str, patterns: list[str]) -> bool:
+    bare = name.split(":", 1)[1] if name.startswith((TIMM_PREFIX, TORCHVISION_PREFIX)) else name
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(bare, p) for p in patterns)
+
+
 class Registry:
     """Cards and plugins, loaded once; timm and torchvision looked up on demand."""
 
@@ -319,31 +324,59 @@ class Registry:
             return ModelSpec(name, "timm", _timm_input_size(target), target=target)
         raise UnknownModelError(name, self._known_for_hints())
 
-    def resolve(self, tokens: str | Iterable[str]) -> list[ModelSpec]:
-        """Expand ``--models``: names, 'chapter', 'conv_types', wildcards; all checked first."""
+    def catalogue(self, source: str, pattern: str = "*") -> list[str]:
+        """A source's own catalogue by shell wildcard: ``timm`` (timm's names, the
+        architectures without pretrained tags) or ``torchvision`` (as 'torchvision:NAME')."""
+        if source == "timm":
+            import timm
+
+            names = timm.list_models(pattern)
+        else:
+            import torchvision.models as tvm
+
+            found = tvm.list_models(module=tvm)
+            names = [TORCHVISION_PREFIX + n for n in found if fnmatch.fnmatchcase(n, pattern)]
+        return sorted(names, key=natural_key)
+
+    def _expand(self, token: str) -> list[str]:
+        """One ``--models`` token as names."""
+        if token == "chapter":
+            return self.chapter_models()
+        if token == "conv_types":
+            return self.conv_type_models()
+        if not any(ch in token for ch in "*?["):
+            return [token]
+        for prefix in (TIMM_PREFIX, TORCHVISION_PREFIX):
+            if token.startswith(prefix):
+                matched = self.catalogue(prefix[:-1], token[len(prefix) :])
+                break
+        else:
+            matched = self.list_models([token]) or self.list_models([token], include_timm=True)
+        if not matched:
+            raise ConfigError(
+                f"The pattern '{token}' matches no model. See 'python -m bench list --all'."
+            )
+        return matched
+
+    def resolve(self, tokens: str | Iterable[str], exclude: Iterable[str] = ()) -> list[ModelSpec]:
+        """Expand ``--models``: names, 'chapter', 'conv_types', wildcards, a source's
+        catalogue ('timm:*', 'timm:resnet*', 'torchvision:*'), less the names matching any
+        ``exclude`` wildcard (tried with and without a 'timm:'/'torchvision:' prefix);
+        every name is checked before anything is measured."""
         if isinstance(tokens, str):
             tokens = tokens.split(",")
         names: list[str] = []
         for token in (t.strip() for t in tokens):
-            if not token:
-                continue
-            if token == "chapter":
-                names += self.chapter_models()
-            elif token == "conv_types":
-                names += self.conv_type_models()
-            elif any(ch in token for ch in "*?["):
-                matched = self.list_models([token])
-                if not matched:
-                    matched = self.list_models([token], include_timm=True)
-                if not matched:
-                    raise ConfigError(
-                        f"The pattern '{token}' matches no model. See 'python -m bench list --all'."
-                    )
-                names += matched
-            else:
-                names.append(token)
+            if token:
+                names += self._expand(token)
+        exclude = [e for e in exclude if e]
+        if exclude:
+            names = [n for n in names if not _excluded(n, exclude)]
         if not names:
-            raise ConfigError("No models given. Pass --models NAME[,NAME...] or --models chapter.")
+            raise ConfigError(
+                "No models given (or --exclude removed them all). Pass --models NAME[,NAME...] "
+                "or --models chapter."
+            )
         specs = [self.get(n) for n in dict.fromkeys(names)]
         for spec in specs:
             if spec.error:

@@ -67,7 +67,6 @@ class FinetuneConfig:
     augment: str | None = None  # None: digits for digit data sets, chapter otherwise
     pretrained: bool = False
     weights: str | None = None
-    resume: bool = False
     checkpoint_dir: str = "checkpoints"
     label_smoothing: float = 0.0
     backbone_lr_scale: float = 0.1
@@ -145,8 +144,6 @@ def add_arguments(group) -> None:
     group.add_argument("--weights", default=S, metavar="PATH",
                        help="start from a local checkpoint (.pth read with weights_only=True, "
                        "or .safetensors)")  # fmt: skip
-    group.add_argument("--resume", action="store_true", default=S,
-                       help="continue an interrupted fine-tune run from its last checkpoint")  # fmt: skip
     group.add_argument("--checkpoint-dir", dest="checkpoint_dir", default=S,
                        help=f"where per-epoch fine-tune checkpoints go (default: "
                        f"{d.checkpoint_dir}/)")  # fmt: skip
@@ -350,7 +347,7 @@ class FinetuneHarness:
         checkpoint = _checkpoint(job, config, run_key)
         result = train(
             model, data, cfg, in_chans=init.in_chans, mean=mean, std=std,
-            checkpoint=checkpoint, resume=config.resume, run_key=run_key,
+            checkpoint=checkpoint, resume=job.run.resume, run_key=run_key,
         )  # fmt: skip
         if is_main_process():
             logger.info("%s on %s: top-1 %.2f%% after %d epochs", job.spec.name, data.name,

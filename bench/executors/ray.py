@@ -1,0 +1,130 @@
+"""The Ray executor: each (model, harness group) is a Ray task (``pip install cnn-bench[ray]``).
+
+Resources follow what is measured. An untimed group (params, flops, depth) asks for one CPU,
+so that as many run side by side as the cluster has CPUs. A timed group (throughput,
+finetune) asks for a whole GPU when the cluster has GPUs and the run may use them, and
+otherwise for a whole node's CPUs (the smallest node's), so that nothing runs beside a
+timed measurement. Ray retries a task whose worker died (``MAX_RETRIES``); after that the
+task becomes an error row per harness and the sweep goes on.
+
+Workers return records; the driver writes them. A record measured on another machine than
+the driver's carries that machine's description (``machine``). A Ray worker stops when its
+driver goes (Ray's own rule), and its isolated child, if any, follows it (``bench.isolate``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from bench.environment import machine_info
+from bench.errors import ConfigError, error_text
+from bench.executors import Task, error_records, measure_task
+from bench.harness.base import RunConfig
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 2  # Ray's retries of a task whose worker died, before it becomes an error row
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--executor ray needs Ray: pip install 'cnn-bench[ray]' (or 'ray[default]')."
+        ) from None
+    return ray
+
+
+def _measure_remote(task: Task) -> tuple[list[dict], dict[str, Any]]:
+    """What a Ray worker runs: the task's records, and the machine they were measured on."""
+    return measure_task(task), machine_info()
+
+
+def _warm_up() -> None:
+    """Import what every task needs, so that a worker's first model does not pay for it."""
+    import fvcore.nn.jit_analysis  # noqa: F401
+    import timm  # noqa: F401
+    import torch  # noqa: F401
+
+
+def _same_machine(a: dict, b: dict) -> bool:
+    return a.get("id") == b.get("id") and a.get("node") == b.get("node")
+
+
+class RayExecutor:
+    """Tasks on a Ray cluster: ``run.ray_address`` (``auto``, ``ray://host:port``) or a
+    Ray started here with this machine's resources (stopped at the end)."""
+
+    name = "ray"
+
+    def __init__(self, run: RunConfig, **init_kwargs):
+        ray = _import_ray()
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            kwargs = {"include_dashboard": False, "log_to_driver": logger.isEnabledFor(10)}
+            kwargs.update(init_kwargs)
+            if run.ray_address:
+                kwargs["address"] = run.ray_address
+            try:
+                ray.init(**kwargs)
+            except Exception as e:
+                raise ConfigError(
+                    f"Cannot start or join Ray ({error_text(e)}); check --ray-address "
+                    "('auto' for a cluster started with 'ray start --head')."
+                ) from e
+            self._started = True
+        self._remote = ray.remote(max_retries=MAX_RETRIES)(_measure_remote)
+        # workers import torch and timm while the driver resolves the models
+        warm = ray.remote(num_cpus=1, max_retries=0)(_warm_up)
+        self._warming = [warm.remote() for _ in range(int(ray.available_resources().get("CPU", 1)))]
+        self._machine = machine_info()
+        self._pending: dict[Any, tuple[Task, float]] = {}
+        self._timed_options = self._timed_resources(run)
+
+    def _timed_resources(self, run: RunConfig) -> dict[str, float]:
+        """A whole GPU, or a whole node's CPUs on a CPU cluster."""
+        total = self._ray.cluster_resources()
+        if total.get("GPU", 0) >= 1 and run.device != "cpu":
+            return {"num_cpus": 1, "num_gpus": 1}
+        cpus = [n["Resources"].get("CPU", 0) for n in self._ray.nodes() if n.get("Alive")]
+        return {"num_cpus": max(1, int(min(c for c in cpus if c > 0) if any(cpus) else 1))}
+
+    def options_for(self, task: Task) -> dict[str, float]:
+        return dict(self._timed_options) if task.timed else {"num_cpus": 1}
+
+    def submit(self, task: Task, follow_up: bool = False) -> None:
+        ref = self._remote.options(**self.options_for(task)).remote(task)
+        self._pending[ref] = (task, time.perf_counter())
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def next_done(self) -> tuple[Task, list[dict]]:
+        (ref,), _ = self._ray.wait(list(self._pending), num_returns=1)
+        task, start = self._pending.pop(ref)
+        try:
+            records, machine = self._ray.get(ref)
+        except Exception as e:  # the worker died (killed, OOM, node lost) after the retries
+            logger.debug("Ray task %s failed: %s", task.key, e)
+            reason = type(e).__name__
+            message = (
+                f"the Ray task failed after {MAX_RETRIES} retries ({reason}): its worker died, "
+                "was killed or ran out of memory."
+            )
+            return task, error_records(task, message, time.perf_counter() - start)
+        if not _same_machine(machine, self._machine):
+            for r in records:
+                r["machine"] = machine
+        return task, records
+
+    def close(self) -> None:
+        for ref in list(self._pending):
+            self._ray.cancel(ref, force=True)
+        self._pending.clear()
+        if self._started:
+            self._started = False
+            self._ray.shutdown()

@@ -1,0 +1,48 @@
+"""The sweep's progress on stderr: a bar on a terminal, plain lines otherwise. No torch here."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    """Models done of ``total``, failures, elapsed time and an estimate of the time left.
+
+    On a terminal it is a tqdm bar; elsewhere (a log, a pipe, CI) one line per model,
+    ``[i/n] model: ok``, which greps well."""
+
+    def __init__(self, total: int, bar: bool = True, stream: TextIO | None = None):
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self._bar = None
+        if bar and total and getattr(self.stream, "isatty", lambda: False)():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, file=self.stream, unit="model", dynamic_ncols=True,
+                             desc="sweep")  # fmt: skip
+
+    def update(self, model: str, status: str, failed: bool) -> None:
+        self.done += 1
+        self.failed += bool(failed)
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"failed={self.failed} last={model}", refresh=False)
+            self._bar.update(1)
+            return
+        self.stream.write(f"[{self.done}/{self.total}] {model}: {status}\n")
+        self.stream.flush()
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace so far (None before the first model)."""
+        if not self.done:
+            return None
+        return (time.perf_counter() - self.start) / self.done * (self.total - self.done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -37,7 +37,9 @@ def _fmt(s: tuple[float, float, int]) -> str:
     return f"{s[0]:.2f} ± {s[1]:.2f} (n={s[2]})"
 
 
-def compare(better: tuple, worse: tuple, higher_is_better: bool = True) -> str:
+def compare(
+    better: tuple, worse: tuple, higher_is_better: bool = True, unit: str = "points"
+) -> str:
     """'supported', 'refuted' or 'within the spread': is ``better``'s mean beyond ``worse``'s
     (above it, or below it when lower is better) by more than their standard deviations
     added together?"""
@@ -46,10 +48,10 @@ def compare(better: tuple, worse: tuple, higher_is_better: bool = True) -> str:
     if better[2] < MIN_SEEDS or worse[2] < MIN_SEEDS:
         return f"too few seeds (need {MIN_SEEDS} per condition)"
     if gap > spread:
-        return f"supported (+{gap:.2f} points, spread {spread:.2f})"
+        return f"supported (+{gap:.2f} {unit}, spread {spread:.2f})"
     if -gap > spread:
-        return f"refuted ({gap:+.2f} points, spread {spread:.2f})"
-    return f"within the spread ({gap:+.2f} points against {spread:.2f}): neither"
+        return f"refuted ({gap:+.2f} {unit}, spread {spread:.2f})"
+    return f"within the spread ({gap:+.2f} {unit} against {spread:.2f}): neither"
 
 
 def _six_nine(r: dict) -> int | None:
@@ -133,7 +135,7 @@ def _augmentation(rows: list[dict]) -> list[str]:
                             f"{compare(acc['digits'], acc['rot180'])}")  # fmt: skip
         if "rot180" in sixnine and "digits" in sixnine:
             verdicts.append(f"- **{key[0]}**: turning digits over confuses 6 and 9 (6↔9 errors): "
-                            f"{compare(sixnine['digits'], sixnine['rot180'], False)}")  # fmt: skip
+                            f"{compare(sixnine['digits'], sixnine['rot180'], False, 'errors')}")  # fmt: skip
     if not table:
         return [*lines, "No records yet: `bash scripts/antipatterns.sh`.", ""]
     return [

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.report.fmt import natural as _natural
 from bench.storage import ResultStore
 
 logger = logging.getLogger(__name__)
@@ -459,10 +460,6 @@ def _markdown(cmp: Comparison, limit: int = 30) -> str:
     if cmp.failures:
         lines += ["", "Thresholds crossed:", *(f"- {f}" for f in cmp.failures)]
     return "\n".join(lines) + "\n"
-
-
-def _natural(name: str) -> str:
-    return re.sub(r"\d+", lambda m: m.group(0).zfill(8), name.lower())
 
 
 class _Builder:

@@ -9,20 +9,18 @@ metadata, so the same results give byte-identical files. No torch here.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from pathlib import Path
 
+from bench.report.fmt import fmt_number as _fmt
+from bench.report.fmt import is_missing
+from bench.report.fmt import natural as _natural
 from bench.report.plot import png_bytes
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 HARNESS = "finetune"
-
-
-def _natural(name: str) -> str:
-    return re.sub(r"\d+", lambda m: m.group(0).zfill(8), str(name).lower())
 
 
 def _rows(frame) -> list[dict]:
@@ -51,12 +49,6 @@ def _rows(frame) -> list[dict]:
     return rows
 
 
-def _fmt(v, spec: str = ".2f") -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return format(v, spec)
-
-
 def _init_label(r: dict) -> str:
     if r.get("init") == "scratch":
         return "scratch"
@@ -80,7 +72,7 @@ def _gmacs(table, model: str, img_size) -> float | None:
         return float(same.iloc[0]["infer_gmacs"])
     row = rows.iloc[0]
     size = row.get("infer_img_size")
-    if size and img_size and not (isinstance(size, float) and math.isnan(size)):
+    if size and img_size and not is_missing(size):
         return float(row["infer_gmacs"]) * (float(img_size) / float(size)) ** 2
     return None
 
@@ -88,7 +80,7 @@ def _gmacs(table, model: str, img_size) -> float | None:
 def at_chance(r: dict) -> bool:
     """Top-1 no better than 1.5 times guessing (100 / classes %): the model did not learn."""
     classes, top1 = r.get("num_classes"), r.get("top1")
-    if not classes or top1 is None or (isinstance(top1, float) and math.isnan(top1)):
+    if not classes or is_missing(top1):
         return False
     return float(top1) <= 1.5 * 100.0 / float(classes)
 

@@ -16,6 +16,9 @@ from pathlib import Path
 from bench.registry.cards import ModelCard, chapter_table, conv_table, load_cards
 from bench.report.antipatterns import antipatterns_section
 from bench.report.finetune import finetune_section
+from bench.report.fmt import fmt_number as _num
+from bench.report.fmt import is_missing
+from bench.report.fmt import natural as _natural
 from bench.report.section1 import section1_markdown
 from bench.report.throughput import throughput_section
 from bench.report.trends import trends_section
@@ -151,10 +154,6 @@ def tidy(frame):
     return out.drop(columns="_k").reset_index(drop=True)
 
 
-def _natural(name: str) -> str:
-    return re.sub(r"\d+", lambda m: m.group(0).zfill(8), str(name).lower())
-
-
 def failures(frame):
     import pandas as pd
 
@@ -193,14 +192,14 @@ def parse_stated(text: str) -> tuple[float, float] | None:
 def agrees(stated: str, value: float | None) -> bool | None:
     """Whether a figure stated with its precision agrees with a value; None if no figure."""
     parsed = parse_stated(stated)
-    if parsed is None or value is None or (isinstance(value, float) and math.isnan(value)):
+    if parsed is None or is_missing(value):
         return None
     number, half = parsed
     return abs(number - value) <= half + 1e-9 * max(abs(number), 1)
 
 
 def human_count(n) -> str:
-    if n is None or (isinstance(n, float) and math.isnan(n)):
+    if is_missing(n):
         return "-"
     n = float(n)
     if n >= 1e9:
@@ -210,14 +209,6 @@ def human_count(n) -> str:
     if n >= 1e3:
         return f"{n / 1e3:.1f}K"
     return f"{n:.0f}"
-
-
-def _num(v, fmt: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if fmt.endswith("d") and isinstance(v, float):  # an integer column that pandas made float
-        v = int(v)
-    return format(v, fmt)
 
 
 def _card_row(card: ModelCard, measured: dict) -> tuple[dict, list[str]]:

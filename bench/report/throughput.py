@@ -7,9 +7,10 @@ same bytes.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
+from bench.report.fmt import fmt_number as _fmt
+from bench.report.fmt import is_missing as _isnan
 from bench.report.plot import png_bytes
 from bench.storage import atomic_write_bytes, atomic_write_text
 
@@ -25,14 +26,6 @@ SIDE_BY_SIDE = (
     ("ONNX Runtime", "onnxruntime", False),
     ("OpenVINO", "openvino", False),
 )
-
-
-def _isnan(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def _fmt(v, spec: str) -> str:
-    return "-" if _isnan(v) else format(v, spec)
 
 
 def throughput_rows(table):

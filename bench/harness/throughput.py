@@ -343,12 +343,6 @@ def peak_for(s, device: str, precision: str) -> dict:
     return info
 
 
-def matmul_peak_gmacs(device: str, precision: str, min_time_s: float = 0.3) -> float:
-    """The peak in GMAC/s (see ``matmul_peak``), with the model's TF32 setting."""
-    tf32 = model_tf32(device, precision)
-    return matmul_peak(device, precision, tf32, min_time_s)["peak_gmacs_per_sec"]
-
-
 # -- memory -----------------------------------------------------------------------------
 def is_oom(exc: BaseException) -> bool:
     """An out-of-memory error: torch.cuda.OutOfMemoryError or the CPU allocator's message."""

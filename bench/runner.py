@@ -12,6 +12,7 @@ appended, and the run ends ``complete`` as one run.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from bench.dist import is_main_process
 from bench.environment import environment, utc_now
 from bench.errors import ConfigError
 from bench.executors import execute, make_executor, measure_model
-from bench.harness import config_as_dict, preflight, prepare
+from bench.harness import config_as_dict, config_options, finalize, preflight, prepare
 from bench.harness import configure as configure_harness
 from bench.harness.base import RunConfig
 from bench.registry import ModelSpec
@@ -70,6 +71,18 @@ def _measured_as(run: dict[str, Any]) -> dict[str, Any]:
     return RunConfig.from_dict(run).measured_as() if run else {}
 
 
+def _plain(value: Any) -> Any:
+    """As the run document stores it (tuples become lists)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _same_options(stored: dict[str, Any], config) -> bool:
+    """Whether a stored harness configuration was given the options ``config`` has (the
+    fields a harness measured for its run, like the peaks, are not options)."""
+    now = _plain(config_options(config))
+    return {k: v for k, v in _plain(stored).items() if k in now} == now
+
+
 def resume_into(doc: RunDocument, specs, harnesses, run_config: RunConfig, configs) -> None:
     """Check that ``doc`` measured what this run would, and widen its model and harness
     lists; a run measured another way is a ``ConfigError`` (nothing is written)."""
@@ -83,7 +96,7 @@ def resume_into(doc: RunDocument, specs, harnesses, run_config: RunConfig, confi
         )
     stored = config.get("harness_config") or {}
     for name in harnesses:
-        if name in stored and stored[name] != config_as_dict(configs.get(name)):
+        if name in stored and not _same_options(stored[name], configs.get(name)):
             raise ConfigError(
                 f"--resume {doc.header.get('run_id')}: harness '{name}' was configured "
                 "differently in that run; give the same options, or run without --resume."
@@ -160,9 +173,18 @@ def run(
             if finished and on_model:
                 on_model(spec, by_model.pop(spec.name))
     except KeyboardInterrupt:
+        _finalize(doc, configs)
         doc.finish("interrupted", utc_now())
         raise
     finally:
         executor.close()
+    _finalize(doc, configs)
     doc.finish("complete", utc_now())
     return doc
+
+
+def _finalize(doc: RunDocument, configs: dict[str, Any]) -> None:
+    """Each harness's last word on its records of the whole run (a resumed one included),
+    before the document is finished."""
+    for name, config in configs.items():
+        finalize(name, config, [r for r in doc.records if r.get("harness") == name])

@@ -244,6 +244,28 @@ def config_as_dict(config) -> dict[str, Any]:
     return dict(config or {})
 
 
+def config_options(config) -> dict[str, Any]:
+    """The options a configuration was given: ``config_as_dict`` without the fields a
+    harness measured for the run (``metadata={"measured": True}``, like the throughput
+    harness's peaks), which differ between a run and its ``--resume``."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(config):
+        return config_as_dict(config)
+    return {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if not f.metadata.get("measured")
+    }
+
+
+def finalize(name: str, config, records: list[dict]) -> list[dict]:
+    """The harness's last word on its records when the run ends (optional hook): the
+    throughput harness sets every row against the run's best peak."""
+    hook = getattr(harness_class(name), "finalize", None)
+    return records if hook is None else hook(config, records)
+
+
 def preflight(name: str, config) -> None:
     """The harness's check of its configuration before anything is measured (optional)."""
     check = getattr(harness_class(name), "preflight", None)

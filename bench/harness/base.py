@@ -26,12 +26,15 @@ measured); the runner writes it as a row of that status.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 from bench.errors import ConfigError, HarnessError
 from bench.registry import ModelSpec
+
+logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -182,6 +185,11 @@ class Job:
                 f"and this machine has {have / 2**30:.1f} GiB available (its parameters were "
                 "counted on the meta device). Measure it on a larger machine."
             )
+        leftover = build.left_on_meta(model)
+        if leftover is not None:  # values computed from meta parameters: build it for real
+            logger.debug("%s: %s is on the meta device; built with its initialisers",
+                         self.spec.name, leftover)  # fmt: skip
+            return self.spec.build(pretrained=False, img_size=size)
         return build.materialise(model)
 
     def example_input(self, batch_size: int = 1):

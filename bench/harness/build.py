@@ -70,6 +70,21 @@ def materialise(model):
     return model
 
 
+def left_on_meta(model) -> str | None:
+    """The first buffer or plain tensor attribute still on the meta device (computed in
+    ``__init__`` from a meta parameter, as Swin-S3's attention masks), or None. Its values
+    are lost, so such a model is built for real instead."""
+    import torch
+
+    for name, module in model.named_modules():
+        tensors = {**module._buffers, **{k: v for k, v in vars(module).items()
+                                         if isinstance(v, torch.Tensor)}}  # fmt: skip
+        for key, t in tensors.items():
+            if t is not None and not isinstance(t, torch.nn.Parameter) and t.is_meta:
+                return f"{name}.{key}" if name else key
+    return None
+
+
 def weight_bytes(model) -> int:
     seen = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     return sum(t.numel() * t.element_size() for t in seen.values())

@@ -11,10 +11,14 @@ Method (the defaults are those of ``python -m bench run --help``):
 - out of memory: the batch size is halved and retried (``batch_size_reduced``) unless
   ``--no-retry``.
 - fraction of peak: a large matrix product at the same precision on the same device gives
-  ``peak_gmacs_per_sec``, measured once per run in the parent process (``prepare``, best of
-  several timings) and handed to every worker; ``achieved_gmacs_per_sec`` is the model's MACs
-  (fvcore, batch 1) times samples per second (training counts 3x the forward MACs, the usual
-  estimate).
+  ``peak_gmacs_per_sec``: one figure per (machine, device, precision) per run, the best of
+  samples spread over the run: one before the first model in the parent process
+  (``prepare``, best of several timings, handed to every worker) and one after each model's
+  timings in its worker (``peak_sample_gmacs_per_sec``); when the run ends, ``finalize``
+  sets every row to its run's best. A shared machine's speed drifts by 10-20 % over tens of
+  seconds, so one sample at the start is not the machine's peak. ``achieved_gmacs_per_sec``
+  is the model's MACs (fvcore, batch 1) times samples per second (training counts 3x the
+  forward MACs, the usual estimate).
 - runtimes (``--runtime``): PyTorch, ONNX Runtime and OpenVINO (``bench.harness.runtimes``);
   one record per (mode, batch, runtime), with the runtime's agreement with PyTorch eager fp32.
 
@@ -72,6 +76,7 @@ DEFAULT_MIN_STEPS = 10
 TRAIN_MACS_FACTOR = 3  # forward + backward (about twice the forward)
 PEAK_REPEATS = 10  # timings of the run's peak, the best kept
 PEAK_MIN_TIME_S = 1.0
+PEAK_SAMPLE_S = 0.5  # each model's own sample of the peak, after its timings
 
 
 class OutOfMemoryError(BenchError):
@@ -106,9 +111,9 @@ class ThroughputConfig:
     retry: bool = True
     optimize: bool = False
     runtimes: tuple[str, ...] = (TORCH,)
-    # the run's matrix-product peaks, set by ThroughputHarness.prepare (not an option):
-    # (device, precision, tf32, gmacs_per_sec, method) each
-    peaks: tuple[tuple, ...] = ()
+    # the run's matrix-product peaks, set by ThroughputHarness.prepare (not an option, and
+    # not compared by --resume): (device, precision, tf32, gmacs_per_sec, method) each
+    peaks: tuple[tuple, ...] = field(default=(), metadata={"measured": True})
 
     def __post_init__(self):
         object.__setattr__(self, "runtimes", validate(self.runtimes))
@@ -279,18 +284,28 @@ _PEAK_CACHE: dict[tuple[str, str, bool], dict] = {}
 
 
 def matmul_peak(
-    device: str, precision: str, tf32: bool = False, min_time_s: float = 0.3, repeats: int = 3
+    device: str,
+    precision: str,
+    tf32: bool = False,
+    min_time_s: float = 0.3,
+    repeats: int = 3,
+    cache: bool = True,
 ) -> dict:
     """The device's achievable multiply-accumulates per second: a large square product at
     the model's precision (and, for fp32 on CUDA, its TF32 setting), best of ``repeats``
     timings of at least 20 ms each (and ``min_time_s`` in all). Returns the figure and how
-    it was measured, cached per (device, precision, tf32) for the process."""
+    it was measured, cached per (device, precision, tf32) for the process unless ``cache``
+    is False (a fresh sample).
+
+    On a CPU of up to 8 threads the product is 1024 wide: it keeps every thread busy, and
+    its many short timings catch a shared machine's fast moments better than a few long
+    ones (2048 wide: the best of 1 s varied by 25 % between processes on a 2-core VM)."""
     key = (device, precision, bool(tf32))
-    if key in _PEAK_CACHE:
+    if cache and key in _PEAK_CACHE:
         return _PEAK_CACHE[key]
     import torch
 
-    n = 8192 if device == "cuda" else (2048 if precision == "fp32" else 1024)
+    n = 8192 if device == "cuda" else (1024 if torch.get_num_threads() <= 8 else 2048)
     gen = torch.Generator(device=device).manual_seed(0)
     a = torch.randn((n, n), device=device, dtype=_dtype(precision), generator=gen)
     b = torch.randn((n, n), device=device, dtype=_dtype(precision), generator=gen)
@@ -307,7 +322,7 @@ def matmul_peak(
             times.append(dt)
             total += dt * reps
     best = min(times)
-    _PEAK_CACHE[key] = {
+    info = {
         "peak_gmacs_per_sec": round(n**3 / best / 1e9, 2),
         "peak_method": f"{n}x{n}x{n} {precision} matmul"
         + (" (TF32)" if tf32 else "")
@@ -315,7 +330,9 @@ def matmul_peak(
         + (", CUDA events" if device == "cuda" else ", perf_counter"),
         "peak_tf32": bool(tf32),
     }
-    return _PEAK_CACHE[key]
+    if cache:
+        _PEAK_CACHE[key] = info
+    return info
 
 
 def run_peaks(device: str, precisions, threads: int | None = None) -> tuple[tuple, ...]:
@@ -656,6 +673,11 @@ class ThroughputHarness:
         return replace(config, peaks=run_peaks(device, precisions, config.threads))
 
     @staticmethod
+    def finalize(config: ThroughputConfig, records: list[dict]) -> list[dict]:
+        """When the run ends: every row against its run's best peak (``settle_peaks``)."""
+        return settle_peaks(records, config.peaks)
+
+    @staticmethod
     def device_for(run: RunConfig) -> str:
         """The device this harness measures on ('cuda' or 'cpu')."""
         return check_device(run.device)
@@ -697,6 +719,7 @@ class ThroughputHarness:
                     out.append(m)
             if device == "cuda":
                 _free_memory(device)
+        _sample_peaks(out, device)
         return out
 
     def _row(self, model, job, cand: Candidate, batch, device, s, gmacs, reference) -> Measurement:
@@ -855,5 +878,70 @@ def _peak_metrics(s, device: str, cand: Candidate, gmacs, metrics: dict) -> dict
         "achieved_gmacs_per_sec": round(achieved, 3) if achieved is not None else None,
         "frac_of_peak": round(achieved / peak, 4) if achieved is not None and peak > 0 else None,
         "peak_method": info["peak_method"],
+        "peak_precision": cand.precision,
         "peak_tf32": info["peak_tf32"],
     }
+
+
+def _sample_peaks(out: list[Measurement], device: str) -> None:
+    """This model's own sample of the peak at each precision its rows used, taken after its
+    timings; a row's peak becomes the better of the run's and the sample (``finalize``
+    later sets the run's best over every model's sample)."""
+    samples: dict[tuple, float] = {}
+    for m in out:
+        met = m.metrics or {}
+        if met.get("peak_precision") is None:
+            continue
+        key = (met["peak_precision"], bool(met.get("peak_tf32")))
+        if key not in samples:
+            info = matmul_peak(device, key[0], key[1], PEAK_SAMPLE_S, 3, cache=False)
+            samples[key] = info["peak_gmacs_per_sec"]
+        met["peak_sample_gmacs_per_sec"] = samples[key]
+        _set_peak(met, max(met["peak_gmacs_per_sec"], samples[key]))
+
+
+def _set_peak(metrics: dict, peak: float) -> None:
+    achieved = metrics.get("achieved_gmacs_per_sec")
+    metrics["peak_gmacs_per_sec"] = round(peak, 2)
+    metrics["frac_of_peak"] = (
+        round(achieved / peak, 4) if achieved is not None and peak > 0 else None
+    )
+
+
+def settle_peaks(records: list[dict], peaks=()) -> list[dict]:
+    """One peak per (machine, device, precision, TF32) for the whole run: the best of the
+    run's first measurement (``peaks``, taken on the driver's machine) and every model's
+    sample, set on every ok row of this harness with its fraction of peak recomputed. Rows
+    measured on another machine (a ``machine`` field, from Ray) are settled among
+    themselves."""
+
+    def key(r: dict, precision, tf32) -> tuple:
+        machine = r.get("machine") or {}
+        return (machine.get("id"), machine.get("node"), r.get("device"), precision, bool(tf32))
+
+    rows = [
+        r for r in records
+        if r.get("status") == "ok" and (r.get("metrics") or {}).get("peak_precision")
+    ]  # fmt: skip
+    best: dict[tuple, float] = {}
+    counts: dict[tuple, int] = {}
+    first = {(None, None, d, p, bool(t)): g for d, p, t, g, _ in peaks}
+    for k, g in first.items():
+        best[k], counts[k] = g, 1
+    for r in rows:
+        met = r["metrics"]
+        k = key(r, met["peak_precision"], met.get("peak_tf32"))
+        for g in (met.get("peak_gmacs_per_sec"), met.get("peak_sample_gmacs_per_sec")):
+            if g:
+                best[k] = max(best.get(k, 0.0), g)
+        counts[k] = counts.get(k, 0) + 1
+    for r in rows:
+        met = r["metrics"]
+        k = key(r, met["peak_precision"], met.get("peak_tf32"))
+        _set_peak(met, best[k])
+        method = met.get("peak_method", "").split("; ")[0]
+        met["peak_method"] = (
+            f"{method}; the best of the run's samples: before the first model and after "
+            f"each model ({counts[k]} in all)"
+        )
+    return records

@@ -13,8 +13,9 @@ Method (the defaults are those of ``python -m bench run --help``):
 - fraction of peak: a large matrix product at the same precision on the same device gives
   ``peak_gmacs_per_sec``: one figure per (machine, device, precision) per run, the best of
   samples spread over the run: one before the first model in the parent process
-  (``prepare``, best of several timings, handed to every worker) and one after each model's
-  timings in its worker (``peak_sample_gmacs_per_sec``); when the run ends, ``finalize``
+  (``prepare``, best of several timings, handed to every worker) and one after each timed
+  candidate in the model's worker (the model's best is ``peak_sample_gmacs_per_sec``); when
+  the run ends, ``finalize``
   sets every row to its run's best. A shared machine's speed drifts by 10-20 % over tens of
   seconds, so one sample at the start is not the machine's peak. ``achieved_gmacs_per_sec``
   is the model's MACs (fvcore, batch 1) times samples per second (training counts 3x the
@@ -76,7 +77,8 @@ DEFAULT_MIN_STEPS = 10
 TRAIN_MACS_FACTOR = 3  # forward + backward (about twice the forward)
 PEAK_REPEATS = 10  # timings of the run's peak, the best kept
 PEAK_MIN_TIME_S = 1.0
-PEAK_SAMPLE_S = 0.5  # each model's own sample of the peak, after its timings
+PEAK_SAMPLE_S = 0.5  # a sample of the peak after each timed candidate (at most --min-time)
+SETTLED = "the run's best: its first measurement or a sample after a timed configuration"
 
 
 class OutOfMemoryError(BenchError):
@@ -699,6 +701,7 @@ class ThroughputHarness:
         model = job.model()
         gmacs = _gmacs(model, job)
         name = device_name(device)
+        _MODEL_SAMPLES.clear()
         batches = s.batch_sizes or (DEFAULT_BATCH[device],)
         reference = _Reference(model, job, device)
         out = []
@@ -719,7 +722,7 @@ class ThroughputHarness:
                     out.append(m)
             if device == "cuda":
                 _free_memory(device)
-        _sample_peaks(out, device)
+        _share_model_peak(out, device)
         return out
 
     def _row(self, model, job, cand: Candidate, batch, device, s, gmacs, reference) -> Measurement:
@@ -865,10 +868,21 @@ def _timed_metrics(raw: dict, mode: str, batch: int, used: int, job: Job) -> dic
     }
 
 
+_MODEL_SAMPLES: dict[tuple, float] = {}  # this model's peak samples so far, best per key
+
+
 def _peak_metrics(s, device: str, cand: Candidate, gmacs, metrics: dict) -> dict:
-    """Achieved GMAC/s and its fraction of the run's peak at the candidate's precision."""
+    """Achieved GMAC/s and its fraction of the peak at the candidate's precision: the run's
+    first measurement or, if better, a sample taken right after this candidate's timings
+    (or an earlier candidate's of the same model)."""
     info = peak_for(s, device, cand.precision)
-    peak = info["peak_gmacs_per_sec"]
+    key = (device, cand.precision, bool(info["peak_tf32"]))
+    # no longer than the timing it follows (a quick --min-time run stays quick)
+    span = min(PEAK_SAMPLE_S, s.min_time_s)
+    fresh = matmul_peak(device, cand.precision, key[2], span, 3, cache=False)
+    sample = fresh["peak_gmacs_per_sec"]
+    _MODEL_SAMPLES[key] = max(_MODEL_SAMPLES.get(key, 0.0), sample)
+    peak = max(info["peak_gmacs_per_sec"], _MODEL_SAMPLES[key])
     factor = 1 if cand.mode == "infer" else TRAIN_MACS_FACTOR
     sps = metrics[f"{cand.mode}_samples_per_sec"]
     achieved = gmacs * factor * sps if gmacs is not None else None
@@ -880,24 +894,20 @@ def _peak_metrics(s, device: str, cand: Candidate, gmacs, metrics: dict) -> dict
         "peak_method": info["peak_method"],
         "peak_precision": cand.precision,
         "peak_tf32": info["peak_tf32"],
+        "peak_sample_gmacs_per_sec": sample,
     }
 
 
-def _sample_peaks(out: list[Measurement], device: str) -> None:
-    """This model's own sample of the peak at each precision its rows used, taken after its
-    timings; a row's peak becomes the better of the run's and the sample (``finalize``
-    later sets the run's best over every model's sample)."""
-    samples: dict[tuple, float] = {}
+def _share_model_peak(out: list[Measurement], device: str) -> None:
+    """Every row of this model against the best peak sample of the model (``finalize``
+    later sets the run's best over every model's)."""
     for m in out:
         met = m.metrics or {}
         if met.get("peak_precision") is None:
             continue
-        key = (met["peak_precision"], bool(met.get("peak_tf32")))
-        if key not in samples:
-            info = matmul_peak(device, key[0], key[1], PEAK_SAMPLE_S, 3, cache=False)
-            samples[key] = info["peak_gmacs_per_sec"]
-        met["peak_sample_gmacs_per_sec"] = samples[key]
-        _set_peak(met, max(met["peak_gmacs_per_sec"], samples[key]))
+        key = (device, met["peak_precision"], bool(met.get("peak_tf32")))
+        met["peak_sample_gmacs_per_sec"] = _MODEL_SAMPLES.get(key, met["peak_sample_gmacs_per_sec"])
+        _set_peak(met, max(met["peak_gmacs_per_sec"], met["peak_sample_gmacs_per_sec"]))
 
 
 def _set_peak(metrics: dict, peak: float) -> None:
@@ -923,25 +933,16 @@ def settle_peaks(records: list[dict], peaks=()) -> list[dict]:
         r for r in records
         if r.get("status") == "ok" and (r.get("metrics") or {}).get("peak_precision")
     ]  # fmt: skip
-    best: dict[tuple, float] = {}
-    counts: dict[tuple, int] = {}
-    first = {(None, None, d, p, bool(t)): g for d, p, t, g, _ in peaks}
-    for k, g in first.items():
-        best[k], counts[k] = g, 1
+    best: dict[tuple, float] = {(None, None, d, p, bool(t)): g for d, p, t, g, _ in peaks}
     for r in rows:
         met = r["metrics"]
         k = key(r, met["peak_precision"], met.get("peak_tf32"))
         for g in (met.get("peak_gmacs_per_sec"), met.get("peak_sample_gmacs_per_sec")):
             if g:
                 best[k] = max(best.get(k, 0.0), g)
-        counts[k] = counts.get(k, 0) + 1
     for r in rows:
         met = r["metrics"]
-        k = key(r, met["peak_precision"], met.get("peak_tf32"))
-        _set_peak(met, best[k])
+        _set_peak(met, best[key(r, met["peak_precision"], met.get("peak_tf32"))])
         method = met.get("peak_method", "").split("; ")[0]
-        met["peak_method"] = (
-            f"{method}; the best of the run's samples: before the first model and after "
-            f"each model ({counts[k]} in all)"
-        )
+        met["peak_method"] = f"{method}; {SETTLED}"
     return records

@@ -422,10 +422,30 @@ def _stop_on_signals():
             signal.signal(sig, old)
 
 
+# what every command needs, by import name (pyproject's dependencies; the optional extras
+# are checked where they are used)
+CORE_IMPORTS = ("torch", "torchvision", "timm", "pandas", "tabulate", "fvcore", "tqdm")
+
+
+def missing_dependencies(names=CORE_IMPORTS) -> list[str]:
+    import importlib.util
+
+    return [n for n in names if importlib.util.find_spec(n) is None]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
+    missing = missing_dependencies()
+    if missing:  # this Python is not the one cnn-bench was installed in
+        print(
+            f"error: this Python ({sys.executable}) lacks cnn-bench's dependencies "
+            f"{', '.join(missing)}; install them with 'pip install -e .', or run the Python "
+            "of the environment cnn-bench is installed in.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -120,3 +120,19 @@ def test_plugin_failure_row_in_cli_run(tmp_path, plugin_path):
     }
     assert status[("broken_model", "params")] == "error"
     assert status[("tiny_mlp", "params")] == "ok"
+
+
+def test_a_python_without_the_dependencies_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    """`python -m bench` run by another Python than the one cnn-bench was installed in."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n in ("torch", "tabulate") else real(n)
+    )
+    assert main(["run", "--models", "lenet5", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "lacks cnn-bench's dependencies torch, tabulate" in err
+    assert "pip install -e ." in err
+    assert not any(tmp_path.iterdir())  # nothing written

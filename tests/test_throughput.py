@@ -18,6 +18,7 @@ from bench.harness.device import DeviceError, check_device
 from bench.harness.throughput import (
     OutOfMemoryError,
     ThroughputConfig,
+    ThroughputHarness,
     cpu_has_native_bf16,
     is_oom,
 )
@@ -415,3 +416,28 @@ def test_runner_passes_earlier_measurements_to_the_worker(monkeypatch):
     run_config, cfg = split_options("throughput", **{**FAST, "isolate": True})
     executors.measure_model(_spec(tiny), ["flops", "throughput"], run_config, {"throughput": cfg})
     assert seen["flops"]["macs"] > 0
+
+
+def test_optimize_times_each_candidate_in_alternating_rounds_and_keeps_its_best(monkeypatch):
+    """A slow spell during one candidate's timing must not decide the pick: with two rounds,
+    each measured candidate is timed twice (second round in reverse order), its best kept."""
+    import itertools
+
+    calls = []
+    speeds = itertools.count(10)  # every timing a little faster than the one before
+
+    def fake_one(self, model, job, cand, batch, device, s, gmacs, reference=None):
+        calls.append((cand.runtime, cand.layout))
+        return {"infer_samples_per_sec": float(next(speeds)), "infer_batch_size": batch,
+                "agrees": True}  # fmt: skip
+
+    monkeypatch.setattr(ThroughputHarness, "_one", fake_one)
+    (m,) = _measure(tiny, optimize=True, runtimes=("torch",), optimize_rounds=2)
+    first = calls[: len(calls) // 2]
+    assert calls[len(calls) // 2 :] == first[::-1]  # the second round, in the other order
+    cands = [c for c in m.metrics["candidates"] if c["infer_samples_per_sec"] is not None]
+    for c in cands:
+        assert len(c["rounds_samples_per_sec"]) == 2
+        assert c["infer_samples_per_sec"] == max(c["rounds_samples_per_sec"])
+    # the first candidate ran first and last: its second round is the fastest of all
+    assert (m.config.get("runtime", "torch"), m.config["layout"]) == first[0]

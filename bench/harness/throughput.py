@@ -15,9 +15,8 @@ Method (the defaults are those of ``python -m bench run --help``):
   samples spread over the run: one before the first model in the parent process
   (``prepare``, best of several timings, handed to every worker) and one after each timed
   candidate in the model's worker (the model's best is ``peak_sample_gmacs_per_sec``); when
-  the run ends, ``finalize``
-  sets every row to its run's best. A shared machine's speed drifts by 10-20 % over tens of
-  seconds, so one sample at the start is not the machine's peak. ``achieved_gmacs_per_sec``
+  the run ends, ``finalize`` sets every row to its run's best. A shared machine's speed
+  drifts by 10-20 % over tens of seconds, so one sample at the start is not its peak. ``achieved_gmacs_per_sec``
   is the model's MACs (fvcore, batch 1) times samples per second (training counts 3x the
   forward MACs, the usual estimate).
 - runtimes (``--runtime``): PyTorch, ONNX Runtime and OpenVINO (``bench.harness.runtimes``);

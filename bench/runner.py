@@ -187,4 +187,7 @@ def _finalize(doc: RunDocument, configs: dict[str, Any]) -> None:
     """Each harness's last word on its records of the whole run (a resumed one included),
     before the document is finished."""
     for name, config in configs.items():
-        finalize(name, config, [r for r in doc.records if r.get("harness") == name])
+        try:
+            finalize(name, config, [r for r in doc.records if r.get("harness") == name])
+        except Exception as e:  # the records stand as measured; the run still finishes
+            logger.warning("harness '%s' could not finalize its records: %s", name, e)

@@ -298,3 +298,17 @@ def replace_runtimes(config):
     from dataclasses import replace
 
     return replace(config, runtimes=ALL)
+
+
+def test_a_harness_that_fails_to_finalize_leaves_its_records_and_the_run_completes(
+    monkeypatch, tmp_path
+):
+    import bench.runner as runner
+
+    def broken(name, config, records):
+        raise RuntimeError("finalize broke")
+
+    monkeypatch.setattr(runner, "finalize", broken)
+    doc = _two_model_run(tmp_path, isolate=False)
+    assert doc.header["status"] == "complete"
+    assert [r["status"] for r in doc.records] == ["ok", "ok"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from overhead import check_overhead
 
 from bench.harness import get_harness, make_job, split_options
 from bench.harness.throughput import cpu_has_native_bf16
@@ -70,15 +71,10 @@ def test_floor_overhead_vs_bare_loop(benchmark, resnet50_job):
 
     # the saved JSON's timing: one bare step (for --benchmark-compare across commits)
     benchmark.pedantic(step, rounds=5, warmup_rounds=1)
-    ratio = max(harness) / max(bare)
-    benchmark.extra_info.update(bare=bare, harness=harness, ratio=ratio)
-    print(
-        f"\nFLOOR 1 overhead: resnet50 b{BATCH} 224 fp32 cpu: bare inference_mode loop "
-        f"{' / '.join(f'{v:.2f}' for v in bare)} img/s, harness "
-        f"{' / '.join(f'{v:.2f}' for v in harness)} img/s; best harness / best bare = "
-        f"{ratio:.3f} (floor 0.97) -> {'PASS' if ratio >= 0.97 else 'FAIL'}"
-    )
-    assert ratio >= 0.97
+    check_overhead(
+        benchmark, f"1 overhead: resnet50 b{BATCH} 224 fp32 cpu: bare inference_mode loop",
+        bare, harness,
+    )  # fmt: skip
 
 
 def test_floor_stability_three_runs(benchmark, resnet50_job):

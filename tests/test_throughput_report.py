@@ -47,17 +47,23 @@ def _store(tmp_path):
     return store.root
 
 
+def _generated_twice_alike(results, tmp_path) -> dict[str, bytes]:
+    """The reports generated twice from ``results``: byte for byte the same (asserted)."""
+    first = {p.name: p.read_bytes() for p in generate(results, tmp_path / "a")}
+    second = {p.name: p.read_bytes() for p in generate(results, tmp_path / "b")}
+    assert first == second
+    return first
+
+
 def test_section_is_registered():
     assert "throughput" in SECTIONS
 
 
 def test_throughput_report_and_plot_are_deterministic(tmp_path):
     results = _store(tmp_path)
-    first = {p.name: p.read_bytes() for p in generate(results, tmp_path / "a")}
-    second = {p.name: p.read_bytes() for p in generate(results, tmp_path / "b")}
+    first = _generated_twice_alike(results, tmp_path)
     assert "throughput.md" in first
     assert "throughput_vs_gmacs.png" in first
-    assert first == second
     assert first["throughput_vs_gmacs.png"].startswith(b"\x89PNG")
     md = first["throughput.md"].decode()
     assert "| resnet50 " in md
@@ -102,9 +108,7 @@ def _runtime_store(tmp_path):
 
 def test_runtimes_side_by_side_skipped_rows_and_above_peak_flag(tmp_path):
     results = _runtime_store(tmp_path)
-    first = {p.name: p.read_bytes() for p in generate(results, tmp_path / "a")}
-    second = {p.name: p.read_bytes() for p in generate(results, tmp_path / "b")}
-    assert first == second
+    first = _generated_twice_alike(results, tmp_path)
     assert first["runtimes.png"].startswith(b"\x89PNG")
     md = first["throughput.md"].decode()
     assert "| Runtime " in md

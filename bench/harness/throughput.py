@@ -920,16 +920,16 @@ def _peak_metrics(s, device: str, cand: Candidate, gmacs, metrics: dict) -> dict
     factor = 1 if cand.mode == "infer" else TRAIN_MACS_FACTOR
     sps = metrics[f"{cand.mode}_samples_per_sec"]
     achieved = gmacs * factor * sps if gmacs is not None else None
-    return {
+    out = {
         "infer_gmacs": round(gmacs, 4) if gmacs is not None else None,
-        "peak_gmacs_per_sec": round(peak, 2),
         "achieved_gmacs_per_sec": round(achieved, 3) if achieved is not None else None,
-        "frac_of_peak": round(achieved / peak, 4) if achieved is not None and peak > 0 else None,
         "peak_method": info["peak_method"],
         "peak_precision": cand.precision,
         "peak_tf32": info["peak_tf32"],
         "peak_sample_gmacs_per_sec": sample,
     }
+    _set_peak(out, peak)  # peak_gmacs_per_sec and frac_of_peak
+    return out
 
 
 def _share_model_peak(out: list[Measurement], device: str) -> None:

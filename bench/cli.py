@@ -95,7 +95,8 @@ def _add_run_arguments(g) -> None:
                    help=f"where to measure; auto: CUDA when present (default: {d.device})")  # fmt: skip
     g.add_argument("--batch-size", dest="batch_sizes", type=int_list, default=d.batch_sizes,
                    metavar="N[,N...]", help="batch size; a comma list is a sweep (default: each "
-                   "harness's own: throughput 256 on CUDA and 16 on the CPU, finetune 64)")  # fmt: skip
+                   "harness's own: throughput 256 on CUDA and 16 on the CPU, finetune 64 or the "
+                   "model card's [finetune] batch_size from scratch)")  # fmt: skip
     g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help=f"fp32, or bf16/fp16 autocast (default: {d.precision})")  # fmt: skip
     g.add_argument("--no-isolate", dest="isolate", action="store_false", default=d.isolate,

@@ -6,7 +6,10 @@ Not part of the default test run (``testpaths = tests``). Run with
 
 Both train SimpleCNN for one epoch on the same in-memory mnist5k training tensors at the
 same batch size; each reports training samples per second over its training loop alone
-(evaluation excluded). The last test checks the harness is at least as fast.
+(evaluation excluded). The two are interleaved (chapter, harness, chapter, ...) over
+``ROUNDS`` rounds after one warm-up epoch each, and the best of each is kept, so that a slow
+spell of a shared VM hits both alike. It prints one ``FLOOR`` line against issue 10's floor
+(1.5x) and asserts that the harness is at least as fast as the chapter's loop.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import time
 import pytest
 
 BATCH = 64
-ROUNDS = 3
-SPEED: dict[str, list[float]] = {}
+ROUNDS = 5
+GOAL = 1.5  # issue 10's floor: printed, not asserted (the test asserts "at least as fast")
 
 
 @pytest.fixture(scope="module")
@@ -74,20 +77,21 @@ def harness_epoch(data) -> float:
     return train(model, data, cfg, in_chans=1, mean=mean, std=std).train_samples_per_sec
 
 
-@pytest.mark.parametrize("loop", ["chapter", "harness"])
-def test_training_speed(benchmark, data, loop):
-    fn = chapter_epoch if loop == "chapter" else harness_epoch
-    fn(data)  # warm-up
-    rates: list[float] = []
-    benchmark.pedantic(lambda: rates.append(fn(data)), rounds=ROUNDS, iterations=1)
-    SPEED[loop] = rates
-    benchmark.extra_info["train_samples_per_sec"] = max(rates)
+def test_training_speed_vs_chapter_loop(benchmark, data):
+    chapter_epoch(data), harness_epoch(data)  # warm-up: oneDNN's primitives, the allocator
+    chapter, harness = [], []
 
+    def one_round():
+        chapter.append(chapter_epoch(data))
+        harness.append(harness_epoch(data))
 
-def test_harness_is_at_least_as_fast_as_the_chapter_loop():
-    if set(SPEED) != {"chapter", "harness"}:
-        pytest.skip("run the two speed benchmarks first (same session)")
-    chapter, harness = max(SPEED["chapter"]), max(SPEED["harness"])
-    print(f"\nsimple_cnn, batch {BATCH}, train samples/s (best of {len(SPEED['chapter'])}): "
-          f"chapter loop {chapter:.0f}, harness {harness:.0f} ({harness / chapter:.2f}x)")  # fmt: skip
-    assert harness >= chapter
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    ratio = max(harness) / max(chapter)
+    benchmark.extra_info.update(chapter=chapter, harness=harness, ratio=ratio)
+    print(
+        f"\nFLOOR finetune speed: simple_cnn, batch {BATCH}, train samples/s over {ROUNDS} "
+        f"interleaved rounds: chapter loop {' / '.join(f'{v:.0f}' for v in chapter)}, harness "
+        f"{' / '.join(f'{v:.0f}' for v in harness)}; best harness / best chapter = {ratio:.2f}x "
+        f"(issue 10's floor {GOAL}x) -> {'PASS' if ratio >= GOAL else 'FAIL'}"
+    )
+    assert ratio >= 1.0, "the harness trains slower than the chapter's plain loop"

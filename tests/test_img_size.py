@@ -6,13 +6,17 @@ from types import SimpleNamespace
 
 import pytest
 
+from bench.errors import CardError
 from bench.harness import get_harness, make_job
 from bench.harness.finetune.harness import (
+    DEFAULT_BATCH_SIZE,
     DEFAULT_LR_PRETRAINED,
     DEFAULT_LR_SCRATCH,
     FinetuneConfig,
+    _batch_size,
 )
 from bench.registry import Registry
+from bench.registry.cards import FinetuneRecipe
 from bench.report.finetune import at_chance
 
 
@@ -48,6 +52,21 @@ def test_a_cards_recipe_sets_the_scratch_rate_and_lr_wins():
     assert FinetuneConfig().resolved_lr(None) == DEFAULT_LR_SCRATCH
     assert FinetuneConfig(lr=5e-3).resolved_lr(card) == 5e-3
     assert FinetuneConfig(pretrained=True).resolved_lr(card) == DEFAULT_LR_PRETRAINED
+
+
+def test_a_cards_recipe_sets_the_scratch_batch_size_and_batch_size_wins():
+    card = SimpleNamespace(finetune=FinetuneRecipe(lr=1e-4, batch_size=32))
+    given, none = SimpleNamespace(batch_sizes=(16, 128)), SimpleNamespace(batch_sizes=None)
+    assert _batch_size(none, FinetuneConfig(), card) == 32
+    assert _batch_size(given, FinetuneConfig(), card) == 16  # --batch-size wins
+    assert _batch_size(none, FinetuneConfig(), None) == DEFAULT_BATCH_SIZE
+    assert _batch_size(none, FinetuneConfig(pretrained=True), card) == DEFAULT_BATCH_SIZE
+
+
+@pytest.mark.parametrize("bad", [{"batch_size": 1}, {"batch_size": 32.5}, {"lr": 0}])
+def test_a_recipe_out_of_range_is_a_card_error(bad):
+    with pytest.raises(CardError, match="\\[finetune\\]"):
+        FinetuneRecipe(**bad)
 
 
 def test_chance_level_is_flagged():

@@ -62,10 +62,22 @@ class ConvRow:
 @dataclass(frozen=True)
 class FinetuneRecipe:
     """A model's own fine-tune defaults, where the harness's cannot serve it (``[finetune]``
-    in its card); ``--lr`` on the command line still wins. ``why`` says what was measured."""
+    in its card): the peak rate from scratch and the batch size. ``--lr`` and ``--batch-size``
+    on the command line still win. ``why`` says what was measured."""
 
     lr: float | None = None
+    batch_size: int | None = None
     why: str = ""
+
+    def __post_init__(self):
+        if self.lr is not None and not float(self.lr) > 0:
+            raise CardError(f"[finetune] lr must be positive, not {self.lr}.")
+        if self.batch_size is not None and (
+            isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+            or self.batch_size < 2
+        ):  # fmt: skip
+            raise CardError(f"[finetune] batch_size must be a whole number of at least 2, "
+                            f"not {self.batch_size!r}.")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,8 @@ def parse_card(text: str, origin: str) -> ModelCard:
         )
     except TypeError as e:
         raise CardError(f"Model card {origin} has an unknown field: {e}.") from e
+    except CardError as e:
+        raise CardError(f"Model card {origin}: {e}") from e
 
 
 @cache

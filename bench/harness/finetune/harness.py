@@ -180,8 +180,15 @@ def _img_size(job: Job, device: str) -> int:
     return native if device.startswith("cuda") else min(native, CPU_MAX_IMG_SIZE)
 
 
-def _batch_size(run) -> int:
-    return int(run.batch_sizes[0]) if run.batch_sizes else DEFAULT_BATCH_SIZE
+def _batch_size(run, config: FinetuneConfig, card=None) -> int:
+    """--batch-size (its first value); else the model card's recipe (from scratch); else the
+    default."""
+    if run.batch_sizes:
+        return int(run.batch_sizes[0])
+    recipe = getattr(card, "finetune", None)
+    if not config.from_weights and recipe is not None and recipe.batch_size is not None:
+        return int(recipe.batch_size)
+    return DEFAULT_BATCH_SIZE
 
 
 def preflight(config: FinetuneConfig) -> None:
@@ -215,7 +222,7 @@ def _train_config(job: Job, config: FinetuneConfig, device: str, img_size: int, 
     return TrainConfig(
         epochs=int(config.epochs),
         lr=config.resolved_lr(job.spec.card),
-        batch_size=_batch_size(job.run),
+        batch_size=_batch_size(job.run, config, job.spec.card),
         seed=int(config.seed),
         protocol=config.resolved_protocol(),
         augment=augment,

@@ -81,6 +81,14 @@ def test_bad_dataset_is_a_usage_error(capsys):
     assert "expected one of mnist5k" in capsys.readouterr().err
 
 
+def test_a_batch_of_one_is_a_usage_error_before_any_model(tmp_path, capsys):
+    code = main(["run", "--models", "lenet5,simple_cnn", "--harness", "finetune",
+                 "--batch-size", "1", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 2
+    assert "--batch-size 1: fine-tuning needs batches of at least 2" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*/*.json"))  # nothing started, nothing written
+
+
 def test_pretrained_without_weights_is_an_error_row(tmp_path):
     code = main(["run", "--models", "lenet5", "--harness", "finetune", "--pretrained",
                  "--out", str(tmp_path), "--no-progress"])  # fmt: skip

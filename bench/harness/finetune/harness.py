@@ -299,6 +299,11 @@ class FinetuneHarness:
 
     @staticmethod
     def configure(options: dict, run: RunConfig) -> FinetuneConfig:
+        if run.batch_sizes and int(run.batch_sizes[0]) < 2:
+            raise ConfigError(
+                f"--batch-size {run.batch_sizes[0]}: fine-tuning needs batches of at least 2 "
+                "(batch norm cannot train on one image); give 2 or more."
+            )
         return FinetuneConfig(**options)
 
     @staticmethod

@@ -20,7 +20,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from bench.report.finetune import _rows
+from bench.report.finetune import finetune_rows
+from bench.report.records import Records
 from bench.storage import atomic_write_text
 
 PROTOCOLS = ("full", "staged", "linear")
@@ -33,7 +34,7 @@ def _stats(values: list[float]) -> tuple[float, float, int]:
     return mean, statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
 
 
-def _fmt(s: tuple[float, float, int]) -> str:
+def _mean_sd_text(s: tuple[float, float, int]) -> str:
     return f"{s[0]:.2f} ± {s[1]:.2f} (n={s[2]})"
 
 
@@ -85,7 +86,9 @@ def _transfer(rows: list[dict]) -> list[str]:
         lr = {p: by[p][0].get("lr") for p in stats}
         table.append(
             f"| {key[0]} | {key[2]} | {key[3]} | {key[4]} | "
-            + " | ".join(_fmt(stats[p]) + f" @ {lr[p]:g}" if p in stats else "-" for p in PROTOCOLS)
+            + " | ".join(
+                _mean_sd_text(stats[p]) + f" @ {lr[p]:g}" if p in stats else "-" for p in PROTOCOLS
+            )
             + " |"
         )
         if "full" in stats and "staged" in stats:
@@ -121,7 +124,7 @@ def _augmentation(rows: list[dict]) -> list[str]:
             if any(_six_nine(r) is not None for r in by[a])
         }
         cells = [
-            (_fmt(acc[a]) + (f"; 6↔9: {sixnine[a][0]:.1f}" if a in sixnine else ""))
+            (_mean_sd_text(acc[a]) + (f"; 6↔9: {sixnine[a][0]:.1f}" if a in sixnine else ""))
             if a in acc
             else "-"
             for a in AUGMENTS
@@ -168,7 +171,7 @@ def antipatterns_markdown(rows: list[dict]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def antipatterns_section(frame, table, out) -> list[Path]:
+def antipatterns_section(records: Records, table, out) -> list[Path]:
     path = Path(out) / "antipatterns.md"
-    atomic_write_text(path, antipatterns_markdown(_rows(frame)))
+    atomic_write_text(path, antipatterns_markdown(finetune_rows(records.latest)))
     return [path]

@@ -12,10 +12,10 @@ import logging
 import re
 from pathlib import Path
 
-from bench.report.fmt import fmt_number as _fmt
-from bench.report.fmt import is_missing
-from bench.report.fmt import natural as _natural
+from bench.registry.lookup import natural_key
+from bench.report.fmt import WARN, fmt_number, is_missing
 from bench.report.plot import png_bytes
+from bench.report.records import Records
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 HARNESS = "finetune"
 
 
-def _rows(frame) -> list[dict]:
+def finetune_rows(frame) -> list[dict]:
     """One dict per successful fine-tune record: its config, scalar metrics and curve."""
     if frame.empty:
         return []
@@ -42,7 +42,7 @@ def _rows(frame) -> list[dict]:
         )
     rows.sort(
         key=lambda r: (
-            _natural(r["model"]), str(r.get("dataset")), str(r.get("init")),
+            natural_key(r["model"]), str(r.get("dataset")), str(r.get("init")),
             str(r.get("protocol")), int(r.get("epochs") or 0), r["_key"], str(r["device"]),
         )
     )  # fmt: skip
@@ -108,18 +108,18 @@ def finetune_markdown(rows: list[dict]) -> str:
                 "Protocol": r.get("protocol", "-"),
                 "Init": _init_label(r),
                 "Augment": r.get("augment", "-"),
-                "Img": _fmt(r.get("finetune_img_size"), "d"),
-                "Epochs": _fmt(r.get("epochs"), "d"),
-                "Batch": _fmt(r.get("batch_size"), "d"),
-                "LR": _fmt(r.get("lr"), "g"),
-                "Top-1 %": _fmt(r.get("top1")) + (" ⚠ chance" if at_chance(r) else ""),
-                "Top-5 %": _fmt(r.get("top5")),
-                "Best (epoch)": f"{_fmt(r.get('best_top1'))} ({r.get('best_epoch', '-')})",
-                "Train time (s)": _fmt(r.get("train_time_s"), ".1f"),
-                "Samples/s": _fmt(r.get("train_samples_per_sec"), ".0f"),
-                "Procs": _fmt(r.get("world_size", 1), "d"),
+                "Img": fmt_number(r.get("finetune_img_size"), "d"),
+                "Epochs": fmt_number(r.get("epochs"), "d"),
+                "Batch": fmt_number(r.get("batch_size"), "d"),
+                "LR": fmt_number(r.get("lr"), "g"),
+                "Top-1 %": fmt_number(r.get("top1")) + (f" {WARN} chance" if at_chance(r) else ""),
+                "Top-5 %": fmt_number(r.get("top5")),
+                "Best (epoch)": f"{fmt_number(r.get('best_top1'))} ({r.get('best_epoch', '-')})",
+                "Train time (s)": fmt_number(r.get("train_time_s"), ".1f"),
+                "Samples/s": fmt_number(r.get("train_samples_per_sec"), ".0f"),
+                "Procs": fmt_number(r.get("world_size", 1), "d"),
                 "Device": r.get("device_name") or r.get("device"),
-                "Seed": _fmt(r.get("seed"), "d"),
+                "Seed": fmt_number(r.get("seed"), "d"),
             }
         )
     lines.append(pd.DataFrame(table).to_markdown(index=False))
@@ -127,7 +127,7 @@ def finetune_markdown(rows: list[dict]) -> str:
     if stuck:
         lines += [
             "",
-            f"⚠ chance: {', '.join(stuck)} ended no better than 1.5 times guessing "
+            f"{WARN} chance: {', '.join(stuck)} ended no better than 1.5 times guessing "
             "(100 / classes %): the model did not learn with this recipe. A lower `--lr`, or a "
             "`[finetune]` recipe in the model's card, is the usual cure.",
         ]
@@ -144,9 +144,9 @@ def finetune_markdown(rows: list[dict]) -> str:
             pairs.append(
                 {
                     "Model": key[0], "Data set": key[1], "Epochs": key[2], "Img": key[3],
-                    "Scratch top-1 %": _fmt(s.get("top1")),
-                    f"Pretrained ({p.get('protocol')}) top-1 %": _fmt(p.get("top1")),
-                    "Gain (points)": _fmt((p.get("top1") or 0) - (s.get("top1") or 0), "+.2f"),
+                    "Scratch top-1 %": fmt_number(s.get("top1")),
+                    f"Pretrained ({p.get('protocol')}) top-1 %": fmt_number(p.get("top1")),
+                    "Gain (points)": fmt_number((p.get("top1") or 0) - (s.get("top1") or 0), "+.2f"),
                 }
             )  # fmt: skip
     lines.append(pd.DataFrame(pairs).to_markdown(index=False) if pairs else "No pairs yet.")
@@ -247,9 +247,9 @@ def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
     return [path]
 
 
-def finetune_section(frame, table, out) -> list[Path]:
+def finetune_section(records: Records, table, out) -> list[Path]:
     out = Path(out)
-    rows = _rows(frame)
+    rows = finetune_rows(records.latest)
     path = out / "finetune.md"
     atomic_write_text(path, finetune_markdown(rows))
     written = [path]

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.report.fmt import fmt_number as _fmt
-from bench.report.fmt import is_missing as _isnan
+from bench.report.fmt import WARN, fmt_number, is_missing
 from bench.report.plot import png_bytes
+from bench.report.records import Records
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 HARNESS = "throughput"
 PLOT = "throughput_vs_gmacs.png"
 RUNTIME_PLOT = "runtimes.png"
-WARN = "⚠"
 RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 # the side-by-side table's columns: (label, runtime, compiled)
 SIDE_BY_SIDE = (
@@ -38,11 +37,11 @@ def throughput_rows(table):
 def _runtime(r: dict) -> str:
     """A record's runtime: PyTorch's records carry none (their keys predate runtimes)."""
     v = r.get("runtime")
-    return "torch" if _isnan(v) else str(v)
+    return "torch" if is_missing(v) else str(v)
 
 
 def _of_peak(frac) -> str:
-    if _isnan(frac):
+    if is_missing(frac):
         return "-"
     return f"{100 * frac:.1f}%" + (f" {WARN}" if frac > 1 else "")
 
@@ -50,9 +49,9 @@ def _of_peak(frac) -> str:
 def _row_view(r: dict) -> dict:
     mode = r.get("mode") or "infer"
     used = r.get(f"{mode}_batch_size")
-    batch = _fmt(used, ".0f")
+    batch = fmt_number(used, ".0f")
     if r.get("batch_size_reduced") is True:
-        batch = f"{batch} (asked {_fmt(r.get('batch_size'), '.0f')}, reduced)"
+        batch = f"{batch} (asked {fmt_number(r.get('batch_size'), '.0f')}, reduced)"
     compiled = "yes" if r.get("compiled") is True else "no"
     if r.get("optimize") is True:
         compiled += " (optimize)"
@@ -60,23 +59,23 @@ def _row_view(r: dict) -> dict:
         "Model": r["model"],
         "Device": r.get("device_name") or r.get("device"),
         "Mode": mode,
-        "Input": _fmt(r.get(f"{mode}_img_size"), ".0f"),
+        "Input": fmt_number(r.get(f"{mode}_img_size"), ".0f"),
         "Batch": batch,
         "Precision": r.get("precision"),
         "Layout": r.get("layout"),
         "Compiled": compiled,
         "Runtime": RUNTIME_LABELS.get(_runtime(r), _runtime(r)),
-        "Samples/s": _fmt(r.get(f"{mode}_samples_per_sec"), ",.1f"),
-        "Compile (s)": _fmt(r.get("compile_time_s"), ".1f"),
-        "Step median (ms)": _fmt(r.get("median"), ".2f"),
-        "p90 (ms)": _fmt(r.get("p90"), ".2f"),
-        "CV %": _fmt(r.get("cv_pct"), ".1f"),
-        "Peak mem (MB)": _fmt(r.get("peak_mem_mb"), ",.0f"),
-        "GMACs": _fmt(r.get("infer_gmacs"), ".4g"),
-        "GMAC/s": _fmt(r.get("achieved_gmacs_per_sec"), ",.1f"),
-        "Peak GMAC/s": _fmt(r.get("peak_gmacs_per_sec"), ",.0f"),
+        "Samples/s": fmt_number(r.get(f"{mode}_samples_per_sec"), ",.1f"),
+        "Compile (s)": fmt_number(r.get("compile_time_s"), ".1f"),
+        "Step median (ms)": fmt_number(r.get("median"), ".2f"),
+        "p90 (ms)": fmt_number(r.get("p90"), ".2f"),
+        "CV %": fmt_number(r.get("cv_pct"), ".1f"),
+        "Peak mem (MB)": fmt_number(r.get("peak_mem_mb"), ",.0f"),
+        "GMACs": fmt_number(r.get("infer_gmacs"), ".4g"),
+        "GMAC/s": fmt_number(r.get("achieved_gmacs_per_sec"), ",.1f"),
+        "Peak GMAC/s": fmt_number(r.get("peak_gmacs_per_sec"), ",.0f"),
         "Of peak": _of_peak(r.get("frac_of_peak")),
-        "Threads": _fmt(r.get("threads"), ".0f"),
+        "Threads": fmt_number(r.get("threads"), ".0f"),
     }
 
 
@@ -102,8 +101,8 @@ def _candidates(frame) -> list[dict]:
                     "Layout": c.get("layout"),
                     "Compiled": "yes" if c.get("compiled") else "no",
                     "Runtime": RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime")),
-                    "Samples/s": _fmt(c.get(f"{mode}_samples_per_sec"), ",.1f"),
-                    "Max abs diff": _fmt(c.get("max_abs_diff"), ".2g"),
+                    "Samples/s": fmt_number(c.get(f"{mode}_samples_per_sec"), ",.1f"),
+                    "Max abs diff": fmt_number(c.get("max_abs_diff"), ".2g"),
                     "Chosen": "yes" if _chosen(c, rec.config) else "",
                     "Note": c.get("error") or "",
                 }
@@ -164,7 +163,7 @@ def _agreement_text(best: dict) -> str:
     parts = []
     for label in ("ONNX Runtime", "OpenVINO"):
         r = best.get(label)
-        if r is not None and not _isnan(r.get("max_abs_diff")):
+        if r is not None and not is_missing(r.get("max_abs_diff")):
             top1 = "same top-1" if r.get("top1_agree") is True else f"{WARN} top-1 differs"
             parts.append(f"{label}: {r['max_abs_diff']:.2g}, {top1}")
     return "; ".join(parts) or "-"
@@ -343,12 +342,12 @@ def runtimes_png(table) -> bytes | None:
         plt.close(fig)
 
 
-def throughput_section(frame, table, out_dir) -> list[Path]:
+def throughput_section(records: Records, table, out_dir) -> list[Path]:
     """Write throughput.md and, when there is something to plot, the PNG."""
     out = Path(out_dir)
     written = []
     md = out / "throughput.md"
-    atomic_write_text(md, throughput_markdown(frame, table))
+    atomic_write_text(md, throughput_markdown(records.latest, table))
     written.append(md)
     png = plot_png(table)
     if png is not None:

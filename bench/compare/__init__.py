@@ -37,23 +37,30 @@ Modules: ``metrics`` (directions, changes, thresholds), ``sides`` (reading each 
 from bench.compare.match import compare
 from bench.compare.metrics import (
     DIRECTIONS,
-    HEADLINE,
     HIGHER,
     LOWER,
     NEITHER,
-    STEP_STATS,
-    Change,
     Threshold,
     change_of,
     direction,
-    is_timed,
     parse_thresholds,
 )
-from bench.compare.sides import Entry, Side, combined_noise, load_side, noise_spread
-from bench.compare.table import Comparison, Row
+from bench.compare.sides import Entry, Side, combined_noise, noise_spread
+from bench.compare.table import Comparison
 
 __all__ = [
-    "DIRECTIONS", "HEADLINE", "HIGHER", "LOWER", "NEITHER", "STEP_STATS", "Change",
-    "Comparison", "Entry", "Row", "Side", "Threshold", "change_of", "combined_noise",
-    "compare", "direction", "is_timed", "load_side", "noise_spread", "parse_thresholds",
-]  # fmt: skip
+    "DIRECTIONS",
+    "HIGHER",
+    "LOWER",
+    "NEITHER",
+    "Comparison",
+    "Entry",
+    "Side",
+    "Threshold",
+    "change_of",
+    "combined_noise",
+    "compare",
+    "direction",
+    "noise_spread",
+    "parse_thresholds",
+]

@@ -113,9 +113,16 @@ class _Builder:
         change, noise_pct, within = _value_cells(b, n, metric)
         crossed = [t for t in self.thresholds if t.metric == metric and t.crossed(change)]
         failed = bool(crossed) and not within
-        row = self.row(shown, metric, base=b.metrics[metric], new=n.metrics[metric],
-                       change=change, noise_pct=noise_pct, failed=failed,
-                       verdict=_verdict(metric, change, noise_pct, within, crossed))  # fmt: skip
+        row = self.row(
+            shown,
+            metric,
+            base=b.metrics[metric],
+            new=n.metrics[metric],
+            change=change,
+            noise_pct=noise_pct,
+            failed=failed,
+            verdict=_verdict(metric, change, noise_pct, within, crossed),
+        )
         self.rows.append(row)
         if failed:
             self.failures.append(

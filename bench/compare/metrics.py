@@ -12,9 +12,17 @@ STEP_STATS = ("min", "max", "mean", "stddev", "median", "iqr", "p90", "p99")
 
 # Metrics shown when no --metrics is given (any metric named by a threshold is added).
 HEADLINE = (
-    "params", "param_count", "infer_gmacs", "infer_macts", "depth", "infer_samples_per_sec",
-    "train_samples_per_sec", "peak_mem_mb", "top1", "top5",
-)  # fmt: skip
+    "params",
+    "param_count",
+    "infer_gmacs",
+    "infer_macts",
+    "depth",
+    "infer_samples_per_sec",
+    "train_samples_per_sec",
+    "peak_mem_mb",
+    "top1",
+    "top5",
+)
 
 HIGHER, LOWER, NEITHER = 1, -1, 0
 DIRECTIONS = {

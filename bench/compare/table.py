@@ -29,12 +29,19 @@ class Row:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model, "harness": self.harness, "device": self.device,
-            "config": self.config, "metric": self.metric, "base": self.base, "new": self.new,
+            "model": self.model,
+            "harness": self.harness,
+            "device": self.device,
+            "config": self.config,
+            "metric": self.metric,
+            "base": self.base,
+            "new": self.new,
             "change": self.change.abs if self.change else None,
             "change_pct": self.change.pct if self.change else None,
-            "noise_pct": self.noise_pct, "verdict": self.verdict, "failed": self.failed,
-        }  # fmt: skip
+            "noise_pct": self.noise_pct,
+            "verdict": self.verdict,
+            "failed": self.failed,
+        }
 
     def where(self) -> str:
         return " ".join(p for p in (self.harness, self.device, self.config) if p)
@@ -69,10 +76,17 @@ class Comparison:
 
 def _matched_view(rows: list[Row]) -> list[dict[str, str]]:
     return [
-        {"model": r.model, "where": r.where(), "metric": r.metric, "base": metric_cell(r.base),
-         "new": metric_cell(r.new), "change": change_text(r.change), "verdict": r.verdict}
+        {
+            "model": r.model,
+            "where": r.where(),
+            "metric": r.metric,
+            "base": metric_cell(r.base),
+            "new": metric_cell(r.new),
+            "change": change_text(r.change),
+            "verdict": r.verdict,
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 def _markdown(cmp: Comparison, limit: int = 30) -> str:

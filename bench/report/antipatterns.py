@@ -68,9 +68,16 @@ def _groups(rows: list[dict], by: str, values: tuple) -> dict[tuple, dict[str, l
     for r in rows:
         if not r.get("train_limit") or r.get(by) not in values:
             continue
-        key = (r["model"], r.get("dataset"), r.get("train_limit"), r.get("epochs"),
-               r.get("finetune_img_size"), r.get("init"), r["device"],
-               r.get("augment") if by == "protocol" else r.get("protocol"))  # fmt: skip
+        key = (
+            r["model"],
+            r.get("dataset"),
+            r.get("train_limit"),
+            r.get("epochs"),
+            r.get("finetune_img_size"),
+            r.get("init"),
+            r["device"],
+            r.get("augment") if by == "protocol" else r.get("protocol"),
+        )
         out.setdefault(key, {}).setdefault(r[by], []).append(r)
     return out
 
@@ -92,8 +99,10 @@ def _transfer(rows: list[dict]) -> list[str]:
             + " |"
         )
         if "full" in stats and "staged" in stats:
-            verdicts.append(f"- **{key[0]}**: head first beats all layers from the start: "
-                            f"{compare(stats['staged'], stats['full'])}")  # fmt: skip
+            verdict = compare(stats["staged"], stats["full"])
+            verdicts.append(
+                f"- **{key[0]}**: head first beats all layers from the start: {verdict}"
+            )
     if not table:
         return [*lines, "No records yet: `bash scripts/antipatterns.sh`.", ""]
     return [
@@ -131,14 +140,16 @@ def _augmentation(rows: list[dict]) -> list[str]:
         ]
         table.append(f"| {key[0]} | {key[5]} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
         if "none" in acc and "digits" in acc:
-            verdicts.append(f"- **{key[0]}**: augmentation beats none on small data: "
-                            f"{compare(acc['digits'], acc['none'])}")  # fmt: skip
+            verdict = compare(acc["digits"], acc["none"])
+            verdicts.append(f"- **{key[0]}**: augmentation beats none on small data: {verdict}")
         if "rot180" in acc and "digits" in acc:
-            verdicts.append(f"- **{key[0]}**: turning digits over hurts: "
-                            f"{compare(acc['digits'], acc['rot180'])}")  # fmt: skip
+            verdict = compare(acc["digits"], acc["rot180"])
+            verdicts.append(f"- **{key[0]}**: turning digits over hurts: {verdict}")
         if "rot180" in sixnine and "digits" in sixnine:
-            verdicts.append(f"- **{key[0]}**: turning digits over confuses 6 and 9 (6↔9 errors): "
-                            f"{compare(sixnine['digits'], sixnine['rot180'], False, 'errors')}")  # fmt: skip
+            verdict = compare(sixnine["digits"], sixnine["rot180"], False, "errors")
+            verdicts.append(
+                f"- **{key[0]}**: turning digits over confuses 6 and 9 (6↔9 errors): {verdict}"
+            )
     if not table:
         return [*lines, "No records yet: `bash scripts/antipatterns.sh`.", ""]
     return [

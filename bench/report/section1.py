@@ -65,8 +65,11 @@ def _grid(rows) -> str:
 def _worked_example() -> list[str]:
     computed = cross_correlate(WORKED_INPUT, WORKED_KERNEL)
     same = computed == PRINTED_OUTPUT
-    wrong = sum(a != b for pr, co in zip(PRINTED_OUTPUT, computed, strict=True)
-                for a, b in zip(pr, co, strict=True))  # fmt: skip
+    wrong = sum(
+        a != b
+        for pr, co in zip(PRINTED_OUTPUT, computed, strict=True)
+        for a, b in zip(pr, co, strict=True)
+    )
     verdict = (
         "agrees with the computation."
         if same
@@ -106,8 +109,9 @@ def _sizes() -> list[str]:
             keeps = real == n
             if name.startswith("same") and not keeps:
                 same_broken.append(f"{n}x{n}, stride {s}: {real}")
-            lines.append(f"| {n} | {k} | {s} | {name} | {text} | {real} | "
-                         f"{'yes' if keeps else 'no'} |")  # fmt: skip
+            lines.append(
+                f"| {n} | {k} | {s} | {name} | {text} | {real} | {'yes' if keeps else 'no'} |"
+            )
     lines += [
         "",
         "The formula holds when the division comes out whole; otherwise a convolution rounds "

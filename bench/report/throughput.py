@@ -132,9 +132,10 @@ def _best_by_runtime(table) -> list[tuple[str, str, float, dict]]:
         best = {}
         for label, runtime, compiled in SIDE_BY_SIDE:
             mine = [
-                r for r in recs
+                r
+                for r in recs
                 if _runtime(r) == runtime and (r.get("compiled") is True) == compiled
-            ]  # fmt: skip
+            ]
             best[label] = max(mine, key=lambda r: r["infer_samples_per_sec"]) if mine else None
         if best["ONNX Runtime"] is not None or best["OpenVINO"] is not None:
             out.append((model, device, batch, best))
@@ -185,10 +186,67 @@ def _with_config(rows):
     )
 
 
-def throughput_markdown(frame, table) -> str:
+def _measurements(table) -> list[str]:
     import pandas as pd
 
     rows = throughput_rows(table)
+    if rows.empty:
+        return [
+            "No throughput results yet: `python -m bench run --models chapter --harness throughput`."
+        ]
+    view = pd.DataFrame([_row_view(r) for r in rows.to_dict("records")])
+    if (view["Compile (s)"] == "-").all():  # no compiled rows: no compile-time column
+        view = view.drop(columns="Compile (s)")
+    lines = [view.to_markdown(index=False)]
+    if view["Of peak"].str.endswith(WARN).any():
+        lines += [
+            "",
+            f"{WARN} above peak: the model did more multiply-accumulates per second than the "
+            "run's matrix product. That is a sign of a bad peak measurement (a busy machine "
+            "while it was measured, or a runtime whose kernels beat the matrix product "
+            "timed), not a result; rerun on a quiet machine.",
+        ]
+    return lines
+
+
+def _runtimes(table) -> list[str]:
+    sbs = side_by_side(table)
+    if sbs.empty:
+        return []
+    return [
+        "",
+        "## Runtimes side by side",
+        "",
+        "Best inference samples/s of each runtime per model, device and batch, and its "
+        "speed-up over PyTorch eager; agreement is with PyTorch eager fp32 on the same "
+        f"input. The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT}).",
+        "",
+        sbs.to_markdown(index=False, disable_numparse=True),
+    ]
+
+
+def _not_measured(frame) -> list[str]:
+    """The latest throughput records that failed, and those skipped as not measurable."""
+    lines = []
+    bad = frame[(frame["harness"] == HARNESS) & ~frame["status"].isin(["ok", "skipped"])]
+    if not bad.empty:
+        lines += ["", "## Failed throughput measurements", ""]
+        cols = ["model", "device", "device_name", "error"]
+        if any(c.get("runtime") for c in bad["config"]):
+            bad = _with_config(bad)
+            cols = ["model", "device", "runtime", "mode", "batch", "error"]
+        lines.append(bad[cols].to_markdown(index=False))
+    skipped = _skipped(frame)
+    if not skipped.empty:
+        lines += ["", "## Skipped (not measurable here)", ""]
+        cols = ["model", "device", "runtime", "mode", "batch", "precision", "error"]
+        lines.append(skipped[cols].rename(columns={"error": "reason"}).to_markdown(index=False))
+    return lines
+
+
+def throughput_markdown(frame, table) -> str:
+    import pandas as pd
+
     lines = [
         "# Throughput",
         "",
@@ -199,56 +257,14 @@ def throughput_markdown(frame, table) -> str:
         "'Of peak' divides it by a large matrix product's GMAC/s at the same precision on the",
         f"same device, measured in the same run. The plot is [{PLOT}]({PLOT}).",
         "",
+        *_measurements(table),
+        *_runtimes(table),
     ]
-    if rows.empty:
-        lines.append(
-            "No throughput results yet: `python -m bench run --models chapter --harness throughput`."
-        )
-    else:
-        view = pd.DataFrame([_row_view(r) for r in rows.to_dict("records")])
-        if (view["Compile (s)"] == "-").all():  # no compiled rows: no compile-time column
-            view = view.drop(columns="Compile (s)")
-        lines.append(view.to_markdown(index=False))
-        if view["Of peak"].str.endswith(WARN).any():
-            lines += [
-                "",
-                f"{WARN} above peak: the model did more multiply-accumulates per second than the "
-                "run's matrix product. That is a sign of a bad peak measurement (a busy machine "
-                "while it was measured, or a runtime whose kernels beat the matrix product "
-                "timed), not a result; rerun on a quiet machine.",
-            ]
-    sbs = side_by_side(table)
-    if not sbs.empty:
-        lines += [
-            "",
-            "## Runtimes side by side",
-            "",
-            "Best inference samples/s of each runtime per model, device and batch, and its "
-            "speed-up over PyTorch eager; agreement is with PyTorch eager fp32 on the same "
-            f"input. The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT}).",
-            "",
-            sbs.to_markdown(index=False, disable_numparse=True),
-        ]
     cands = _candidates(frame)
     if cands:
         lines += ["", "## --optimize candidates", "", pd.DataFrame(cands).to_markdown(index=False)]
     if not frame.empty:
-        bad = frame[(frame["harness"] == HARNESS) & ~frame["status"].isin(["ok", "skipped"])]
-        if not bad.empty:
-            lines += ["", "## Failed throughput measurements", ""]
-            cols = ["model", "device", "device_name", "error"]
-            if any(c.get("runtime") for c in bad["config"]):
-                bad, cols = (
-                    _with_config(bad),
-                    ["model", "device", "runtime", "mode", "batch", "error"],
-                )
-            lines.append(bad[cols].to_markdown(index=False))
-        skipped = _skipped(frame)
-        if not skipped.empty:
-            lines += ["", "## Skipped (not measurable here)", ""]
-            cols = ["model", "device", "runtime", "mode", "batch", "precision", "error"]
-            view = skipped[cols].rename(columns={"error": "reason"})
-            lines.append(view.to_markdown(index=False))
+        lines += _not_measured(frame)
     return "\n".join(lines) + "\n"
 
 
@@ -288,16 +304,24 @@ def plot_png(table) -> bytes | None:
     try:
         groups = best.groupby(["device", "device_name"], sort=True)
         for marker, ((device, name), group) in zip("os^Dv<>p", groups, strict=False):
-            ax.scatter(group["infer_gmacs"], group["infer_samples_per_sec"], marker=marker,
-                       label=f"{device}: {name}")  # fmt: skip
+            ax.scatter(
+                group["infer_gmacs"],
+                group["infer_samples_per_sec"],
+                marker=marker,
+                label=f"{device}: {name}",
+            )
             # labels of neighbouring points (in order of GMACs) go round their points in turn
             ordered = group[group["model"].isin(labels)].sort_values(["infer_gmacs", "model"])
             for i, r in enumerate(ordered.itertuples()):
                 dx, dy = ((5, 4), (-5, -11), (5, -11), (-5, 4))[i % 4]
                 ax.annotate(
-                    labels[r.model], (r.infer_gmacs, r.infer_samples_per_sec), fontsize=8,
-                    textcoords="offset points", xytext=(dx, dy), ha="left" if dx > 0 else "right",
-                )  # fmt: skip
+                    labels[r.model],
+                    (r.infer_gmacs, r.infer_samples_per_sec),
+                    fontsize=8,
+                    textcoords="offset points",
+                    xytext=(dx, dy),
+                    ha="left" if dx > 0 else "right",
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("GMACs per sample (fvcore, batch 1)")

@@ -11,9 +11,20 @@ PROPERTY_HARNESSES = ("params", "flops", "depth")
 
 # The table's first columns, in this order; the others follow sorted by name.
 LEAD_COLUMNS = (
-    "model", "source", "device", "device_name", "harness", "infer_img_size", "param_count",
-    "params", "trainable_params", "depth", "infer_gmacs", "infer_macts", "flopcounter_gmacs",
-)  # fmt: skip
+    "model",
+    "source",
+    "device",
+    "device_name",
+    "harness",
+    "infer_img_size",
+    "param_count",
+    "params",
+    "trainable_params",
+    "depth",
+    "infer_gmacs",
+    "infer_macts",
+    "flopcounter_gmacs",
+)
 
 
 def _scalar(v) -> bool:
@@ -61,11 +72,15 @@ def _rows(ok) -> list[dict]:
     for (model, device, device_name, size), metrics in props.items():
         rows.append(
             {
-                "model": model, "source": sources.get(model), "device": device,
-                "device_name": device_name, "infer_img_size": size,
-                **model_props.get(model, {}), **metrics,
+                "model": model,
+                "source": sources.get(model),
+                "device": device,
+                "device_name": device_name,
+                "infer_img_size": size,
+                **model_props.get(model, {}),
+                **metrics,
             }
-        )  # fmt: skip
+        )
     with_props = {r["model"] for r in rows}
     for model, metrics in model_props.items():
         if model not in with_props:
@@ -75,14 +90,17 @@ def _rows(ok) -> list[dict]:
         size = rec.config.get("img_size")
         rows.append(
             {
-                "model": rec.model, "source": rec.source, "device": rec.device,
-                "device_name": rec.device_name, "harness": rec.harness,
+                "model": rec.model,
+                "source": rec.source,
+                "device": rec.device,
+                "device_name": rec.device_name,
+                "harness": rec.harness,
                 **model_props.get(rec.model, {}),
                 **{k: v for k, v in by_size.get((rec.model, size), {}).items()},
                 **{k: v for k, v in rec.config.items() if _scalar(v)},
                 **{k: v for k, v in rec.metrics.items() if _scalar(v)},
             }
-        )  # fmt: skip
+        )
     return rows
 
 

@@ -24,9 +24,18 @@ PLOT = "trends.png"
 
 # The metrics followed over runs, in this order, where a record has them.
 TREND_METRICS = (
-    "params", "infer_gmacs", "infer_macts", "depth", "infer_samples_per_sec",
-    "train_samples_per_sec", "median", "p90", "peak_mem_mb", "top1", "top5",
-)  # fmt: skip
+    "params",
+    "infer_gmacs",
+    "infer_macts",
+    "depth",
+    "infer_samples_per_sec",
+    "train_samples_per_sec",
+    "median",
+    "p90",
+    "peak_mem_mb",
+    "top1",
+    "top5",
+)
 
 
 def _tick(run: Run) -> str:
@@ -138,8 +147,9 @@ def plot_png(all_series: list[Series]) -> bytes | None:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 1.2 + 2.6 * len(metrics)), dpi=100,
-                             squeeze=False, sharex=True)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(metrics), 1, figsize=(9, 1.2 + 2.6 * len(metrics)), dpi=100, squeeze=False, sharex=True
+    )
     try:
         for ax, metric in zip(axes[:, 0], metrics, strict=True):
             for s in all_series:

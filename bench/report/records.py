@@ -87,7 +87,7 @@ def _commit(info) -> str:
     return str(info["id"])[:7] + ("+" if info.get("dirty") else "")
 
 
-def run_of(doc: dict) -> Run:
+def _run_of(doc: dict) -> Run:
     """A run document's provenance."""
     machine = doc.get("machine") or {}
     gpu = machine.get("gpu")
@@ -151,7 +151,7 @@ def read_records(path: str | Path) -> Records:
 
     rows, runs = [], {}
     for doc in _documents(Path(path)):
-        run = run_of(doc)
+        run = _run_of(doc)
         runs[run.results_file] = run
         rows += _rows(doc, run)
     return Records(pd.DataFrame(rows), runs)

@@ -140,19 +140,28 @@ class ResultStore:
     def load(self) -> Iterator[dict[str, Any]]:
         """Every readable run document; an unreadable one is skipped with a warning."""
         for path in self.files():
-            try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                logger.warning("Skipping unreadable results file %s: %s", path, e)
-                continue
-            if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
-                logger.warning("Skipping %s: not a cnn-bench results document", path)
-                continue
-            if doc.get("schema_version", 0) > SCHEMA_VERSION:
-                logger.warning(
-                    "Skipping %s: schema version %s is newer than this cnn-bench understands (%s)",
-                    path, doc.get("schema_version"), SCHEMA_VERSION,
-                )  # fmt: skip
-                continue
-            doc["_path"] = str(path.relative_to(self.root))
-            yield doc
+            doc = read_document(path)
+            if doc is not None:
+                doc["_path"] = str(path.relative_to(self.root))
+                yield doc
+
+
+def read_document(path: Path) -> dict[str, Any] | None:
+    """One run document, or None (with a warning) when it cannot be read as one."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        logger.warning("Skipping unreadable results file %s: %s", path, e)
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+        logger.warning("Skipping %s: not a cnn-bench results document", path)
+        return None
+    if doc.get("schema_version", 0) > SCHEMA_VERSION:
+        logger.warning(
+            "Skipping %s: schema version %s is newer than this cnn-bench understands (%s)",
+            path,
+            doc.get("schema_version"),
+            SCHEMA_VERSION,
+        )
+        return None
+    return doc

@@ -68,12 +68,12 @@ def rows(frame) -> list[dict]:
 def main(argv: list[str]) -> int:
     from tabulate import tabulate
 
-    from bench.report.generate import load_records
+    from bench.report.records import read_records
 
     if len(argv) != 1:
         print("usage: python scripts/gpu_summary.py RESULTS_DIR", file=sys.stderr)
         return 2
-    frame = load_records(argv[0])
+    frame = read_records(argv[0]).history
     if frame.empty:
         print(f"gpu_summary: no records under {argv[0]}", file=sys.stderr)
         return 2

@@ -208,7 +208,7 @@ def test_compiled_attempt_resets_dynamo_also_on_failure(monkeypatch):
 def test_latest_keeps_one_row_per_device_name():
     import pandas as pd
 
-    from bench.report.generate import latest
+    from bench.report.records import latest
 
     base = {"model": "resnet50", "harness": "throughput", "device": "cuda", "config_key": "{}"}
     frame = pd.DataFrame(

@@ -6,6 +6,7 @@ import pytest
 from conftest import REPO
 
 from bench.report.generate import agrees, generate, parse_stated
+from bench.report.records import read_records
 
 FIXTURE = REPO / "tests" / "data" / "results"
 GOLDEN = REPO / "tests" / "golden"
@@ -51,6 +52,33 @@ def test_unreadable_result_does_not_stop_reports(tmp_path):
 def test_empty_store_gives_empty_reports(tmp_path):
     generate(tmp_path / "none", tmp_path / "out")
     assert "LeNet-5" in (tmp_path / "out" / "chapter.md").read_text()
+
+
+def test_records_carry_each_runs_provenance():
+    records = read_records(FIXTURE)
+    assert len(records.runs) == 3
+    row = records.history[records.history["run_id"] == "older000"].iloc[0]
+    assert (row["run_date"], row["commit"], row["torch"]) == ("2020-01-01", "-", "2.14.1")
+    assert row["machine_name"] == row["device_name"] == "Fixture CPU"
+    assert records.runs[row["results_file"]].date == "2020-01-01"
+    assert len(records.latest) < len(records.history)  # the older lenet5 record is superseded
+
+
+def test_one_run_document_reads_as_its_own_store():
+    (path,) = FIXTURE.glob("*/*_newer000.json")
+    records = read_records(path)
+    assert set(records.history["run_id"]) == {"newer000"}
+    assert list(records.runs) == [path.name]
+
+
+def test_reports_read_the_store_once(tmp_path, monkeypatch):
+    from bench.storage import ResultStore
+
+    reads = []
+    load = ResultStore.load
+    monkeypatch.setattr(ResultStore, "load", lambda self: reads.append(self.root) or load(self))
+    generate(FIXTURE, tmp_path / "out")
+    assert reads == [FIXTURE]
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from bench.report.finetune import _rows
+from bench.report.finetune import finetune_rows
+from bench.report.records import Records
 from bench.storage import atomic_write_text
 
 PROTOCOLS = ("full", "staged", "linear")
@@ -33,7 +34,7 @@ def _stats(values: list[float]) -> tuple[float, float, int]:
     return mean, statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
 
 
-def _fmt(s: tuple[float, float, int]) -> str:
+def _mean_sd_text(s: tuple[float, float, int]) -> str:
     return f"{s[0]:.2f} ± {s[1]:.2f} (n={s[2]})"
 
 
@@ -67,9 +68,16 @@ def _groups(rows: list[dict], by: str, values: tuple) -> dict[tuple, dict[str, l
     for r in rows:
         if not r.get("train_limit") or r.get(by) not in values:
             continue
-        key = (r["model"], r.get("dataset"), r.get("train_limit"), r.get("epochs"),
-               r.get("finetune_img_size"), r.get("init"), r["device"],
-               r.get("augment") if by == "protocol" else r.get("protocol"))  # fmt: skip
+        key = (
+            r["model"],
+            r.get("dataset"),
+            r.get("train_limit"),
+            r.get("epochs"),
+            r.get("finetune_img_size"),
+            r.get("init"),
+            r["device"],
+            r.get("augment") if by == "protocol" else r.get("protocol"),
+        )
         out.setdefault(key, {}).setdefault(r[by], []).append(r)
     return out
 
@@ -85,12 +93,16 @@ def _transfer(rows: list[dict]) -> list[str]:
         lr = {p: by[p][0].get("lr") for p in stats}
         table.append(
             f"| {key[0]} | {key[2]} | {key[3]} | {key[4]} | "
-            + " | ".join(_fmt(stats[p]) + f" @ {lr[p]:g}" if p in stats else "-" for p in PROTOCOLS)
+            + " | ".join(
+                _mean_sd_text(stats[p]) + f" @ {lr[p]:g}" if p in stats else "-" for p in PROTOCOLS
+            )
             + " |"
         )
         if "full" in stats and "staged" in stats:
-            verdicts.append(f"- **{key[0]}**: head first beats all layers from the start: "
-                            f"{compare(stats['staged'], stats['full'])}")  # fmt: skip
+            verdict = compare(stats["staged"], stats["full"])
+            verdicts.append(
+                f"- **{key[0]}**: head first beats all layers from the start: {verdict}"
+            )
     if not table:
         return [*lines, "No records yet: `bash scripts/antipatterns.sh`.", ""]
     return [
@@ -121,21 +133,23 @@ def _augmentation(rows: list[dict]) -> list[str]:
             if any(_six_nine(r) is not None for r in by[a])
         }
         cells = [
-            (_fmt(acc[a]) + (f"; 6↔9: {sixnine[a][0]:.1f}" if a in sixnine else ""))
+            (_mean_sd_text(acc[a]) + (f"; 6↔9: {sixnine[a][0]:.1f}" if a in sixnine else ""))
             if a in acc
             else "-"
             for a in AUGMENTS
         ]
         table.append(f"| {key[0]} | {key[5]} | {key[2]} | {key[3]} | " + " | ".join(cells) + " |")
         if "none" in acc and "digits" in acc:
-            verdicts.append(f"- **{key[0]}**: augmentation beats none on small data: "
-                            f"{compare(acc['digits'], acc['none'])}")  # fmt: skip
+            verdict = compare(acc["digits"], acc["none"])
+            verdicts.append(f"- **{key[0]}**: augmentation beats none on small data: {verdict}")
         if "rot180" in acc and "digits" in acc:
-            verdicts.append(f"- **{key[0]}**: turning digits over hurts: "
-                            f"{compare(acc['digits'], acc['rot180'])}")  # fmt: skip
+            verdict = compare(acc["digits"], acc["rot180"])
+            verdicts.append(f"- **{key[0]}**: turning digits over hurts: {verdict}")
         if "rot180" in sixnine and "digits" in sixnine:
-            verdicts.append(f"- **{key[0]}**: turning digits over confuses 6 and 9 (6↔9 errors): "
-                            f"{compare(sixnine['digits'], sixnine['rot180'], False, 'errors')}")  # fmt: skip
+            verdict = compare(sixnine["digits"], sixnine["rot180"], False, "errors")
+            verdicts.append(
+                f"- **{key[0]}**: turning digits over confuses 6 and 9 (6↔9 errors): {verdict}"
+            )
     if not table:
         return [*lines, "No records yet: `bash scripts/antipatterns.sh`.", ""]
     return [
@@ -168,7 +182,7 @@ def antipatterns_markdown(rows: list[dict]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def antipatterns_section(frame, table, out) -> list[Path]:
+def antipatterns_section(records: Records, table, out) -> list[Path]:
     path = Path(out) / "antipatterns.md"
-    atomic_write_text(path, antipatterns_markdown(_rows(frame)))
+    atomic_write_text(path, antipatterns_markdown(finetune_rows(records.latest)))
     return [path]

@@ -12,10 +12,10 @@ import logging
 import re
 from pathlib import Path
 
-from bench.report.fmt import fmt_number as _fmt
-from bench.report.fmt import is_missing
-from bench.report.fmt import natural as _natural
+from bench.registry.lookup import natural_key
+from bench.report.fmt import WARN, fmt_number, is_missing
 from bench.report.plot import png_bytes
+from bench.report.records import Records
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 HARNESS = "finetune"
 
 
-def _rows(frame) -> list[dict]:
+def finetune_rows(frame) -> list[dict]:
     """One dict per successful fine-tune record: its config, scalar metrics and curve."""
     if frame.empty:
         return []
@@ -42,10 +42,15 @@ def _rows(frame) -> list[dict]:
         )
     rows.sort(
         key=lambda r: (
-            _natural(r["model"]), str(r.get("dataset")), str(r.get("init")),
-            str(r.get("protocol")), int(r.get("epochs") or 0), r["_key"], str(r["device"]),
+            natural_key(r["model"]),
+            str(r.get("dataset")),
+            str(r.get("init")),
+            str(r.get("protocol")),
+            int(r.get("epochs") or 0),
+            r["_key"],
+            str(r["device"]),
         )
-    )  # fmt: skip
+    )
     return rows
 
 
@@ -85,9 +90,95 @@ def at_chance(r: dict) -> bool:
     return float(top1) <= 1.5 * 100.0 / float(classes)
 
 
-def finetune_markdown(rows: list[dict]) -> str:
+def _accuracy_row(r: dict) -> dict:
+    return {
+        "Model": r["model"],
+        "Data set": r.get("dataset", "-"),
+        "Protocol": r.get("protocol", "-"),
+        "Init": _init_label(r),
+        "Augment": r.get("augment", "-"),
+        "Img": fmt_number(r.get("finetune_img_size"), "d"),
+        "Epochs": fmt_number(r.get("epochs"), "d"),
+        "Batch": fmt_number(r.get("batch_size"), "d"),
+        "LR": fmt_number(r.get("lr"), "g"),
+        "Top-1 %": fmt_number(r.get("top1")) + (f" {WARN} chance" if at_chance(r) else ""),
+        "Top-5 %": fmt_number(r.get("top5")),
+        "Best (epoch)": f"{fmt_number(r.get('best_top1'))} ({r.get('best_epoch', '-')})",
+        "Train time (s)": fmt_number(r.get("train_time_s"), ".1f"),
+        "Samples/s": fmt_number(r.get("train_samples_per_sec"), ".0f"),
+        "Procs": fmt_number(r.get("world_size", 1), "d"),
+        "Device": r.get("device_name") or r.get("device"),
+        "Seed": fmt_number(r.get("seed"), "d"),
+    }
+
+
+def _accuracy_table(rows: list[dict]) -> list[str]:
     import pandas as pd
 
+    lines = [pd.DataFrame([_accuracy_row(r) for r in rows]).to_markdown(index=False)]
+    stuck = sorted({r["model"] for r in rows if at_chance(r)})
+    if stuck:
+        lines += [
+            "",
+            f"{WARN} chance: {', '.join(stuck)} ended no better than 1.5 times guessing "
+            "(100 / classes %): the model did not learn with this recipe. A lower `--lr`, or a "
+            "`[finetune]` recipe in the model's card, is the usual cure.",
+        ]
+    return lines
+
+
+def _pretrained_vs_scratch(rows: list[dict]) -> list[str]:
+    """Pairs of records that differ only in their initial weights: the gain of pretraining."""
+    import pandas as pd
+
+    groups: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        key = (
+            r["model"],
+            r.get("dataset"),
+            r.get("epochs"),
+            r.get("finetune_img_size"),
+            r.get("batch_size"),
+            r.get("seed"),
+            r.get("world_size"),
+            r["device"],
+        )
+        groups.setdefault(key, {})[str(r.get("init"))] = r
+    pairs = []
+    for key, by_init in groups.items():
+        if "scratch" in by_init and "pretrained" in by_init:
+            s, p = by_init["scratch"], by_init["pretrained"]
+            gain = (p.get("top1") or 0) - (s.get("top1") or 0)
+            pairs.append(
+                {
+                    "Model": key[0],
+                    "Data set": key[1],
+                    "Epochs": key[2],
+                    "Img": key[3],
+                    "Scratch top-1 %": fmt_number(s.get("top1")),
+                    f"Pretrained ({p.get('protocol')}) top-1 %": fmt_number(p.get("top1")),
+                    "Gain (points)": fmt_number(gain, "+.2f"),
+                }
+            )
+    table = pd.DataFrame(pairs).to_markdown(index=False) if pairs else "No pairs yet."
+    return ["## Pretrained against scratch, same budget", "", table]
+
+
+def _datasets_and_plots(rows: list[dict]) -> list[str]:
+    lines = ["## Data sets", ""]
+    seen = {}
+    for r in rows:
+        seen.setdefault(r.get("dataset"), (r.get("split"), r.get("dataset_sha256")))
+    for name, (split, sha) in seen.items():
+        lines.append(f"- `{name}`: {split}; content sha256 `{sha}`")
+    lines += ["", "## Plots", ""]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        lines.append(f"- learning curves of {model}: `{_curve_name(model)}`")
+    lines.append("- accuracy against GMACs: `finetune_accuracy_vs_gmacs.png`")
+    return lines
+
+
+def finetune_markdown(rows: list[dict]) -> str:
     lines = [
         "# Fine-tuned accuracy",
         "",
@@ -99,67 +190,13 @@ def finetune_markdown(rows: list[dict]) -> str:
     ]
     if not rows:
         return "\n".join([*lines, "No fine-tune results yet.", ""])
-    table = []
-    for r in rows:
-        table.append(
-            {
-                "Model": r["model"],
-                "Data set": r.get("dataset", "-"),
-                "Protocol": r.get("protocol", "-"),
-                "Init": _init_label(r),
-                "Augment": r.get("augment", "-"),
-                "Img": _fmt(r.get("finetune_img_size"), "d"),
-                "Epochs": _fmt(r.get("epochs"), "d"),
-                "Batch": _fmt(r.get("batch_size"), "d"),
-                "LR": _fmt(r.get("lr"), "g"),
-                "Top-1 %": _fmt(r.get("top1")) + (" ⚠ chance" if at_chance(r) else ""),
-                "Top-5 %": _fmt(r.get("top5")),
-                "Best (epoch)": f"{_fmt(r.get('best_top1'))} ({r.get('best_epoch', '-')})",
-                "Train time (s)": _fmt(r.get("train_time_s"), ".1f"),
-                "Samples/s": _fmt(r.get("train_samples_per_sec"), ".0f"),
-                "Procs": _fmt(r.get("world_size", 1), "d"),
-                "Device": r.get("device_name") or r.get("device"),
-                "Seed": _fmt(r.get("seed"), "d"),
-            }
-        )
-    lines.append(pd.DataFrame(table).to_markdown(index=False))
-    stuck = sorted({r["model"] for r in rows if at_chance(r)})
-    if stuck:
-        lines += [
-            "",
-            f"⚠ chance: {', '.join(stuck)} ended no better than 1.5 times guessing "
-            "(100 / classes %): the model did not learn with this recipe. A lower `--lr`, or a "
-            "`[finetune]` recipe in the model's card, is the usual cure.",
-        ]
-    lines += ["", "## Pretrained against scratch, same budget", ""]
-    pairs = []
-    groups: dict[tuple, dict[str, dict]] = {}
-    for r in rows:
-        key = (r["model"], r.get("dataset"), r.get("epochs"), r.get("finetune_img_size"),
-               r.get("batch_size"), r.get("seed"), r.get("world_size"), r["device"])  # fmt: skip
-        groups.setdefault(key, {})[str(r.get("init"))] = r
-    for key, by_init in groups.items():
-        if "scratch" in by_init and "pretrained" in by_init:
-            s, p = by_init["scratch"], by_init["pretrained"]
-            pairs.append(
-                {
-                    "Model": key[0], "Data set": key[1], "Epochs": key[2], "Img": key[3],
-                    "Scratch top-1 %": _fmt(s.get("top1")),
-                    f"Pretrained ({p.get('protocol')}) top-1 %": _fmt(p.get("top1")),
-                    "Gain (points)": _fmt((p.get("top1") or 0) - (s.get("top1") or 0), "+.2f"),
-                }
-            )  # fmt: skip
-    lines.append(pd.DataFrame(pairs).to_markdown(index=False) if pairs else "No pairs yet.")
-    lines += ["", "## Data sets", ""]
-    seen = {}
-    for r in rows:
-        seen.setdefault(r.get("dataset"), (r.get("split"), r.get("dataset_sha256")))
-    for name, (split, sha) in seen.items():
-        lines.append(f"- `{name}`: {split}; content sha256 `{sha}`")
-    lines += ["", "## Plots", ""]
-    for model in dict.fromkeys(r["model"] for r in rows):
-        lines.append(f"- learning curves of {model}: `{_curve_name(model)}`")
-    lines.append("- accuracy against GMACs: `finetune_accuracy_vs_gmacs.png`")
+    lines += [
+        *_accuracy_table(rows),
+        "",
+        *_pretrained_vs_scratch(rows),
+        "",
+        *_datasets_and_plots(rows),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -227,16 +264,24 @@ def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
         ax.scatter([g], [top1], marker=markers.get(str(r.get("init")), "s"))
         ax.annotate(
             f"{r['model']} ({r.get('dataset')}, {r.get('init')}, {r.get('epochs')} ep)",
-            (g, top1), fontsize=6, xytext=(3, 3), textcoords="offset points",
-        )  # fmt: skip
+            (g, top1),
+            fontsize=6,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     if points:
         from matplotlib.ticker import NullFormatter
 
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
     else:
-        ax.text(0.5, 0.5, "no model with both a fine-tune and a flops record", ha="center",
-                transform=ax.transAxes)  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            "no model with both a fine-tune and a flops record",
+            ha="center",
+            transform=ax.transAxes,
+        )
     ax.set_xlabel("GMACs per image at the fine-tune image size (log)")
     ax.set_ylabel("held-out top-1 (%)")
     ax.set_title("Fine-tuned accuracy against compute (o scratch, ^ pretrained)")
@@ -247,9 +292,9 @@ def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
     return [path]
 
 
-def finetune_section(frame, table, out) -> list[Path]:
+def finetune_section(records: Records, table, out) -> list[Path]:
     out = Path(out)
-    rows = _rows(frame)
+    rows = finetune_rows(records.latest)
     path = out / "finetune.md"
     atomic_write_text(path, finetune_markdown(rows))
     written = [path]

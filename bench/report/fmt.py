@@ -1,15 +1,23 @@
-"""Formatting shared by the report sections and ``compare``: missing values, numbers, and
-the natural order of model names. Pure Python."""
+"""Formatting shared by the report sections and ``compare``: missing values, numbers and the
+warning mark. Pure Python. (The natural order of model names is the registry's
+``natural_key``.)"""
 
 from __future__ import annotations
 
 import math
-import re
+
+# Marks a figure that disagrees with measurement, or a result to distrust.
+WARN = "⚠"
 
 
 def is_missing(v) -> bool:
     """None, or a NaN that pandas put in an empty cell."""
     return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def is_number(v) -> bool:
+    """An int or float that is not a bool and not NaN."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
 
 
 def fmt_number(v, spec: str = ".2f") -> str:
@@ -22,6 +30,9 @@ def fmt_number(v, spec: str = ".2f") -> str:
     return format(v, spec)
 
 
-def natural(name) -> str:
-    """A sort key that puts resnet18 before resnet101 (numbers compared by value)."""
-    return re.sub(r"\d+", lambda m: m.group(0).zfill(8), str(name).lower())
+def metric_cell(v) -> str:
+    """A metric's value as a table shows it whatever the metric: integers exactly with
+    thousands separators, other numbers to 6 significant digits, '-' when not a number."""
+    if not is_number(v):
+        return "-"
+    return f"{v:,}" if isinstance(v, int) else f"{v:.6g}"

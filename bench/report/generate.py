@@ -6,8 +6,6 @@ records share (model, harness, device, configuration), the latest one wins. No t
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import re
 from collections.abc import Callable
@@ -16,155 +14,24 @@ from pathlib import Path
 from bench.registry.cards import ModelCard, chapter_table, conv_table, load_cards
 from bench.report.antipatterns import antipatterns_section
 from bench.report.finetune import finetune_section
+from bench.report.fmt import WARN, is_missing
 from bench.report.fmt import fmt_number as _num
-from bench.report.fmt import is_missing
-from bench.report.fmt import natural as _natural
+from bench.report.records import read_records
 from bench.report.section1 import section1_markdown
 from bench.report.throughput import throughput_section
+from bench.report.tidy import failures, tidy
 from bench.report.trends import trends_section
-from bench.storage import ResultStore, atomic_write_text
+from bench.storage import atomic_write_text
 
-logger = logging.getLogger(__name__)
-
-# Harnesses whose records describe the model itself (one value per model and input size);
-# every other harness's records are rows of their own, joined with these.
-PROPERTY_HARNESSES = ("params", "flops", "depth")
-
-# Extra report sections: name -> function(frame, out_dir) -> list of written paths.
-# Harness modules' report helpers add themselves here (see bench/report_*.py).
-SECTIONS: dict[str, Callable] = {}
-SECTIONS["throughput"] = throughput_section
-SECTIONS["finetune"] = finetune_section
-SECTIONS["trends"] = trends_section
-SECTIONS["antipatterns"] = antipatterns_section
-
-WARN = "⚠"
-
-
-# -- loading --------------------------------------------------------------------------
-def load_records(results_dir: str | Path):
-    """Every record of every readable run, flattened, as a DataFrame."""
-    import pandas as pd
-
-    rows = []
-    for doc in ResultStore(results_dir).load():
-        machine = doc.get("machine") or {}
-        for rec in doc["records"]:
-            if not isinstance(rec, dict) or "model" not in rec or "harness" not in rec:
-                continue
-            config = rec.get("config") or {}
-            rows.append(
-                {
-                    "model": rec["model"],
-                    "source": rec.get("source"),
-                    "harness": rec["harness"],
-                    "status": rec.get("status", "ok"),
-                    "error": rec.get("error"),
-                    "device": rec.get("device", "cpu"),
-                    "device_name": rec.get("device_name") or machine.get("cpu"),
-                    "config": config,
-                    "config_key": json.dumps(config, sort_keys=True),
-                    "metrics": rec.get("metrics") or {},
-                    "finished_utc": rec.get("finished_utc") or doc.get("started_utc") or "",
-                    "run_id": doc.get("run_id"),
-                    "machine": machine.get("id"),
-                    "results_file": doc["_path"],
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def latest(frame):
-    """Keep the latest record per (model, harness, device, device name, configuration): an
-    H200's row and an H100's are two rows, though both are 'cuda'."""
-    if frame.empty:
-        return frame
-    keys = ["model", "harness", "device", "device_name", "config_key"]
-    frame = frame.sort_values(["finished_utc", "run_id"], kind="stable")
-    return frame.drop_duplicates(keys, keep="last").reset_index(drop=True)
-
-
-# -- the tidy table ----------------------------------------------------------------------
-def _scalar(v) -> bool:
-    return isinstance(v, (int, float, str, bool)) or v is None
-
-
-def _uncounted(ops: dict) -> str:
-    return " ".join(f"{k.removeprefix('aten::')}x{v}" for k, v in sorted(ops.items()))
-
-
-def tidy(frame):
-    """One row per (model, device, configuration), timm's column names where timm has them."""
-    import pandas as pd
-
-    if frame.empty:
-        return pd.DataFrame(columns=["model", "source", "device", "infer_img_size"])
-    ok = frame[frame["status"] == "ok"]
-    props: dict[tuple, dict] = {}
-    model_props: dict[str, dict] = {}
-    sources: dict[str, str] = {}
-    for rec in ok.itertuples():
-        sources[rec.model] = rec.source
-        if rec.harness == "params":
-            model_props.setdefault(rec.model, {}).update(
-                {k: v for k, v in rec.metrics.items() if _scalar(v)}
-            )
-        elif rec.harness in PROPERTY_HARNESSES:
-            size = rec.config.get("img_size")
-            row = props.setdefault((rec.model, rec.device, rec.device_name, size), {})
-            for k, v in rec.metrics.items():
-                if k == "uncounted_ops":
-                    row["uncounted_ops"] = _uncounted(v)
-                elif _scalar(v):
-                    row[k] = v
-    rows = []
-    for (model, device, device_name, size), metrics in props.items():
-        rows.append(
-            {
-                "model": model, "source": sources.get(model), "device": device,
-                "device_name": device_name, "infer_img_size": size,
-                **model_props.get(model, {}), **metrics,
-            }
-        )  # fmt: skip
-    with_props = {r["model"] for r in rows}
-    for model, metrics in model_props.items():
-        if model not in with_props:
-            rows.append({"model": model, "source": sources.get(model), "device": "cpu", **metrics})
-    by_size = {(m, s): v for (m, _d, _n, s), v in props.items()}
-    for rec in ok[~ok["harness"].isin(PROPERTY_HARNESSES)].itertuples():
-        size = rec.config.get("img_size")
-        row = {
-            "model": rec.model, "source": rec.source, "device": rec.device,
-            "device_name": rec.device_name, "harness": rec.harness,
-            **model_props.get(rec.model, {}),
-            **{k: v for k, v in by_size.get((rec.model, size), {}).items()},
-            **{k: v for k, v in rec.config.items() if _scalar(v)},
-            **{k: v for k, v in rec.metrics.items() if _scalar(v)},
-        }  # fmt: skip
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    lead = ["model", "source", "device", "device_name", "harness", "infer_img_size", "param_count",
-            "params", "trainable_params", "depth", "infer_gmacs", "infer_macts", "flopcounter_gmacs"]  # fmt: skip
-    cols = [c for c in lead if c in out.columns] + sorted(c for c in out.columns if c not in lead)
-    out = out[cols]
-    sort = [c for c in ("model", "device", "harness", "infer_img_size") if c in out.columns]
-    out = out.assign(_k=out["model"].map(_natural)).sort_values(
-        ["_k", *sort[1:]], kind="stable", na_position="first"
-    )
-    return out.drop(columns="_k").reset_index(drop=True)
-
-
-def failures(frame):
-    import pandas as pd
-
-    if frame.empty:
-        return pd.DataFrame(columns=["model", "harness", "device", "error"])
-    bad = frame[~frame["status"].isin(["ok", "skipped"])]
-    return (
-        bad[["model", "harness", "device", "error"]]
-        .sort_values(["model", "harness"])
-        .reset_index(drop=True)
-    )
+# The report sections after chapter.md and models.md: name -> function(records, table, out_dir)
+# -> list of written paths, where ``records`` is the store as read (``bench.report.records``)
+# and ``table`` the tidy table of its latest records.
+SECTIONS: dict[str, Callable] = {
+    "throughput": throughput_section,
+    "finetune": finetune_section,
+    "trends": trends_section,
+    "antipatterns": antipatterns_section,
+}
 
 
 # -- comparing the chapter's figures -----------------------------------------------------
@@ -278,23 +145,11 @@ def _validated(card: ModelCard, table) -> str | None:
     return f"{r['val_top1']:.4g}% ({int(r['val_images']):,} images, {r.get('val_data', '?')})"
 
 
-def chapter_markdown(table, fails) -> str:
+def _chapter_table(table) -> list[str]:
+    """The chapter's table of architectures against measurement and publication, with the
+    disagreements and the sources of the published figures."""
     import pandas as pd
 
-    cards = load_cards()
-    lines = [
-        "# The chapter's comparison, measured",
-        "",
-        "Generated by `python -m bench report` from `results/`; do not edit by hand.",
-        f"{WARN} marks a figure of the chapter that disagrees with measurement or publication",
-        "beyond the precision it is stated with (half a unit of its last digit).",
-        "Depth counts weight layers (convolutions, linear layers) on the longest path from input",
-        "to output; GMACs are multiply-accumulates (fvcore's convention, attention included) at",
-        "batch 1 and the model's native input size.",
-        "",
-        "## Architectures of the chapter's table",
-        "",
-    ]
     rows, notes, sources = [], [], []
     for card in chapter_table():
         measured = _measured_for(card, table)
@@ -306,43 +161,72 @@ def chapter_markdown(table, fails) -> str:
         notes += [f"- **{card.display_name}**: {f}" for f in flags]
         if card.published.top1_source:
             sources.append(f"- {card.display_name}: top-1 from {card.published.top1_source}")
-    lines.append(pd.DataFrame(rows).to_markdown(index=False))
-    lines += ["", "### Disagreements", ""]
-    lines += notes or ["None."]
-    lines += ["", "### Sources of the published figures", "", *sources]
-    own = [
-        c
-        for c in cards.values()
-        if c.source == "chapter" and not c.in_chapter_table and c.conv_table is None
+    return [
+        "## Architectures of the chapter's table",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False),
+        "",
+        "### Disagreements",
+        "",
+        *(notes or ["None."]),
+        "",
+        "### Sources of the published figures",
+        "",
+        *sources,
     ]
-    lines += ["", "## The chapter's own models", ""]
+
+
+def _params_check(params, card: ModelCard) -> str:
+    if params is None or card.published.params is None:
+        return "-"
+    if int(params) == card.published.params:
+        return "matches card"
+    return f"card says {card.published.params:,} {WARN}"
+
+
+def _own_models(table) -> list[str]:
+    """The chapter's own models (not in its tables): measured against their cards."""
+    import pandas as pd
+
     own_rows = []
-    for card in own:
+    for card in load_cards().values():
+        if card.source != "chapter" or card.in_chapter_table or card.conv_table is not None:
+            continue
         m = _measured_for(card, table)
-        params = m.get("params")
-        check = "-"
-        if params is not None and card.published.params is not None:
-            check = (
-                "matches card"
-                if int(params) == card.published.params
-                else f"card says {card.published.params:,} {WARN}"
-            )
+        params, depth = m.get("params"), m.get("depth")
         own_rows.append(
             {
                 "Model": f"{card.display_name} (`{card.name}`)",
                 "Input": "x".join(map(str, card.input_size)),
                 "Params (measured)": f"{int(params):,}" if params is not None else "-",
-                "Params vs card": check,
-                "Depth (measured)": _num(m.get("depth"), "d")
-                if m.get("depth") is not None
-                else "-",
+                "Params vs card": _params_check(params, card),
+                "Depth (measured)": _num(depth, "d") if depth is not None else "-",
                 "GMACs": _num(m.get("infer_gmacs"), ".4f"),
                 "Activations (M)": _num(m.get("infer_macts"), ".3f"),
             }
         )
-    lines.append(pd.DataFrame(own_rows).to_markdown(index=False))
-    lines += ["", *conv_types_markdown(table)]
-    lines += ["", *section1_markdown(table)]
+    return ["## The chapter's own models", "", pd.DataFrame(own_rows).to_markdown(index=False)]
+
+
+def chapter_markdown(table, fails) -> str:
+    lines = [
+        "# The chapter's comparison, measured",
+        "",
+        "Generated by `python -m bench report` from `results/`; do not edit by hand.",
+        f"{WARN} marks a figure of the chapter that disagrees with measurement or publication",
+        "beyond the precision it is stated with (half a unit of its last digit).",
+        "Depth counts weight layers (convolutions, linear layers) on the longest path from input",
+        "to output; GMACs are multiply-accumulates (fvcore's convention, attention included) at",
+        "batch 1 and the model's native input size.",
+        "",
+        *_chapter_table(table),
+        "",
+        *_own_models(table),
+        "",
+        *conv_types_markdown(table),
+        "",
+        *section1_markdown(table),
+    ]
     if not fails.empty:
         lines += ["", "## Failed measurements", "", fails.to_markdown(index=False)]
     return "\n".join(lines) + "\n"
@@ -430,21 +314,19 @@ def models_markdown(table) -> str:
 def generate(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     """Regenerate every report from the results store; returns the files written."""
     out = Path(out_dir)
-    frame = latest(load_records(results_dir))
-    frame.attrs["results_dir"] = str(results_dir)  # for sections that read the history
-    table = tidy(frame)
-    fails = failures(frame)
+    records = read_records(results_dir)
+    table = tidy(records.latest)
     written = []
     csv_path = out / "results.csv"
     atomic_write_text(csv_path, table.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     written.append(csv_path)
     for name, text in (
-        ("chapter.md", chapter_markdown(table, fails)),
+        ("chapter.md", chapter_markdown(table, failures(records.latest))),
         ("models.md", models_markdown(table)),
     ):
         path = out / name
         atomic_write_text(path, text)
         written.append(path)
     for section in SECTIONS.values():
-        written += section(frame, table, out)
+        written += section(records, table, out)
     return written

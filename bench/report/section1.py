@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from bench.report.fmt import WARN
+
 # Section 1's figure, as printed: a 5x5 input, a 3x3 kernel and the 3x3 output it shows.
 WORKED_INPUT = (
     (1, 0, 1, 0, 1),
@@ -63,12 +65,15 @@ def _grid(rows) -> str:
 def _worked_example() -> list[str]:
     computed = cross_correlate(WORKED_INPUT, WORKED_KERNEL)
     same = computed == PRINTED_OUTPUT
-    wrong = sum(a != b for pr, co in zip(PRINTED_OUTPUT, computed, strict=True)
-                for a, b in zip(pr, co, strict=True))  # fmt: skip
+    wrong = sum(
+        a != b
+        for pr, co in zip(PRINTED_OUTPUT, computed, strict=True)
+        for a, b in zip(pr, co, strict=True)
+    )
     verdict = (
         "agrees with the computation."
         if same
-        else f"⚠ disagrees: {wrong} of 9 values differ. Each output is the sum of the five "
+        else f"{WARN} disagrees: {wrong} of 9 values differ. Each output is the sum of the five "
         "input values under the kernel's ones, and on this checkerboard those are all 1 "
         "(where the window is centred on a 1) or all 0."
     )
@@ -98,14 +103,15 @@ def _sizes() -> list[str]:
     for n, k, s in SIZE_CASES:
         for name, p in (("valid (0)", 0), (f"same ({(k - 1) // 2})", (k - 1) // 2)):
             printed, real = formula_size(n, k, p, s), conv_size(n, k, p, s)
-            text = str(printed) if printed.denominator == 1 else f"{float(printed):g} ⚠"
+            text = str(printed) if printed.denominator == 1 else f"{float(printed):g} {WARN}"
             if printed.denominator != 1:
                 fractional.append(f"{n}/{k}/{s}")
             keeps = real == n
             if name.startswith("same") and not keeps:
                 same_broken.append(f"{n}x{n}, stride {s}: {real}")
-            lines.append(f"| {n} | {k} | {s} | {name} | {text} | {real} | "
-                         f"{'yes' if keeps else 'no'} |")  # fmt: skip
+            lines.append(
+                f"| {n} | {k} | {s} | {name} | {text} | {real} | {'yes' if keeps else 'no'} |"
+            )
     lines += [
         "",
         "The formula holds when the division comes out whole; otherwise a convolution rounds "

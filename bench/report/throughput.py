@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.report.fmt import fmt_number as _fmt
-from bench.report.fmt import is_missing as _isnan
+from bench.report.fmt import WARN, fmt_number, is_missing
 from bench.report.plot import png_bytes
+from bench.report.records import Records
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 HARNESS = "throughput"
 PLOT = "throughput_vs_gmacs.png"
 RUNTIME_PLOT = "runtimes.png"
-WARN = "⚠"
 RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 # the side-by-side table's columns: (label, runtime, compiled)
 SIDE_BY_SIDE = (
@@ -38,11 +37,11 @@ def throughput_rows(table):
 def _runtime(r: dict) -> str:
     """A record's runtime: PyTorch's records carry none (their keys predate runtimes)."""
     v = r.get("runtime")
-    return "torch" if _isnan(v) else str(v)
+    return "torch" if is_missing(v) else str(v)
 
 
 def _of_peak(frac) -> str:
-    if _isnan(frac):
+    if is_missing(frac):
         return "-"
     return f"{100 * frac:.1f}%" + (f" {WARN}" if frac > 1 else "")
 
@@ -50,9 +49,9 @@ def _of_peak(frac) -> str:
 def _row_view(r: dict) -> dict:
     mode = r.get("mode") or "infer"
     used = r.get(f"{mode}_batch_size")
-    batch = _fmt(used, ".0f")
+    batch = fmt_number(used, ".0f")
     if r.get("batch_size_reduced") is True:
-        batch = f"{batch} (asked {_fmt(r.get('batch_size'), '.0f')}, reduced)"
+        batch = f"{batch} (asked {fmt_number(r.get('batch_size'), '.0f')}, reduced)"
     compiled = "yes" if r.get("compiled") is True else "no"
     if r.get("optimize") is True:
         compiled += " (optimize)"
@@ -60,23 +59,23 @@ def _row_view(r: dict) -> dict:
         "Model": r["model"],
         "Device": r.get("device_name") or r.get("device"),
         "Mode": mode,
-        "Input": _fmt(r.get(f"{mode}_img_size"), ".0f"),
+        "Input": fmt_number(r.get(f"{mode}_img_size"), ".0f"),
         "Batch": batch,
         "Precision": r.get("precision"),
         "Layout": r.get("layout"),
         "Compiled": compiled,
         "Runtime": RUNTIME_LABELS.get(_runtime(r), _runtime(r)),
-        "Samples/s": _fmt(r.get(f"{mode}_samples_per_sec"), ",.1f"),
-        "Compile (s)": _fmt(r.get("compile_time_s"), ".1f"),
-        "Step median (ms)": _fmt(r.get("median"), ".2f"),
-        "p90 (ms)": _fmt(r.get("p90"), ".2f"),
-        "CV %": _fmt(r.get("cv_pct"), ".1f"),
-        "Peak mem (MB)": _fmt(r.get("peak_mem_mb"), ",.0f"),
-        "GMACs": _fmt(r.get("infer_gmacs"), ".4g"),
-        "GMAC/s": _fmt(r.get("achieved_gmacs_per_sec"), ",.1f"),
-        "Peak GMAC/s": _fmt(r.get("peak_gmacs_per_sec"), ",.0f"),
+        "Samples/s": fmt_number(r.get(f"{mode}_samples_per_sec"), ",.1f"),
+        "Compile (s)": fmt_number(r.get("compile_time_s"), ".1f"),
+        "Step median (ms)": fmt_number(r.get("median"), ".2f"),
+        "p90 (ms)": fmt_number(r.get("p90"), ".2f"),
+        "CV %": fmt_number(r.get("cv_pct"), ".1f"),
+        "Peak mem (MB)": fmt_number(r.get("peak_mem_mb"), ",.0f"),
+        "GMACs": fmt_number(r.get("infer_gmacs"), ".4g"),
+        "GMAC/s": fmt_number(r.get("achieved_gmacs_per_sec"), ",.1f"),
+        "Peak GMAC/s": fmt_number(r.get("peak_gmacs_per_sec"), ",.0f"),
         "Of peak": _of_peak(r.get("frac_of_peak")),
-        "Threads": _fmt(r.get("threads"), ".0f"),
+        "Threads": fmt_number(r.get("threads"), ".0f"),
     }
 
 
@@ -102,8 +101,8 @@ def _candidates(frame) -> list[dict]:
                     "Layout": c.get("layout"),
                     "Compiled": "yes" if c.get("compiled") else "no",
                     "Runtime": RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime")),
-                    "Samples/s": _fmt(c.get(f"{mode}_samples_per_sec"), ",.1f"),
-                    "Max abs diff": _fmt(c.get("max_abs_diff"), ".2g"),
+                    "Samples/s": fmt_number(c.get(f"{mode}_samples_per_sec"), ",.1f"),
+                    "Max abs diff": fmt_number(c.get("max_abs_diff"), ".2g"),
                     "Chosen": "yes" if _chosen(c, rec.config) else "",
                     "Note": c.get("error") or "",
                 }
@@ -133,9 +132,10 @@ def _best_by_runtime(table) -> list[tuple[str, str, float, dict]]:
         best = {}
         for label, runtime, compiled in SIDE_BY_SIDE:
             mine = [
-                r for r in recs
+                r
+                for r in recs
                 if _runtime(r) == runtime and (r.get("compiled") is True) == compiled
-            ]  # fmt: skip
+            ]
             best[label] = max(mine, key=lambda r: r["infer_samples_per_sec"]) if mine else None
         if best["ONNX Runtime"] is not None or best["OpenVINO"] is not None:
             out.append((model, device, batch, best))
@@ -164,7 +164,7 @@ def _agreement_text(best: dict) -> str:
     parts = []
     for label in ("ONNX Runtime", "OpenVINO"):
         r = best.get(label)
-        if r is not None and not _isnan(r.get("max_abs_diff")):
+        if r is not None and not is_missing(r.get("max_abs_diff")):
             top1 = "same top-1" if r.get("top1_agree") is True else f"{WARN} top-1 differs"
             parts.append(f"{label}: {r['max_abs_diff']:.2g}, {top1}")
     return "; ".join(parts) or "-"
@@ -186,10 +186,67 @@ def _with_config(rows):
     )
 
 
-def throughput_markdown(frame, table) -> str:
+def _measurements(table) -> list[str]:
     import pandas as pd
 
     rows = throughput_rows(table)
+    if rows.empty:
+        return [
+            "No throughput results yet: `python -m bench run --models chapter --harness throughput`."
+        ]
+    view = pd.DataFrame([_row_view(r) for r in rows.to_dict("records")])
+    if (view["Compile (s)"] == "-").all():  # no compiled rows: no compile-time column
+        view = view.drop(columns="Compile (s)")
+    lines = [view.to_markdown(index=False)]
+    if view["Of peak"].str.endswith(WARN).any():
+        lines += [
+            "",
+            f"{WARN} above peak: the model did more multiply-accumulates per second than the "
+            "run's matrix product. That is a sign of a bad peak measurement (a busy machine "
+            "while it was measured, or a runtime whose kernels beat the matrix product "
+            "timed), not a result; rerun on a quiet machine.",
+        ]
+    return lines
+
+
+def _runtimes(table) -> list[str]:
+    sbs = side_by_side(table)
+    if sbs.empty:
+        return []
+    return [
+        "",
+        "## Runtimes side by side",
+        "",
+        "Best inference samples/s of each runtime per model, device and batch, and its "
+        "speed-up over PyTorch eager; agreement is with PyTorch eager fp32 on the same "
+        f"input. The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT}).",
+        "",
+        sbs.to_markdown(index=False, disable_numparse=True),
+    ]
+
+
+def _not_measured(frame) -> list[str]:
+    """The latest throughput records that failed, and those skipped as not measurable."""
+    lines = []
+    bad = frame[(frame["harness"] == HARNESS) & ~frame["status"].isin(["ok", "skipped"])]
+    if not bad.empty:
+        lines += ["", "## Failed throughput measurements", ""]
+        cols = ["model", "device", "device_name", "error"]
+        if any(c.get("runtime") for c in bad["config"]):
+            bad = _with_config(bad)
+            cols = ["model", "device", "runtime", "mode", "batch", "error"]
+        lines.append(bad[cols].to_markdown(index=False))
+    skipped = _skipped(frame)
+    if not skipped.empty:
+        lines += ["", "## Skipped (not measurable here)", ""]
+        cols = ["model", "device", "runtime", "mode", "batch", "precision", "error"]
+        lines.append(skipped[cols].rename(columns={"error": "reason"}).to_markdown(index=False))
+    return lines
+
+
+def throughput_markdown(frame, table) -> str:
+    import pandas as pd
+
     lines = [
         "# Throughput",
         "",
@@ -200,56 +257,14 @@ def throughput_markdown(frame, table) -> str:
         "'Of peak' divides it by a large matrix product's GMAC/s at the same precision on the",
         f"same device, measured in the same run. The plot is [{PLOT}]({PLOT}).",
         "",
+        *_measurements(table),
+        *_runtimes(table),
     ]
-    if rows.empty:
-        lines.append(
-            "No throughput results yet: `python -m bench run --models chapter --harness throughput`."
-        )
-    else:
-        view = pd.DataFrame([_row_view(r) for r in rows.to_dict("records")])
-        if (view["Compile (s)"] == "-").all():  # no compiled rows: no compile-time column
-            view = view.drop(columns="Compile (s)")
-        lines.append(view.to_markdown(index=False))
-        if view["Of peak"].str.endswith(WARN).any():
-            lines += [
-                "",
-                f"{WARN} above peak: the model did more multiply-accumulates per second than the "
-                "run's matrix product. That is a sign of a bad peak measurement (a busy machine "
-                "while it was measured, or a runtime whose kernels beat the matrix product "
-                "timed), not a result; rerun on a quiet machine.",
-            ]
-    sbs = side_by_side(table)
-    if not sbs.empty:
-        lines += [
-            "",
-            "## Runtimes side by side",
-            "",
-            "Best inference samples/s of each runtime per model, device and batch, and its "
-            "speed-up over PyTorch eager; agreement is with PyTorch eager fp32 on the same "
-            f"input. The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT}).",
-            "",
-            sbs.to_markdown(index=False, disable_numparse=True),
-        ]
     cands = _candidates(frame)
     if cands:
         lines += ["", "## --optimize candidates", "", pd.DataFrame(cands).to_markdown(index=False)]
     if not frame.empty:
-        bad = frame[(frame["harness"] == HARNESS) & ~frame["status"].isin(["ok", "skipped"])]
-        if not bad.empty:
-            lines += ["", "## Failed throughput measurements", ""]
-            cols = ["model", "device", "device_name", "error"]
-            if any(c.get("runtime") for c in bad["config"]):
-                bad, cols = (
-                    _with_config(bad),
-                    ["model", "device", "runtime", "mode", "batch", "error"],
-                )
-            lines.append(bad[cols].to_markdown(index=False))
-        skipped = _skipped(frame)
-        if not skipped.empty:
-            lines += ["", "## Skipped (not measurable here)", ""]
-            cols = ["model", "device", "runtime", "mode", "batch", "precision", "error"]
-            view = skipped[cols].rename(columns={"error": "reason"})
-            lines.append(view.to_markdown(index=False))
+        lines += _not_measured(frame)
     return "\n".join(lines) + "\n"
 
 
@@ -289,16 +304,24 @@ def plot_png(table) -> bytes | None:
     try:
         groups = best.groupby(["device", "device_name"], sort=True)
         for marker, ((device, name), group) in zip("os^Dv<>p", groups, strict=False):
-            ax.scatter(group["infer_gmacs"], group["infer_samples_per_sec"], marker=marker,
-                       label=f"{device}: {name}")  # fmt: skip
+            ax.scatter(
+                group["infer_gmacs"],
+                group["infer_samples_per_sec"],
+                marker=marker,
+                label=f"{device}: {name}",
+            )
             # labels of neighbouring points (in order of GMACs) go round their points in turn
             ordered = group[group["model"].isin(labels)].sort_values(["infer_gmacs", "model"])
             for i, r in enumerate(ordered.itertuples()):
                 dx, dy = ((5, 4), (-5, -11), (5, -11), (-5, 4))[i % 4]
                 ax.annotate(
-                    labels[r.model], (r.infer_gmacs, r.infer_samples_per_sec), fontsize=8,
-                    textcoords="offset points", xytext=(dx, dy), ha="left" if dx > 0 else "right",
-                )  # fmt: skip
+                    labels[r.model],
+                    (r.infer_gmacs, r.infer_samples_per_sec),
+                    fontsize=8,
+                    textcoords="offset points",
+                    xytext=(dx, dy),
+                    ha="left" if dx > 0 else "right",
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("GMACs per sample (fvcore, batch 1)")
@@ -343,12 +366,12 @@ def runtimes_png(table) -> bytes | None:
         plt.close(fig)
 
 
-def throughput_section(frame, table, out_dir) -> list[Path]:
+def throughput_section(records: Records, table, out_dir) -> list[Path]:
     """Write throughput.md and, when there is something to plot, the PNG."""
     out = Path(out_dir)
     written = []
     md = out / "throughput.md"
-    atomic_write_text(md, throughput_markdown(frame, table))
+    atomic_write_text(md, throughput_markdown(records.latest, table))
     written.append(md)
     png = plot_png(table)
     if png is not None:

@@ -1,78 +1,60 @@
 """Trends: ``reports/trends.md`` and ``reports/trends.png``, written only when the store holds
 several runs of one (model, harness, device, configuration).
 
-Registered in ``bench.report.generate.SECTIONS``. The reports' frame keeps only the latest record of
-each configuration, so the history is read again from the store the frame came from
-(``frame.attrs["results_dir"]``, set by ``bench.report.generate.generate``). Each run is labelled by
-its start date (UTC), its git commit and its torch version, from the run document's header.
-Reads only the results (no torch); the plot uses matplotlib's Agg backend and writes no
-timestamp or version, so the same results give the same bytes.
+Registered in ``bench.report.generate.SECTIONS``. Reads the history the store holds
+(``Records.history``, every record, not only the latest) and labels each run by its start
+date (UTC), its git commit and its torch version (``Records.runs``). Reads only the results
+(no torch); the plot uses matplotlib's Agg backend and writes no timestamp or version, so the
+same results give the same bytes.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.report.fmt import is_number, metric_cell
 from bench.report.plot import png_bytes
-from bench.storage import ResultStore, atomic_write_bytes, atomic_write_text
+from bench.report.records import Records, Run
+from bench.storage import atomic_write_bytes, atomic_write_text
 
 MARKDOWN = "trends.md"
 PLOT = "trends.png"
 
 # The metrics followed over runs, in this order, where a record has them.
 TREND_METRICS = (
-    "params", "infer_gmacs", "infer_macts", "depth", "infer_samples_per_sec",
-    "train_samples_per_sec", "median", "p90", "peak_mem_mb", "top1", "top5",
-)  # fmt: skip
+    "params",
+    "infer_gmacs",
+    "infer_macts",
+    "depth",
+    "infer_samples_per_sec",
+    "train_samples_per_sec",
+    "median",
+    "p90",
+    "peak_mem_mb",
+    "top1",
+    "top5",
+)
 
 
-@dataclass(frozen=True)
-class RunLabel:
-    run_id: str
-    started_utc: str
-    commit: str
-    torch: str
-
-    @property
-    def date(self) -> str:
-        return self.started_utc[:10] or "-"
-
-    def tick(self) -> str:
-        return f"{self.run_id}\n{self.date}\n{self.commit}\ntorch {self.torch}"
+def _tick(run: Run) -> str:
+    return f"{run.run_id}\n{run.date}\n{run.commit}\ntorch {run.torch}"
 
 
-def _commit(info) -> str:
-    if not isinstance(info, dict) or not info.get("id"):
-        return "-"
-    return str(info["id"])[:7] + ("+" if info.get("dirty") else "")
-
-
-def run_labels(results_dir) -> dict[str, RunLabel]:
-    """Each run document of the store (by its path in the store) and its label."""
-    labels = {}
-    for doc in ResultStore(results_dir).load():
-        versions = doc.get("versions") or {}
-        labels[doc["_path"]] = RunLabel(
-            run_id=str(doc.get("run_id") or "-"),
-            started_utc=str(doc.get("started_utc") or ""),
-            commit=_commit(doc.get("commit")),
-            torch=str(versions.get("torch") or "-"),
-        )
-    return labels
+def _run_order(run: Run) -> tuple[str, str]:
+    return run.started_utc, run.run_id
 
 
 @dataclass
 class Series:
-    """One configuration measured in several runs: (run label, metrics) oldest first."""
+    """One configuration measured in several runs: (run, metrics) oldest first."""
 
     model: str
     harness: str
     device: str
     config_key: str
-    points: list[tuple[RunLabel, dict]]
+    points: list[tuple[Run, dict]]
     distinct: str = ""  # what tells it from other series of the same model and harness
 
     @property
@@ -81,31 +63,26 @@ class Series:
         return f"{self.model}: {self.harness} ({self.device}){extra}"
 
     def metrics(self) -> list[str]:
-        have = {k for _, m in self.points for k, v in m.items() if _is_number(v)}
+        have = {k for _, m in self.points for k, v in m.items() if is_number(v)}
         return [k for k in TREND_METRICS if k in have]
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
-
-
-def series(records, labels: dict[str, RunLabel]) -> list[Series]:
+def series(records: Records) -> list[Series]:
     """Every configuration with successful records from two runs or more."""
-    if records.empty:
+    history = records.history
+    if history.empty:
         return []
-    ok = records[records["status"] == "ok"]
+    ok = history[history["status"] == "ok"]
     out = []
     keys = ["model", "harness", "device", "config_key"]
     for (model, harness, device, config_key), group in ok.groupby(keys, sort=True):
         points = {}
         for rec in group.itertuples():
-            label = labels.get(rec.results_file) or RunLabel(
-                str(rec.run_id), rec.finished_utc, "-", "-"
-            )
-            points[rec.results_file] = (label, rec.metrics)  # a run's last record wins
+            run = records.runs[rec.results_file]
+            points[rec.results_file] = (run, rec.metrics)  # a run's last record wins
         if len(points) < 2:
             continue
-        ordered = sorted(points.values(), key=lambda p: (p[0].started_utc, p[0].run_id))
+        ordered = sorted(points.values(), key=lambda p: _run_order(p[0]))
         s = Series(model, harness, device, config_key, ordered)
         if s.metrics():
             out.append(s)
@@ -126,12 +103,6 @@ def _tell_apart(all_series: list[Series]) -> None:
             s.distinct = " ".join(f"{k}={c.get(k)}" for k in varying)
 
 
-def _fmt(v) -> str:
-    if not _is_number(v):
-        return "-"
-    return f"{v:,}" if isinstance(v, int) else f"{v:.6g}"
-
-
 def trends_markdown(all_series: list[Series]) -> str:
     import pandas as pd
 
@@ -147,19 +118,18 @@ def trends_markdown(all_series: list[Series]) -> str:
     for s in all_series:
         metrics = s.metrics()
         rows = [
-            {"Run": label.run_id, "Date": label.date, "Commit": label.commit,
-             "torch": label.torch, **{m: _fmt(values.get(m)) for m in metrics}}
-            for label, values in s.points
-        ]  # fmt: skip
+            {"Run": run.run_id, "Date": run.date, "Commit": run.commit, "torch": run.torch}
+            | {m: metric_cell(values.get(m)) for m in metrics}
+            for run, values in s.points
+        ]
         lines += ["", f"## {s.title}", "", f"Configuration: `{s.config_key}`", ""]
         lines.append(pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True))
     return "\n".join(lines) + "\n"
 
 
-def _relative(s: Series, metric: str, runs: list[RunLabel]) -> tuple[list[int], list[float]]:
+def _relative(s: Series, metric: str, runs: list[Run]) -> tuple[list[int], list[float]]:
     """Positions (in ``runs``) and values in % of the series' first value of ``metric``."""
-    pts = [(runs.index(label), values[metric]) for label, values in s.points
-           if _is_number(values.get(metric))]  # fmt: skip
+    pts = [(runs.index(run), v[metric]) for run, v in s.points if is_number(v.get(metric))]
     if not pts or pts[0][1] == 0:
         return [], []
     first = pts[0][1]
@@ -171,15 +141,15 @@ def plot_png(all_series: list[Series]) -> bytes | None:
     metrics = [m for m in TREND_METRICS if any(m in s.metrics() for s in all_series)]
     if not metrics:
         return None
-    runs = sorted({label for s in all_series for label, _ in s.points},
-                  key=lambda r: (r.started_utc, r.run_id))  # fmt: skip
+    runs = sorted({run for s in all_series for run, _ in s.points}, key=_run_order)
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(9, 1.2 + 2.6 * len(metrics)), dpi=100,
-                             squeeze=False, sharex=True)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(metrics), 1, figsize=(9, 1.2 + 2.6 * len(metrics)), dpi=100, squeeze=False, sharex=True
+    )
     try:
         for ax, metric in zip(axes[:, 0], metrics, strict=True):
             for s in all_series:
@@ -191,7 +161,7 @@ def plot_png(all_series: list[Series]) -> bytes | None:
             ax.axhline(0, color="grey", linewidth=0.5)
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=6, loc="best")
-        axes[-1, 0].set_xticks(range(len(runs)), [r.tick() for r in runs], fontsize=7)
+        axes[-1, 0].set_xticks(range(len(runs)), [_tick(r) for r in runs], fontsize=7)
         axes[-1, 0].set_xlabel("run: id, start date (UTC), commit, torch", fontsize=8)
         fig.tight_layout()
         return png_bytes(fig)
@@ -199,16 +169,9 @@ def plot_png(all_series: list[Series]) -> bytes | None:
         plt.close(fig)
 
 
-def trends_section(frame, table, out_dir) -> list[Path]:
+def trends_section(records: Records, table, out_dir) -> list[Path]:
     """Write trends.md and trends.png when some configuration was measured in several runs."""
-    from bench.report.generate import load_records
-
-    results_dir = frame.attrs.get("results_dir")
-    if results_dir is None:  # not from generate(): the frame itself is the history
-        records, labels = frame, {}
-    else:
-        records, labels = load_records(results_dir), run_labels(results_dir)
-    all_series = series(records, labels)
+    all_series = series(records)
     if not all_series:
         return []
     out = Path(out_dir)

@@ -1,0 +1,166 @@
+"""The one reader of stored results, for every report section and for ``bench compare``.
+
+``read_records(path)`` reads a results store folder (every readable run document under
+``<machine>/``) or one run document, once, and returns ``Records``:
+
+- ``records.history``: every record of every run, one row each (a pandas DataFrame);
+- ``records.latest``: the latest record per (model, harness, device, device name,
+  configuration), the rows the reports show (``latest(frame)`` of any part of the history);
+- ``records.runs``: each run document's provenance, a ``Run`` by ``results_file``.
+
+Columns of ``history`` and ``latest``:
+
+==============  =====================================================================
+model           the model's name as measured
+source          where the model came from: 'timm', 'torchvision', 'chapter', a plugin
+harness         'params', 'flops', 'depth', 'throughput', 'validate', 'finetune', ...
+status          'ok', 'skipped', or how it failed ('error', 'timeout', ...)
+error           why it failed or was skipped (None when ok)
+device          'cpu' or 'cuda'
+device_name     the CPU or GPU model (the run's CPU when the record names none)
+config          the record's configuration (a dict)
+config_key      that configuration as sorted JSON: part of a record's identity
+metrics         the record's measurements (a dict)
+finished_utc    when the record was written (its run's start when it has no time)
+run_id          the run's id (the last part of the document's file name)
+run_date        the run's start date (UTC, YYYY-MM-DD), '-' when unknown
+machine         the machine's id (the run document's ``machine.id``)
+machine_name    the machine's GPU name, else its CPU name
+commit          the run's git commit: 7 hex digits, '+' when the checkout had uncommitted
+                changes, '-' when unknown
+torch           the run's torch version, '-' when unknown
+results_file    the run document's path inside the store (its file name for one document)
+==============  =====================================================================
+
+Pure Python and pandas (imported where used); no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from bench.storage import ResultStore, read_document
+
+# What makes two records measurements of the same thing: the latest of them is shown.
+RECORD_KEY = ("model", "harness", "device", "device_name", "config_key")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run document's provenance, read from its header."""
+
+    results_file: str
+    run_id: str  # '-' when the document has none
+    started_utc: str  # '' when unknown
+    status: str  # 'complete', 'interrupted', 'running', ...
+    machine: str | None
+    machine_name: str | None  # its GPU's name, else its CPU's
+    commit: str
+    torch: str
+
+    @property
+    def date(self) -> str:
+        """The start date (UTC), '-' when unknown."""
+        return self.started_utc[:10] or "-"
+
+
+@dataclass
+class Records:
+    """A store read once: see the module's docstring for the columns."""
+
+    history: Any  # pandas.DataFrame
+    runs: dict[str, Run] = field(default_factory=dict)
+
+    @cached_property
+    def latest(self):
+        """The latest record per (model, harness, device, device name, configuration)."""
+        return latest(self.history)
+
+
+def _commit(info) -> str:
+    if not isinstance(info, dict) or not info.get("id"):
+        return "-"
+    return str(info["id"])[:7] + ("+" if info.get("dirty") else "")
+
+
+def _run_of(doc: dict) -> Run:
+    """A run document's provenance."""
+    machine = doc.get("machine") or {}
+    gpu = machine.get("gpu")
+    versions = doc.get("versions") or {}
+    return Run(
+        results_file=doc["_path"],
+        run_id=str(doc.get("run_id") or "-"),
+        started_utc=str(doc.get("started_utc") or ""),
+        status=str(doc.get("status") or "-"),
+        machine=machine.get("id"),
+        machine_name=(gpu.get("name") if isinstance(gpu, dict) else None) or machine.get("cpu"),
+        commit=_commit(doc.get("commit")),
+        torch=str(versions.get("torch") or "-"),
+    )
+
+
+def _rows(doc: dict, run: Run) -> list[dict]:
+    machine = doc.get("machine") or {}
+    rows = []
+    for rec in doc["records"]:
+        if not isinstance(rec, dict) or "model" not in rec or "harness" not in rec:
+            continue
+        config = rec.get("config") or {}
+        rows.append(
+            {
+                "model": rec["model"],
+                "source": rec.get("source"),
+                "harness": rec["harness"],
+                "status": rec.get("status", "ok"),
+                "error": rec.get("error"),
+                "device": rec.get("device", "cpu"),
+                "device_name": rec.get("device_name") or machine.get("cpu"),
+                "config": config,
+                "config_key": json.dumps(config, sort_keys=True),
+                "metrics": rec.get("metrics") or {},
+                "finished_utc": rec.get("finished_utc") or doc.get("started_utc") or "",
+                "run_id": doc.get("run_id"),
+                "run_date": run.date,
+                "machine": run.machine,
+                "machine_name": run.machine_name,
+                "commit": run.commit,
+                "torch": run.torch,
+                "results_file": run.results_file,
+            }
+        )
+    return rows
+
+
+def _documents(path: Path) -> list[dict]:
+    if path.is_file():
+        doc = read_document(path)
+        return [] if doc is None else [{**doc, "_path": path.name}]
+    return list(ResultStore(path).load())
+
+
+def read_records(path: str | Path) -> Records:
+    """Every record of a results store folder, or of one run document, read once.
+
+    An unreadable document is skipped with a warning (the store's rule)."""
+    import pandas as pd
+
+    rows, runs = [], {}
+    for doc in _documents(Path(path)):
+        run = _run_of(doc)
+        runs[run.results_file] = run
+        rows += _rows(doc, run)
+    return Records(pd.DataFrame(rows), runs)
+
+
+def latest(frame):
+    """Keep the latest record per (model, harness, device, device name, configuration): an
+    H200's row and an H100's are two rows, though both are 'cuda'."""
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(["finished_utc", "run_id"], kind="stable")
+    return frame.drop_duplicates(list(RECORD_KEY), keep="last").reset_index(drop=True)

@@ -19,6 +19,7 @@ from bench.report.finetune import finetune_section
 from bench.report.fmt import fmt_number as _num
 from bench.report.fmt import is_missing
 from bench.report.fmt import natural as _natural
+from bench.report.html import write_page
 from bench.report.section1 import section1_markdown
 from bench.report.throughput import throughput_section
 from bench.report.trends import trends_section
@@ -447,4 +448,5 @@ def generate(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         written.append(path)
     for section in SECTIONS.values():
         written += section(frame, table, out)
+    written.append(write_page(frame, results_dir, out))
     return written

@@ -13,24 +13,27 @@ STYLE = """
 *{box-sizing:border-box}
 body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif;
 color:var(--fg);background:#fff}
-header,main{max-width:1500px;margin:0 auto;padding:0 20px}
+header,main{max-width:1800px;margin:0 auto;padding:0 20px}
 h1{font-size:24px;margin:18px 0 4px}
 h2{font-size:19px;margin:28px 0 8px;padding-top:8px;border-top:2px solid var(--line)}
 h3{font-size:15px;margin:18px 0 6px}
 p{margin:6px 0;max-width:110ch;color:var(--muted)}
 ul{margin:4px 0 8px;color:var(--muted)}
-nav ol{display:flex;flex-wrap:wrap;gap:4px 18px;padding-left:18px;margin:8px 0 0}
+nav ol{display:flex;flex-wrap:wrap;gap:4px 22px;padding-left:0;margin:8px 0 0;
+list-style-position:inside}
 a{color:var(--link)}
 .tablebox{margin:8px 0 16px}
 .filter{width:28em;max-width:100%;padding:4px 8px;border:1px solid var(--line);border-radius:4px;
 font:inherit}
 .count{color:var(--muted);font-size:12px;margin-left:6px}
 .scroll{overflow-x:auto;margin-top:6px;border:1px solid var(--line);border-radius:4px}
-table.data{border-collapse:collapse;width:100%;font-size:13px}
+table.data{border-collapse:collapse;width:100%;font-size:12.5px}
 caption{text-align:left;padding:4px 8px;color:var(--muted)}
-th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top;
+th,td{padding:3px 7px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top;
 white-space:nowrap}
-th{background:var(--head);position:sticky;top:0;cursor:pointer;user-select:none}
+th{background:var(--head);position:sticky;top:0;cursor:pointer;user-select:none;
+white-space:normal;vertical-align:bottom;min-width:4em}
+td.wrap{white-space:normal;min-width:14em;max-width:24em}
 th:hover{background:#e6eaef}
 th[aria-sort=ascending]::after{content:" \\25B2";font-size:10px}
 th[aria-sort=descending]::after{content:" \\25BC";font-size:10px}

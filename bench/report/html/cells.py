@@ -9,6 +9,7 @@ from bench.report.html.render import Cell, Row
 # One format per quantity, everywhere on the page.
 FORMATS = {
     "count": ",.0f",  # parameters, images, batch sizes, epochs
+    "year": ".0f",
     "gmacs": ",.4g",  # GMACs per sample: four significant digits
     "rate": ",.1f",  # samples/s, GMAC/s
     "ms": ",.2f",  # step times

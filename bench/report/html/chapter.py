@@ -111,7 +111,7 @@ def _chapter_row(frame, card: ModelCard) -> Row:
         )
     cells = [
         Cell(card.display_name, title=card.name),
-        num(card.year, "count") if card.year else num(None, "count", "no year on the card"),
+        num(card.year, "year", "no year on the card"),
         text(ch.layers if ch else None, "the chapter gives none"),
         linked(_static(frame, card, "depth"), "depth", "count", missing),
         text(ch.params if ch else None, "the chapter gives none"),
@@ -158,7 +158,7 @@ def chapter_blocks(frame) -> list:
             "(published: torchvision's or timm's weights; measured: the validate harness). "
             "Samples/s is the best inference throughput measured on each device kind, with the "
             "configuration that won. Fine-tuned top-1 is on mnist5k's held-out 1,000 digits "
-            f"after `{FINETUNE_COMMAND}` (from scratch). Every measured figure links to the run "
+            f"after '{FINETUNE_COMMAND}' (from scratch). Every measured figure links to the run "
             "it came from; hover for the record's provenance."
         ),
         Table("chapter", CHAPTER_COLUMNS, rows),

@@ -14,6 +14,8 @@ from html import escape
 from bench.report.html.assets import SCRIPT, STYLE
 
 NUM = ' class="num"'
+WRAP = ' class="wrap"'  # long text cells wrap instead of widening the table
+WRAP_AFTER = 30
 
 
 @dataclass(frozen=True)
@@ -82,14 +84,14 @@ def _cell(cell: Cell) -> str:
     text = escape(cell.text)
     if cell.href:
         text = f'<a href="{escape(cell.href, quote=True)}">{text}</a>'
-    cls = NUM if cell.numeric else ""
+    cls = NUM if cell.numeric else WRAP if len(cell.text) > WRAP_AFTER else ""
     return f"<td{cls}{_sort_key(cell)}{_attr('title', cell.title)}>{text}</td>"
 
 
 def _table(table: Table) -> list[str]:
-    tid = escape(table.table_id, quote=True)
+    tid = escape(table.table_id, quote=True)  # the table's id is tid-table: sections own tid
     if not table.rows:
-        return [f'<p class="empty" id="{tid}">{escape(table.empty)}</p>']
+        return [f'<p class="empty" id="{tid}-table">{escape(table.empty)}</p>']
     numeric = [any(r.cells[i].numeric for r in table.rows) for i in range(len(table.columns))]
     heads = "".join(
         f'<th scope="col"{NUM if n else ""} tabindex="0">{escape(c)}</th>'
@@ -99,7 +101,7 @@ def _table(table: Table) -> list[str]:
         f'<div class="tablebox" data-table="{tid}">',
         f'<input type="search" class="filter" placeholder="filter rows (model, device, runtime,'
         f' harness...)" aria-label="filter {tid}"> <span class="count"></span>',
-        f'<div class="scroll"><table class="data" id="{tid}">',
+        f'<div class="scroll"><table class="data" id="{tid}-table">',
     ]
     if table.caption:
         out.append(f"<caption>{escape(table.caption)}</caption>")

@@ -131,7 +131,7 @@ def candidates_blocks(frame) -> list:
     )
     return [
         Text(
-            "Each `--optimize` record's candidates, grouped by run: the configuration chosen is "
+            "Each --optimize record's candidates, grouped by run: the configuration chosen is "
             "the fastest whose outputs agree with PyTorch eager fp32."
         ),
         Table("candidates", columns, tuple(out), empty="No --optimize records yet."),
@@ -165,7 +165,7 @@ def validate_blocks(frame) -> list:
         "Run",
     )
     return [
-        Text("Pretrained weights scored on labelled images (`--harness validate --pretrained`)."),
+        Text("Pretrained weights scored on labelled images (--harness validate --pretrained)."),
         Table("validate", columns, tuple(out), empty="No validate records yet."),
     ]
 

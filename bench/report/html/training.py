@@ -74,7 +74,7 @@ def finetune_blocks(frame) -> list:
         Text(
             "Every fine-tune configuration's latest record: top-1 and top-5 on the held-out "
             "split after the last epoch. Train images below the data set's full split are "
-            "small-data runs (`--train-limit`, the anti-patterns)."
+            "small-data runs (--train-limit, the anti-patterns)."
         ),
         Table("finetune", FINETUNE_COLUMNS, rows, empty="No fine-tune records yet."),
     ]

@@ -16,6 +16,7 @@ from bench.report.antipatterns import antipatterns_section
 from bench.report.finetune import finetune_section
 from bench.report.fmt import WARN, is_missing
 from bench.report.fmt import fmt_number as _num
+from bench.report.html import write_page
 from bench.report.records import read_records
 from bench.report.section1 import section1_markdown
 from bench.report.throughput import throughput_section
@@ -329,4 +330,5 @@ def generate(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
         written.append(path)
     for section in SECTIONS.values():
         written += section(records, table, out)
+    written.append(write_page(records, out))
     return written

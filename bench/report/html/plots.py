@@ -1,0 +1,192 @@
+"""The page's plots as PNG bytes (matplotlib's Agg backend, a fixed size and dpi, no timestamp
+or version in the file): the same records give the same bytes. At most eight series a panel,
+legends outside the axes."""
+
+from __future__ import annotations
+
+from bench.registry.cards import chapter_table
+from bench.report.html.cells import device, runtime
+from bench.report.html.chapter import best_speed, ok_records
+from bench.report.plot import png_bytes
+
+DPI = 90
+MAX_SERIES = 8
+MARKERS = "os^Dv<>p"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "svg.hashsalt": "cnn-bench"})
+    return plt
+
+
+def _png(plt, fig) -> bytes:
+    try:
+        return png_bytes(fig, dpi=DPI)
+    finally:
+        plt.close(fig)
+
+
+def speed_vs_gmacs(frame) -> bytes | None:
+    """Best inference samples/s per model against its GMACs, one series per device and runtime."""
+    best: dict[tuple, dict] = {}
+    for r in ok_records(frame, "throughput"):
+        m = r["metrics"]
+        sps, gmacs = m.get("infer_samples_per_sec"), m.get("infer_gmacs")
+        if not sps or not gmacs:
+            continue
+        key = (device(r), runtime(r["config"]), r["model"])
+        if key not in best or sps > best[key]["metrics"]["infer_samples_per_sec"]:
+            best[key] = r
+    if not best:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9.5, 5.2), layout="constrained")
+    series = sorted({k[:2] for k in best})
+    for i, (dev, rt) in enumerate(series):
+        pts = [r["metrics"] for k, r in sorted(best.items()) if k[:2] == (dev, rt)]
+        ax.scatter(
+            [p["infer_gmacs"] for p in pts],
+            [p["infer_samples_per_sec"] for p in pts],
+            marker=MARKERS[i % len(MARKERS)],
+            color=f"C{i % 10}",
+            label=f"{dev}, {rt}",
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="GMACs per sample (fvcore, batch 1)",
+        ylabel="inference samples/s (best configuration)",
+        title="Throughput against compute, by device and runtime",
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    return _png(plt, fig)
+
+
+def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """The points no other point beats on both speed and accuracy, fastest first."""
+    front, best = [], float("-inf")
+    for p in sorted(points, key=lambda p: (-p[0], -p[1], p[2])):
+        if p[1] > best:
+            front.append(p)
+            best = p[1]
+    return front
+
+
+def accuracy_vs_speed(frame) -> bytes | None:
+    """Published ImageNet top-1 against the best inference samples/s, one panel per device
+    kind, the Pareto front drawn and its points filled."""
+    panels = []
+    for kind, label in (("cpu", "CPU"), ("cuda", "GPU")):
+        pts, names = [], set()
+        for card in chapter_table():
+            rec = best_speed(frame, card.name, kind)
+            if rec is not None and card.published.top1 is not None:
+                pts.append(
+                    (
+                        rec["metrics"]["infer_samples_per_sec"],
+                        card.published.top1,
+                        card.display_name,
+                    )
+                )
+                names.add(str(rec.get("device_name") or kind))
+        if pts:
+            panels.append((f"{label} ({', '.join(sorted(names))})", pts))
+    if not panels:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False, layout="constrained"
+    )
+    for ax, (title, pts) in zip(axes[0], panels, strict=True):
+        front = pareto_front(pts)
+        rest = [p for p in pts if p not in front]
+        ax.scatter(
+            [p[0] for p in rest],
+            [p[1] for p in rest],
+            facecolors="none",
+            edgecolors="C0",
+            label="dominated",
+        )
+        ax.scatter([p[0] for p in front], [p[1] for p in front], color="C3", label="Pareto front")
+        ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="C3", lw=1)
+        for x, y, name in sorted(pts):
+            ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+        ax.set(
+            xscale="log",
+            xlabel="inference samples/s (best configuration)",
+            ylabel="ImageNet top-1 (published, %)",
+            title=title,
+        )
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    return _png(plt, fig)
+
+
+def _curve_label(r: dict) -> str:
+    c = r["config"]
+    size = c.get("train_limit") or r["metrics"].get("train_samples")
+    return (
+        f"{c.get('init')} {c.get('protocol')} {c.get('augment')}, {size} imgs, "
+        f"{c.get('finetune_img_size')}px, lr {c.get('lr'):g}, bs {c.get('batch_size')}, "
+        f"seed {c.get('seed')}, {r['device']}"
+    )
+
+
+def finetune_curves(recs: list[dict], model: str) -> bytes | None:
+    """Held-out top-1 per epoch of one model's fine-tune records, eight a panel."""
+    recs = [r for r in recs if r["model"] == model and isinstance(r["metrics"].get("curve"), list)]
+    if not recs:
+        return None
+    lines = [
+        (_curve_label(r), [(p["epoch"], p["top1"]) for p in r["metrics"]["curve"]]) for r in recs
+    ]
+    plt, fig, axes = _panels(lines)
+    for ax in axes:
+        ax.set_ylabel("held-out top-1 (%)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[-1].set_xlabel("epoch")
+    axes[0].set_title(f"{model}: learning curves")
+    return _png(plt, fig)
+
+
+def _panels(lines: list[tuple[str, list[tuple[float, float]]]]):
+    """One panel per eight lines, stacked, each with its legend outside on the right."""
+    chunks = [lines[i : i + MAX_SERIES] for i in range(0, len(lines), MAX_SERIES)]
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        len(chunks), 1, figsize=(10, 0.5 + 2.5 * len(chunks)), squeeze=False, layout="constrained"
+    )
+    for ax, chunk in zip(axes[:, 0], chunks, strict=True):
+        for i, (label, pts) in enumerate(chunk):
+            ax.plot(
+                [x for x, _ in pts],
+                [y for _, y in pts],
+                marker=MARKERS[i],
+                markersize=4,
+                color=f"C{i}",
+                label=label,
+            )
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
+    return plt, fig, list(axes[:, 0])
+
+
+def trend_panels(
+    metric: str, lines: list[tuple[str, list[tuple[int, float]]]], runs: list[str]
+) -> bytes:
+    """Small multiples for one metric: at most eight series a panel, change from each series'
+    first run in %, runs in time order on the x axis."""
+    plt, fig, axes = _panels(lines)
+    for ax in axes:
+        used = sorted({int(x) for line in ax.get_lines() for x in line.get_xdata()})
+        ax.set_xticks(used, [runs[x] for x in used], fontsize=7, rotation=60, ha="right")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_ylabel("change from first run (%)", fontsize=8)
+    axes[0].set_title(f"{metric}: change over runs")
+    return _png(plt, fig)

@@ -1,0 +1,194 @@
+"""The page's measured tables: throughput (every runtime), the ``--optimize`` candidates of each
+run, validate's accuracy, and the measurements that failed or were skipped."""
+
+from __future__ import annotations
+
+from bench.registry.lookup import natural_key as natural
+from bench.report.html.cells import device, num, row, runtime, text
+from bench.report.html.chapter import ok_records
+from bench.report.html.render import Row, Table, Text
+
+
+def _by_model(rows: list[dict]) -> list[dict]:
+    return sorted(
+        rows,
+        key=lambda r: (
+            natural(r["model"]),
+            r["device"],
+            str(r.get("device_name")),
+            r["config_key"],
+        ),
+    )
+
+
+def _throughput_row(r: dict) -> Row:
+    c, m = r["config"], r["metrics"]
+    mode = c.get("mode", "infer")
+    batch = m.get(f"{mode}_batch_size", c.get("batch_size"))
+    peak = m.get("frac_of_peak")
+    cells = (
+        text(r["model"]),
+        text(device(r)),
+        text(runtime(c)),
+        text(mode),
+        num(batch, "count"),
+        text(c.get("precision")),
+        text(c.get("layout")),
+        text("yes" if c.get("compiled") else "no"),
+        num(m.get(f"{mode}_samples_per_sec"), "rate", "not measured"),
+        num(m.get("median"), "ms", "not measured"),
+        num(m.get("p90"), "ms", "not measured"),
+        num(m.get("cv_pct"), "pct", "not measured"),
+        num(m.get("achieved_gmacs_per_sec"), "rate", "no GMACs record of this model"),
+        num(
+            None if peak is None else 100 * peak,
+            "pct",
+            "no peak measured in this run",
+            title=m.get("peak_method") or "",
+        ),
+        num(
+            m.get("peak_mem_mb"),
+            "mib",
+            "not measured",
+            title="CPU: the worker's peak resident memory; CUDA: the allocator's peak",
+        ),
+    )
+    return row(cells, r)
+
+
+THROUGHPUT_COLUMNS = (
+    "Model",
+    "Device",
+    "Runtime",
+    "Mode",
+    "Batch",
+    "Precision",
+    "Layout",
+    "Compiled",
+    "Samples/s",
+    "Step median (ms)",
+    "p90 (ms)",
+    "CV",
+    "GMAC/s",
+    "Of peak",
+    "Peak mem (MiB)",
+    "Run",
+)
+
+
+def throughput_blocks(frame) -> list:
+    rows = _by_model(ok_records(frame, "throughput"))
+    return [
+        Text(
+            "Every configuration measured, its latest record. Samples/s is samples over the "
+            "timed time after a warm-up until the step time is stable; step times are per "
+            "batch. GMAC/s is GMACs x samples/s (x3 for training); 'Of peak' divides it by a "
+            "large matrix product's GMAC/s measured in the same run (hover for the method)."
+        ),
+        Table("throughput", THROUGHPUT_COLUMNS, tuple(_throughput_row(r) for r in rows)),
+    ]
+
+
+def candidates_blocks(frame) -> list:
+    """One row per candidate of every --optimize record, a run's candidates together."""
+    out = []
+    recs = sorted(ok_records(frame, "throughput"), key=lambda r: (r["run_id"], natural(r["model"])))
+    for r in recs:
+        cands = r["metrics"].get("candidates")
+        if not isinstance(cands, list):
+            continue
+        mode = r["config"].get("mode", "infer")
+        keys = ("precision", "layout", "compiled")
+        for c in cands:
+            chosen = all(c.get(k) == r["config"].get(k) for k in keys) and runtime(c) == runtime(
+                r["config"]
+            )
+            cells = (
+                text(r["model"]),
+                text(device(r)),
+                num(r["config"].get("batch_size"), "count"),
+                text(runtime(c)),
+                text(c.get("precision")),
+                text(c.get("layout")),
+                text("yes" if c.get("compiled") else "no"),
+                num(c.get(f"{mode}_samples_per_sec"), "rate", c.get("error") or "not measured"),
+                num(c.get("max_abs_diff"), "diff", "not compared"),
+                text("chosen" if chosen else None, "not chosen"),
+            )
+            out.append(row(cells, r))
+    columns = (
+        "Model",
+        "Device",
+        "Batch",
+        "Runtime",
+        "Precision",
+        "Layout",
+        "Compiled",
+        "Samples/s",
+        "Max abs diff",
+        "Chosen",
+        "Run",
+    )
+    return [
+        Text(
+            "Each --optimize record's candidates, grouped by run: the configuration chosen is "
+            "the fastest whose outputs agree with PyTorch eager fp32."
+        ),
+        Table("candidates", columns, tuple(out), empty="No --optimize records yet."),
+    ]
+
+
+def validate_blocks(frame) -> list:
+    out = []
+    for r in _by_model(ok_records(frame, "validate")):
+        c, m = r["config"], r["metrics"]
+        cells = (
+            text(r["model"]),
+            text(c.get("val_data")),
+            num(m.get("val_images"), "count"),
+            num(m.get("val_top1"), "top1", "not measured"),
+            num(m.get("val_top5"), "top1", "not measured"),
+            text(m.get("init_source"), "no weights recorded"),
+            text(c.get("transforms")),
+            text(device(r)),
+        )
+        out.append(row(cells, r))
+    columns = (
+        "Model",
+        "Data",
+        "Images",
+        "Top-1",
+        "Top-5",
+        "Weights",
+        "Transforms",
+        "Device",
+        "Run",
+    )
+    return [
+        Text("Pretrained weights scored on labelled images (--harness validate --pretrained)."),
+        Table("validate", columns, tuple(out), empty="No validate records yet."),
+    ]
+
+
+def failures_blocks(frame) -> list:
+    if frame.empty:
+        return [Text("None.")]
+    bad = frame[frame["status"] != "ok"].to_dict("records")
+    out = [
+        row(
+            (
+                text(r["model"]),
+                text(r["harness"]),
+                text(device(r)),
+                text(r["status"]),
+                text(
+                    runtime(r["config"]) if r["harness"] == "throughput" else None, "not throughput"
+                ),
+                text(r.get("error"), "no message"),
+            ),
+            r,
+        )
+        for r in _by_model(bad)
+    ]
+    columns = ("Model", "Harness", "Device", "Status", "Runtime", "Reason", "Run")
+    return [Table("failures", columns, tuple(out), empty="None.")]

@@ -1,0 +1,88 @@
+"""reports/index.html without a browser: stable bytes, nothing fetched from a network, every
+section and its provenance present. The browser's checks are in test_html_browser.py."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+from conftest import REPO
+
+from bench.report.generate import generate, latest, load_records
+from bench.report.html import write_page
+from bench.report.html.plots import pareto_front
+
+FIXTURE = REPO / "tests" / "data" / "results"
+RESULTS = REPO / "results"
+SECTIONS = ("chapter", "throughput", "candidates", "finetune", "validate", "antipatterns",
+            "trends", "conv-types", "failures", "runs")  # fmt: skip
+
+
+class _Refs(HTMLParser):
+    """Every attribute that makes a browser fetch or navigate, and every id."""
+
+    def __init__(self):
+        super().__init__()
+        self.refs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "action", "poster", "data") and value:
+                self.refs.append(value)
+            if name == "id":
+                self.ids.add(value)
+
+
+def _refs(text: str) -> _Refs:
+    parser = _Refs()
+    parser.feed(text)
+    return parser
+
+
+def _check_offline(text: str) -> None:
+    refs = _refs(text)
+    outside = [r for r in refs.refs if not r.startswith(("#", "data:"))]
+    assert outside == [], f"references outside the page: {outside[:5]}"
+    for needle in ("http://", "https://", "url(", "@import", "fetch(", "XMLHttpRequest"):
+        in_code = [p for p in text.split("<style>")[1:] + text.split("<script>")[1:]
+                   if needle in p.split("</")[0]]  # fmt: skip
+        assert not in_code, f"{needle} in the page's style or script"
+    broken = [r for r in refs.refs if r.startswith("#") and r[1:] not in refs.ids]
+    assert broken == [], f"links to no anchor: {sorted(set(broken))[:5]}"
+
+
+def test_page_is_written_beside_the_markdown_and_stable(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    written = generate(FIXTURE, first)
+    generate(FIXTURE, second)
+    assert first / "index.html" in written
+    assert (first / "index.html").read_bytes() == (second / "index.html").read_bytes()
+    text = (first / "index.html").read_text()
+    _check_offline(text)
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in text or f'<h3 id="{section}">' in text
+    assert "run newer000" in text  # provenance in a row's title
+
+
+def test_empty_store_gives_a_page(tmp_path):
+    generate(tmp_path / "none", tmp_path / "out")
+    text = (tmp_path / "out" / "index.html").read_text()
+    assert "ResNet-50" in text  # the chapter's table lists its cards before any record
+    assert "No runs yet." in text
+    _check_offline(text)
+
+
+@pytest.mark.slow
+def test_committed_results_give_the_same_page_twice(tmp_path):
+    frame = latest(load_records(RESULTS))
+    a = write_page(frame, RESULTS, tmp_path / "a").read_bytes()
+    b = write_page(frame, RESULTS, tmp_path / "b").read_bytes()
+    assert a == b
+    _check_offline(a.decode())
+
+
+def test_pareto_front_keeps_what_nothing_beats():
+    points = [(100.0, 70.0, "fast"), (10.0, 80.0, "accurate"), (50.0, 60.0, "beaten"),
+              (10.0, 75.0, "tie-speed, worse")]  # fmt: skip
+    assert [p[2] for p in pareto_front(points)] == ["fast", "accurate"]

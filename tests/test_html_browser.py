@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from bench.report.generate import latest, load_records
 from bench.report.html import write_page
+from bench.report.records import read_records
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -37,7 +37,7 @@ def _unavailable(why: str):
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     results = REPO / "results"
-    return write_page(latest(load_records(results)), results, tmp_path_factory.mktemp("reports"))
+    return write_page(read_records(results), tmp_path_factory.mktemp("reports"))
 
 
 @pytest.fixture

@@ -201,7 +201,7 @@ def eval_transform(spec, model, weights_file: str | None = None):
         return transform, {"transforms": f"torchvision {weights}"}
     from torchvision import transforms as T
 
-    from bench.harness.finetune.weights import IMAGENET_MEAN, IMAGENET_STD
+    from bench.registry.weights import IMAGENET_MEAN, IMAGENET_STD
 
     size = spec.resolved_input_size()[1]
     transform = T.Compose([T.Resize(int(size / 0.875)), T.CenterCrop(size), T.ToTensor(),
@@ -274,7 +274,7 @@ class ValidateHarness:
 
     def measure(self, job: Job) -> list[Measurement]:
         from bench.harness.device import check_device, device_name
-        from bench.harness.finetune.weights import build_model
+        from bench.registry.weights import build_model
 
         config = job.config if job.config is not None else ValidateConfig()
         preflight(config)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import DataError
+from bench.errors import DataError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def load_torchvision(name: str, data_dir: str, download: bool) -> Data:
         where = Path(data_dir).resolve() / layout
         raise DataError(
             f"Cannot read data set '{name}' from --data-dir {data_dir} ({type(e).__name__}: "
-            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}). Put the files at "
+            f"{first_line(e)}). Put the files at "
             f"{where}, or pass --download when online."
         ) from e
 

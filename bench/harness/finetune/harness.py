@@ -2,8 +2,8 @@
 
 Runs only when asked (``--harness finetune``). The data set is held in memory (see
 ``bench.harness.finetune.data``), the model gets a fresh head for the data set's classes (see
-``bench.harness.finetune.weights``), and ``bench.harness.finetune.train`` trains it. Under ``torchrun`` it trains with
-DistributedDataParallel; only rank 0 writes anything.
+``bench.registry.weights``), and ``bench.harness.finetune.train`` trains it. Under
+``torchrun`` it trains with DistributedDataParallel; only rank 0 writes anything.
 
 Image size: ``--img-size`` when given; otherwise the model's native size on a GPU, and on
 the CPU the native size capped at ``CPU_MAX_IMG_SIZE`` so that a default run stays quick.
@@ -398,7 +398,7 @@ class FinetuneHarness:
 
         from bench.dist import is_main_process, world_size
         from bench.harness.finetune.train import train
-        from bench.harness.finetune.weights import build_model
+        from bench.registry.weights import build_model
 
         config = job.config if job.config is not None else FinetuneConfig()
         device = _device(job.run)

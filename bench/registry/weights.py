@@ -308,9 +308,14 @@ def _build_from_shipped(spec, num_classes: int, path: Path):
         [i for i, part in enumerate(path.parts) if part.endswith("-packages")][-1] + 1
     ]
     return model, Init(
-        "pretrained", package.replace("_", "-"), path.name, sha256_file(path), 3,
-        IMAGENET_MEAN, IMAGENET_STD,
-    )  # fmt: skip
+        "pretrained",
+        package.replace("_", "-"),
+        path.name,
+        sha256_file(path),
+        3,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+    )
 
 
 def _torchvision_file(spec) -> tuple[str | None, str | None]:

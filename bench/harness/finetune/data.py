@@ -84,14 +84,17 @@ class Data:
         labels = self.y_train.numpy()
         if n < len(np.unique(labels)):
             raise DataError(f"--train-limit {n}: fewer images than the {self.num_classes} classes.")
-        keep, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels,
-                                   random_state=seed)  # fmt: skip
+        keep, _ = train_test_split(
+            np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed
+        )
         keep = torch.from_numpy(np.sort(keep))
         return dataclasses.replace(
-            self, x_train=self.x_train[keep], y_train=self.y_train[keep],
+            self,
+            x_train=self.x_train[keep],
+            y_train=self.y_train[keep],
             split=f"{self.split}; training images limited to {n} (stratified, seed {seed})",
             _fingerprint=None,
-        )  # fmt: skip
+        )
 
     def mean_std(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images, on the 0..1 scale."""

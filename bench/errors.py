@@ -71,10 +71,15 @@ class Terminated(KeyboardInterrupt):
 
 def error_text(exc: BaseException) -> str:
     """An exception in one line: its type and the first line of its message."""
-    text = str(exc).strip()
-    msg = text.splitlines()[0] if text else ""
+    msg = first_line(exc)
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
 class ModelTooLargeError(BenchError):
     """A model's weights do not fit in this machine's memory."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ('' when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

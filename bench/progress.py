@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
 
 
 class Progress:
-    """Models done of ``total``, failures, elapsed time and an estimate of the time left.
+    """Models done of ``total`` and failures.
 
-    On a terminal it is a tqdm bar; elsewhere (a log, a pipe, CI) one line per model,
-    ``[i/n] model: ok``, which greps well."""
+    On a terminal it is a tqdm bar (which shows the time elapsed and an estimate of the time
+    left); elsewhere (a log, a pipe, CI) one line per model, ``[i/n] model: ok``, which greps
+    well."""
 
     def __init__(self, total: int, bar: bool = True, stream: TextIO | None = None):
         self.total = total
         self.done = 0
         self.failed = 0
         self.stream = stream or sys.stderr
-        self.start = time.perf_counter()
         self._bar = None
         if bar and total and getattr(self.stream, "isatty", lambda: False)():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, file=self.stream, unit="model", dynamic_ncols=True,
-                             desc="sweep")  # fmt: skip
+            self._bar = tqdm(
+                total=total, file=self.stream, unit="model", dynamic_ncols=True, desc="sweep"
+            )
 
     def update(self, model: str, status: str, failed: bool) -> None:
         self.done += 1
@@ -35,12 +35,6 @@ class Progress:
             return
         self.stream.write(f"[{self.done}/{self.total}] {model}: {status}\n")
         self.stream.flush()
-
-    def eta_s(self) -> float | None:
-        """Seconds left at the pace so far (None before the first model)."""
-        if not self.done:
-            return None
-        return (time.perf_counter() - self.start) / self.done * (self.total - self.done)
 
     def close(self) -> None:
         if self._bar is not None:

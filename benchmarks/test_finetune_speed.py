@@ -68,7 +68,8 @@ def harness_epoch(data) -> float:
     """One epoch of the fine-tune harness's loop, with its default (digits) augmentation."""
     import torch
 
-    from bench.harness.finetune.train import TrainConfig, train
+    from bench.harness.finetune.config import TrainConfig
+    from bench.harness.finetune.train import train
 
     torch.manual_seed(0)
     model = _simple_cnn()

@@ -43,7 +43,7 @@ def test_report_sections_from_synthetic_records():
 
 
 def test_rot180_turns_about_half_over_and_never_mirrors_alone():
-    from bench.harness.finetune.train import augment_batch
+    from bench.harness.finetune.augment import augment_batch
 
     x = torch.zeros(400, 1, 8, 8)
     x[:, :, 1, 1] = 1.0  # a dot near the top-left corner

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bench.errors import ConfigError
+from bench.harness.finetune.augment import augment_batch
+from bench.harness.finetune.config import TrainConfig
 from bench.harness.finetune.data import load_dataset
-from bench.harness.finetune.train import TrainConfig, _optimizer, augment_batch, train
+from bench.harness.finetune.optim import make_optimizer
+from bench.harness.finetune.train import train
 from bench.registry.lookup import Registry
 
 
@@ -49,11 +52,11 @@ def test_optimizer_freezes_the_right_parameters(registry):
     model = registry.get("simple_cnn").build(num_classes=10, in_chans=1)
     head = {id(p) for p in model.fc2.parameters()}
     cfg = _cfg(protocol="staged", lr=1e-3, backbone_lr_scale=0.1)
-    opt, _ = _optimizer(model, cfg, "head", 10)
+    opt, _ = make_optimizer(model, cfg, "head", 10)
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert trainable == head
     assert len(opt.param_groups) == 1
-    opt, _ = _optimizer(model, cfg, "all", 10)
+    opt, _ = make_optimizer(model, cfg, "all", 10)
     assert all(p.requires_grad for p in model.parameters())
     lrs = sorted(g["initial_lr"] for g in opt.param_groups)
     assert lrs == pytest.approx([1e-4, 1e-3])

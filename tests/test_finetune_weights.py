@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.errors import DataError
-from bench.harness.finetune.weights import build_model, lite0_weights_path, map_by_order
 from bench.registry.lookup import Registry
+from bench.registry.weights import build_model, lite0_weights_path, map_by_order
 
 
 @pytest.fixture(scope="module")

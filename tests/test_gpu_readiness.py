@@ -229,7 +229,7 @@ def test_latest_keeps_one_row_per_device_name():
 def test_epoch_time_is_the_slowest_ranks(monkeypatch):
     import torch.distributed as dist
 
-    from bench.harness.finetune.train import slowest_rank_time
+    from bench.harness.finetune.distributed import slowest_rank_time
 
     ops = []
 
@@ -259,7 +259,7 @@ def test_samples_per_sec_leaves_out_epochs_with_set_up():
 def test_rng_state_round_trip_and_cuda_slot():
     import torch
 
-    from bench.harness.finetune.train import rng_state, set_rng_state
+    from bench.harness.finetune.checkpoint import rng_state, set_rng_state
 
     state = rng_state("cpu")
     assert state["cuda"] is None
@@ -271,8 +271,9 @@ def test_rng_state_round_trip_and_cuda_slot():
 def test_staged_run_marks_set_up_epochs(tmp_path):
     import torch
 
+    from bench.harness.finetune.config import TrainConfig
     from bench.harness.finetune.data import load_dataset
-    from bench.harness.finetune.train import TrainConfig, train
+    from bench.harness.finetune.train import train
     from bench.registry.lookup import Registry
 
     data = load_dataset("digits")

@@ -6,9 +6,17 @@ import pytest
 import torch
 from torch import nn
 
-from bench.harness.depth import measure_depth
-from bench.harness.flops import count_flopcounter, count_macs, sdpa_macs
+from bench.harness.counting import flopcounter_mode, measure_depth, sdpa_macs
+from bench.harness.flops import count_macs
 from bench.harness.params import count_parameters
+
+
+def count_flopcounter(model, example) -> int:
+    """FLOPs as torch's FlopCounterMode counts them (2 per multiply-accumulate), with the
+    attention formulas cnn-bench adds: an independent count beside fvcore's."""
+    with torch.no_grad(), flopcounter_mode() as counter:
+        model(example)
+    return int(counter.get_total_flops())
 
 
 class Branchy(nn.Module):

@@ -40,7 +40,7 @@ def test_vit_at_64_is_measured_and_fine_tunes_its_constructor(registry):
     (m,) = get_harness("flops").measure(job)
     assert m.config["img_size"] == 64
     assert m.metrics["infer_gmacs"] == pytest.approx(1.461, rel=1e-3)
-    from bench.harness.finetune.weights import build_model
+    from bench.registry.weights import build_model
 
     model, _ = build_model(registry.get("vit_base_patch16_224"), 10, 1, img_size=64)
     assert model.patch_embed.img_size == (64, 64)

@@ -1,23 +1,159 @@
-"""One eager pass that the flops and depth harnesses share.
+"""The counters that the flops and depth harnesses share, and the one eager pass they share.
 
-Running a model is most of what they cost. FlopCounterMode (a dispatch mode) and the depth
-tracker (a function mode) can watch the same forward pass, so the first of the two
+Depth: weight layers on the longest path from the input to the output. Every tensor derived
+from the input carries a depth. An operation passes on the largest depth of its inputs; a
+weight layer (a convolution, linear layer or matrix product one of whose operands does not
+come from the input, i.e. a weight) adds one. Parallel branches (shortcut projections, the
+inside of an Inception module) therefore count once, along their longest member, and
+attention's ``q @ k`` (both operands from the input) counts nothing. The count is taken while
+the model runs, so any model that runs is measured.
+
+FLOPs: torch's FlopCounterMode (2 per multiply-accumulate), with the attention kernels it
+lacks added; ``sdpa_macs`` is the attention formula fvcore's handles use too.
+
+Running a model is most of what the two harnesses cost. FlopCounterMode (a dispatch mode) and
+the depth tracker (a function mode) can watch the same forward pass, so the first of the two
 harnesses to ask runs it once and keeps both counts on the Job for the other.
 """
 
 from __future__ import annotations
 
+import weakref
+from math import prod
 from typing import Any
 
 from bench.harness.base import Job
 
 
+def _weight_ops():
+    import torch
+    import torch.nn.functional as F
+
+    ops = {
+        F.conv1d, F.conv2d, F.conv3d,
+        F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d,
+        F.linear, F.bilinear,
+        torch.conv1d, torch.conv2d, torch.conv3d,
+        torch.conv_transpose1d, torch.conv_transpose2d, torch.conv_transpose3d,
+        torch.matmul, torch.mm, torch.bmm, torch.addmm, torch.baddbmm, torch.einsum,
+        torch.Tensor.matmul, torch.Tensor.mm, torch.Tensor.bmm, torch.Tensor.__matmul__,
+        torch.Tensor.__rmatmul__,
+    }  # fmt: skip
+    return ops
+
+
+def _tensors(obj):
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from _tensors(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from _tensors(o)
+
+
+class _DepthMap:
+    """Tensor -> depth by identity (a tensor's ``==`` is elementwise, so no dict of tensors)."""
+
+    def __init__(self):
+        self._d: dict[int, tuple[weakref.ref, int]] = {}
+
+    def get(self, t):
+        entry = self._d.get(id(t))
+        if entry is not None and entry[0]() is t:
+            return entry[1]
+        return None
+
+    def set(self, t, value: int) -> None:
+        self._d[id(t)] = (weakref.ref(t), value)
+
+
+def measure_depth(model, example, outer=None) -> int:
+    """Weight layers on the longest input-to-output path of ``model(example)``; ``outer``:
+    a mode to run the same pass under (``eager_counts`` counts FLOPs with it)."""
+    import contextlib
+
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    depth = _DepthMap()
+    weight_ops = _weight_ops()
+
+    class DepthMode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            ins = list(_tensors(args)) + list(_tensors(kwargs))
+            seen = [depth.get(t) for t in ins]
+            known = [v for v in seen if v is not None]
+            if not known:
+                return out
+            d = max(known)
+            if func in weight_ops and any(v is None for v in seen):
+                d += 1
+            for t in _tensors(out):
+                # in-place ops return their input: keep the deeper of the two
+                depth.set(t, max(d, depth.get(t) or 0))
+            return out
+
+    with torch.no_grad(), outer if outer is not None else contextlib.nullcontext():
+        x = example.clone()
+        depth.set(x, 0)
+        with DepthMode():
+            out = model(x)
+    found = [v for v in (depth.get(t) for t in _tensors(out)) if v is not None]
+    return max(found) if found else 0
+
+
+def sdpa_macs(q: list[int], k: list[int], v: list[int]) -> int:
+    """``softmax(q k^T) v``: L*S*E for the scores plus L*S*Ev for the weighted sum."""
+    batch = prod(q[:-2])
+    length, e = q[-2], q[-1]
+    s, ev = k[-2], v[-1]
+    return batch * length * s * (e + ev)
+
+
+def _flopcounter_attention_formulas() -> dict:
+    """FlopCounterMode formulas (FLOPs, 2 per MAC) for the attention kernels it lacks."""
+    import torch
+
+    aten = torch.ops.aten
+
+    def sdpa(q, k, v, *args, out_shape=None, **kwargs):
+        return 2 * sdpa_macs(list(q), list(k), list(v))
+
+    def native_mha(q, k, v, *args, out_shape=None, **kwargs):
+        e, batch = q[-1], prod(q[:-2])
+        length, s = q[-2], k[-2]
+        return 2 * batch * (2 * length * e * e + 2 * s * e * e + 2 * length * s * e)
+
+    def encoder_layer(src, *args, out_shape=None, **kwargs):
+        ffn = args[13] if len(args) > 13 else None
+        e, batch, length = src[-1], prod(src[:-2]), src[-2]
+        hidden = ffn[0] if ffn is not None else 4 * e
+        return 2 * batch * (4 * length * e * e + 2 * length * length * e + 2 * length * e * hidden)
+
+    table = {
+        "_scaled_dot_product_flash_attention_for_cpu": sdpa,
+        "_native_multi_head_attention": native_mha,
+        "_transformer_encoder_layer_fwd": encoder_layer,
+    }
+    return {getattr(aten, k): f for k, f in table.items() if hasattr(aten, k)}
+
+
+def flopcounter_mode():
+    """torch's FlopCounterMode with the attention formulas it lacks."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    return FlopCounterMode(display=False, custom_mapping=_flopcounter_attention_formulas())
+
+
 def eager_counts(job: Job) -> dict[str, Any]:
     """``{"flops": FlopCounterMode's FLOPs, "depth": weight layers}`` at batch 1, once a job."""
     if "eager" not in job.cache:
-        from bench.harness.depth import measure_depth
-        from bench.harness.flops import flopcounter_mode
-
         mode = flopcounter_mode()
         depth = measure_depth(job.model(), job.example_input(1), outer=mode)
         job.cache["eager"] = {"flops": int(mode.get_total_flops()), "depth": depth}

@@ -5,8 +5,9 @@ fvcore counts one multiply-accumulate as one "flop"; we report that number as MA
 module adds handles for ``scaled_dot_product_attention`` (timm's fused attention and
 nn.MultiheadAttention's slow path), ``_native_multi_head_attention`` (its fast path, used
 by torchvision's ViT) and ``_transformer_encoder_layer_fwd`` (nn.TransformerEncoderLayer's
-fast path). torch's FlopCounterMode counts FLOPs (2 per MAC) and knows attention but not
-normalisation; its figure halved is recorded beside fvcore's as ``flopcounter_gmacs``.
+fast path). torch's FlopCounterMode (``bench.harness.counting``) counts FLOPs (2 per MAC) and
+knows attention but not normalisation; its figure halved is recorded beside fvcore's as
+``flopcounter_gmacs``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections import Counter
 from math import prod
 
 from bench.harness.base import Job, Measurement
+from bench.harness.counting import eager_counts, sdpa_macs
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +30,6 @@ def _shape(value) -> list[int] | None:
         return get_shape(value)
     except Exception:
         return None
-
-
-def sdpa_macs(q: list[int], k: list[int], v: list[int]) -> int:
-    """``softmax(q k^T) v``: L*S*E for the scores plus L*S*Ev for the weighted sum."""
-    batch = prod(q[:-2])
-    length, e = q[-2], q[-1]
-    s, ev = k[-2], v[-1]
-    return batch * length * s * (e + ev)
 
 
 def _sdpa_handle(inputs, outputs):
@@ -153,58 +147,12 @@ def count_macs(model, example) -> dict:
     }
 
 
-def _flopcounter_attention_formulas() -> dict:
-    """FlopCounterMode formulas (FLOPs, 2 per MAC) for the attention kernels it lacks."""
-    import torch
-
-    aten = torch.ops.aten
-
-    def sdpa(q, k, v, *args, out_shape=None, **kwargs):
-        return 2 * sdpa_macs(list(q), list(k), list(v))
-
-    def native_mha(q, k, v, *args, out_shape=None, **kwargs):
-        e, batch = q[-1], prod(q[:-2])
-        length, s = q[-2], k[-2]
-        return 2 * batch * (2 * length * e * e + 2 * s * e * e + 2 * length * s * e)
-
-    def encoder_layer(src, *args, out_shape=None, **kwargs):
-        ffn = args[13] if len(args) > 13 else None
-        e, batch, length = src[-1], prod(src[:-2]), src[-2]
-        hidden = ffn[0] if ffn is not None else 4 * e
-        return 2 * batch * (4 * length * e * e + 2 * length * length * e + 2 * length * e * hidden)
-
-    table = {
-        "_scaled_dot_product_flash_attention_for_cpu": sdpa,
-        "_native_multi_head_attention": native_mha,
-        "_transformer_encoder_layer_fwd": encoder_layer,
-    }
-    return {getattr(aten, k): f for k, f in table.items() if hasattr(aten, k)}
-
-
-def flopcounter_mode():
-    """torch's FlopCounterMode with the attention formulas it lacks."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    return FlopCounterMode(display=False, custom_mapping=_flopcounter_attention_formulas())
-
-
-def count_flopcounter(model, example) -> int:
-    """FLOPs as torch's FlopCounterMode counts them (2 per multiply-accumulate)."""
-    import torch
-
-    with torch.no_grad(), flopcounter_mode() as counter:
-        model(example)
-    return int(counter.get_total_flops())
-
-
 class FlopsHarness:
     name = "flops"
 
     counts_only = True  # values never change what is counted: build without initialisers
 
     def measure(self, job: Job) -> list[Measurement]:
-        from bench.harness.counting import eager_counts
-
         model, x = job.model(), job.example_input(1)
         fv = count_macs(model, x)
         flops = eager_counts(job)["flops"]

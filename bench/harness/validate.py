@@ -68,12 +68,22 @@ class ValidateConfig:
 
 def add_arguments(group) -> None:
     S = argparse.SUPPRESS  # defaults live in ValidateConfig
-    group.add_argument("--val-data", dest="val_data", default=S, metavar="PATH",
-                       help="images to score pretrained weights on: 'photos' (the bundled "
-                       "photographs, offline; the default), a folder of synset-id or "
-                       "class-index folders, or the ILSVRC2012 validation folder")  # fmt: skip
-    group.add_argument("--limit", type=positive_int, default=S, metavar="N",
-                       help="a seeded, class-balanced subset of N images")  # fmt: skip
+    group.add_argument(
+        "--val-data",
+        dest="val_data",
+        default=S,
+        metavar="PATH",
+        help="images to score pretrained weights on: 'photos' (the bundled "
+        "photographs, offline; the default), a folder of synset-id or "
+        "class-index folders, or the ILSVRC2012 validation folder",
+    )
+    group.add_argument(
+        "--limit",
+        type=positive_int,
+        default=S,
+        metavar="N",
+        help="a seeded, class-balanced subset of N images",
+    )
     group.add_argument("--seed", type=nonneg_int, default=S)
     group.add_argument("--pretrained", action="store_true", default=S)
     group.add_argument("--weights", default=S, metavar="PATH")
@@ -201,11 +211,17 @@ def eval_transform(spec, model, weights_file: str | None = None):
         return transform, {"transforms": f"torchvision {weights}"}
     from torchvision import transforms as T
 
-    from bench.harness.finetune.weights import IMAGENET_MEAN, IMAGENET_STD
+    from bench.registry.weights import IMAGENET_MEAN, IMAGENET_STD
 
     size = spec.resolved_input_size()[1]
-    transform = T.Compose([T.Resize(int(size / 0.875)), T.CenterCrop(size), T.ToTensor(),
-                           T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])  # fmt: skip
+    transform = T.Compose(
+        [
+            T.Resize(int(size / 0.875)),
+            T.CenterCrop(size),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
     return transform, {
         "input_size": [3, size, size],
         "crop_pct": 0.875,
@@ -274,13 +290,14 @@ class ValidateHarness:
 
     def measure(self, job: Job) -> list[Measurement]:
         from bench.harness.device import check_device, device_name
-        from bench.harness.finetune.weights import build_model
+        from bench.registry.weights import build_model
 
         config = job.config if job.config is not None else ValidateConfig()
         preflight(config)
         device = check_device(job.run.device)
-        model, init = build_model(job.spec, 1000, 3, pretrained=config.pretrained,
-                                  weights=config.weights)  # fmt: skip
+        model, init = build_model(
+            job.spec, 1000, 3, pretrained=config.pretrained, weights=config.weights
+        )
         model.eval().to(device)
         transform, described = eval_transform(job.spec, model, init.file)
         if config.val_data == "photos":

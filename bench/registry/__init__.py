@@ -1,5 +1,6 @@
-"""What can be measured: model specs, lookup with wildcards, model cards, entry-point plugins
-and classifier heads. Imports no torch until a model is built."""
+"""What can be measured: model specs, lookup with wildcards, model cards, entry-point plugins,
+classifier heads and the weights a model starts from. Imports no torch until a model is
+built."""
 
 from bench.registry.lookup import TORCHVISION_PREFIX, ModelSpec, Registry
 

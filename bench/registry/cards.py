@@ -73,11 +73,14 @@ class FinetuneRecipe:
         if self.lr is not None and not float(self.lr) > 0:
             raise CardError(f"[finetune] lr must be positive, not {self.lr}.")
         if self.batch_size is not None and (
-            isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
             or self.batch_size < 2
-        ):  # fmt: skip
-            raise CardError(f"[finetune] batch_size must be a whole number of at least 2, "
-                            f"not {self.batch_size!r}.")  # fmt: skip
+        ):
+            raise CardError(
+                f"[finetune] batch_size must be a whole number of at least 2, "
+                f"not {self.batch_size!r}."
+            )
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,39 @@ def _excluded(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(bare, p) for p in patterns)
 
 
+def _card_spec(card: ModelCard, plugin_specs: dict[str, list[ModelSpec]]) -> tuple[ModelSpec, str]:
+    """A card's spec, and the provider it names (a chapter card is backed by one of cnn-bench's
+    own entry points)."""
+    if card.source != "chapter":
+        spec = ModelSpec(
+            name=card.name,
+            source=card.source,
+            input_size=card.input_size,
+            card=card,
+            target=card.builder,
+            build_kwargs=dict(card.build_kwargs),
+        )
+        return spec, f"cnn-bench card {card.path} ({card.source})"
+    backing = [s for s in plugin_specs.get(card.builder, []) if s.source.startswith("cnn-bench[")]
+    if not backing:
+        raise PluginError(
+            f"Model card {card.path} names the built-in builder '{card.builder}', "
+            "which is not among cnn-bench's entry points. Reinstall cnn-bench."
+        )
+    base = backing[0]
+    spec = ModelSpec(
+        name=card.name,
+        source="chapter",
+        input_size=card.input_size,
+        card=card,
+        builder=base.builder,
+        target=base.target,
+        build_kwargs=dict(card.build_kwargs),
+        error=base.error,
+    )
+    return spec, f"cnn-bench card {card.path}"
+
+
 class Registry:
     """Cards and plugins, loaded once; timm and torchvision looked up on demand."""
 
@@ -180,6 +213,28 @@ class Registry:
     # -- assembling -------------------------------------------------------------------
     def _load(self) -> None:
         providers: dict[str, list[str]] = {}
+        plugin_specs = self._plugin_specs()
+        for card in self.cards.values():
+            spec, provider = _card_spec(card, plugin_specs)
+            providers.setdefault(card.name, []).append(provider)
+            self._specs[card.name] = spec
+        backed = {c.builder for c in self.cards.values() if c.source == "chapter"}
+        for name, specs in plugin_specs.items():
+            for spec in specs:
+                if spec.source.startswith("cnn-bench[") and name in backed:
+                    continue  # the card above is this entry point's public face
+                providers.setdefault(name, []).append(f"plugin {spec.source}")
+                self._specs.setdefault(name, spec)
+        for name, who in providers.items():
+            if len(who) > 1:
+                self.conflicts[name] = who
+                msg = f"Model name '{name}' is claimed by {' and by '.join(who)}."
+                self.warnings.append(msg)  # shown once, by the CLI
+                logger.debug("%s", msg)
+
+    def _plugin_specs(self) -> dict[str, list[ModelSpec]]:
+        """Every plugin's spec by name; one that cannot be loaded carries its error (and a
+        warning is kept for the CLI)."""
         plugin_specs: dict[str, list[ModelSpec]] = {}
         for plugin in self.plugins:
             try:
@@ -197,56 +252,7 @@ class Registry:
                 error=error,
             )
             plugin_specs.setdefault(plugin.name, []).append(spec)
-        for card in self.cards.values():
-            if card.source == "chapter":
-                backing = [
-                    s
-                    for s in plugin_specs.get(card.builder, [])
-                    if s.source.startswith("cnn-bench[")
-                ]
-                if not backing:
-                    raise PluginError(
-                        f"Model card {card.path} names the built-in builder '{card.builder}', "
-                        "which is not among cnn-bench's entry points. Reinstall cnn-bench."
-                    )
-                base = backing[0]
-                spec = ModelSpec(
-                    name=card.name,
-                    source="chapter",
-                    input_size=card.input_size,
-                    card=card,
-                    builder=base.builder,
-                    target=base.target,
-                    build_kwargs=dict(card.build_kwargs),
-                    error=base.error,
-                )
-                providers.setdefault(card.name, []).append(f"cnn-bench card {card.path}")
-            else:
-                spec = ModelSpec(
-                    name=card.name,
-                    source=card.source,
-                    input_size=card.input_size,
-                    card=card,
-                    target=card.builder,
-                    build_kwargs=dict(card.build_kwargs),
-                )
-                providers.setdefault(card.name, []).append(
-                    f"cnn-bench card {card.path} ({card.source})"
-                )
-            self._specs[card.name] = spec
-        backed = {c.builder for c in self.cards.values() if c.source == "chapter"}
-        for name, specs in plugin_specs.items():
-            for spec in specs:
-                if spec.source.startswith("cnn-bench[") and name in backed:
-                    continue  # the card above is this entry point's public face
-                providers.setdefault(name, []).append(f"plugin {spec.source}")
-                self._specs.setdefault(name, spec)
-        for name, who in providers.items():
-            if len(who) > 1:
-                self.conflicts[name] = who
-                msg = f"Model name '{name}' is claimed by {' and by '.join(who)}."
-                self.warnings.append(msg)  # shown once, by the CLI
-                logger.debug("%s", msg)
+        return plugin_specs
 
     # -- queries ----------------------------------------------------------------------
     def names(self) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import DataError
+from bench.errors import DataError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +84,17 @@ class Data:
         labels = self.y_train.numpy()
         if n < len(np.unique(labels)):
             raise DataError(f"--train-limit {n}: fewer images than the {self.num_classes} classes.")
-        keep, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels,
-                                   random_state=seed)  # fmt: skip
+        keep, _ = train_test_split(
+            np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed
+        )
         keep = torch.from_numpy(np.sort(keep))
         return dataclasses.replace(
-            self, x_train=self.x_train[keep], y_train=self.y_train[keep],
+            self,
+            x_train=self.x_train[keep],
+            y_train=self.y_train[keep],
             split=f"{self.split}; training images limited to {n} (stratified, seed {seed})",
             _fingerprint=None,
-        )  # fmt: skip
+        )
 
     def mean_std(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images, on the 0..1 scale."""
@@ -185,7 +188,7 @@ def load_torchvision(name: str, data_dir: str, download: bool) -> Data:
         where = Path(data_dir).resolve() / layout
         raise DataError(
             f"Cannot read data set '{name}' from --data-dir {data_dir} ({type(e).__name__}: "
-            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}). Put the files at "
+            f"{first_line(e)}). Put the files at "
             f"{where}, or pass --download when online."
         ) from e
 

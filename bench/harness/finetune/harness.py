@@ -2,8 +2,8 @@
 
 Runs only when asked (``--harness finetune``). The data set is held in memory (see
 ``bench.harness.finetune.data``), the model gets a fresh head for the data set's classes (see
-``bench.harness.finetune.weights``), and ``bench.harness.finetune.train`` trains it. Under ``torchrun`` it trains with
-DistributedDataParallel; only rank 0 writes anything.
+``bench.registry.weights``), and ``bench.harness.finetune.train`` trains it. Under
+``torchrun`` it trains with DistributedDataParallel; only rank 0 writes anything.
 
 Image size: ``--img-size`` when given; otherwise the model's native size on a GPU, and on
 the CPU the native size capped at ``CPU_MAX_IMG_SIZE`` so that a default run stays quick.
@@ -12,6 +12,7 @@ the CPU the native size capped at ``CPU_MAX_IMG_SIZE`` so that a default run sta
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from bench.errors import ConfigError
 from bench.harness.base import Job, Measurement, RunConfig
+from bench.harness.finetune.config import AUGMENTS, PROTOCOLS, TrainConfig, check_choices
 from bench.harness.options import nonneg_int as _nonneg_int
 from bench.harness.options import positive_float as _positive_float
 from bench.harness.options import positive_int as _positive_int
@@ -75,14 +77,9 @@ class FinetuneConfig:
     train_limit: int | None = None  # a stratified subset of the training images (small data)
 
     def __post_init__(self):
-        from bench.harness.finetune.train import AUGMENTS, PROTOCOLS
-
         if self.pretrained and self.weights:
             raise ConfigError("Give --pretrained or --weights PATH, not both.")
-        if self.protocol is not None and self.protocol not in PROTOCOLS:
-            raise ConfigError(f"--protocol {self.protocol}: choose from {', '.join(PROTOCOLS)}.")
-        if self.augment is not None and self.augment not in AUGMENTS:
-            raise ConfigError(f"--augment {self.augment}: choose from {', '.join(AUGMENTS)}.")
+        check_choices(self.protocol, self.augment)
         if int(self.epochs) <= 0 or int(self.seed) < 0:
             raise ConfigError("--epochs must be positive and --seed not negative.")
         if (self.lr is not None and not self.lr > 0) or not self.backbone_lr_scale > 0:
@@ -110,58 +107,108 @@ class FinetuneConfig:
 
 
 def add_arguments(group) -> None:
+    # defaults live in FinetuneConfig, defined once
+    add = functools.partial(group.add_argument, default=argparse.SUPPRESS)
+    _data_and_recipe_arguments(add, FinetuneConfig())
+    _start_and_run_arguments(add, FinetuneConfig())
+
+
+def _data_and_recipe_arguments(add, d: FinetuneConfig) -> None:
     from bench.harness.finetune.data import DATASETS
 
-    d = FinetuneConfig()
-    S = argparse.SUPPRESS  # defaults live in FinetuneConfig, defined once
-    group.add_argument("--dataset", type=_dataset, default=S, metavar="NAME",
-                       help=f"data set to fine-tune on: {', '.join(DATASETS)} (default: "
-                       f"{d.dataset}, offline)")  # fmt: skip
-    group.add_argument("--data-dir", dest="data_dir", default=S,
-                       help=f"where torchvision data sets live (default: {d.data_dir}/)")  # fmt: skip
-    group.add_argument("--download", action="store_true", default=S,
-                       help="let torchvision download mnist/fashion_mnist/cifar10 into --data-dir")  # fmt: skip
-    group.add_argument("--epochs", type=_positive_int, default=S,
-                       help=f"training epochs (default: {d.epochs})")  # fmt: skip
-    group.add_argument("--lr", type=_positive_float, default=S,
-                       help=f"peak learning rate of the head (default: {DEFAULT_LR_SCRATCH:g} "
-                       f"from scratch, or the model card's [finetune] lr where it has one; "
-                       f"{DEFAULT_LR_PRETRAINED:g} pretrained)")  # fmt: skip
-    group.add_argument("--seed", type=_nonneg_int, default=S,
-                       help=f"seed of initialisation, shuffling, dropout and augmentation "
-                       f"(default: {d.seed})")  # fmt: skip
-    group.add_argument("--protocol", choices=("linear", "full", "staged"), default=S,
-                       help="linear: head only; full: all layers at one rate; staged: head "
-                       "first, then all with a lower backbone rate (default: staged when "
-                       "pretrained, else full)")  # fmt: skip
-    group.add_argument("--augment", choices=("none", "chapter", "digits", "rot180"), default=S,
-                       help="chapter: code example 5; digits: small affine moves, no flips or "
-                       "large turns; rot180: digits, and half the images turned over (the "
-                       "chapter's anti-pattern, to measure it) (default: digits for digit data "
-                       "sets, chapter otherwise)")  # fmt: skip
-    group.add_argument("--pretrained", action="store_true", default=S,
-                       help="start from each source's pretrained weights (never silently random)")  # fmt: skip
-    group.add_argument("--weights", default=S, metavar="PATH",
-                       help="start from a local checkpoint (.pth read with weights_only=True, "
-                       "or .safetensors)")  # fmt: skip
-    group.add_argument("--checkpoint-dir", dest="checkpoint_dir", default=S,
-                       help=f"where per-epoch fine-tune checkpoints go (default: "
-                       f"{d.checkpoint_dir}/)")  # fmt: skip
-    group.add_argument("--label-smoothing", dest="label_smoothing", type=_fraction, default=S,
-                       help=f"label smoothing of the training loss (default: "
-                       f"{d.label_smoothing:g})")  # fmt: skip
-    group.add_argument("--backbone-lr-scale", dest="backbone_lr_scale", type=_positive_float,
-                       default=S, help=f"staged: the backbone's learning rate as a fraction of "
-                       f"--lr (default: {d.backbone_lr_scale:g})")  # fmt: skip
-    group.add_argument("--deterministic", action="store_true", default=S,
-                       help="CUDA: cuDNN's deterministic kernels and no autotuning, so that a "
-                       "resumed run ends where an uninterrupted one would (slower; the CPU is "
-                       "deterministic already)")  # fmt: skip
-    group.add_argument("--train-limit", dest="train_limit", type=_positive_int, default=S,
-                       metavar="N", help="train on a stratified, seeded N of the training "
-                       "images (small-data experiments; the held-out split is unchanged)")  # fmt: skip
-    group.add_argument("--no-progress", dest="progress", action="store_false", default=S,
-                       help="no progress bar (it is also off when stderr is not a terminal)")  # fmt: skip
+    add(
+        "--dataset",
+        type=_dataset,
+        metavar="NAME",
+        help=f"data set to fine-tune on: {', '.join(DATASETS)} (default: {d.dataset}, offline)",
+    )
+    add(
+        "--data-dir",
+        dest="data_dir",
+        help=f"where torchvision data sets live (default: {d.data_dir}/)",
+    )
+    add(
+        "--download",
+        action="store_true",
+        help="let torchvision download mnist/fashion_mnist/cifar10 into --data-dir",
+    )
+    add("--epochs", type=_positive_int, help=f"training epochs (default: {d.epochs})")
+    add(
+        "--lr",
+        type=_positive_float,
+        help=f"peak learning rate of the head (default: {DEFAULT_LR_SCRATCH:g} from scratch, "
+        f"or the model card's [finetune] lr where it has one; {DEFAULT_LR_PRETRAINED:g} "
+        "pretrained)",
+    )
+    add(
+        "--seed",
+        type=_nonneg_int,
+        help=f"seed of initialisation, shuffling, dropout and augmentation (default: {d.seed})",
+    )
+    add(
+        "--protocol",
+        metavar="{" + ",".join(PROTOCOLS) + "}",
+        help="linear: head only; full: all layers at one rate; staged: head first, then all "
+        "with a lower backbone rate (default: staged when pretrained, else full)",
+    )
+    add(
+        "--augment",
+        metavar="{" + ",".join(AUGMENTS) + "}",
+        help="chapter: code example 5; digits: small affine moves, no flips or large turns; "
+        "rot180: digits, and half the images turned over (the chapter's anti-pattern, to "
+        "measure it) (default: digits for digit data sets, chapter otherwise)",
+    )
+
+
+def _start_and_run_arguments(add, d: FinetuneConfig) -> None:
+    add(
+        "--pretrained",
+        action="store_true",
+        help="start from each source's pretrained weights (never silently random)",
+    )
+    add(
+        "--weights",
+        metavar="PATH",
+        help="start from a local checkpoint (.pth read with weights_only=True, or .safetensors)",
+    )
+    add(
+        "--checkpoint-dir",
+        dest="checkpoint_dir",
+        help=f"where per-epoch fine-tune checkpoints go (default: {d.checkpoint_dir}/)",
+    )
+    add(
+        "--label-smoothing",
+        dest="label_smoothing",
+        type=_fraction,
+        help=f"label smoothing of the training loss (default: {d.label_smoothing:g})",
+    )
+    add(
+        "--backbone-lr-scale",
+        dest="backbone_lr_scale",
+        type=_positive_float,
+        help=f"staged: the backbone's learning rate as a fraction of --lr (default: "
+        f"{d.backbone_lr_scale:g})",
+    )
+    add(
+        "--deterministic",
+        action="store_true",
+        help="CUDA: cuDNN's deterministic kernels and no autotuning, so that a resumed run "
+        "ends where an uninterrupted one would (slower; the CPU is deterministic already)",
+    )
+    add(
+        "--train-limit",
+        dest="train_limit",
+        type=_positive_int,
+        metavar="N",
+        help="train on a stratified, seeded N of the training images (small-data "
+        "experiments; the held-out split is unchanged)",
+    )
+    add(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar (it is also off when stderr is not a terminal)",
+    )
 
 
 def _device(run) -> str:
@@ -216,8 +263,6 @@ def preflight(config: FinetuneConfig) -> None:
 
 
 def _train_config(job: Job, config: FinetuneConfig, device: str, img_size: int, augment: str):
-    from bench.harness.finetune.train import TrainConfig
-
     precision = job.run.precision
     return TrainConfig(
         epochs=int(config.epochs),
@@ -235,6 +280,29 @@ def _train_config(job: Job, config: FinetuneConfig, device: str, img_size: int, 
         deterministic=config.deterministic,
         progress=config.progress,
     )
+
+
+def _data(config: FinetuneConfig, img_size: int):
+    """(the data set, limited to --train-limit, and the augmentation: --augment, else the data
+    set's default)."""
+    from bench.harness.finetune.data import DEFAULT_AUGMENT, load_dataset
+
+    data = load_dataset(config.dataset, config.data_dir, config.download, img_size)
+    data = data.limit_train(config.train_limit, seed=int(config.seed))
+    return data, config.augment or DEFAULT_AUGMENT.get(data.kind, "chapter")
+
+
+def _run_key(job: Job, data, init, cfg, world: int) -> dict:
+    """What a checkpoint must match to be resumed: model, data, initial weights, recipe."""
+    return {
+        "model": job.spec.name,
+        "dataset": data.name,
+        "dataset_sha256": data.fingerprint(),
+        "init": init.init,
+        "init_sha256": init.sha256,
+        "world_size": world,
+        **{k: v for k, v in cfg.__dict__.items() if k not in ("device", "progress")},
+    }
 
 
 def _checkpoint(job: Job, config: FinetuneConfig, run_key: dict) -> Path:
@@ -268,6 +336,7 @@ def _record_config(cfg, data, init_label: str, config: FinetuneConfig, world: in
 
 
 def _record_metrics(result, data, init, checkpoint: Path) -> dict:
+    repeat = data.channels == 1 and init.in_chans != 1
     return {
         "top1": result.top1,
         "top5": result.top5,
@@ -282,14 +351,13 @@ def _record_metrics(result, data, init, checkpoint: Path) -> dict:
         "train_samples": len(data.y_train),
         "test_samples": len(data.y_test),
         "num_classes": data.num_classes,
-        "input": "channel repeat" if data.channels == 1 and init.in_chans != 1 else
-                 f"in_chans={init.in_chans}",
+        "input": "channel repeat" if repeat else f"in_chans={init.in_chans}",
         **init.as_metrics(),
         "resumed_from_epoch": result.resumed_from_epoch,
         "checkpoint": str(checkpoint),
         "curve": result.curve,
         "confusion": result.confusion,
-    }  # fmt: skip
+    }
 
 
 class FinetuneHarness:
@@ -329,41 +397,46 @@ class FinetuneHarness:
         import torch
 
         from bench.dist import is_main_process, world_size
-        from bench.harness.finetune.data import DEFAULT_AUGMENT, load_dataset
         from bench.harness.finetune.train import train
-        from bench.harness.finetune.weights import build_model
+        from bench.registry.weights import build_model
 
         config = job.config if job.config is not None else FinetuneConfig()
         device = _device(job.run)
         img_size = _img_size(job, device)
-        data = load_dataset(config.dataset, config.data_dir, config.download, img_size)
-        data = data.limit_train(config.train_limit, seed=int(config.seed))
-        augment = config.augment or DEFAULT_AUGMENT.get(data.kind, "chapter")
+        data, augment = _data(config, img_size)
         cfg = _train_config(job, config, device, img_size, augment)
         torch.manual_seed(cfg.seed)  # the new head's (and a scratch model's) initialisation
         model, init = build_model(
-            job.spec, data.num_classes, data.channels, pretrained=config.pretrained,
-            weights=config.weights, img_size=img_size,
-        )  # fmt: skip
+            job.spec,
+            data.num_classes,
+            data.channels,
+            pretrained=config.pretrained,
+            weights=config.weights,
+            img_size=img_size,
+        )
         mean, std = (init.mean, init.std) if init.mean is not None else data.mean_std()
         world = world_size()
-        run_key = {
-            "model": job.spec.name,
-            "dataset": data.name,
-            "dataset_sha256": data.fingerprint(),
-            "init": init.init,
-            "init_sha256": init.sha256,
-            "world_size": world,
-            **{k: v for k, v in cfg.__dict__.items() if k not in ("device", "progress")},
-        }
+        run_key = _run_key(job, data, init, cfg, world)
         checkpoint = _checkpoint(job, config, run_key)
         result = train(
-            model, data, cfg, in_chans=init.in_chans, mean=mean, std=std,
-            checkpoint=checkpoint, resume=job.run.resume, run_key=run_key,
-        )  # fmt: skip
+            model,
+            data,
+            cfg,
+            in_chans=init.in_chans,
+            mean=mean,
+            std=std,
+            checkpoint=checkpoint,
+            resume=job.run.resume,
+            run_key=run_key,
+        )
         if is_main_process():
-            logger.info("%s on %s: top-1 %.2f%% after %d epochs", job.spec.name, data.name,
-                        result.top1, cfg.epochs)  # fmt: skip
+            logger.info(
+                "%s on %s: top-1 %.2f%% after %d epochs",
+                job.spec.name,
+                data.name,
+                result.top1,
+                cfg.epochs,
+            )
         name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
         return [
             Measurement(

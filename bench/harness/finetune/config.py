@@ -1,0 +1,86 @@
+"""What the fine-tune loop is asked to do (``TrainConfig``) and what it returns (``TrainResult``).
+
+Protocols: ``linear`` trains the head only (backbone frozen, its norm statistics kept);
+``full`` trains everything at one learning rate; ``staged`` trains the head first with the
+backbone's weights frozen, then everything with the backbone at ``backbone_lr_scale`` times
+the rate. In the staged head phase the batch-norm statistics do follow the new data, so that
+the features the head learns on are the ones it meets when the backbone is unfrozen.
+
+The protocol and augmentation names are defined here once (``PROTOCOLS``, ``AUGMENTS``) and
+checked by ``check_choices`` wherever a configuration is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import ConfigError
+
+PROTOCOLS = ("linear", "full", "staged")
+AUGMENTS = ("none", "chapter", "digits", "rot180")
+
+
+def check_choices(protocol: str | None, augment: str | None) -> None:
+    """A ConfigError for a protocol or augmentation name that is not one of ours (None: the
+    default, resolved later)."""
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ConfigError(f"Unknown protocol '{protocol}'. Choose from: {', '.join(PROTOCOLS)}.")
+    if augment is not None and augment not in AUGMENTS:
+        raise ConfigError(f"Unknown augmentation '{augment}'. Choose from: {', '.join(AUGMENTS)}.")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 15
+    lr: float = 3e-3
+    batch_size: int = 64
+    seed: int = 0
+    protocol: str = "full"
+    augment: str = "none"
+    img_size: int = 28
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.01
+    backbone_lr_scale: float = 0.1
+    head_epochs: int | None = None  # staged: epochs of the head-only phase (None: a quarter)
+    device: str = "cpu"
+    amp: str | None = None  # 'bf16' or 'fp16' on CUDA
+    channels_last: bool = True
+    deterministic: bool = False  # CUDA: cuDNN's deterministic kernels, no autotuning
+    progress: bool = True
+    eval_batch_size: int = 500
+
+    def __post_init__(self):
+        check_choices(self.protocol, self.augment)
+
+    def staged_head_epochs(self) -> int:
+        if self.protocol != "staged":
+            return 0
+        if self.head_epochs is not None:
+            return min(self.head_epochs, self.epochs)
+        return min(max(1, round(self.epochs / 4)), max(self.epochs - 1, 1))
+
+    def phase(self, epoch: int) -> str:
+        """'head' (backbone frozen) or 'all' for a 0-based epoch."""
+        if self.protocol == "linear":
+            return "head"
+        if self.protocol == "staged" and epoch < self.staged_head_epochs():
+            return "head"
+        return "all"
+
+
+@dataclass
+class TrainResult:
+    top1: float
+    top5: float
+    loss: float
+    curve: list[dict[str, Any]]
+    best_epoch: int
+    best_top1: float
+    train_time_s: float
+    train_samples_per_sec: float
+    resumed_from_epoch: int = 0
+    # epochs train_samples_per_sec was measured over (0: all of them, set-up included)
+    speed_epochs: int = 0
+    confusion: list[list[int]] | None = None  # the last evaluation's, true x predicted
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -7,6 +7,7 @@ on one line and exits 2 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import difflib
+import re
 
 
 class BenchError(Exception):
@@ -69,12 +70,21 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def error_text(exc: BaseException) -> str:
-    """An exception in one line: its type and the first line of its message."""
-    text = str(exc).strip()
-    msg = text.splitlines()[0] if text else ""
+def error_text(exc: BaseException, limit: int | None = None) -> str:
+    """An exception in one line: its type and the first line of its message (terminal colours
+    removed, at most ``limit`` characters of it)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    msg = text.splitlines()[0][:limit] if text else ""
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
 class ModelTooLargeError(BenchError):
     """A model's weights do not fit in this machine's memory."""
+
+
+class OutOfMemoryError(BenchError):
+    """A measurement ran out of memory and could not (or was told not to) back off."""
+
+
+class RuntimeStepError(BenchError):
+    """A runtime step failed (export, conversion, session, first run); the message names it."""

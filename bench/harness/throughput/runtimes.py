@@ -140,7 +140,7 @@ class Session:
     infer: Callable[[], Any]
 
 
-def _first_line(e: BaseException) -> str:
+def _one_line_with_cause(e: BaseException) -> str:
     """The error's first line, and its root cause's (exporters wrap the real reason)."""
     root = e
     while root.__cause__ is not None and root.__cause__ is not root:
@@ -157,7 +157,7 @@ def step(what: str):
     except RuntimeStepError:
         raise
     except Exception as e:
-        raise RuntimeStepError(f"{what} failed: {_first_line(e)}") from e
+        raise RuntimeStepError(f"{what} failed: {_one_line_with_cause(e)}") from e
 
 
 def export_onnx(model, x, path: Path) -> float:

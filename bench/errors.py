@@ -7,6 +7,7 @@ on one line and exits 2 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import difflib
+import re
 
 
 class BenchError(Exception):
@@ -69,9 +70,10 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def error_text(exc: BaseException) -> str:
-    """An exception in one line: its type and the first line of its message."""
-    msg = first_line(exc)
+def error_text(exc: BaseException, limit: int | None = None) -> str:
+    """An exception in one line: its type and the first line of its message (terminal colours
+    removed, at most ``limit`` characters of it)."""
+    msg = first_line(exc)[:limit]
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
@@ -80,6 +82,15 @@ class ModelTooLargeError(BenchError):
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message ('' when it has none)."""
-    text = str(exc).strip()
+    """The first line of an exception's message, terminal colours removed ('' when it has
+    none)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
     return text.splitlines()[0] if text else ""
+
+
+class OutOfMemoryError(BenchError):
+    """A measurement ran out of memory and could not (or was told not to) back off."""
+
+
+class RuntimeStepError(BenchError):
+    """A runtime step failed (export, conversion, session, first run); the message names it."""

@@ -18,7 +18,7 @@ import pytest
 from overhead import check_overhead
 
 from bench.harness import get_harness, make_job, split_options
-from bench.harness.throughput import cpu_has_native_bf16
+from bench.harness.throughput.backend import cpu_has_native_bf16
 from bench.registry.lookup import ModelSpec
 
 torch = pytest.importorskip("torch")

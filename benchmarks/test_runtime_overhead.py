@@ -16,7 +16,7 @@ import time
 import pytest
 from overhead import check_overhead
 
-import bench.harness.throughput as tp
+import bench.harness.throughput.runtimes as rt
 from bench.harness import get_harness, make_job
 
 torch = pytest.importorskip("torch")
@@ -48,13 +48,13 @@ def _bare(infer, min_steps: int, min_time: float) -> float:
 def test_floor_runtime_overhead_vs_bare_loop(benchmark, resnet18_spec, runtime, monkeypatch):
     pytest.importorskip(runtime)
     sessions = []
-    real = tp.open_session
+    real = rt.open_session
 
     def keep(*args, **kwargs):
         sessions.append(real(*args, **kwargs))
         return sessions[-1]
 
-    monkeypatch.setattr(tp, "open_session", keep)
+    monkeypatch.setattr(rt, "open_session", keep)
     job = make_job(resnet18_spec, "throughput", runtimes=(runtime,), **SETTINGS)
     job.model()
     bare, harness = [], []

@@ -36,12 +36,13 @@ def test_throughput_on_cuda_uses_events_and_records_the_gpu():
 def test_fp32_peak_follows_the_models_tf32_setting():
     import torch
 
-    from bench.harness import throughput as tp
+    from bench.harness.throughput.backend import model_tf32
+    from bench.harness.throughput.peak import matmul_peak
 
-    assert tp.model_tf32("cuda", "fp32") == bool(
+    assert model_tf32("cuda", "fp32") == bool(
         torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32
     )
-    info = tp.matmul_peak("cuda", "fp32", tf32=True, min_time_s=0.05)
+    info = matmul_peak("cuda", "fp32", tf32=True, min_time_s=0.05)
     assert info["peak_tf32"] is True
 
 

@@ -15,8 +15,13 @@ import pytest
 from conftest import REPO, make_distribution
 
 from bench.harness import HARNESSES
-from bench.harness import throughput as tp
 from bench.harness.base import Job, RunConfig
+from bench.harness.throughput import ThroughputHarness
+from bench.harness.throughput import measure as tpm
+from bench.harness.throughput import peak as tpp
+from bench.harness.throughput.backend import model_tf32
+from bench.harness.throughput.config import Settings
+from bench.harness.throughput.model_run import ModelRun
 from bench.registry.lookup import ModelSpec
 from bench.runner import run
 from bench.storage import ResultStore
@@ -111,7 +116,7 @@ def test_error_rows_carry_the_harness_device(monkeypatch, tmp_path):
 def test_throughput_and_finetune_say_where_they_measure():
     from bench.harness.finetune.harness import FinetuneHarness
 
-    assert tp.ThroughputHarness.device_for(RunConfig(device="cpu")) == "cpu"
+    assert ThroughputHarness.device_for(RunConfig(device="cpu")) == "cpu"
     assert FinetuneHarness.device_for(RunConfig(device="cpu")) == "cpu"
 
 
@@ -122,14 +127,14 @@ def test_peak_uses_tf32_exactly_when_an_fp32_model_may():
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     before = (cudnn.allow_tf32, matmul.allow_tf32)  # torch's flag objects: no monkeypatch
     try:
-        assert not tp.model_tf32("cpu", "fp32")
+        assert not model_tf32("cpu", "fp32")
         cudnn.allow_tf32, matmul.allow_tf32 = True, False
-        assert tp.model_tf32("cuda", "fp32")  # cuDNN's convolutions run in TF32
-        assert not tp.model_tf32("cuda", "bf16")
+        assert model_tf32("cuda", "fp32")  # cuDNN's convolutions run in TF32
+        assert not model_tf32("cuda", "bf16")
         cudnn.allow_tf32 = False
-        assert not tp.model_tf32("cuda", "fp32")
+        assert not model_tf32("cuda", "fp32")
         matmul.allow_tf32 = True
-        assert tp.model_tf32("cuda", "fp32")
+        assert model_tf32("cuda", "fp32")
     finally:
         cudnn.allow_tf32, matmul.allow_tf32 = before
 
@@ -145,9 +150,9 @@ def test_peak_product_runs_at_the_models_precision_and_tf32(monkeypatch, precisi
         return out
 
     monkeypatch.setattr(torch, "mm", fake_mm)
-    monkeypatch.setattr(tp, "_PEAK_CACHE", {})
+    monkeypatch.setattr(tpp, "_PEAK_CACHE", {})
     before = torch.backends.cuda.matmul.allow_tf32
-    info = tp.matmul_peak("cpu", precision, tf32=tf32, min_time_s=0.0)
+    info = tpp.matmul_peak("cpu", precision, tf32=tf32, min_time_s=0.0)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     assert seen
     assert set(seen) == {(dtype, tf32)}
@@ -165,7 +170,7 @@ class _Tensorish:
 def test_oom_memory_is_freed_after_the_except_block(monkeypatch):
     refs, freed_then = [], []
 
-    def fake_measure_at(model, job, cand, batch, device, s, reference=None):
+    def fake_measure_at(run, cand, batch, compare=False):
         held = _Tensorish()
         refs.append(weakref.ref(held))
         if batch > 1:
@@ -175,11 +180,11 @@ def test_oom_memory_is_freed_after_the_except_block(monkeypatch):
     def fake_free(device):
         freed_then.append(all(r() is None for r in refs))
 
-    monkeypatch.setattr(tp, "measure_at", fake_measure_at)
-    monkeypatch.setattr(tp, "_free_memory", fake_free)
-    cand = tp.Candidate("infer", "fp32", False, False)
+    monkeypatch.setattr(tpm, "measure_at", fake_measure_at)
+    monkeypatch.setattr(tpm, "free_memory", fake_free)
+    cand = tpm.Candidate("infer", "fp32", False, False)
     job = Job(ModelSpec(name="m", source="test", input_size=(1, 2, 2)))
-    metrics, used = tp.measure_with_backoff(None, job, cand, 4, "cpu", tp.Settings())
+    metrics, used = tpm.measure_with_backoff(ModelRun(job, Settings(), "cpu"), cand, 4)
     assert used == 1
     assert metrics == {"samples_per_sec": 1.0}
     assert freed_then == [True, True], "the failed attempts' objects were alive when freeing"
@@ -196,11 +201,12 @@ def test_compiled_attempt_resets_dynamo_also_on_failure(monkeypatch):
     def oom(*args, **kwargs):
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(tp, "_time_candidate", oom)
+    monkeypatch.setattr(tpm, "time_steps", oom)
     spec = ModelSpec(name="m", source="test", input_size=(1, 2, 2))
-    cand = tp.Candidate("infer", "fp32", False, True)
+    cand = tpm.Candidate("infer", "fp32", False, True)
+    run = ModelRun(Job(spec), Settings(), "cpu", model=torch.nn.Identity())
     with pytest.raises(RuntimeError, match="out of memory"):
-        tp.measure_at(torch.nn.Identity(), Job(spec), cand, 2, "cpu", tp.Settings())
+        tpm.measure_at(run, cand, 2)
     assert resets == [1]
 
 

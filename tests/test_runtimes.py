@@ -11,11 +11,14 @@ import argparse
 import numpy as np
 import pytest
 
-import bench.harness.throughput as tp
 from bench.errors import ConfigError
 from bench.harness import get_harness, make_job, split_options
-from bench.harness import runtimes as rt
-from bench.harness.throughput import ThroughputConfig, ThroughputHarness, cpu_has_native_bf16
+from bench.harness.throughput import ThroughputConfig, ThroughputHarness
+from bench.harness.throughput import peak as tp
+from bench.harness.throughput import runtimes as rt
+from bench.harness.throughput.backend import cpu_has_native_bf16
+from bench.harness.throughput.config import parse_runtimes
+from bench.harness.throughput.reference import agreement
 from bench.registry.lookup import ModelSpec
 
 torch = pytest.importorskip("torch")
@@ -64,10 +67,10 @@ def _by_runtime(ms):
 
 # -- options --------------------------------------------------------------------------------
 def test_runtime_option_parses_lists_and_all():
-    assert rt.parse_runtimes("all") == ALL
-    assert rt.parse_runtimes("openvino,torch,openvino") == ("openvino", "torch")
+    assert parse_runtimes("all") == ALL
+    assert parse_runtimes("openvino,torch,openvino") == ("openvino", "torch")
     with pytest.raises(argparse.ArgumentTypeError, match="onnxruntime"):
-        rt.parse_runtimes("tensorrt")
+        parse_runtimes("tensorrt")
     with pytest.raises(ConfigError, match="--runtime"):
         ThroughputConfig(runtimes=("tvm",))
     assert ThroughputConfig().runtimes == ("torch",)
@@ -157,18 +160,18 @@ def test_a_runtime_that_rejects_the_model_is_an_error_row(monkeypatch):
 
 def test_agreement_tolerance():
     ref = np.array([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]], dtype=np.float32)
-    assert rt.agreement(ref, ref + 2e-3, "fp32")["agrees"] is True  # 1e-3 x max(1, 3)
-    assert rt.agreement(ref, ref + 4e-3, "fp32")["agrees"] is False
+    assert agreement(ref, ref + 2e-3, "fp32")["agrees"] is True  # 1e-3 x max(1, 3)
+    assert agreement(ref, ref + 4e-3, "fp32")["agrees"] is False
     swapped = ref[:, [1, 0, 2]]
-    a = rt.agreement(ref, swapped, "bf16")
+    a = agreement(ref, swapped, "bf16")
     assert a["top1_agree"] is False
     assert a["agrees"] is False
-    assert rt.agreement(ref, ref[:1], "fp32")["agrees"] is False
+    assert agreement(ref, ref[:1], "fp32")["agrees"] is False
 
 
 # -- --optimize --------------------------------------------------------------------------------
 def test_optimize_never_picks_a_candidate_that_disagrees(monkeypatch):
-    real = tp.open_session
+    real = rt.open_session
 
     def wrong_but_fast(runtime, model, x, threads, device, precision):
         session = real(runtime, model, x, threads, device, precision)
@@ -181,7 +184,7 @@ def test_optimize_never_picks_a_candidate_that_disagrees(monkeypatch):
             session.infer = infer
         return session
 
-    monkeypatch.setattr(tp, "open_session", wrong_but_fast)
+    monkeypatch.setattr(rt, "open_session", wrong_but_fast)
     (m,) = _measure(optimize=True)
     cands = {(c["runtime"], c["precision"], c["layout"]): c for c in m.metrics["candidates"]}
     ov = cands[("openvino", "fp32", "nchw")]
@@ -231,7 +234,7 @@ def test_one_peak_per_run_the_best_of_a_first_measurement_and_each_models_sample
 
 
 def test_settle_peaks_keeps_each_machine_to_its_own_best():
-    from bench.harness.throughput import settle_peaks
+    from bench.harness.throughput.peak import settle_peaks
 
     def row(peak, sample, machine=None, precision="fp32", status="ok"):
         r = {"status": status, "device": "cpu", "metrics": {

@@ -11,18 +11,13 @@ import statistics
 
 import pytest
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, OutOfMemoryError
 from bench.harness import DEFAULT_HARNESSES, get_harness, harness_target, make_job, split_options
 from bench.harness.base import RunConfig
 from bench.harness.device import DeviceError, check_device
-from bench.harness.throughput import (
-    OutOfMemoryError,
-    ThroughputConfig,
-    ThroughputHarness,
-    cpu_has_native_bf16,
-    is_oom,
-)
-from bench.harness.timing import (
+from bench.harness.throughput import ThroughputConfig
+from bench.harness.throughput.backend import cpu_has_native_bf16, is_oom
+from bench.harness.throughput.timing import (
     CpuTimer,
     StepStats,
     WarmupPolicy,
@@ -362,7 +357,7 @@ def test_cuda_timer_pairs_events_per_step_and_syncs_only_around_the_loop():
     """CudaTimer's bookkeeping with a stand-in for torch.cuda (no GPU needed)."""
     from types import SimpleNamespace
 
-    from bench.harness.timing import CudaTimer
+    from bench.harness.throughput.timing import CudaTimer
 
     clock = FakeClock([0.25])
     syncs = []
@@ -426,12 +421,12 @@ def test_optimize_times_each_candidate_in_alternating_rounds_and_keeps_its_best(
     calls = []
     speeds = itertools.count(10)  # every timing a little faster than the one before
 
-    def fake_one(self, model, job, cand, batch, device, s, gmacs, reference=None):
+    def fake_measure(run, cand, batch, compare=True):
         calls.append((cand.runtime, cand.layout))
         return {"infer_samples_per_sec": float(next(speeds)), "infer_batch_size": batch,
                 "agrees": True}  # fmt: skip
 
-    monkeypatch.setattr(ThroughputHarness, "_one", fake_one)
+    monkeypatch.setattr("bench.harness.throughput.optimize.measure_candidate", fake_measure)
     (m,) = _measure(tiny, optimize=True, runtimes=("torch",), optimize_rounds=2)
     first = calls[: len(calls) // 2]
     assert calls[len(calls) // 2 :] == first[::-1]  # the second round, in the other order

@@ -7,22 +7,19 @@ Each runtime takes the model through its own supported path: ``torch.onnx.export
 the thread count PyTorch is given. What a runtime cannot do here (a precision, a layout,
 training, a device) is a reason string for a skipped row, never a silent fallback.
 
-Numerical agreement with PyTorch eager fp32 on the same input (``agreement``): the largest
-absolute difference of the outputs, and whether every sample's top-1 class is the same. A
-candidate *agrees* when ``max_abs_diff <= tol * max(1, max|eager|)`` (``tol`` = 1e-3 in fp32,
-5e-2 in bf16/fp16) and every top-1 class agrees.
+A runtime's outputs are compared with PyTorch eager fp32's on the same input
+(``bench.harness.throughput.reference``). ``measure_candidate`` measures a candidate in its
+runtime: PyTorch (``bench.harness.throughput.measure``), or here, timed with PyTorch's loop.
 
 The packages are the extra ``cnn-bench[runtimes]``; they are imported inside functions.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.metadata
 import importlib.util
 import logging
-import re
 import tempfile
 import time
 import warnings
@@ -31,13 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError, ConfigError
+from bench.errors import ConfigError, RuntimeStepError, error_text
+from bench.harness.throughput.backend import backend_settings
+from bench.harness.throughput.config import LABELS, TORCH
+from bench.harness.throughput.measure import Candidate, measure_torch, time_steps, timed_metrics
+from bench.harness.throughput.model_run import ModelRun
+from bench.harness.throughput.peak import peak_metrics
+from bench.harness.throughput.reference import agreement
 
 logger = logging.getLogger(__name__)
 
-TORCH = "torch"
-RUNTIMES = (TORCH, "onnxruntime", "openvino")
-LABELS = {TORCH: "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 EXTRA = "cnn-bench[runtimes]"
 # import name -> distribution name, per runtime
 PACKAGES: dict[str, dict[str, str]] = {
@@ -45,40 +45,9 @@ PACKAGES: dict[str, dict[str, str]] = {
     "onnxruntime": {"onnx": "onnx", "onnxscript": "onnxscript", "onnxruntime": "onnxruntime"},
     "openvino": {"openvino": "openvino"},
 }
-FP32_TOLERANCE = 1e-3
-REDUCED_TOLERANCE = 5e-2  # bf16 and fp16
-
-
-class RuntimeStepError(BenchError):
-    """A runtime step failed (export, conversion, session, first run); the message names it."""
 
 
 # -- which runtimes --------------------------------------------------------------------------
-def parse_runtimes(text: str) -> tuple[str, ...]:
-    """``--runtime torch,onnxruntime`` (order kept, duplicates dropped) or ``all``."""
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if names == ["all"]:
-        return RUNTIMES
-    bad = [n for n in names if n not in RUNTIMES]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma list of {', '.join(RUNTIMES)} (or 'all'), got '{text}'"
-        )
-    return tuple(dict.fromkeys(names))
-
-
-def validate(runtimes) -> tuple[str, ...]:
-    """The runtimes as a tuple; an unknown name is a ConfigError (Python callers)."""
-    runtimes = (runtimes,) if isinstance(runtimes, str) else tuple(runtimes)
-    bad = [r for r in runtimes if r not in RUNTIMES]
-    if not runtimes or bad:
-        raise ConfigError(
-            f"--runtime {','.join(runtimes)}: expected a comma list of {', '.join(RUNTIMES)} "
-            "(or 'all')."
-        )
-    return tuple(dict.fromkeys(runtimes))
-
-
 def missing(runtime: str) -> list[str]:
     """The distributions a runtime needs that are not installed."""
     return [
@@ -171,17 +140,13 @@ class Session:
     infer: Callable[[], Any]
 
 
-def _one_line(e: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:300] if text else ''}"
-
-
-def _first_line(e: BaseException) -> str:
+def _one_line_with_cause(e: BaseException) -> str:
     """The error's first line, and its root cause's (exporters wrap the real reason)."""
     root = e
     while root.__cause__ is not None and root.__cause__ is not root:
         root = root.__cause__
-    return _one_line(e) + (f" (cause: {_one_line(root)})" if root is not e else "")
+    cause = f" (cause: {error_text(root, limit=300)})" if root is not e else ""
+    return error_text(e, limit=300) + cause
 
 
 @contextlib.contextmanager
@@ -192,7 +157,7 @@ def step(what: str):
     except RuntimeStepError:
         raise
     except Exception as e:
-        raise RuntimeStepError(f"{what} failed: {_first_line(e)}") from e
+        raise RuntimeStepError(f"{what} failed: {_one_line_with_cause(e)}") from e
 
 
 def export_onnx(model, x, path: Path) -> float:
@@ -275,28 +240,34 @@ def open_session(runtime: str, model, x, threads: int, device: str, precision: s
     return session
 
 
-# -- agreement -------------------------------------------------------------------------------
-def tolerance(precision: str) -> float:
-    return FP32_TOLERANCE if precision == "fp32" else REDUCED_TOLERANCE
+# -- timing ----------------------------------------------------------------------------------
+def measure_runtime(run: ModelRun, cand: Candidate, batch: int) -> dict:
+    """ONNX Runtime or OpenVINO: export once, run once (agreement), then time the session
+    with the same warm-up and loop as PyTorch (perf_counter; runs are blocking)."""
+    import torch
+
+    x = run.job.example_input(batch)
+    threads = torch.get_num_threads()
+    model = run.model_for(cand.mode)
+    session = open_session(cand.runtime, model, x, threads, run.device, cand.precision)
+    label = LABELS[cand.runtime]
+    with step(f"{label} timing"):
+        raw = time_steps(
+            session.infer, lambda: None, batch, "cpu", run.settings, False, contextlib.nullcontext()
+        )
+    metrics = timed_metrics(raw, cand.mode, batch, batch, run.job)
+    metrics.update(backend_settings("cpu"))
+    metrics.update(threads=session.threads, runtime_version=session.version)
+    metrics.update(provider=session.provider, export_time_s=round(session.export_time_s, 3))
+    with step(f"{label} agreement check"):
+        metrics.update(agreement(run.reference(batch), session.infer(), cand.precision))
+    metrics.update(peak_metrics(run, cand.mode, cand.precision, metrics))
+    return metrics
 
 
-def agreement(reference, output, precision: str) -> dict:
-    """How ``output`` agrees with PyTorch eager fp32's ``reference`` on the same input."""
-    import numpy as np
-
-    ref = np.asarray(reference, dtype=np.float32)
-    out = np.asarray(output, dtype=np.float32)
-    if ref.shape != out.shape:
-        return {"max_abs_diff": None, "top1_agree": False, "agrees": False,
-                "agree_tolerance": None}  # fmt: skip
-    diff = float(np.max(np.abs(ref - out))) if ref.size else 0.0
-    tol = tolerance(precision) * max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
-    n = ref.shape[0] if ref.ndim else 1
-    top1 = bool(np.array_equal(ref.reshape(n, -1).argmax(1), out.reshape(n, -1).argmax(1)))
-    ok = bool(np.isfinite(diff) and diff <= tol and top1)
-    return {
-        "max_abs_diff": float(f"{diff:.3g}") if np.isfinite(diff) else None,
-        "top1_agree": top1,
-        "agrees": ok,
-        "agree_tolerance": float(f"{tol:.3g}"),
-    }
+def measure_candidate(run: ModelRun, cand: Candidate, batch: int, compare: bool = True) -> dict:
+    """A candidate's row metrics in its own runtime. ``compare``: whether a PyTorch
+    candidate's outputs are checked against eager fp32 (another runtime's always are)."""
+    if cand.runtime == TORCH:
+        return measure_torch(run, cand, batch, compare)
+    return measure_runtime(run, cand, batch)

@@ -1,0 +1,41 @@
+"""Inference and training throughput, with step-time statistics, memory and fraction of peak.
+
+Method (the defaults are those of ``python -m bench run --help``):
+
+- warm up until the median step time of the last 3 steps is within 5 % of the 3 before
+  (at most 50 steps or 30 s), then time at least ``--min-steps`` steps and at least
+  ``--min-time`` seconds; samples per second is samples over the total timed time.
+- CUDA: CUDA events per step and one synchronisation before and after the loop; CPU:
+  ``perf_counter``. ``torch.compile`` is triggered and timed (``compile_time_s``) before
+  warm-up, never inside the timed loop.
+- out of memory: the batch size is halved and retried (``batch_size_reduced``) unless
+  ``--no-retry``.
+- fraction of peak: a large matrix product at the same precision on the same device gives
+  ``peak_gmacs_per_sec``: one figure per (machine, device, precision) per run, the best of
+  samples spread over the run: one before the first model in the parent process
+  (``prepare``, best of several timings, handed to every worker) and one after each timed
+  candidate in the model's worker (the model's best is ``peak_sample_gmacs_per_sec``); when
+  the run ends, ``finalize`` sets every row to its run's best. A shared machine's speed
+  drifts by 10-20 % over tens of seconds, so one sample at the start is not its peak.
+  ``achieved_gmacs_per_sec`` is the model's MACs (fvcore, batch 1) times samples per second
+  (training counts 3x the forward MACs, the usual estimate).
+- runtimes (``--runtime``): PyTorch, ONNX Runtime and OpenVINO (``runtimes``);
+  one record per (mode, batch, runtime), with the runtime's agreement with PyTorch eager fp32.
+
+The runner measures each model in its own process (``isolate = True``; see
+``bench.isolate``).
+
+The wing, top to bottom (each module imports only those below it): ``harness`` (the
+harness and one model's rows), ``optimize`` (the ``--optimize`` search), ``runtimes``
+(ONNX Runtime and OpenVINO sessions and timing; a candidate measured in its runtime),
+``measure`` (one PyTorch candidate timed, with back-off on out of memory), ``peak`` (the
+run's matrix-product peak), ``model_run`` (one model's measurement), ``reference`` (eager
+fp32 outputs and agreement), ``backend`` (device, threads and memory), ``config`` (options)
+and ``timing`` (warm-up, timed loop and step statistics). This package is cheap to import:
+torch is imported inside functions.
+"""
+
+from bench.harness.throughput.config import ThroughputConfig
+from bench.harness.throughput.harness import ThroughputHarness
+
+__all__ = ["ThroughputConfig", "ThroughputHarness"]

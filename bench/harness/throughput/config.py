@@ -1,0 +1,153 @@
+"""The throughput harness's options: ``ThroughputConfig`` (its own), ``Settings`` (with the
+run's device, batches and precision), the command-line group and its parsers."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field, fields
+
+from bench.errors import ConfigError
+from bench.harness.base import RunConfig
+from bench.harness.options import positive_float, positive_int
+from bench.harness.throughput.timing import WarmupPolicy
+
+MODES = ("infer", "train")
+DEFAULT_BATCH = {"cuda": 256, "cpu": 16}
+DEFAULT_MIN_TIME_S = 2.0
+DEFAULT_MIN_STEPS = 10
+TORCH = "torch"
+RUNTIMES = (TORCH, "onnxruntime", "openvino")
+LABELS = {TORCH: "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+def _modes(text: str) -> list[str]:
+    modes = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if not modes or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected 'infer', 'train' or 'infer,train', got '{text}'"
+        )
+    return sorted(dict.fromkeys(modes), key=MODES.index)
+
+
+def _seconds(text: str) -> float:
+    return positive_float(text, "a positive number of seconds")
+
+
+def parse_runtimes(text: str) -> tuple[str, ...]:
+    """``--runtime torch,onnxruntime`` (order kept, duplicates dropped) or ``all``."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if names == ["all"]:
+        return RUNTIMES
+    bad = [n for n in names if n not in RUNTIMES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of {', '.join(RUNTIMES)} (or 'all'), got '{text}'"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def validate_runtimes(runtimes) -> tuple[str, ...]:
+    """The runtimes as a tuple; an unknown name is a ConfigError (Python callers)."""
+    runtimes = (runtimes,) if isinstance(runtimes, str) else tuple(runtimes)
+    bad = [r for r in runtimes if r not in RUNTIMES]
+    if not runtimes or bad:
+        raise ConfigError(
+            f"--runtime {','.join(runtimes)}: expected a comma list of {', '.join(RUNTIMES)} "
+            "(or 'all')."
+        )
+    return tuple(dict.fromkeys(runtimes))
+
+
+@dataclass(frozen=True)
+class ThroughputConfig:
+    """The throughput harness's own options (the run-wide ones are in ``RunConfig``)."""
+
+    channels_last: bool = False
+    compile: bool = False
+    modes: tuple[str, ...] = ("infer",)
+    threads: int | None = None
+    min_time_s: float = DEFAULT_MIN_TIME_S
+    min_steps: int = DEFAULT_MIN_STEPS
+    retry: bool = True
+    optimize: bool = False
+    optimize_rounds: int = 2
+    runtimes: tuple[str, ...] = (TORCH,)
+    # the run's matrix-product peaks, set by ThroughputHarness.prepare (not an option, and
+    # not compared by --resume): (device, precision, tf32, gmacs_per_sec, method) each
+    peaks: tuple[tuple, ...] = field(default=(), metadata={"measured": True})
+
+    def __post_init__(self):
+        object.__setattr__(self, "runtimes", validate_runtimes(self.runtimes))
+        object.__setattr__(self, "peaks", tuple(tuple(p) for p in self.peaks))
+        modes = (self.modes,) if isinstance(self.modes, str) else tuple(self.modes)
+        if not modes or any(m not in MODES for m in modes):
+            raise ConfigError(f"--mode {','.join(modes)}: expected 'infer', 'train' or both.")
+        object.__setattr__(self, "modes", tuple(sorted(dict.fromkeys(modes), key=MODES.index)))
+        if self.threads is not None and int(self.threads) <= 0:
+            raise ConfigError(f"--threads {self.threads}: expected a positive whole number.")
+        if not self.min_time_s > 0 or int(self.min_steps) <= 0:
+            raise ConfigError("--min-time and --min-steps must be positive.")
+        if int(self.optimize_rounds) <= 0:
+            raise ConfigError(
+                f"--optimize-rounds {self.optimize_rounds}: expected a positive whole number."
+            )
+
+
+def add_arguments(group) -> None:
+    """The harness's options; their defaults live in ThroughputConfig, defined once."""
+    d = ThroughputConfig()
+    S = argparse.SUPPRESS
+    group.add_argument("--channels-last", dest="channels_last", action="store_true", default=S,
+                       help="channels_last memory format for the model and input")  # fmt: skip
+    group.add_argument("--compile", action="store_true", default=S,
+                       help="torch.compile the model; compile time is reported on its own "
+                       "(compile_time_s)")  # fmt: skip
+    group.add_argument("--mode", dest="modes", type=_modes, default=S, metavar="infer,train",
+                       help="infer (forward under inference_mode) and/or train (forward, "
+                       "backward, SGD step) (default: infer)")  # fmt: skip
+    group.add_argument("--threads", type=positive_int, default=S,
+                       help="CPU threads for torch (default: torch's own, usually the "
+                       "physical cores)")  # fmt: skip
+    group.add_argument("--min-time", dest="min_time_s", type=_seconds, default=S, metavar="S",
+                       help=f"time at least S seconds per measurement, after warm-up (default: "
+                       f"{d.min_time_s:g}); warm-up runs until the median of the last 3 step "
+                       f"times is within 5%% of the 3 before (at most {WarmupPolicy.max_steps} "
+                       f"steps or {WarmupPolicy.max_time_s:g} s)")  # fmt: skip
+    group.add_argument("--min-steps", dest="min_steps", type=positive_int, default=S,
+                       metavar="N", help=f"time at least N steps per measurement (default: "
+                       f"{d.min_steps})")  # fmt: skip
+    group.add_argument("--no-retry", dest="retry", action="store_false", default=S,
+                       help="fail on out of memory instead of halving the batch size and "
+                       "retrying")  # fmt: skip
+    group.add_argument("--optimize", action="store_true", default=S,
+                       help="per model, try {NCHW, channels_last} x {fp32, bf16 where the "
+                       "device supports it} (and compiled, with --compile), ONNX Runtime and "
+                       "OpenVINO when installed (or those --runtime names), and keep the fastest "
+                       "whose outputs agree with eager fp32; every candidate is recorded")  # fmt: skip
+    group.add_argument("--optimize-rounds", dest="optimize_rounds", type=positive_int,
+                       default=S, metavar="N",
+                       help=f"with --optimize, time every candidate N times, in turn and in "
+                       f"alternating order, and keep each one's best, so that a slow spell of "
+                       f"the machine does not decide the pick (default: {d.optimize_rounds})")  # fmt: skip
+    group.add_argument("--runtime", dest="runtimes", type=parse_runtimes, default=S,
+                       metavar="torch,onnxruntime,openvino",
+                       help=f"runtimes to measure, a comma list is a sweep, or 'all' (default: "
+                       f"{','.join(d.runtimes)}); ONNX Runtime and OpenVINO need "
+                       f"'cnn-bench[runtimes]'")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings(ThroughputConfig):
+    """What one measurement needs: the harness's configuration with the run's device,
+    batches and precision (``Settings.of(run, config)``)."""
+
+    device: str = "auto"
+    batch_sizes: tuple[int, ...] | None = None
+    precision: str = "fp32"
+    warmup: WarmupPolicy = field(default_factory=WarmupPolicy)
+
+    @classmethod
+    def of(cls, run: RunConfig, config: ThroughputConfig) -> Settings:
+        own = {f.name: getattr(config, f.name) for f in fields(config)}
+        return cls(device=run.device, batch_sizes=run.batch_sizes, precision=run.precision, **own)

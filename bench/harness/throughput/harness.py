@@ -1,0 +1,146 @@
+"""The throughput harness: one model's rows, per mode, batch size and runtime (or the
+``--optimize`` pick), and the run's peak before the first model and after the last."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+
+from bench.errors import error_text
+from bench.harness.base import Job, Measurement, RunConfig
+from bench.harness.device import check_device, device_name
+from bench.harness.throughput.backend import free_memory, supports_bf16, torch_threads
+from bench.harness.throughput.config import (
+    DEFAULT_BATCH,
+    LABELS,
+    TORCH,
+    Settings,
+    ThroughputConfig,
+    add_arguments,
+)
+from bench.harness.throughput.measure import Candidate
+from bench.harness.throughput.model_run import ModelRun
+from bench.harness.throughput.optimize import optimize
+from bench.harness.throughput.peak import run_peaks, settle_peaks, share_model_peak
+from bench.harness.throughput.runtimes import measure_candidate, require, skip_reason, version
+
+logger = logging.getLogger(__name__)
+
+
+class ThroughputHarness:
+    name = "throughput"
+    isolate = True  # the runner measures each model in its own process (bench.isolate)
+
+    add_arguments = staticmethod(add_arguments)
+
+    @staticmethod
+    def configure(options: dict, run: RunConfig) -> ThroughputConfig:
+        return ThroughputConfig(**options)
+
+    @staticmethod
+    def preflight(config: ThroughputConfig) -> None:
+        """A runtime asked for by name must be installed (exit 2 before any model)."""
+        require(config.runtimes)
+
+    @staticmethod
+    def prepare(config: ThroughputConfig, run: RunConfig) -> ThroughputConfig:
+        """Measure the run's matrix-product peak(s) once, before the first model: at the
+        run's precision, and fp32 (the other runtimes' precision) and bf16 where it is
+        native under --optimize."""
+        device = check_device(run.device)
+        precisions = [run.precision]
+        if config.optimize or set(config.runtimes) != {TORCH}:
+            precisions.append("fp32")
+        if config.optimize and supports_bf16(device):
+            precisions.append("bf16")
+        return replace(config, peaks=run_peaks(device, precisions, config.threads))
+
+    @staticmethod
+    def finalize(config: ThroughputConfig, records: list[dict]) -> list[dict]:
+        """When the run ends: every row against its run's best peak (``settle_peaks``)."""
+        return settle_peaks(records, config.peaks)
+
+    @staticmethod
+    def device_for(run: RunConfig) -> str:
+        """The device this harness measures on ('cuda' or 'cpu')."""
+        return check_device(run.device)
+
+    def measure(self, job: Job) -> list[Measurement]:
+        config = job.config if job.config is not None else ThroughputConfig()
+        s = Settings.of(job.run, config)
+        device = check_device(s.device)
+        with torch_threads(s.threads):
+            return _measure_model(job, s, device)
+
+
+def _measure_model(job: Job, s: Settings, device: str) -> list[Measurement]:
+    """Every (mode, batch) of one model: the --optimize pick, or one row per runtime."""
+    import torch
+
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True
+        if "LOCAL_RANK" in os.environ:  # under torchrun: this rank's own GPU, not cuda:0
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    run = ModelRun.build(job, s, device)
+    name = device_name(device)
+    out = []
+    for mode in s.modes:
+        for batch in s.batch_sizes or (DEFAULT_BATCH[device],):
+            asked = Candidate(mode, s.precision, s.channels_last, s.compile)
+            if s.optimize:
+                metrics, cand = optimize(run, asked, batch)
+                out.append(Measurement(_config(job, batch, cand, True), metrics, device, name))
+                continue
+            for runtime in s.runtimes:
+                m = _row(run, replace(asked, runtime=runtime), batch)
+                m.device, m.device_name = device, name
+                out.append(m)
+        if device == "cuda":
+            free_memory(device)
+    share_model_peak(run, out)
+    return out
+
+
+def _row(run: ModelRun, cand: Candidate, batch: int) -> Measurement:
+    """One (mode, batch, runtime) row: measured, skipped (why) or failed (which step)."""
+    config = _config(run.job, batch, cand, False)
+    if cand.runtime == TORCH:  # a failure here fails the model, as it always has
+        return Measurement(config, measure_candidate(run, cand, batch, not _is_plain(cand)))
+    info = {"runtime_version": version(cand.runtime)}
+    reason = skip_reason(cand.runtime, cand.mode, run.device, cand.precision, cand.channels_last)
+    if reason:
+        return Measurement(config, info, status="skipped", error=reason)
+    try:
+        metrics = measure_candidate(run, cand, batch)
+    except Exception as e:
+        failure = error_text(e)
+    else:
+        return Measurement(config, metrics)
+    logger.warning("%s: %s failed: %s", run.job.spec.name, LABELS[cand.runtime], failure)
+    free_memory(run.device)  # outside the except: the traceback no longer holds the tensors
+    return Measurement(config, info, status="error", error=failure)
+
+
+def _config(job: Job, batch: int, cand: Candidate, optimize: bool) -> dict:
+    """A record's configuration; ``runtime`` only when it is not PyTorch, so that PyTorch's
+    records keep the keys they had before runtimes existed (reports and ``compare`` match
+    them across versions)."""
+    config = {
+        "img_size": job.input_size[1],
+        "batch_size": batch,
+        "mode": cand.mode,
+        "precision": cand.precision,
+        "layout": cand.layout,
+        "compiled": cand.compiled,
+        "optimize": optimize,
+    }
+    if cand.runtime != TORCH:
+        config["runtime"] = cand.runtime
+    return config
+
+
+def _is_plain(cand: Candidate) -> bool:
+    """PyTorch eager fp32 NCHW: the reference itself, compared with nothing."""
+    plain = (TORCH, "fp32", False, False)
+    return (cand.runtime, cand.precision, cand.channels_last, cand.compiled) == plain

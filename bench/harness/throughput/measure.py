@@ -1,0 +1,230 @@
+"""One candidate timed in PyTorch: warm-up, the timed loop, memory, and the batch size
+halved on out of memory (``measure_torch``); the loop is also the other runtimes'."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from bench.errors import OutOfMemoryError, error_text
+from bench.harness.base import Job
+from bench.harness.throughput.backend import (
+    backend_settings,
+    dtype,
+    free_memory,
+    is_oom,
+    peak_rss_mb,
+    sync_fn,
+)
+from bench.harness.throughput.config import TORCH, Settings
+from bench.harness.throughput.model_run import ModelRun
+from bench.harness.throughput.peak import peak_metrics
+from bench.harness.throughput.reference import agreement, first_tensor
+from bench.harness.throughput.timing import CpuTimer, CudaTimer, StepStats, timed_loop, warm_up
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What one timing runs: mode, precision, layout, compiled or not, and the runtime."""
+
+    mode: str
+    precision: str
+    channels_last: bool
+    compiled: bool
+    runtime: str = TORCH
+
+    @property
+    def layout(self) -> str:
+        return "channels_last" if self.channels_last else "nchw"
+
+
+def _train_step(model, x, autocast, device: str):
+    """A closure running forward, backward and an SGD step."""
+    import torch
+    import torch.nn.functional as F
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+    fp16 = autocast.keywords.get("dtype") is torch.float16
+    scaler = torch.amp.GradScaler(device) if fp16 else None
+    target: list = []
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            out = first_tensor(model(x))
+            if out.dim() == 2:
+                if not target:
+                    gen = torch.Generator().manual_seed(0)
+                    labels = torch.randint(0, out.shape[1], (out.shape[0],), generator=gen)
+                    target.append(labels.to(out.device))
+                loss = F.cross_entropy(out.float(), target[0])
+            else:
+                loss = out.float().mean()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+
+    return train_step
+
+
+def _make_step(model, x, mode: str, autocast, device: str):
+    """A closure running one step; for train, forward + backward + SGD step."""
+    if mode == "train":
+        return _train_step(model, x, autocast, device)
+
+    def infer_step():
+        with autocast():
+            return model(x)
+
+    return infer_step
+
+
+def measure_at(run: ModelRun, cand: Candidate, batch: int, compare: bool = False) -> dict:
+    """Warm up, then time one candidate at one batch size; metrics (no error handling). With
+    ``compare``, an inference candidate's outputs are compared with the model's eager fp32
+    reference after the timed loop."""
+    import functools
+
+    import torch
+
+    device = run.device
+    x = run.job.example_input(batch).to(device)
+    model = run.model_for(cand.mode).to(device)
+    if cand.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    else:
+        model = model.to(memory_format=torch.contiguous_format)
+    model.train(cand.mode == "train")
+    autocast = functools.partial(
+        torch.autocast,
+        device_type=device,
+        dtype=dtype(cand.precision),
+        enabled=cand.precision != "fp32",
+    )
+    runner = torch.compile(model) if cand.compiled else model
+    step = _make_step(runner, x, cand.mode, autocast, device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    grad = torch.inference_mode() if cand.mode == "infer" else contextlib.nullcontext()
+    try:
+        metrics = time_steps(
+            step, sync_fn(device), batch, device, run.settings, cand.compiled, grad
+        )
+        if compare and cand.mode == "infer":
+            with torch.inference_mode():
+                out = first_tensor(step()).float().cpu().numpy()
+            metrics.update(agreement(run.reference(batch), out, cand.precision))
+        return metrics
+    finally:
+        if cand.compiled:  # also after a failure: a retry must not inherit dynamic shapes
+            import torch._dynamo
+
+            torch._dynamo.reset()
+
+
+def _memory(device: str) -> dict:
+    """Peak memory of the timing: allocated and reserved on a GPU, resident on the CPU."""
+    import torch
+
+    if device == "cuda":
+        return {
+            "peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+            "peak_mem_reserved_mb": round(torch.cuda.max_memory_reserved() / 2**20, 1),
+        }
+    return {"peak_mem_mb": round(peak_rss_mb(), 1), "peak_mem_reserved_mb": None}
+
+
+def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool, grad) -> dict:
+    """Under ``grad``: compile (timed apart), warm up and time ``step``; samples/s, step-time
+    statistics and peak memory."""
+    with grad:
+        compile_time = None
+        if compiled:
+            t0 = time.perf_counter()
+            step()
+            sync()
+            compile_time = time.perf_counter() - t0
+        warm, stable = warm_up(step, sync, s.warmup)
+        timer = CudaTimer() if device == "cuda" else CpuTimer()
+        total = timed_loop(step, timer, s.min_steps, s.min_time_s)
+    stats = StepStats.from_times(timer.times_ms)
+    return {
+        "samples_per_sec": round(batch * stats.rounds / total, 3),
+        "step_time": round(stats.mean, 4),
+        **stats.as_dict(),
+        "total_time_s": round(total, 4),
+        "warmup_steps": len(warm),
+        "warmup_stable": stable,
+        "compile_time_s": round(compile_time, 3) if compile_time is not None else None,
+        **_memory(device),
+    }
+
+
+def measure_with_backoff(run: ModelRun, cand: Candidate, batch: int, compare: bool = False):
+    """``measure_at``, halving the batch on out of memory unless ``--no-retry``; the metrics
+    and the batch size they were measured at.
+
+    The failed attempt's memory is freed *after* its ``except`` block: inside it, the
+    traceback still holds the attempt's frames and with them its tensors.
+    """
+    requested = batch
+    while True:
+        try:
+            return measure_at(run, cand, batch, compare), batch
+        except Exception as e:
+            if not is_oom(e):
+                raise
+            kind, failure = type(e).__name__, error_text(e, limit=200)
+        free_memory(run.device)  # the exception and its frames are gone by now
+        if not run.settings.retry:
+            raise OutOfMemoryError(
+                f"Out of memory at batch size {batch} ({kind}); drop "
+                "--no-retry to let the batch size back off, or pass a smaller --batch-size."
+            )
+        if batch == 1:
+            raise OutOfMemoryError(
+                f"Out of memory even at batch size 1 (asked for {requested}): "
+                f"{failure.split(': ', 1)[-1]}"
+            )
+        logger.warning(
+            "%s: out of memory at batch size %d, retrying with %d",
+            run.job.spec.name,
+            batch,
+            batch // 2,
+        )
+        batch //= 2
+
+
+def timed_metrics(raw: dict, mode: str, batch: int, used: int, job: Job) -> dict:
+    """A timing's metrics named for its mode, with the batch size asked for and used."""
+    raw = dict(raw)
+    return {
+        f"{mode}_samples_per_sec": raw.pop("samples_per_sec"),
+        f"{mode}_step_time": raw.pop("step_time"),
+        f"{mode}_batch_size": used,
+        f"{mode}_img_size": job.input_size[1],
+        "batch_size_reduced": used != batch,
+        **raw,
+    }
+
+
+def measure_torch(run: ModelRun, cand: Candidate, batch: int, compare: bool = False) -> dict:
+    """A PyTorch candidate's row metrics: timing, backend settings and fraction of peak."""
+    import torch
+
+    raw, used = measure_with_backoff(run, cand, batch, compare)
+    metrics = timed_metrics(raw, cand.mode, batch, used, run.job)
+    metrics.update(backend_settings(run.device), runtime_version=torch.__version__)
+    metrics.update(provider=run.device)
+    metrics.update(peak_metrics(run, cand.mode, cand.precision, metrics))
+    return metrics

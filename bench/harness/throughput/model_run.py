@@ -1,0 +1,71 @@
+"""One model's measurement, as every step below the harness sees it (``ModelRun``)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.harness.base import Job
+from bench.harness.throughput.config import Settings
+from bench.harness.throughput.reference import eager_outputs
+
+logger = logging.getLogger(__name__)
+
+
+def count_gmacs(model, job: Job) -> float | None:
+    """MACs per sample: the flops harness's count from this run, else counted here."""
+    from bench.harness.flops import count_macs
+
+    macs = job.measured.get("flops", {}).get("macs")
+    if macs is not None:
+        return macs / 1e9
+    try:
+        return count_macs(model, job.example_input(1))["macs"] / 1e9
+    except Exception as e:
+        logger.warning("%s: MACs not counted (%s); no fraction of peak", job.spec.name, e)
+        return None
+
+
+@dataclass
+class ModelRun:
+    """One model on one device with the run's settings: the model (a copy of it for
+    training), its MACs per sample, its eager fp32 outputs (once per batch size) and the best
+    matrix-product peak sampled after its timings (per device, precision and TF32)."""
+
+    job: Job
+    settings: Settings
+    device: str
+    model: Any = None
+    gmacs: float | None = None
+    samples: dict[tuple, float] = field(default_factory=dict)
+    _train_model: Any = field(default=None, repr=False)
+    _references: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, job: Job, settings: Settings, device: str) -> ModelRun:
+        """The job's model built (or taken) and its MACs counted."""
+        model = job.model()
+        return cls(job, settings, device, model, count_gmacs(model, job))
+
+    def model_for(self, mode: str):
+        """The model to time in ``mode``: itself for inference, one copy of it for training
+        (whose SGD steps must not change what inference and the reference see)."""
+        if mode == "infer":
+            return self.model
+        if self._train_model is None:
+            self._train_model = copy.deepcopy(self.model)
+        return self._train_model
+
+    def reference(self, batch: int):
+        """PyTorch eager fp32 NCHW outputs on the job's own input at ``batch``."""
+        if batch not in self._references:
+            x = self.job.example_input(batch)
+            self._references[batch] = eager_outputs(self.model, x, self.device)
+        return self._references[batch]
+
+    def keep_sample(self, key: tuple, gmacs_per_sec: float) -> float:
+        """Note a peak sample taken after one of this model's timings; the best so far."""
+        self.samples[key] = max(self.samples.get(key, 0.0), gmacs_per_sec)
+        return self.samples[key]

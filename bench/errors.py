@@ -78,3 +78,7 @@ def error_text(exc: BaseException) -> str:
 
 class ModelTooLargeError(BenchError):
     """A model's weights do not fit in this machine's memory."""
+
+
+class WorkerError(BenchError):
+    """The isolated measurement raised, crashed or timed out."""

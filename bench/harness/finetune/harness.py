@@ -359,7 +359,7 @@ class FinetuneHarness:
         checkpoint = _checkpoint(job, config, run_key)
         result = train(
             model, data, cfg, in_chans=init.in_chans, mean=mean, std=std,
-            checkpoint=checkpoint, resume=job.run.resume, run_key=run_key,
+            checkpoint=checkpoint, resume=job.run.execution.resume, run_key=run_key,
         )  # fmt: skip
         if is_main_process():
             logger.info("%s on %s: top-1 %.2f%% after %d epochs", job.spec.name, data.name,

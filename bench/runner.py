@@ -25,8 +25,13 @@ from bench.dist import is_main_process
 from bench.environment import environment, utc_now
 from bench.errors import ConfigError
 from bench.executors import Executor, execute, measure_model, open_executor
-from bench.harness import call_hook, config_as_dict, config_from_options, config_options
-from bench.harness import harness_hook
+from bench.harness import (
+    call_hook,
+    config_as_dict,
+    config_from_options,
+    config_options,
+    harness_hook,
+)
 from bench.harness.base import RunConfig
 from bench.registry import ModelSpec
 from bench.storage import ResultStore, RunDocument

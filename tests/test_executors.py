@@ -171,7 +171,8 @@ def test_ray_gives_the_local_records_and_a_killed_worker_is_an_error_row(local_r
     specs = [_spec(n) for n in names]
     local = run([s for s in specs if s.name != "dies"], ["counting"], RunConfig(),
                 ResultStore(tmp_path / "local"))  # fmt: skip
-    on_ray = run(specs, ["counting"], RunConfig(execution=ExecutionConfig(executor="ray")), ResultStore(tmp_path / "ray"))
+    on_ray_config = RunConfig(execution=ExecutionConfig(executor="ray"))
+    on_ray = run(specs, ["counting"], on_ray_config, ResultStore(tmp_path / "ray"))
     rows = {r["model"]: r for r in on_ray.records}
     assert set(rows) == set(names)
     assert rows["dies"]["status"] == "error"
@@ -326,4 +327,5 @@ def test_an_unreachable_ray_address_is_one_line_and_exit_2(tmp_path):
                          timeout=120)  # fmt: skip
     assert time.monotonic() - start < 60
     assert ran.returncode == 2
-    assert ran.stderr.count("\n") == 1 and dead in ran.stderr, ran.stderr
+    assert ran.stderr.count("\n") == 1, ran.stderr
+    assert dead in ran.stderr

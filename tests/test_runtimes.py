@@ -84,7 +84,9 @@ def test_missing_runtime_is_one_line_naming_the_extra_before_any_model(monkeypat
     )
     run, _ = split_options("throughput", **FAST)
     with pytest.raises(ConfigError, match=r"cnn-bench\[runtimes\]") as err:
-        runner.harness_configs(["throughput"], run, {"throughput": {"runtimes": ("torch", "openvino")}})
+        runner.harness_configs(
+            ["throughput"], run, {"throughput": {"runtimes": ("torch", "openvino")}}
+        )
     assert "\n" not in str(err.value)
     # not asked for by name (--optimize tries what is installed): a skipped candidate instead
     assert rt.skip_reason("openvino", "infer", "cpu", "fp32", False).startswith("skipped")

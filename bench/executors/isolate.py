@@ -74,16 +74,7 @@ def run_isolated(
             f"Cannot send model '{spec.name}' to a subprocess ({e}); pass --no-isolate to "
             "measure it in this process."
         ) from e
-    # the harness travels as "module:Class", so that the child needs no registry of its own;
-    # the job's pieces are unpickled once the child has the parent's sys.path
-    payload = {
-        "sys_path": list(sys.path),
-        "spec": spec_bytes,
-        "harness": harness.target,
-        "job": pickle.dumps((run, config, measured or {})),
-        "log_level": logging.getLogger("bench").getEffectiveLevel(),
-        "parent_pid": os.getpid(),
-    }
+    payload = _payload(spec_bytes, harness, run, config, measured)
     remove_stale_job_folders()
     with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         tmp = Path(tmp)
@@ -116,17 +107,36 @@ def run_isolated(
             logger.debug("%s/%s failed in its worker:\n%s", spec.name, harness.name,
                          result["traceback"])  # fmt: skip
             raise WorkerError(result["error"])
-        if code < 0:
-            try:
-                how = f"signal {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"signal {-code}"
-        else:
-            how = f"exit status {code}"
-        tail = _stderr_tail(err)
-        raise WorkerError(
-            f"the worker died ({how}) without a result" + (f"; last output: {tail}" if tail else "")
-        )
+        raise _died(code, err)
+
+
+def _payload(spec_bytes: bytes, harness: HarnessEntry, run: RunConfig, config, measured) -> dict:
+    """What the child is sent: the harness as "module:Class", so that the child needs no
+    registry of its own, and the job's pieces pickled, unpickled once the child has the
+    parent's sys.path."""
+    return {
+        "sys_path": list(sys.path),
+        "spec": spec_bytes,
+        "harness": harness.target,
+        "job": pickle.dumps((run, config, measured or {})),
+        "log_level": logging.getLogger("bench").getEffectiveLevel(),
+        "parent_pid": os.getpid(),
+    }
+
+
+def _died(code: int, err: Path) -> WorkerError:
+    """The error for a child that ended (``code``) without writing a result."""
+    if code < 0:
+        try:
+            how = f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"signal {-code}"
+    else:
+        how = f"exit status {code}"
+    tail = _stderr_tail(err)
+    return WorkerError(
+        f"the worker died ({how}) without a result" + (f"; last output: {tail}" if tail else "")
+    )
 
 
 def _alive(pid: int) -> bool:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.dist import world_size
 from bench.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -104,8 +104,7 @@ def dist_setup(device_type: str):
     """(rank, world size), initialising the process group under torchrun if needed."""
     import torch.distributed as dist
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world_size() <= 1:
         return 0, 1
     if not dist.is_initialized():
         import atexit

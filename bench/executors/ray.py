@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from typing import Any
@@ -140,8 +142,13 @@ class RayExecutor:
             os.environ.pop(OWNER_ENV, None)
 
     def _connect(self, kwargs: dict) -> None:
+        # Ray installs its own SIGTERM handler (it aborts); the run's own (``bench.cli``: stop
+        # as Ctrl-C does, marking the run interrupted) is put back
+        on_term = signal.getsignal(signal.SIGTERM)
         try:
             self._ray.init(**kwargs)
+            if on_term is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, on_term)
         except Exception as e:
             raise ConfigError(
                 f"Cannot start or join Ray ({error_text(e)}); check --ray-address "

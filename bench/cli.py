@@ -74,10 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run_arguments(g) -> None:
     """``run``'s own options: what to measure, where, and how (every harness reads these)."""
     from bench.harness import DEFAULT_HARNESSES
-    from bench.harness.base import EXECUTORS, PRECISIONS, RunConfig
+    from bench.harness.base import EXECUTORS, PRECISIONS, ExecutionConfig, RunConfig
     from bench.harness.options import device, int_list, positive_float, positive_int
 
-    d = RunConfig()
+    d, e = RunConfig(), ExecutionConfig()
     g.add_argument("--models", default=None,
                    help="comma-separated names: registered ('resnet50'), any timm model, "
                    "'torchvision:NAME', wildcards ('convnext*'), a source's catalogue "
@@ -99,16 +99,16 @@ def _add_run_arguments(g) -> None:
                    "model card's [finetune] batch_size from scratch)")  # fmt: skip
     g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help=f"fp32, or bf16/fp16 autocast (default: {d.precision})")  # fmt: skip
-    g.add_argument("--no-isolate", dest="isolate", action="store_false", default=d.isolate,
+    g.add_argument("--no-isolate", dest="isolate", action="store_false", default=e.isolate,
                    help="measure in this process instead of one subprocess per model")  # fmt: skip
-    g.add_argument("--model-timeout", dest="model_timeout_s", default=d.model_timeout_s,
+    g.add_argument("--model-timeout", dest="model_timeout_s", default=e.model_timeout_s,
                    type=lambda t: positive_float(t, "a positive number of seconds"), metavar="S",
                    help="an isolated model that takes longer than S seconds becomes an error "
-                   f"row (default: {d.model_timeout_s:g})")  # fmt: skip
-    g.add_argument("--executor", choices=EXECUTORS, default=d.executor,
+                   f"row (default: {e.model_timeout_s:g})")  # fmt: skip
+    g.add_argument("--executor", choices=EXECUTORS, default=e.executor,
                    help="local: measure here; ray: one Ray task per (model, harness group), "
                    "on --ray-address or a Ray started here (needs cnn-bench[ray]) "
-                   f"(default: {d.executor})")  # fmt: skip
+                   f"(default: {e.executor})")  # fmt: skip
     g.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDRESS",
                    help="join this Ray cluster ('auto', 'ray://host:10001'); default: start "
                    "a Ray here with this machine's resources")  # fmt: skip
@@ -228,18 +228,21 @@ def cmd_list(args) -> int:
 
 def _run_config(args):
     """The run-wide configuration from the options ``run`` names (not a deny-list)."""
-    from bench.runner import RunConfig
+    from bench.harness.base import ExecutionConfig, RunConfig
 
-    return RunConfig(
-        device=args.device,
-        batch_sizes=tuple(args.batch_sizes) if args.batch_sizes else None,
-        precision=args.precision,
-        img_size=args.img_size,
+    execution = ExecutionConfig(
         isolate=args.isolate,
         model_timeout_s=args.model_timeout_s,
         executor=args.executor,
         ray_address=args.ray_address,
         resume=args.resume is not None,
+    )
+    return RunConfig(
+        device=args.device,
+        batch_sizes=tuple(args.batch_sizes) if args.batch_sizes else None,
+        precision=args.precision,
+        img_size=args.img_size,
+        execution=execution,
     )
 
 
@@ -289,7 +292,7 @@ def _summary_row(spec, records) -> dict:
 def cmd_run(args) -> int:
     from bench import harness
     from bench.dist import is_main_process
-    from bench.executors import make_executor
+    from bench.executors import open_executor
     from bench.storage import ResultStore
 
     chatty = is_main_process()  # under torchrun, rank 0 alone talks
@@ -300,26 +303,24 @@ def cmd_run(args) -> int:
     models, harness_text, resumed = _run_inputs(args, store)
     harnesses = harness.parse_harnesses(harness_text)
     run_config = _run_config(args)
-    # started first, so that a Ray cluster's workers warm up while the models are resolved
-    executor = make_executor(run_config)
-    try:
+    # opened first, so that a Ray cluster's workers warm up while the models are resolved;
+    # this block owns it (the runner measures on it and leaves it open)
+    with open_executor(run_config) as executor:
         return _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty)
-    finally:
-        executor.close()
 
 
 def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty) -> int:
     from bench import harness
     from bench.progress import Progress
     from bench.registry import Registry
-    from bench.runner import configure, run
+    from bench.runner import harness_configs, run
 
     registry = Registry()
     for w in [*harness.warnings(), *registry.warnings] if chatty else ():
         print(f"warning: {w}", file=sys.stderr)
     exclude = [e.strip() for e in args.exclude.split(",") if e.strip()]
     specs = registry.resolve(models, exclude=exclude)
-    configs = configure(harnesses, run_config, _harness_options(args, harnesses))
+    configs = harness_configs(harnesses, run_config, _harness_options(args, harnesses))
     summary: list[dict] = []
     progress: list[Progress] = []
 

@@ -94,3 +94,7 @@ class OutOfMemoryError(BenchError):
 
 class RuntimeStepError(BenchError):
     """A runtime step failed (export, conversion, session, first run); the message names it."""
+
+
+class WorkerError(BenchError):
+    """The isolated measurement raised, crashed or timed out."""

@@ -1,7 +1,8 @@
 """How a run is carried out: every model through every harness, failures as rows.
 
 The executor (``bench.executors``: here, or on Ray) measures; this module alone writes the
-run document, as each task's records arrive. A harness that raises becomes a record with
+run document, as each task's records arrive. An executor given to ``run`` belongs to its
+caller; one ``run`` opens itself, it closes. A harness that raises becomes a record with
 ``status: error`` and the run goes on with the next harness and model.
 
 ``--resume`` adds to an existing run document: a (model, harness) whose stored records are
@@ -12,6 +13,7 @@ appended, and the run ends ``complete`` as one run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -22,19 +24,24 @@ import bench
 from bench.dist import is_main_process
 from bench.environment import environment, utc_now
 from bench.errors import ConfigError
-from bench.executors import execute, make_executor, measure_model
-from bench.harness import config_as_dict, config_options, finalize, preflight, prepare
-from bench.harness import configure as configure_harness
+from bench.executors import Executor, execute, measure_model, open_executor
+from bench.harness import (
+    call_hook,
+    config_as_dict,
+    config_from_options,
+    config_options,
+    harness_hook,
+)
 from bench.harness.base import RunConfig
 from bench.registry import ModelSpec
 from bench.storage import ResultStore, RunDocument
 
-__all__ = ["RunConfig", "configure", "measure_model", "run"]
+__all__ = ["RunConfig", "harness_configs", "measure_model", "run"]
 
 logger = logging.getLogger(__name__)
 
 
-def configure(harnesses: Sequence[str], run: RunConfig, options=None) -> dict[str, Any]:
+def harness_configs(harnesses: Sequence[str], run: RunConfig, options=None) -> dict[str, Any]:
     """Each harness's typed configuration, validated and pre-flighted before the first model
     (bad values: a ``BenchError``, one line and exit 2 at the CLI). ``options`` holds each
     harness's own option values by harness name; a harness not in it gets its defaults. Then,
@@ -43,10 +50,11 @@ def configure(harnesses: Sequence[str], run: RunConfig, options=None) -> dict[st
     options = options or {}
     configs = {}
     for name in harnesses:
-        configs[name] = configure_harness(name, options.get(name, {}), run)
-        preflight(name, configs[name])
+        configs[name] = config_from_options(name, options.get(name, {}), run)
+        call_hook(name, "preflight", configs[name], default=None)
     for name in harnesses:
-        configs[name] = prepare(name, configs[name], run)
+        configs[name] = call_hook(name, "prepare", configs[name], run,
+                                  doing="preparing the run failed: ")  # fmt: skip
     return configs
 
 
@@ -148,12 +156,12 @@ def run(
     configs: dict[str, Any] | None = None,
     resume: RunDocument | None = None,
     on_plan: Callable[[list[tuple[ModelSpec, list[str], dict]]], None] | None = None,
-    executor=None,
+    executor: Executor | None = None,
 ) -> RunDocument:
     """Measure every model with every harness; records reach the store as tasks end.
     ``resume``: an existing run (``ResultStore.open_run``) to complete instead of a new one."""
     if configs is None:
-        configs = configure(harnesses, run_config)
+        configs = harness_configs(harnesses, run_config)
     if resume is not None:
         resume_into(resume, specs, harnesses, run_config, configs)
         doc = resume
@@ -164,20 +172,19 @@ def run(
     work = plan(specs, harnesses, completed(doc.records) if resume is not None else {})
     if on_plan:
         on_plan(work)
-    executor = executor or make_executor(run_config)
+    opened = contextlib.nullcontext(executor) if executor else open_executor(run_config)
     by_model: dict[str, list[dict]] = {}
     try:
-        for spec, records, finished in execute(executor, work, run_config, configs):
-            doc.add(records)
-            by_model.setdefault(spec.name, []).extend(records)
-            if finished and on_model:
-                on_model(spec, by_model.pop(spec.name))
+        with opened as on:
+            for spec, records, finished in execute(on, work, run_config, configs):
+                doc.add(records)
+                by_model.setdefault(spec.name, []).extend(records)
+                if finished and on_model:
+                    on_model(spec, by_model.pop(spec.name))
     except KeyboardInterrupt:
         _finalize(doc, configs)
         doc.finish("interrupted", utc_now())
         raise
-    finally:
-        executor.close()
     _finalize(doc, configs)
     doc.finish("complete", utc_now())
     return doc
@@ -188,6 +195,8 @@ def _finalize(doc: RunDocument, configs: dict[str, Any]) -> None:
     before the document is finished."""
     for name, config in configs.items():
         try:
-            finalize(name, config, [r for r in doc.records if r.get("harness") == name])
+            hook = harness_hook(name, "finalize")
+            if hook is not None:
+                hook(config, [r for r in doc.records if r.get("harness") == name])
         except Exception as e:  # the records stand as measured; the run still finishes
             logger.warning("harness '%s' could not finalize its records: %s", name, e)

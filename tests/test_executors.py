@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -18,8 +19,8 @@ import pytest
 
 from bench.errors import ConfigError
 from bench.executors import harness_groups
-from bench.harness import HARNESSES
-from bench.harness.base import Measurement, RunConfig
+from bench.harness import HARNESSES, resolve_harness
+from bench.harness.base import ExecutionConfig, Measurement, RunConfig
 from bench.registry.lookup import ModelSpec
 from bench.runner import completed, run
 from bench.storage import ResultStore
@@ -81,7 +82,8 @@ def _driver(tmp_path: Path, body: str, env: dict) -> subprocess.Popen:
 
 
 def test_harness_groups_put_timed_harnesses_alone():
-    groups = harness_groups(["params", "flops", "depth", "throughput", "finetune"])
+    entries = [resolve_harness(n) for n in ["params", "flops", "depth", "throughput", "finetune"]]
+    groups = [(tuple(e.name for e in g), timed) for g, timed in harness_groups(entries)]
     assert groups == [
         (("params", "flops", "depth"), False),
         (("throughput",), True),
@@ -102,7 +104,7 @@ def test_resume_measures_the_rest_once_after_sigkill(fakes, tmp_path):
     assert [r["model"] for r in before["records"]] == ["a", "bb"]
 
     store = ResultStore(tmp_path)
-    doc = run([_spec(n) for n in names], ["counting"], RunConfig(resume=True), store,
+    doc = run([_spec(n) for n in names], ["counting"], RunConfig(execution=ExecutionConfig(resume=True)), store,
               resume=store.open_run())  # fmt: skip
     assert doc.path == path
     after = json.loads(path.read_text())
@@ -156,7 +158,7 @@ def _alive(pid: int) -> bool:
 @pytest.fixture
 def local_ray(fakes):
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)]),
                                        "CNN_BENCH_TEST_DIE": "1"}})  # fmt: skip
     yield ray
@@ -169,7 +171,8 @@ def test_ray_gives_the_local_records_and_a_killed_worker_is_an_error_row(local_r
     specs = [_spec(n) for n in names]
     local = run([s for s in specs if s.name != "dies"], ["counting"], RunConfig(),
                 ResultStore(tmp_path / "local"))  # fmt: skip
-    on_ray = run(specs, ["counting"], RunConfig(executor="ray"), ResultStore(tmp_path / "ray"))
+    on_ray_config = RunConfig(execution=ExecutionConfig(executor="ray"))
+    on_ray = run(specs, ["counting"], on_ray_config, ResultStore(tmp_path / "ray"))
     rows = {r["model"]: r for r in on_ray.records}
     assert set(rows) == set(names)
     assert rows["dies"]["status"] == "error"
@@ -220,3 +223,109 @@ def test_progress_is_plain_lines_off_a_terminal():
     assert out.getvalue() == "[1/2] a: ok\n[2/2] b: 1 failed\n"
     assert p.failed == 1
     assert p.done == p.total  # nothing left
+
+
+# The Ray floors, run as a user would: ``python -m bench run --executor ray`` in a subprocess.
+# Every process of a driver's run (Ray's own included) inherits RUN_ENV, which finds them.
+RUN_ENV = "CNN_BENCH_TEST_RUN"
+TINY = "lenet5,simple_cnn,conv_1x1,conv_depthwise"  # the throughput harness: one at a time
+
+
+def _bench(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench", *args]
+
+
+def _bench_env(tag: str, **extra: str) -> dict[str, str]:
+    path = os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, RUN_ENV: tag, **extra}
+
+
+def _processes_of(tag: str) -> list[int]:
+    """The pids whose environment carries ``RUN_ENV=tag`` (zombies do not count)."""
+    needle = f"{RUN_ENV}={tag}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0") and _alive(int(proc.name)):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def _records(out: Path) -> list[dict]:
+    files = list(out.glob("*/*.json"))
+    return json.loads(files[0].read_text())["records"] if files else []
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkill_of_a_ray_driver_leaves_nothing_and_resume_completes(tmp_path):
+    pytest.importorskip("ray")
+    out, tag = tmp_path / "r", f"sigkill-{os.getpid()}"
+    args = ["run", "--models", TINY, "--harness", "params,throughput", "--device", "cpu",
+            "--batch-size", "2", "--min-time", "0.2", "--no-retry", "--executor", "ray",
+            "--out", str(out), "--no-progress-bar"]  # fmt: skip
+    driver = subprocess.Popen(_bench(*args), env=_bench_env(tag), stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        if any(r["harness"] == "throughput" for r in _records(out)):
+            break
+        time.sleep(0.2)
+    assert driver.poll() is None, "the sweep ended before it could be killed"
+    measured_before = {(r["model"], r["harness"]) for r in _records(out)}
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 15
+    while _processes_of(tag) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _processes_of(tag) == [], "processes of the killed run outlived it by 15 s"
+
+    resumed = subprocess.run(_bench("run", "--resume", "--executor", "ray", "--device", "cpu",
+                                    "--batch-size", "2", "--min-time", "0.2", "--no-retry",
+                                    "--out", str(out), "--no-progress-bar"),
+                             env=_bench_env(tag), capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    records = _records(out)
+    keys = [(r["model"], r["harness"]) for r in records]
+    assert len(keys) == len(set(keys)) == 8  # 4 models x 2 harnesses, each measured once
+    assert measured_before < set(keys)
+    assert all(r["status"] == "ok" for r in records)
+    assert _processes_of(tag) == []  # a normal end leaves nothing either
+
+
+@pytest.mark.ray
+def test_a_dead_cluster_left_behind_is_not_joined(tmp_path):
+    """Ray's own way to find a cluster (its address file, RAY_ADDRESS) points at a dead one:
+    a run without --ray-address starts its own and completes."""
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    ray_tmp = tmp_path / "raytmp"
+    (ray_tmp / "ray").mkdir(parents=True)
+    (ray_tmp / "ray" / "ray_current_cluster").write_text(dead)  # where `ray start` records it
+    env = _bench_env(f"dead-{os.getpid()}", RAY_TMPDIR=str(ray_tmp), RAY_ADDRESS=dead)
+    ran = subprocess.run(_bench("run", "--models", "lenet5", "--harness", "params", "--executor",
+                                "ray", "--out", str(tmp_path / "r"), "--no-progress-bar"),
+                         env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert [r["status"] for r in _records(tmp_path / "r")] == ["ok"]
+
+
+def test_an_unreachable_ray_address_is_one_line_and_exit_2(tmp_path):
+    pytest.importorskip("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    start = time.monotonic()
+    ran = subprocess.run(_bench("run", "--models", "lenet5", "--harness", "params", "--executor",
+                                "ray", "--ray-address", dead, "--out", str(tmp_path)),
+                         env=_bench_env("unreachable"), capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert time.monotonic() - start < 60
+    assert ran.returncode == 2
+    assert ran.stderr.count("\n") == 1, ran.stderr
+    assert dead in ran.stderr

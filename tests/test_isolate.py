@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from bench.harness import HARNESSES
-from bench.harness.base import Measurement, RunConfig
-from bench.isolate import WorkerError, run_isolated, should_isolate
+from bench.errors import WorkerError
+from bench.executors.isolate import run_isolated, should_isolate
+from bench.harness import HARNESSES, resolve_harness
+from bench.harness.base import ExecutionConfig, Measurement, RunConfig
 from bench.registry.lookup import ModelSpec
 from bench.runner import run
 from bench.storage import ResultStore
@@ -58,34 +59,37 @@ def fake_harness(monkeypatch):
 def test_should_isolate_rules(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert should_isolate(FakeHarness(), RunConfig())
-    assert not should_isolate(FakeHarness(), RunConfig(isolate=False))
+    assert not should_isolate(FakeHarness(), RunConfig(execution=ExecutionConfig(isolate=False)))
     assert not should_isolate(InProcessHarness(), RunConfig())
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert not should_isolate(FakeHarness(), RunConfig())
 
 
 def test_measures_in_another_process(fake_harness):
-    (m,) = run_isolated(_spec("ok"), "fake", RunConfig(), timeout=60)
+    (m,) = run_isolated(_spec("ok"), resolve_harness("fake"), RunConfig(), timeout=60)
     assert m.metrics == {"value": 1}
     assert m.config["pid"] != os.getpid()
 
 
 def test_exception_comes_back_with_its_message(fake_harness):
     with pytest.raises(WorkerError, match="ValueError: this model raises on purpose"):
-        run_isolated(_spec("raises"), "fake", RunConfig(), timeout=60)
+        run_isolated(_spec("raises"), resolve_harness("fake"), RunConfig(), timeout=60)
 
 
 def test_unpicklable_model_says_what_to_do(fake_harness):
     spec = ModelSpec(name="lambda", source="test", input_size=(1, 8, 8), builder=lambda **k: None)
     with pytest.raises(WorkerError, match="--no-isolate"):
-        run_isolated(spec, "fake", RunConfig(), timeout=60)
+        run_isolated(spec, resolve_harness("fake"), RunConfig(), timeout=60)
 
 
 def test_raise_crash_and_hang_become_rows_and_the_run_goes_on(fake_harness, tmp_path):
     names = ["ok", "raises", "crashes", "exits", "hangs", "ok2"]
     start = time.perf_counter()
     doc = run(
-        [_spec(n) for n in names], ["fake"], RunConfig(model_timeout_s=5), ResultStore(tmp_path)
+        [_spec(n) for n in names],
+        ["fake"],
+        RunConfig(execution=ExecutionConfig(model_timeout_s=5)),
+        ResultStore(tmp_path),
     )
     assert time.perf_counter() - start < 60
     rows = {r["model"]: r for r in doc.records}
@@ -103,5 +107,10 @@ def test_raise_crash_and_hang_become_rows_and_the_run_goes_on(fake_harness, tmp_
 
 
 def test_no_isolate_runs_in_this_process(fake_harness, tmp_path):
-    doc = run([_spec("ok")], ["fake"], RunConfig(isolate=False), ResultStore(tmp_path))
+    doc = run(
+        [_spec("ok")],
+        ["fake"],
+        RunConfig(execution=ExecutionConfig(isolate=False)),
+        ResultStore(tmp_path),
+    )
     assert doc.records[0]["config"]["pid"] == os.getpid()

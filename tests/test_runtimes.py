@@ -87,7 +87,9 @@ def test_missing_runtime_is_one_line_naming_the_extra_before_any_model(monkeypat
     )
     run, _ = split_options("throughput", **FAST)
     with pytest.raises(ConfigError, match=r"cnn-bench\[runtimes\]") as err:
-        runner.configure(["throughput"], run, {"throughput": {"runtimes": ("torch", "openvino")}})
+        runner.harness_configs(
+            ["throughput"], run, {"throughput": {"runtimes": ("torch", "openvino")}}
+        )
     assert "\n" not in str(err.value)
     # not asked for by name (--optimize tries what is installed): a skipped candidate instead
     assert rt.skip_reason("openvino", "infer", "cpu", "fp32", False).startswith("skipped")
@@ -201,12 +203,12 @@ FAKE_PEAK = {"peak_gmacs_per_sec": 12345.0, "peak_method": "fake matmul", "peak_
 
 
 def _two_model_run(tmp_path, isolate: bool):
-    from bench.runner import configure, run
+    from bench.runner import harness_configs, run
     from bench.storage import ResultStore
 
     run_config, _ = split_options("throughput", **{**FAST, "isolate": isolate})
     own = {k: v for k, v in FAST.items() if k in ("min_time_s", "min_steps", "threads")}
-    configs = configure(["throughput"], run_config, {"throughput": own})
+    configs = harness_configs(["throughput"], run_config, {"throughput": own})
     specs = [_spec(tiny), ModelSpec("tiny2", "test", (1, 8, 8), builder=tiny)]
     return run(specs, ["throughput"], run_config, ResultStore(tmp_path), configs=configs)
 
@@ -262,7 +264,7 @@ def test_settle_peaks_keeps_each_machine_to_its_own_best():
 
 def test_resuming_a_throughput_run_is_not_refused_for_its_new_peak(monkeypatch, tmp_path):
     """The peaks are measured, not options: a resumed run measures its own and is accepted."""
-    from bench.runner import configure, run
+    from bench.runner import harness_configs, run
     from bench.storage import ResultStore
 
     figures = iter([100.0, 110.0, 105.0, 130.0, 90.0])
@@ -274,7 +276,7 @@ def test_resuming_a_throughput_run_is_not_refused_for_its_new_peak(monkeypatch, 
     run_config, _ = split_options("throughput", **{**FAST, "isolate": False})
     own = {k: v for k, v in FAST.items() if k in ("min_time_s", "min_steps", "threads")}
     store = ResultStore(tmp_path)
-    configs = configure(["throughput"], run_config, {"throughput": own})  # peak 130
+    configs = harness_configs(["throughput"], run_config, {"throughput": own})  # peak 130
     specs = [_spec(tiny), ModelSpec("tiny3", "test", (1, 8, 8), builder=tiny)]
     resumed = run(specs, ["throughput"], run_config, store, configs=configs,
                   resume=store.open_run(doc.header["run_id"]))  # fmt: skip

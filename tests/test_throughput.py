@@ -390,16 +390,19 @@ def test_reuses_the_flops_harness_count_of_the_same_run():
 
 
 def test_earlier_measurements_reach_the_isolated_worker():
-    from bench.isolate import run_isolated
+    from bench.executors.isolate import run_isolated
+    from bench.harness import resolve_harness
 
     measured = {"flops": {"macs": 2_500_000_000}}
     run_config, cfg = split_options("throughput", **FAST)
-    (m,) = run_isolated(_spec(tiny), "throughput", run_config, cfg, timeout=120, measured=measured)
+    throughput = resolve_harness("throughput")
+    (m,) = run_isolated(_spec(tiny), throughput, run_config, cfg, timeout=120, measured=measured)
     assert m.metrics["infer_gmacs"] == 2.5
 
 
 def test_runner_passes_earlier_measurements_to_the_worker(monkeypatch):
-    import bench.executors as executors
+    import bench.executors.measure as executors
+    from bench.harness import resolve_harness
 
     seen = {}
 
@@ -409,7 +412,8 @@ def test_runner_passes_earlier_measurements_to_the_worker(monkeypatch):
 
     monkeypatch.setattr(executors, "run_isolated", fake_isolated)
     run_config, cfg = split_options("throughput", **{**FAST, "isolate": True})
-    executors.measure_model(_spec(tiny), ["flops", "throughput"], run_config, {"throughput": cfg})
+    harnesses = [resolve_harness("flops"), resolve_harness("throughput")]
+    executors.measure_model(_spec(tiny), harnesses, run_config, {"throughput": cfg})
     assert seen["flops"]["macs"] > 0
 
 

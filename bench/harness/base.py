@@ -5,7 +5,7 @@ built.
 A harness, built in or from a plugin (entry-point group ``cnn_bench.harnesses``), is a class
 whose instances have ``name`` and ``measure(job)``. Optional, found by name:
 
-- ``isolate = True``: run in a process of its own (``bench.isolate``);
+- ``isolate = True``: run in a process of its own (``bench.executors.isolate``);
 - ``add_arguments(group)`` (a classmethod or staticmethod): its own ``run`` options;
 - ``configure(options, run)`` (classmethod or staticmethod): its typed, validated
   configuration from the values of its own options (a plain dict keyed by ``dest``);
@@ -40,26 +40,43 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEFAULT_MODEL_TIMEOUT_S = 1800.0
 EXECUTORS = ("local", "ray")
-# RunConfig fields that say how a run is carried out, not what is measured: a resumed run
-# may change them
-HOW_FIELDS = ("isolate", "model_timeout_s", "executor", "ray_address", "resume")
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """The run-wide options: where and how every harness measures. Built in ``cli.py`` from
-    the options it names; plain data (``as_dict``) only where it is written or sent."""
+class ExecutionConfig:
+    """How a run is carried out: where its tasks run, in which processes, and whether it
+    completes an earlier run. None of it changes what is measured, so a resumed run may
+    change it."""
 
-    device: str = "auto"
-    batch_sizes: tuple[int, ...] | None = None  # None: each harness's own default
-    precision: str = "fp32"
-    img_size: int | None = None  # None: each model's own input size
     isolate: bool = True
     model_timeout_s: float = DEFAULT_MODEL_TIMEOUT_S
     executor: str = "local"  # where tasks run: here, or on a Ray cluster
     ray_address: str | None = None  # None: start a Ray here (executor 'ray' only)
     # --resume: skip what the resumed run measured; a fine-tune continues from its checkpoint
     resume: bool = False
+
+    def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"--executor {self.executor}: expected one of {', '.join(EXECUTORS)}."
+            )
+        if self.ray_address and self.executor != "ray":
+            raise ConfigError("--ray-address needs --executor ray.")
+        if not self.model_timeout_s > 0:
+            raise ConfigError(f"--model-timeout {self.model_timeout_s}: expected seconds > 0.")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The run-wide options: what every harness measures (device, batch sizes, precision,
+    input size) and how the run is carried out (``execution``). Built in ``cli.py`` from the
+    options it names; plain data (``as_dict``, one flat mapping) only where it is written."""
+
+    device: str = "auto"
+    batch_sizes: tuple[int, ...] | None = None  # None: each harness's own default
+    precision: str = "fp32"
+    img_size: int | None = None  # None: each model's own input size
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -74,36 +91,35 @@ class RunConfig:
             raise ConfigError(f"--batch-size {self.batch_sizes}: expected positive whole numbers.")
         if self.img_size is not None and int(self.img_size) <= 0:
             raise ConfigError(f"--img-size {self.img_size}: expected a positive whole number.")
-        if self.executor not in EXECUTORS:
-            raise ConfigError(
-                f"--executor {self.executor}: expected one of {', '.join(EXECUTORS)}."
-            )
-        if self.ray_address and self.executor != "ray":
-            raise ConfigError("--ray-address needs --executor ray.")
-        if not self.model_timeout_s > 0:
-            raise ConfigError(f"--model-timeout {self.model_timeout_s}: expected seconds > 0.")
         if self.batch_sizes is not None:
             object.__setattr__(self, "batch_sizes", tuple(int(b) for b in self.batch_sizes))
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["batch_sizes"] = list(self.batch_sizes) if self.batch_sizes else None
-        return d
+        """One flat mapping, as the run document stores it (``config.run``)."""
+        return {**self.measured_as(), **asdict(self.execution)}
 
     def measured_as(self) -> dict[str, Any]:
         """The fields that change what is measured (a resumed run must keep them)."""
-        return {k: v for k, v in self.as_dict().items() if k not in HOW_FIELDS}
+        return {
+            "device": self.device,
+            "batch_sizes": list(self.batch_sizes) if self.batch_sizes else None,
+            "precision": self.precision,
+            "img_size": self.img_size,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """From the flat mapping ``as_dict`` gives (a stored run's ``config.run``)."""
+        how = {f.name for f in fields(ExecutionConfig)}
+        what = {f.name for f in fields(cls)} - {"execution"}
+        unknown = sorted(set(data) - how - what)
         if unknown:
             raise ConfigError(f"Unknown run option(s): {', '.join(unknown)}.")
-        data = dict(data)
-        if data.get("batch_sizes") is not None:
-            data["batch_sizes"] = tuple(data["batch_sizes"])
-        return cls(**data)
+        measure = {k: v for k, v in data.items() if k in what}
+        if measure.get("batch_sizes") is not None:
+            measure["batch_sizes"] = tuple(measure["batch_sizes"])
+        execution = ExecutionConfig(**{k: v for k, v in data.items() if k in how})
+        return cls(**measure, execution=execution)
 
 
 @dataclass

@@ -426,7 +426,7 @@ class FinetuneHarness:
             mean=mean,
             std=std,
             checkpoint=checkpoint,
-            resume=job.run.resume,
+            resume=job.run.execution.resume,
             run_key=run_key,
         )
         if is_main_process():

@@ -1,9 +1,11 @@
 """Run one harness on one model in a child process, with a timeout.
 
-The parent writes the model's spec, the run's configuration and the harness's own (plain
-data) to a file, starts ``python -m bench.isolate IN OUT`` in a new session and waits. The child
-builds the model, runs the harness and writes back either its measurements or the exception's
-type, message and traceback. A crash (no result, a signal) or a hang (killed after
+The parent writes the model's spec, the run's configuration and the harness's typed
+configuration (pickled, as the Ray executor sends them: configured once, in the parent) and
+where the harness lives (``module:Class``) to a file, starts ``python -m
+bench.executors.isolate IN OUT`` in a new session and waits. The child builds the model, runs
+the harness and writes back either its measurements or the exception's type, message and
+traceback. A crash (no result, a signal) or a hang (killed after
 ``--model-timeout``) becomes a :class:`WorkerError`, which the runner turns into an error row.
 Each model in its own process also keeps one model's memory (fragmentation, caches, peak
 RSS) from skewing the next.
@@ -31,9 +33,10 @@ import traceback
 from pathlib import Path
 
 from bench.dist import world_size
-from bench.errors import BenchError
-from bench.harness import config_as_dict, harness_target
+from bench.errors import WorkerError, error_text
+from bench.harness import HarnessEntry
 from bench.harness.base import Job, RunConfig, as_measurements
+from bench.storage import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +44,9 @@ TMP_PREFIX = "cnn-bench-"
 WATCH_INTERVAL_S = 0.5
 
 
-class WorkerError(BenchError):
-    """The isolated measurement raised, crashed or timed out."""
-
-
 def should_isolate(harness, run: RunConfig) -> bool:
     """Harnesses that ask for it, unless --no-isolate or under torchrun (WORLD_SIZE > 1)."""
-    return bool(getattr(harness, "isolate", False)) and run.isolate and world_size() == 1
+    return bool(getattr(harness, "isolate", False)) and run.execution.isolate and world_size() == 1
 
 
 def _stderr_tail(path: Path, lines: int = 1) -> str:
@@ -60,14 +59,14 @@ def _stderr_tail(path: Path, lines: int = 1) -> str:
 
 def run_isolated(
     spec,
-    harness: str,
+    harness: HarnessEntry,
     run: RunConfig,
     config=None,
     timeout: float | None = None,
     measured: dict | None = None,
 ) -> list:
     """The harness's measurements from a child process; raises WorkerError on any failure."""
-    timeout = float(timeout or run.model_timeout_s)
+    timeout = float(timeout or run.execution.model_timeout_s)
     try:
         spec_bytes = pickle.dumps(spec)
     except Exception as e:
@@ -75,18 +74,7 @@ def run_isolated(
             f"Cannot send model '{spec.name}' to a subprocess ({e}); pass --no-isolate to "
             "measure it in this process."
         ) from e
-    # the harness travels as "module:Class" and the configurations as plain data, so that
-    # the child needs no registry of its own
-    payload = {
-        "sys_path": list(sys.path),
-        "spec": spec_bytes,
-        "harness": harness_target(harness),
-        "run": run.as_dict(),
-        "config": config_as_dict(config) if config is not None else None,
-        "measured": measured or {},
-        "log_level": logging.getLogger("bench").getEffectiveLevel(),
-        "parent_pid": os.getpid(),
-    }
+    payload = _payload(spec_bytes, harness, run, config, measured)
     remove_stale_job_folders()
     with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         tmp = Path(tmp)
@@ -95,7 +83,7 @@ def run_isolated(
         job_in.write_bytes(pickle.dumps(payload))
         with open(err, "wb") as err_f:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.isolate", str(job_in), str(result_out)],
+                [sys.executable, "-m", "bench.executors.isolate", str(job_in), str(result_out)],
                 stdin=subprocess.DEVNULL, stdout=err_f, stderr=err_f, start_new_session=True,
             )  # fmt: skip
             try:
@@ -116,19 +104,39 @@ def run_isolated(
             result = pickle.loads(result_out.read_bytes())
             if result["ok"]:
                 return result["measurements"]
-            logger.debug("%s/%s failed in its worker:\n%s", spec.name, harness, result["traceback"])
+            logger.debug("%s/%s failed in its worker:\n%s", spec.name, harness.name,
+                         result["traceback"])  # fmt: skip
             raise WorkerError(result["error"])
-        if code < 0:
-            try:
-                how = f"signal {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"signal {-code}"
-        else:
-            how = f"exit status {code}"
-        tail = _stderr_tail(err)
-        raise WorkerError(
-            f"the worker died ({how}) without a result" + (f"; last output: {tail}" if tail else "")
-        )
+        raise _died(code, err)
+
+
+def _payload(spec_bytes: bytes, harness: HarnessEntry, run: RunConfig, config, measured) -> dict:
+    """What the child is sent: the harness as "module:Class", so that the child needs no
+    registry of its own, and the job's pieces pickled, unpickled once the child has the
+    parent's sys.path."""
+    return {
+        "sys_path": list(sys.path),
+        "spec": spec_bytes,
+        "harness": harness.target,
+        "job": pickle.dumps((run, config, measured or {})),
+        "log_level": logging.getLogger("bench").getEffectiveLevel(),
+        "parent_pid": os.getpid(),
+    }
+
+
+def _died(code: int, err: Path) -> WorkerError:
+    """The error for a child that ended (``code``) without writing a result."""
+    if code < 0:
+        try:
+            how = f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"signal {-code}"
+    else:
+        how = f"exit status {code}"
+    tail = _stderr_tail(err)
+    return WorkerError(
+        f"the worker died ({how}) without a result" + (f"; last output: {tail}" if tail else "")
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -202,13 +210,6 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _write(path: str, result: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        pickle.dump(result, f)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str]) -> int:
     import faulthandler
 
@@ -220,26 +221,19 @@ def main(argv: list[str]) -> int:
         watch_parent(payload["parent_pid"], payload.get("job_dir"))
     sys.path[:] = payload["sys_path"]
     logging.basicConfig(level=payload["log_level"], format="%(levelname)s %(name)s: %(message)s")
-    from bench.errors import error_text
-
     try:
         import importlib
 
         module, cls_name = payload["harness"].split(":")
         cls = getattr(importlib.import_module(module), cls_name)
-        run = RunConfig.from_dict(payload["run"])
-        config = payload["config"]
-        hook = getattr(cls, "configure", None)
-        if config is not None and hook is not None:
-            config = hook(config, run)
-        job = Job(pickle.loads(payload["spec"]), run, config, measured=payload["measured"])
+        run, config, measured = pickle.loads(payload["job"])
+        job = Job(pickle.loads(payload["spec"]), run, config, measured=measured)
         measurements = as_measurements(cls.name, cls().measure(job))
-        _write(result_out, {"ok": True, "measurements": measurements})
+        result = pickle.dumps({"ok": True, "measurements": measurements})
     except Exception as e:
-        _write(
-            result_out,
-            {"ok": False, "error": error_text(e), "traceback": traceback.format_exc()},
-        )
+        error = {"ok": False, "error": error_text(e), "traceback": traceback.format_exc()}
+        result = pickle.dumps(error)
+    atomic_write_bytes(Path(result_out), result)
     return 0
 
 

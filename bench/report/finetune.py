@@ -313,31 +313,47 @@ def plot_curves(rows: list[dict], out: Path) -> list[Path]:
     return written
 
 
+def _recipe(r: dict) -> tuple:
+    return r.get("epochs"), r.get("finetune_img_size")
+
+
+def _common_recipe(rows: list[dict]) -> tuple | None:
+    """The (epochs, image size) of the most full-data records: the points a plot sets side
+    by side (ties go to the first in the rows' order)."""
+    counts: dict[tuple, int] = {}
+    for r in rows:
+        if not r.get("train_limit"):
+            counts[_recipe(r)] = counts.get(_recipe(r), 0) + 1
+    return max(counts, key=counts.get) if counts else None
+
+
 def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    recipe = _common_recipe(rows)
+    latest: dict[tuple, dict] = {}
+    for r in rows:  # one point per model and init: the latest record of the common recipe
+        key = (r["model"], str(r.get("init")))
+        if not r.get("train_limit") and _recipe(r) == recipe:
+            if key not in latest or r["finished_utc"] > latest[key]["finished_utc"]:
+                latest[key] = r
     points = []
-    for r in (r for r in rows if not r.get("train_limit")):  # small-data runs are not alike
+    for r in latest.values():
         g = _gmacs(table, r["model"], r.get("finetune_img_size"))
         if g is not None and r.get("top1") is not None:
             points.append((g, r["top1"], r))
     path = out / "finetune_accuracy_vs_gmacs.png"
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.8))
     markers = {"scratch": "o", "pretrained": "^"}
+    colours = plt.get_cmap("tab20").colors
     for i, (g, top1, r) in enumerate(sorted(points, key=lambda p: (p[0], p[1]))):
-        ax.scatter([g], [top1], marker=markers.get(str(r.get("init")), "s"))
-        dx, dy = ((4, 3), (4, -9), (-4, 3), (-4, -9))[i % 4]
-        ax.annotate(
-            f"{r['model']} ({r.get('epochs')} ep, {r.get('finetune_img_size')} px)",
-            (g, top1),
-            fontsize=6,
-            xytext=(dx, dy),
-            textcoords="offset points",
-            ha="left" if dx > 0 else "right",
-        )
+        ax.scatter([g], [top1], marker=markers.get(str(r.get("init")), "s"), color=colours[i % 20],
+                   label=f"{r['model']} ({r.get('init')})")  # fmt: skip
+    if points:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if points:
         from matplotlib.ticker import NullFormatter
 
@@ -353,10 +369,9 @@ def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
         )
     ax.set_xlabel("GMACs per image at the fine-tune image size (log)")
     ax.set_ylabel("held-out top-1 (%)")
-    ax.set_title(
-        "Fine-tuned accuracy against compute, full training set (o scratch, ^ pretrained)",
-        fontsize=9,
-    )
+    epochs, px = recipe if recipe else ("-", "-")
+    ax.set_title(f"Fine-tuned accuracy against compute: full training set, {epochs} epochs at "
+                 f"{px} px (o scratch, ^ pretrained)", fontsize=9)  # fmt: skip
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     _save(fig, path)

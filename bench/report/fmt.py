@@ -63,6 +63,32 @@ def fmt_pct(v, digits: int = 1) -> str:
     return "-" if not is_number(v) else f"{v:.{digits}f}%"
 
 
+# How each metric is shown: (short label with its unit, formatter).
+METRICS = {
+    "params": ("params", fmt_int),
+    "depth": ("depth", fmt_int),
+    "infer_gmacs": ("GMACs", fmt_gmacs),
+    "infer_macts": ("activations (M)", fmt_gmacs),
+    "infer_samples_per_sec": ("infer samples/s", fmt_sps),
+    "train_samples_per_sec": ("train samples/s", fmt_sps),
+    "median": ("median (ms)", lambda v: fmt_number(v, ",.2f")),
+    "p90": ("p90 (ms)", lambda v: fmt_number(v, ",.2f")),
+    "peak_mem_mb": ("peak mem (MiB)", lambda v: fmt_number(v, ",.0f")),
+    "top1": ("top-1 %", lambda v: fmt_number(v, ".1f")),
+    "top5": ("top-5 %", lambda v: fmt_number(v, ".1f")),
+}
+
+
+def metric_label(name: str) -> str:
+    return METRICS.get(name, (name, None))[0]
+
+
+def fmt_metric(name: str, v) -> str:
+    """A metric's value in the format every report gives that quantity."""
+    fmt = METRICS.get(name, (name, metric_cell))[1]
+    return fmt(v) if is_number(v) else "-"
+
+
 def metric_cell(v) -> str:
     """A metric's value as a table shows it whatever the metric: integers exactly with
     thousands separators, other numbers to 6 significant digits, '-' when not a number."""

@@ -24,7 +24,7 @@ from bench.report.fmt import (
     wrap,
 )
 from bench.report.plot import png_bytes
-from bench.report.records import Records
+from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, untrusted
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 HARNESS = "throughput"
@@ -40,8 +40,6 @@ SIDE_BY_SIDE = (
 )
 
 
-# A record timed for less than this (seconds, all rounds together) is too short to trust.
-MIN_TIMED_S = 1.0
 # An 'of peak' against a peak below this share of the device's best peak is marked.
 LOW_PEAK = 0.8
 PEAK_TEXT = (
@@ -101,17 +99,6 @@ def _short_config(r: dict) -> str:
              str(r.get("layout")), "compiled" if r.get("compiled") is True else "eager",
              RUNTIME_LABELS.get(_runtime(r), _runtime(r))]  # fmt: skip
     return " ".join(parts) + (" (optimize)" if r.get("optimize") is True else "")
-
-
-def untrusted(r: dict) -> str:
-    """Why a record's timing is too short or unsettled to trust ('' when it is fine)."""
-    why = []
-    total = r.get("total_time_s")
-    if is_number(total) and total < MIN_TIMED_S:
-        why.append(f"timed {total:.2f} s < {MIN_TIMED_S:g} s")
-    if r.get("warmup_stable") is False:
-        why.append("warm-up did not stabilise")
-    return "; ".join(why)
 
 
 def _peak_label(method) -> str:
@@ -352,12 +339,12 @@ def _measurements(table, notes: Footnotes) -> list[str]:
     compute = [_compute_row(i, r, peaks) for i, r in numbered]
     lines = ["## Best inference samples/s", "",
              *wrap("Per model and device, the configuration with the most inference samples/s "
-                   f"among the records whose timing can be trusted (timed {MIN_TIMED_S:g} s or "
-                   "more after a warm-up that stabilised)."),
+                   "among the records whose timing can be trusted (see the next table)."),
              "", md_table(_headline(rows, notes)),
              "", "## Every measurement: timing", "",
              *wrap(f"{WARN} after samples/s: the timing is too short or unsettled to trust "
-                   f"(under {MIN_TIMED_S:g} s timed, or a warm-up that did not stabilise); "
+                   f"(under {MIN_TIMED_S:g} s timed, a warm-up that did not stabilise, or step times "
+                   f"varying more than {MAX_CV_PCT:g}%); "
                    "such records are left out of the best figures and of the trend plots."),
              "", md_table([_timing_row(i, r, notes) for i, r in numbered]),
              "", "## Every measurement: compute, peak and memory", "",

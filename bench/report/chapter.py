@@ -165,7 +165,7 @@ def _headline_row(i: int, card: ModelCard, records: Records, table, notes: Footn
         "CPU samples/s": _speed_cell(records.latest, card, "cpu", notes, f"c{i}"),
         "GPU samples/s": _speed_cell(records.latest, card, "cuda", notes, f"g{i}"),
         "Fine-tuned top-1": "-",
-    }  # fmt: skip
+    }
     ft = _chapter_finetune(records.latest, card.name)
     if ft is not None:
         text = f"{card.display_name}: {recipe_text(ft)}; {_prov(ft)}"
@@ -201,8 +201,15 @@ def _headline(records: Records, table, notes: Footnotes) -> list[str]:
         "of these models are offline here, so it is '-' (see *Validate* below for the weights "
         "that are)."
     )
-    return ["## The chapter's table, measured", "", *wrap(text), "", md_table(rows), "",
-            *notes.lines()]  # fmt: skip
+    return [
+        "## The chapter's table, measured",
+        "",
+        *wrap(text),
+        "",
+        md_table(rows),
+        "",
+        *notes.lines(),
+    ]
 
 
 def _details(records: Records, table, notes: Footnotes) -> list[str]:
@@ -229,15 +236,27 @@ def _details(records: Records, table, notes: Footnotes) -> list[str]:
         if card.published.top1_source:
             sources.append(f"- {card.display_name}: top-1 from {card.published.top1_source}")
     return [
-        "## Details of the architectures", "",
-        *wrap("Depth counts weight layers (convolutions, linear layers) on the longest path "
-              "from input to output; GMACs are multiply-accumulates (fvcore's convention, "
-              "attention included) at batch 1 and the model's native input size. The footnote "
-              "of each model is the run of its flops record."),
-        "", md_table(rows), "", *notes.lines(),
-        "", "### Disagreements", "", *(flags or ["None."]),
-        "", "### Sources of the published figures", "", *sources,
-    ]  # fmt: skip
+        "## Details of the architectures",
+        "",
+        *wrap(
+            "Depth counts weight layers (convolutions, linear layers) on the longest path "
+            "from input to output; GMACs are multiply-accumulates (fvcore's convention, "
+            "attention included) at batch 1 and the model's native input size. The footnote "
+            "of each model is the run of its flops record."
+        ),
+        "",
+        md_table(rows),
+        "",
+        *notes.lines(),
+        "",
+        "### Disagreements",
+        "",
+        *(flags or ["None."]),
+        "",
+        "### Sources of the published figures",
+        "",
+        *sources,
+    ]
 
 
 def _params_check(params, card: ModelCard) -> str:
@@ -274,8 +293,11 @@ def validate_markdown(latest, notes: Footnotes) -> list[str]:
     lines = ["## Validate: ImageNet weights on labelled images", ""]
     rows = _ok(latest, "validate")
     if rows.empty:
-        return [*lines, "No validate records yet: `python -m bench run --harness validate "
-                "--pretrained --val-data photos`."]  # fmt: skip
+        return [
+            *lines,
+            "No validate records yet: `python -m bench run --harness validate "
+            "--pretrained --val-data photos`.",
+        ]
     out = []
     for rec in rows.sort_values(["model", "run_id"], kind="stable").itertuples():
         m, c = rec.metrics, rec.config

@@ -55,5 +55,16 @@ def conv_types_markdown(table) -> list[str]:
         "The chapter's formulas are evaluated at those sizes and set beside fvcore's count. "
         "Where the chapter gives no formula for the compute, the one used is shown."
     )
-    return ["## Types of convolution", "", *wrap(text), "", "### Parameters", "",
-            md_table(params_rows), "", "### Compute", "", md_table(macs_rows)]  # fmt: skip
+    return [
+        "## Types of convolution",
+        "",
+        *wrap(text),
+        "",
+        "### Parameters",
+        "",
+        md_table(params_rows),
+        "",
+        "### Compute",
+        "",
+        md_table(macs_rows),
+    ]

@@ -155,7 +155,7 @@ def _detail_row(i: int, r: dict) -> dict:
         "Train time (s)": fmt_number(r.get("train_time_s"), ",.1f"),
         "Samples/s": fmt_number(r.get("train_samples_per_sec"), ",.0f"),
         "Weights (sha256)": weights.strip(),
-    }  # fmt: skip
+    }
 
 
 def _accuracy_tables(rows: list[dict]) -> list[str]:
@@ -163,15 +163,25 @@ def _accuracy_tables(rows: list[dict]) -> list[str]:
     full = [r for r in rows if not r.get("train_limit")]
     small = [r for r in rows if r.get("train_limit")]
     numbered = list(enumerate(full + small, 1))
-    lines = ["## Full training set", "", md_table([_accuracy_row(i, r, notes, False)
-             for i, r in numbered[: len(full)]]) or "No full-data runs yet."]  # fmt: skip
+    lines = [
+        "## Full training set",
+        "",
+        md_table([_accuracy_row(i, r, notes, False) for i, r in numbered[: len(full)]])
+        or "No full-data runs yet.",
+    ]
     if small:
         text = (
             "Runs on a stratified subset of the training images (`--train-limit`, the "
             "anti-pattern runs): not comparable with the full-data rows above."
         )
-        lines += ["", "## Small training sets", "", *wrap(text), "",
-                  md_table([_accuracy_row(i, r, notes, True) for i, r in numbered[len(full):]])]  # fmt: skip
+        lines += [
+            "",
+            "## Small training sets",
+            "",
+            *wrap(text),
+            "",
+            md_table([_accuracy_row(i, r, notes, True) for i, r in numbered[len(full) :]]),
+        ]
     stuck = sorted({r["model"] for r in rows if at_chance(r)})
     if stuck:
         text = (
@@ -180,15 +190,27 @@ def _accuracy_tables(rows: list[dict]) -> list[str]:
             "`[finetune]` recipe in the model's card, is the usual cure."
         )
         lines += ["", *wrap(text)]
-    return [*lines, "", "## Details of each run", "",
-            md_table([_detail_row(i, r) for i, r in numbered]), "", *notes.lines()]  # fmt: skip
+    return [
+        *lines,
+        "",
+        "## Details of each run",
+        "",
+        md_table([_detail_row(i, r) for i, r in numbered]),
+        "",
+        *notes.lines(),
+    ]
 
 
 def _pair_key(r: dict) -> tuple:
     """What two records must share to show the gain of pretraining: all but the weights."""
     keys = ("dataset", "epochs", "finetune_img_size", "batch_size", "lr", "augment", "seed")
-    return (r["model"], train_images(r), r.get("world_size"), r["device"],
-            *(r.get(k) for k in keys))  # fmt: skip
+    return (
+        r["model"],
+        train_images(r),
+        r.get("world_size"),
+        r["device"],
+        *(r.get(k) for k in keys),
+    )
 
 
 def _pretrained_vs_scratch(rows: list[dict]) -> list[str]:
@@ -210,9 +232,11 @@ def _pretrained_vs_scratch(rows: list[dict]) -> list[str]:
                         "Augment": str(p.get("augment", "-")),
                         "Scratch top-1 %": fmt_number(s.get("top1")),
                         "Pretrained top-1 %": f"{fmt_number(p.get('top1'))} ({p.get('protocol')})",
-                        "Gain (points)": fmt_number((p.get("top1") or 0) - (s.get("top1") or 0), "+.2f"),
+                        "Gain (points)": fmt_number(
+                            (p.get("top1") or 0) - (s.get("top1") or 0), "+.2f"
+                        ),
                     }
-                )  # fmt: skip
+                )
     text = (
         "Pairs of records that agree on everything (data set, training images, epochs, image "
         "size, batch, rate, augmentation, seed, device) but the initial weights."
@@ -350,8 +374,13 @@ def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
     markers = {"scratch": "o", "pretrained": "^"}
     colours = plt.get_cmap("tab20").colors
     for i, (g, top1, r) in enumerate(sorted(points, key=lambda p: (p[0], p[1]))):
-        ax.scatter([g], [top1], marker=markers.get(str(r.get("init")), "s"), color=colours[i % 20],
-                   label=f"{r['model']} ({r.get('init')})")  # fmt: skip
+        ax.scatter(
+            [g],
+            [top1],
+            marker=markers.get(str(r.get("init")), "s"),
+            color=colours[i % 20],
+            label=f"{r['model']} ({r.get('init')})",
+        )
     if points:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if points:
@@ -370,8 +399,11 @@ def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
     ax.set_xlabel("GMACs per image at the fine-tune image size (log)")
     ax.set_ylabel("held-out top-1 (%)")
     epochs, px = recipe if recipe else ("-", "-")
-    ax.set_title(f"Fine-tuned accuracy against compute: full training set, {epochs} epochs at "
-                 f"{px} px (o scratch, ^ pretrained)", fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"Fine-tuned accuracy against compute: full training set, {epochs} epochs at "
+        f"{px} px (o scratch, ^ pretrained)",
+        fontsize=9,
+    )
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     _save(fig, path)

@@ -123,8 +123,14 @@ def md_table(rows: list[dict]) -> str:
         ]
         return "| " + " | ".join(parts) + " |"
 
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1))
-                          for w, r in zip(widths, right, strict=True)) + "|"  # fmt: skip
+    rule = (
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1))
+            for w, r in zip(widths, right, strict=True)
+        )
+        + "|"
+    )
     return "\n".join([line(cols), rule, *(line(row) for row in cells)])
 
 
@@ -175,8 +181,12 @@ class Footnotes:
         self._written = len(self._notes)
         out = []
         for label, text in new:
-            out += textwrap.wrap(f"[^{label}]: {text}", width=MAX_LINE - 10,
-                                 subsequent_indent="    ", break_long_words=False)  # fmt: skip
+            out += textwrap.wrap(
+                f"[^{label}]: {text}",
+                width=MAX_LINE - 10,
+                subsequent_indent="    ",
+                break_long_words=False,
+            )
         return out
 
     def __bool__(self) -> bool:

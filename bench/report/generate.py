@@ -65,8 +65,20 @@ def models_markdown(table) -> str:
         "depth and MACs at batch 1 (fvcore's count; the second table sets torch's "
         "FlopCounterMode beside it)."
     )
-    return "\n".join(["# Measured models", "", *wrap(text), "", md_table(rows), "",
-                      "## Two counts of MACs", "", md_table(counting), ""])  # fmt: skip
+    return "\n".join(
+        [
+            "# Measured models",
+            "",
+            *wrap(text),
+            "",
+            md_table(rows),
+            "",
+            "## Two counts of MACs",
+            "",
+            md_table(counting),
+            "",
+        ]
+    )
 
 
 def generate(results_dir: str | Path, out_dir: str | Path) -> list[Path]:

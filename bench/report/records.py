@@ -173,8 +173,10 @@ def latest(frame):
     import pandas as pd
 
     frame = frame.sort_values(["finished_utc", "run_id"], kind="stable")
-    identity = pd.Series([_asked(c, k) for c, k in zip(frame["config"], frame["config_key"], strict=True)],
-                         index=frame.index)  # fmt: skip
+    identity = pd.Series(
+        [_asked(c, k) for c, k in zip(frame["config"], frame["config_key"], strict=True)],
+        index=frame.index,
+    )
     keys = [k for k in RECORD_KEY if k != "config_key"]
     keep = ~frame.assign(_identity=identity).duplicated([*keys, "_identity"], keep="last")
     return frame[keep].reset_index(drop=True)

@@ -25,21 +25,18 @@ from bench.report.fmt import (
 )
 from bench.report.plot import png_bytes
 from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, untrusted
+from bench.report.runtimes import (
+    RUNTIME_LABELS,
+    RUNTIME_PLOT,
+    runtime_of,
+    runtimes_markdown,
+    runtimes_png,
+    throughput_rows,
+)
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 HARNESS = "throughput"
 PLOT = "throughput_vs_gmacs.png"
-RUNTIME_PLOT = "runtimes.png"
-RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
-# the side-by-side table's columns: (label, runtime, compiled)
-SIDE_BY_SIDE = (
-    ("PyTorch eager", "torch", False),
-    ("PyTorch compiled", "torch", True),
-    ("ONNX Runtime", "onnxruntime", False),
-    ("OpenVINO", "openvino", False),
-)
-
-
 # An 'of peak' against a peak below this share of the device's best peak is marked.
 LOW_PEAK = 0.8
 PEAK_TEXT = (
@@ -65,19 +62,6 @@ CANDIDATES_TEXT = (
 )
 
 
-def throughput_rows(table):
-    """The throughput harness's rows of the tidy table (empty frame if none)."""
-    if table.empty or "harness" not in table.columns:
-        return table.iloc[0:0]
-    return table[table["harness"] == HARNESS].reset_index(drop=True)
-
-
-def _runtime(r: dict) -> str:
-    """A record's runtime: PyTorch's records carry none (their keys predate runtimes)."""
-    v = r.get("runtime")
-    return "torch" if is_missing(v) else str(v)
-
-
 def config_text(config: dict) -> str:
     """A throughput configuration in words: 'batch 16, fp32, nchw, eager, PyTorch'."""
     runtime = RUNTIME_LABELS.get(config.get("runtime") or "torch", config.get("runtime"))
@@ -94,10 +78,13 @@ def _short_config(r: dict) -> str:
     batch = fmt_int(r.get(f"{mode}_batch_size"))
     if r.get("batch_size_reduced") is True:
         batch += f" (asked {fmt_int(r.get('batch_size'))})"
-    parts = [f"{'' if mode == 'infer' else mode + ' '}{fmt_int(r.get(f'{mode}_img_size'))}px bs {batch}",
-             str(r.get("precision")),
-             str(r.get("layout")), "compiled" if r.get("compiled") is True else "eager",
-             RUNTIME_LABELS.get(_runtime(r), _runtime(r))]  # fmt: skip
+    parts = [
+        f"{'' if mode == 'infer' else mode + ' '}{fmt_int(r.get(f'{mode}_img_size'))}px bs {batch}",
+        str(r.get("precision")),
+        str(r.get("layout")),
+        "compiled" if r.get("compiled") is True else "eager",
+        RUNTIME_LABELS.get(runtime_of(r), runtime_of(r)),
+    ]
     return " ".join(parts) + (" (optimize)" if r.get("optimize") is True else "")
 
 
@@ -187,16 +174,23 @@ def _candidates(frame, notes: Footnotes) -> list[dict]:
                     "Model": rec.model,
                     "Device": str(rec.device_name or rec.device),
                     "Batch": fmt_int(rec.config.get("batch_size")),
-                    "Candidate": " ".join([str(c.get("precision")), str(c.get("layout")),
-                                           "compiled" if c.get("compiled") else "eager",
-                                           RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime"))]),
+                    "Candidate": " ".join(
+                        [
+                            str(c.get("precision")),
+                            str(c.get("layout")),
+                            "compiled" if c.get("compiled") else "eager",
+                            RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime")),
+                        ]
+                    ),
                     "Samples/s (best)": fmt_sps(c.get(f"{mode}_samples_per_sec")),
-                    "Every round": ", ".join(fmt_sps(v) for v in rounds) if isinstance(rounds, list) else "-",
+                    "Every round": ", ".join(fmt_sps(v) for v in rounds)
+                    if isinstance(rounds, list)
+                    else "-",
                     "Max abs diff": fmt_number(c.get("max_abs_diff"), ".2g"),
                     "Chosen": "yes" if _chosen(c, rec.config) else "",
                     "Note": notes.numbered("n", reason) if reason else "",
                 }
-            )  # fmt: skip
+            )
     return rows
 
 
@@ -205,89 +199,6 @@ def _chosen(c: dict, config: dict) -> bool:
     return tuple(c.get(k) for k in keys) == tuple(config.get(k) for k in keys) and c.get(
         "runtime", "torch"
     ) == config.get("runtime", "torch")
-
-
-def _best_by_runtime(table) -> list[tuple[str, str, float, dict, list[dict]]]:
-    """(model, device, batch, {label: best record or None}, every record) for each model,
-    device and batch where another runtime than PyTorch was measured."""
-    rows = throughput_rows(table)
-    if rows.empty or "runtime" not in rows.columns or "infer_samples_per_sec" not in rows.columns:
-        return []
-    rows = rows[rows["infer_samples_per_sec"].notna()]
-    rows = rows.assign(device_name=rows["device_name"].fillna(rows["device"]))
-    out = []
-    keys = ["model", "device_name", "infer_batch_size"]
-    for (model, device, batch), group in rows.groupby(keys, sort=False):
-        recs = group.to_dict("records")
-        best = {}
-        for label, runtime, compiled in SIDE_BY_SIDE:
-            mine = [
-                r
-                for r in recs
-                if _runtime(r) == runtime and (r.get("compiled") is True) == compiled
-            ]
-            best[label] = max(mine, key=lambda r: r["infer_samples_per_sec"]) if mine else None
-        if best["ONNX Runtime"] is not None or best["OpenVINO"] is not None:
-            out.append((model, device, batch, best, recs))
-    return out
-
-
-def _baseline(label: str, r: dict, eager: dict, recs: list[dict]) -> dict:
-    """The eager PyTorch record that differs from ``r`` in the fewest things: for compiled
-    PyTorch, eager PyTorch at the same layout and precision where one was measured."""
-    if label != "PyTorch compiled":
-        return eager
-    same = [
-        e
-        for e in recs
-        if _runtime(e) == "torch"
-        and e.get("compiled") is not True
-        and (e.get("layout"), e.get("precision")) == (r.get("layout"), r.get("precision"))
-    ]
-    return max(same, key=lambda e: e["infer_samples_per_sec"]) if same else eager
-
-
-def _speedup_cell(label: str, r: dict | None, eager: dict | None, recs: list[dict]) -> str:
-    """Samples/s and the speed-up over eager PyTorch, naming every difference but the
-    column's own (compiling, or the runtime)."""
-    if r is None:
-        return "-"
-    sps = r["infer_samples_per_sec"]
-    if eager is None or label == "PyTorch eager":
-        return fmt_sps(sps)
-    base = _baseline(label, r, eager, recs)
-    extra = [str(r.get(k)) for k in ("layout", "precision") if r.get(k) != base.get(k)]
-    if base is not eager:
-        extra.append(f"vs eager {base.get('layout')}")
-    detail = f", also {' and '.join(extra)}" if extra else ""
-    return f"{fmt_sps(sps)} ({sps / base['infer_samples_per_sec']:.2f}x{detail})"
-
-
-def side_by_side(table) -> list[dict]:
-    """Per model, device and batch: the best inference samples/s of each runtime and its
-    speed-up over eager PyTorch; an empty list when no other runtime was measured."""
-    out = []
-    for model, device, batch, best, recs in _best_by_runtime(table):
-        row = {"Model": model, "Device": device, "Batch": fmt_int(batch)}
-        for label in best:
-            row[label] = _speedup_cell(label, best[label], best["PyTorch eager"], recs)
-        out.append(row)
-    return out
-
-
-def _agreement(table) -> list[dict]:
-    out = []
-    for model, device, batch, best, _ in _best_by_runtime(table):
-        row = {"Model": model, "Device": device, "Batch": fmt_int(batch)}
-        for label in ("ONNX Runtime", "OpenVINO"):
-            r = best.get(label)
-            if r is None or is_missing(r.get("max_abs_diff")):
-                row[label] = "-"
-                continue
-            top1 = "same top-1" if r.get("top1_agree") is True else f"{WARN} top-1 differs"
-            row[label] = f"{r['max_abs_diff']:.2g}, {top1}"
-        out.append(row)
-    return out
 
 
 def _skipped(frame):
@@ -337,37 +248,36 @@ def _measurements(table, notes: Footnotes) -> list[str]:
     peaks = PeakNotes(rows, notes)
     numbered = list(enumerate(rows, 1))
     compute = [_compute_row(i, r, peaks) for i, r in numbered]
-    lines = ["## Best inference samples/s", "",
-             *wrap("Per model and device, the configuration with the most inference samples/s "
-                   "among the records whose timing can be trusted (see the next table)."),
-             "", md_table(_headline(rows, notes)),
-             "", "## Every measurement: timing", "",
-             *wrap(f"{WARN} after samples/s: the timing is too short or unsettled to trust "
-                   f"(under {MIN_TIMED_S:g} s timed, a warm-up that did not stabilise, or step times "
-                   f"varying more than {MAX_CV_PCT:g}%); "
-                   "such records are left out of the best figures and of the trend plots."),
-             "", md_table([_timing_row(i, r, notes) for i, r in numbered]),
-             "", "## Every measurement: compute, peak and memory", "",
-             *wrap(PEAK_TEXT), "", md_table(compute)]  # fmt: skip
+    lines = [
+        "## Best inference samples/s",
+        "",
+        *wrap(
+            "Per model and device, the configuration with the most inference samples/s "
+            "among the records whose timing can be trusted (see the next table)."
+        ),
+        "",
+        md_table(_headline(rows, notes)),
+        "",
+        "## Every measurement: timing",
+        "",
+        *wrap(
+            f"{WARN} after samples/s: the timing is too short or unsettled to trust "
+            f"(under {MIN_TIMED_S:g} s timed, a warm-up that did not stabilise, or step times "
+            f"varying more than {MAX_CV_PCT:g}%); "
+            "such records are left out of the best figures and of the trend plots."
+        ),
+        "",
+        md_table([_timing_row(i, r, notes) for i, r in numbered]),
+        "",
+        "## Every measurement: compute, peak and memory",
+        "",
+        *wrap(PEAK_TEXT),
+        "",
+        md_table(compute),
+    ]
     if any(f"% {WARN}" in c["Of peak (method)"] for c in compute):
         lines += ["", *wrap(ABOVE_PEAK_TEXT)]
     return [*lines, "", *notes.lines()]
-
-
-def _runtimes(table) -> list[str]:
-    sbs = side_by_side(table)
-    if not sbs:
-        return []
-    text = (
-        "Best inference samples/s of each runtime per model, device and batch, and its "
-        "speed-up over eager PyTorch at the same batch. A speed-up names every other "
-        "difference from that baseline (layout, precision); compiled PyTorch is set against "
-        "eager PyTorch at its own layout where that was measured. "
-        f"The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT})."
-    )
-    return ["", "## Runtimes side by side", "", *wrap(text), "", md_table(sbs), "",
-            "Agreement with eager PyTorch fp32 on the same input (max abs diff, top-1):", "",
-            md_table(_agreement(table))]  # fmt: skip
 
 
 def _not_measured(frame) -> list[str]:
@@ -408,12 +318,20 @@ def throughput_markdown(frame, table) -> str:
         *wrap(text),
         "",
         *_measurements(table, notes),
-        *_runtimes(table),
+        *runtimes_markdown(table),
     ]
     cands = _candidates(frame, notes)
     if cands:
-        lines += ["", "## --optimize candidates", "", *wrap(CANDIDATES_TEXT), "",
-                  md_table(cands), "", *notes.lines()]  # fmt: skip
+        lines += [
+            "",
+            "## --optimize candidates",
+            "",
+            *wrap(CANDIDATES_TEXT),
+            "",
+            md_table(cands),
+            "",
+            *notes.lines(),
+        ]
     if not frame.empty:
         lines += _not_measured(frame)
     return "\n".join(lines) + "\n"
@@ -479,37 +397,6 @@ def plot_png(table) -> bytes | None:
         ax.set_ylabel("inference samples / s (best configuration measured)")
         ax.set_title("Throughput against compute")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        return png_bytes(fig)
-    finally:
-        plt.close(fig)
-
-
-def runtimes_png(table) -> bytes | None:
-    """Samples/s of each runtime per model and batch (grouped bars, log scale); PNG bytes."""
-    groups = _best_by_runtime(table)
-    if not groups:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    labels = [label for label, _, _ in SIDE_BY_SIDE if any(g[3][label] for g in groups)]
-    names = [f"{model}\n@{batch:.0f}" for model, _, batch, _, _ in groups]
-    width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(names) + 2), 5), dpi=100)
-    try:
-        for i, label in enumerate(labels):
-            values = [g[3][label]["infer_samples_per_sec"] if g[3][label] else 0 for g in groups]
-            xs = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(names))]
-            ax.bar(xs, values, width, label=label)
-        ax.set_xticks(range(len(names)), names, fontsize=7)
-        ax.set_yscale("log")
-        ax.set_ylabel("inference samples / s (best measured)")
-        ax.set_title("Runtimes side by side")
-        ax.grid(True, axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
         return png_bytes(fig)

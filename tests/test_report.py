@@ -5,7 +5,8 @@ import shutil
 import pytest
 from conftest import REPO
 
-from bench.report.generate import agrees, generate, parse_stated
+from bench.report.chapter import agrees, parse_stated
+from bench.report.generate import generate
 from bench.report.records import read_records
 
 FIXTURE = REPO / "tests" / "data" / "results"
@@ -102,3 +103,65 @@ def test_chapter_figures_compared_at_their_stated_precision(stated, value, ok):
 def test_parse_stated():
     assert parse_stated("6.8M") == pytest.approx((6.8e6, 0.05e6))
     assert parse_stated("-") is None
+
+
+@pytest.fixture(scope="module")
+def committed_reports(tmp_path_factory):
+    """The reports generated from the committed results/ (what readers see)."""
+    out = tmp_path_factory.mktemp("committed")
+    generate(REPO / "results", out)
+    return out
+
+
+def test_markdown_reports_fit_a_screen(committed_reports):
+    from bench.report.fmt import MAX_LINE
+
+    wide, many = [], []
+    for path in sorted(committed_reports.glob("*.md")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if len(line) > MAX_LINE:
+                wide.append(f"{path.name}:{n}: {len(line)} characters")
+            if line.startswith("|") and line.count(" | ") + 1 > 10:
+                many.append(f"{path.name}:{n}: {line.count(' | ') + 1} columns")
+    assert MAX_LINE == 160
+    assert not wide, wide
+    assert not many, many
+
+
+def test_trends_panels_have_at_most_8_series():
+    from bench.report.trends import MAX_SERIES, PLOTTED, panels, series
+
+    all_series = series(read_records(REPO / "results"))
+    assert MAX_SERIES <= 8
+    sizes = {m: [len(p) for p in panels(all_series, m)] for m in PLOTTED}
+    assert any(sizes.values())
+    assert all(n <= 8 for group in sizes.values() for n in group), sizes
+
+
+def test_optimize_rerun_replaces_the_previous_result():
+    import pandas as pd
+
+    from bench.report.records import latest
+
+    def rec(run_id, when, winner):
+        config = {"batch_size": 16, "mode": "infer", "optimize": True, **winner}
+        return {"model": "resnet50", "harness": "throughput", "device": "cpu",
+                "device_name": "CPU", "config": config, "config_key": str(sorted(config.items())),
+                "finished_utc": when, "run_id": run_id}  # fmt: skip
+
+    frame = pd.DataFrame(
+        [
+            rec("a", "2026-01-01", {"layout": "channels_last", "compiled": True}),
+            rec("b", "2026-01-02", {"layout": "nchw", "runtime": "onnxruntime"}),
+        ]
+    )
+    assert list(latest(frame)["run_id"]) == ["b"]
+
+
+def test_untrusted_timings_are_named():
+    from bench.report.records import untrusted
+
+    assert untrusted({"total_time_s": 2.0, "warmup_stable": True, "cv_pct": 3.0}) == ""
+    assert "timed 0.30 s" in untrusted({"total_time_s": 0.3})
+    assert "warm-up" in untrusted({"total_time_s": 5.0, "warmup_stable": False})
+    assert "vary" in untrusted({"cv_pct": 40.0})

@@ -6,21 +6,17 @@ records share (model, harness, device, configuration), the latest one wins. No t
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.registry.cards import ModelCard, chapter_table, conv_table, load_cards
 from bench.report.antipatterns import antipatterns_section
+from bench.report.chapter import chapter_markdown
 from bench.report.finetune import finetune_section
-from bench.report.fmt import WARN, is_missing
-from bench.report.fmt import fmt_number as _num
+from bench.report.fmt import fmt_gmacs, fmt_int, fmt_number, md_table, wrap
 from bench.report.html import write_page
 from bench.report.records import read_records
-from bench.report.section1 import section1_markdown
 from bench.report.throughput import throughput_section
-from bench.report.tidy import failures, tidy
+from bench.report.tidy import tidy
 from bench.report.trends import trends_section
 from bench.storage import atomic_write_text
 
@@ -35,280 +31,54 @@ SECTIONS: dict[str, Callable] = {
 }
 
 
-# -- comparing the chapter's figures -----------------------------------------------------
-_UNITS = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9}
-
-
-def parse_stated(text: str) -> tuple[float, float] | None:
-    """'6.8M' -> (6.8e6, 0.05e6): the value and half a unit of its last stated digit.
-
-    Trailing zeros of a whole number ('60K') are taken as not significant.
-    """
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMBG]?)%?\s*", text or "")
-    if not m:
-        return None
-    digits, unit = m.groups()
-    scale = _UNITS[unit]
-    if "." in digits:
-        step = 10 ** -len(digits.split(".")[1])
-    else:
-        stripped = digits.rstrip("0") or "0"
-        step = 10 ** (len(digits) - len(stripped))
-    return float(digits) * scale, step * scale / 2
-
-
-def agrees(stated: str, value: float | None) -> bool | None:
-    """Whether a figure stated with its precision agrees with a value; None if no figure."""
-    parsed = parse_stated(stated)
-    if parsed is None or is_missing(value):
-        return None
-    number, half = parsed
-    return abs(number - value) <= half + 1e-9 * max(abs(number), 1)
-
-
-def human_count(n) -> str:
-    if is_missing(n):
-        return "-"
-    n = float(n)
-    if n >= 1e9:
-        return f"{n / 1e9:.2f}B"
-    if n >= 1e6:
-        return f"{n / 1e6:.2f}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.1f}K"
-    return f"{n:.0f}"
-
-
-def _card_row(card: ModelCard, measured: dict) -> tuple[dict, list[str]]:
-    ch = card.chapter
-    pub = card.published
-    params = measured.get("params")
-    depth = measured.get("depth")
-    gmacs = measured.get("infer_gmacs")
-    flags = []
-    if ch is not None:
-        if agrees(ch.params, params) is False:
-            flags.append(f"params: chapter {ch.params}, measured {human_count(params)}")
-        if agrees(ch.layers, depth) is False:
-            flags.append(f"layers: chapter {ch.layers}, measured {depth} weight layers")
-        if agrees(ch.top1, pub.top1) is False:
-            flags.append(f"top-1: chapter {ch.top1}, published {pub.top1:g}%")
-    if pub.params is not None and params is not None and int(params) != pub.params:
-        flags.append(f"params: published {pub.params:,}, measured {int(params):,}")
-    if pub.gmacs and gmacs is not None and abs(gmacs - pub.gmacs) > 0.01 * pub.gmacs:
-        flags.append(f"GMACs: published {pub.gmacs:g}, measured {gmacs:.3f}")
-
-    def mark(text, ok):
-        return f"{text} {WARN}" if ok is False else text
-
-    row = {
-        "Model": card.display_name,
-        "Year": str(card.year) if card.year else "-",
-        "Layers (chapter)": mark(ch.layers, agrees(ch.layers, depth)) if ch else "-",
-        "Depth (measured)": _num(depth, "d") if depth is not None else "-",
-        "Params (chapter)": mark(ch.params, agrees(ch.params, params)) if ch else "-",
-        "Params (measured)": f"{int(params):,}" if params is not None else "-",
-        "Input": "x".join(map(str, card.input_size)),
-        "GMACs": _num(gmacs, ".4g"),
-        "Top-1 (chapter)": mark(ch.top1, agrees(ch.top1, pub.top1)) if ch else "-",
-        "Top-1 (published)": f"{pub.top1:g}%" if pub.top1 is not None else "-",
-        "Top-1 (measured)": measured.get("validated", "-"),
-        "Key innovation": ch.innovation if ch else "",
-    }
-    return row, flags
-
-
-def _measured_for(card: ModelCard, table) -> dict:
-    if table.empty or "model" not in table.columns:
-        return {}
-    rows = table[(table["model"] == card.name) & (table["device"] == "cpu")]
-    if "harness" in rows.columns:
-        rows = rows[rows["harness"].isna()]
-    if "infer_img_size" in rows.columns:
-        native = rows[rows["infer_img_size"] == card.input_size[1]]
-        rows = native if not native.empty else rows
-    if rows.empty:
-        return {}
-    rec = rows.iloc[-1].to_dict()
-    return {k: v for k, v in rec.items() if not (isinstance(v, float) and math.isnan(v))}
-
-
-def _validated(card: ModelCard, table) -> str | None:
-    """The validate harness's top-1 of the card's model, on the largest image set scored."""
-    need = {"model", "harness", "val_top1", "val_images"}
-    if table.empty or not need <= set(table.columns):
-        return None
-    rows = table[(table["model"] == card.name) & (table["harness"] == "validate")]
-    rows = rows.dropna(subset=["val_top1"])
-    if rows.empty:
-        return None
-    r = rows.sort_values("val_images", kind="stable").iloc[-1]
-    return f"{r['val_top1']:.4g}% ({int(r['val_images']):,} images, {r.get('val_data', '?')})"
-
-
-def _chapter_table(table) -> list[str]:
-    """The chapter's table of architectures against measurement and publication, with the
-    disagreements and the sources of the published figures."""
-    import pandas as pd
-
-    rows, notes, sources = [], [], []
-    for card in chapter_table():
-        measured = _measured_for(card, table)
-        validated = _validated(card, table)
-        if validated:
-            measured["validated"] = validated
-        row, flags = _card_row(card, measured)
-        rows.append(row)
-        notes += [f"- **{card.display_name}**: {f}" for f in flags]
-        if card.published.top1_source:
-            sources.append(f"- {card.display_name}: top-1 from {card.published.top1_source}")
-    return [
-        "## Architectures of the chapter's table",
-        "",
-        pd.DataFrame(rows).to_markdown(index=False),
-        "",
-        "### Disagreements",
-        "",
-        *(notes or ["None."]),
-        "",
-        "### Sources of the published figures",
-        "",
-        *sources,
-    ]
-
-
-def _params_check(params, card: ModelCard) -> str:
-    if params is None or card.published.params is None:
-        return "-"
-    if int(params) == card.published.params:
-        return "matches card"
-    return f"card says {card.published.params:,} {WARN}"
-
-
-def _own_models(table) -> list[str]:
-    """The chapter's own models (not in its tables): measured against their cards."""
-    import pandas as pd
-
-    own_rows = []
-    for card in load_cards().values():
-        if card.source != "chapter" or card.in_chapter_table or card.conv_table is not None:
-            continue
-        m = _measured_for(card, table)
-        params, depth = m.get("params"), m.get("depth")
-        own_rows.append(
-            {
-                "Model": f"{card.display_name} (`{card.name}`)",
-                "Input": "x".join(map(str, card.input_size)),
-                "Params (measured)": f"{int(params):,}" if params is not None else "-",
-                "Params vs card": _params_check(params, card),
-                "Depth (measured)": _num(depth, "d") if depth is not None else "-",
-                "GMACs": _num(m.get("infer_gmacs"), ".4f"),
-                "Activations (M)": _num(m.get("infer_macts"), ".3f"),
-            }
-        )
-    return ["## The chapter's own models", "", pd.DataFrame(own_rows).to_markdown(index=False)]
-
-
-def chapter_markdown(table, fails) -> str:
-    lines = [
-        "# The chapter's comparison, measured",
-        "",
-        "Generated by `python -m bench report` from `results/`; do not edit by hand.",
-        f"{WARN} marks a figure of the chapter that disagrees with measurement or publication",
-        "beyond the precision it is stated with (half a unit of its last digit).",
-        "Depth counts weight layers (convolutions, linear layers) on the longest path from input",
-        "to output; GMACs are multiply-accumulates (fvcore's convention, attention included) at",
-        "batch 1 and the model's native input size.",
-        "",
-        *_chapter_table(table),
-        "",
-        *_own_models(table),
-        "",
-        *conv_types_markdown(table),
-        "",
-        *section1_markdown(table),
-    ]
-    if not fails.empty:
-        lines += ["", "## Failed measurements", "", fails.to_markdown(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def conv_types_markdown(table) -> list[str]:
-    """The chapter's table of convolution types: its formulas against measurement."""
-    import pandas as pd
-
-    cards = conv_table()
-    if not cards:
-        return []
-    dims = cards[0].dims
-    lines = [
-        "## Types of convolution",
-        "",
-        "Each row of the chapter's second table is built as one layer without bias, "
-        f"C_in = C = {dims.get('C_in')}, C_out = {dims.get('C_out')}, on a "
-        f"{dims.get('H')}x{dims.get('W')} input (`python -m bench run --models conv_types`). "
-        "The chapter's formulas are evaluated at those sizes and set beside fvcore's count. "
-        "Where the chapter gives no formula for the compute, the one used is shown.",
-        "",
-    ]
-    standard = _measured_for(cards[0], table).get("macs")
-    rows = []
-    for card in cards:
-        m = _measured_for(card, table)
-        row = card.conv_table
-        p_formula, m_formula = card.formula_value("params"), card.formula_value("macs")
-        params, macs = m.get("params"), m.get("macs")
-
-        def cell(measured, expected):
-            if measured is None:
-                return "-"
-            mark = "" if int(measured) == expected else f" {WARN}"
-            return f"{int(measured):,}{mark}"
-
-        rows.append(
-            {
-                "Type": card.display_name,
-                "Params (chapter)": row.params,
-                "Params (formula)": f"{p_formula:,}",
-                "Params (measured)": cell(params, p_formula),
-                "Compute (chapter)": row.compute,
-                "MACs (formula)": f"{m_formula:,} = {card.formula['macs']}",
-                "MACs (measured)": cell(macs, m_formula),
-                "vs standard": f"{macs / standard:.3f}x" if macs and standard else "-",
-                "Use": row.use,
-            }
-        )
-    lines.append(pd.DataFrame(rows).to_markdown(index=False))
-    return lines
-
-
 def models_markdown(table) -> str:
     """Every measured model (chapter or not): the static harnesses' figures."""
-    import pandas as pd
-
     if table.empty:
         return "# Measured models\n\nNo results yet.\n"
     static = table
     if "harness" in static.columns:
         static = static[static["harness"].isna()]
-    cols = {
-        "model": "Model", "source": "Source", "infer_img_size": "Input", "params": "Params",
-        "depth": "Depth", "infer_gmacs": "GMACs", "flopcounter_gmacs": "GMACs (FlopCounterMode)",
-        "infer_macts": "Activations (M)", "state_dict_mb": "State dict (MB)",
-        "uncounted_ops": "Ops fvcore did not count",
-    }  # fmt: skip
-    view = static[[c for c in cols if c in static.columns]].rename(columns=cols)
-    if "Params" in view.columns:
-        view["Params"] = view["Params"].map(lambda v: "-" if pd.isna(v) else f"{int(v):,}")
-    if "Depth" in view.columns:
-        view["Depth"] = view["Depth"].map(lambda v: "-" if pd.isna(v) else f"{int(v)}")
-    if "Input" in view.columns:
-        view["Input"] = view["Input"].map(lambda v: "-" if pd.isna(v) else f"{int(v)}")
-    return (
-        "# Measured models\n\nGenerated by `python -m bench report`; every model in `results/` "
-        "with its parameters, depth and MACs at batch 1.\n\n"
-        + view.to_markdown(index=False, floatfmt=".4g")
-        + "\n"
+    records = static.to_dict("records")
+    rows = [
+        {
+            "Model": r["model"],
+            "Source": r.get("source") or "-",
+            "Input": fmt_int(r.get("infer_img_size")),
+            "Params": fmt_int(r.get("params")),
+            "Depth": fmt_int(r.get("depth")),
+            "GMACs": fmt_gmacs(r.get("infer_gmacs")),
+            "Activations (M)": fmt_gmacs(r.get("infer_macts")),
+            "State dict (MB)": fmt_number(r.get("state_dict_mb"), ",.1f"),
+        }
+        for r in records
+    ]
+    counting = [
+        {
+            "Model": r["model"],
+            "GMACs (fvcore)": fmt_gmacs(r.get("infer_gmacs")),
+            "GMACs (FlopCounterMode)": fmt_gmacs(r.get("flopcounter_gmacs")),
+            "Ops fvcore did not count": r.get("uncounted_ops") or "-",
+        }
+        for r in records
+    ]
+    text = (
+        "Generated by `python -m bench report`; every model in `results/` with its parameters, "
+        "depth and MACs at batch 1 (fvcore's count; the second table sets torch's "
+        "FlopCounterMode beside it)."
+    )
+    return "\n".join(
+        [
+            "# Measured models",
+            "",
+            *wrap(text),
+            "",
+            md_table(rows),
+            "",
+            "## Two counts of MACs",
+            "",
+            md_table(counting),
+            "",
+        ]
     )
 
 
@@ -322,7 +92,7 @@ def generate(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     atomic_write_text(csv_path, table.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     written.append(csv_path)
     for name, text in (
-        ("chapter.md", chapter_markdown(table, failures(records.latest))),
+        ("chapter.md", chapter_markdown(records, table)),
         ("models.md", models_markdown(table)),
     ):
         path = out / name

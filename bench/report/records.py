@@ -47,6 +47,12 @@ from bench.storage import ResultStore, read_document
 
 # What makes two records measurements of the same thing: the latest of them is shown.
 RECORD_KEY = ("model", "harness", "device", "device_name", "config_key")
+# What ``--optimize`` chooses and stores in a record's configuration.
+OPTIMIZE_CHOICES = ("precision", "layout", "compiled", "runtime")
+# A timing of less than this (seconds, all timed rounds together) is too short to trust.
+MIN_TIMED_S = 1.0
+# Step times that vary more than this (coefficient of variation, %) are too unsettled to trust.
+MAX_CV_PCT = 25.0
 
 
 @dataclass(frozen=True)
@@ -159,8 +165,41 @@ def read_records(path: str | Path) -> Records:
 
 def latest(frame):
     """Keep the latest record per (model, harness, device, device name, configuration): an
-    H200's row and an H100's are two rows, though both are 'cuda'."""
+    H200's row and an H100's are two rows, though both are 'cuda'. An ``--optimize`` record's
+    configuration is the one asked for, not the winner it stores: a rerun of the same
+    ``--optimize`` replaces the previous result even when another candidate won."""
     if frame.empty:
         return frame
+    import pandas as pd
+
     frame = frame.sort_values(["finished_utc", "run_id"], kind="stable")
-    return frame.drop_duplicates(list(RECORD_KEY), keep="last").reset_index(drop=True)
+    identity = pd.Series(
+        [_asked(c, k) for c, k in zip(frame["config"], frame["config_key"], strict=True)],
+        index=frame.index,
+    )
+    keys = [k for k in RECORD_KEY if k != "config_key"]
+    keep = ~frame.assign(_identity=identity).duplicated([*keys, "_identity"], keep="last")
+    return frame[keep].reset_index(drop=True)
+
+
+def _asked(config: dict, key: str) -> str:
+    """The configuration a record answers: its key, less what ``--optimize`` chose."""
+    if not isinstance(config, dict) or config.get("optimize") is not True:
+        return key
+    asked = {k: v for k, v in config.items() if k not in OPTIMIZE_CHOICES}
+    return json.dumps(asked, sort_keys=True)
+
+
+def untrusted(metrics: dict) -> str:
+    """Why a record's timing is too short or unsettled to trust ('' when it is fine, or when
+    the record has no timing)."""
+    why = []
+    total = metrics.get("total_time_s")
+    if isinstance(total, (int, float)) and not isinstance(total, bool) and total < MIN_TIMED_S:
+        why.append(f"timed {total:.2f} s < {MIN_TIMED_S:g} s")
+    if metrics.get("warmup_stable") is False:
+        why.append("warm-up did not stabilise")
+    cv = metrics.get("cv_pct")
+    if isinstance(cv, (int, float)) and not isinstance(cv, bool) and cv > MAX_CV_PCT:
+        why.append(f"step times vary {cv:.0f}% > {MAX_CV_PCT:g}%")
+    return "; ".join(why)

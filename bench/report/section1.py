@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from bench.report.fmt import WARN
+from bench.report.fmt import WARN, wrap
 
 # Section 1's figure, as printed: a 5x5 input, a 3x3 kernel and the 3x3 output it shows.
 WORKED_INPUT = (
@@ -87,7 +87,7 @@ def _worked_example() -> list[str]:
         f"| output as printed | {_grid(PRINTED_OUTPUT)} |",
         f"| output computed (stride 1, no padding) | {_grid(computed)} |",
         "",
-        f"The printed output {verdict}",
+        *wrap(f"The printed output {verdict}"),
     ]
 
 
@@ -114,11 +114,13 @@ def _sizes() -> list[str]:
             )
     lines += [
         "",
-        "The formula holds when the division comes out whole; otherwise a convolution rounds "
-        f"down ({len(fractional)} of the cases above), which the printed formula does not say. "
-        '"Same" padding (k - 1) / 2 keeps the input size only at stride 1: '
-        + "; ".join(same_broken)
-        + ".",
+        *wrap(
+            "The formula holds when the division comes out whole; otherwise a convolution rounds "
+            f"down ({len(fractional)} of the cases above), which the printed formula does not say. "
+            '"Same" padding (k - 1) / 2 keeps the input size only at stride 1: '
+            + "; ".join(same_broken)
+            + "."
+        ),
     ]
     return lines
 
@@ -134,12 +136,14 @@ def _trainable_share(table) -> list[str]:
     total, head = int(rows.iloc[0]["params"]), int(rows.iloc[0]["head_params"])
     return [
         *lines,
-        "Code example 4 freezes ResNet-50's backbone (`freeze_backbone=True`), puts a new head "
-        "on it (dropout, 2048 -> 512, ReLU, dropout, 512 -> 5) and prints the parameters and the "
-        f"trainable share. Measured on `{TRANSFER_MODEL}` by the `params` harness: {total:,} "
-        f"parameters, of which the head's {head:,} stay trainable: the example prints "
-        f"`全パラメータ: {total:,}` and `学習可能: {head:,} ({head / total:.1%})`. The chapter "
-        "does not print the figure itself; it is this.",
+        *wrap(
+            "Code example 4 freezes ResNet-50's backbone (`freeze_backbone=True`), puts a new head "
+            "on it (dropout, 2048 -> 512, ReLU, dropout, 512 -> 5) and prints the parameters and the "
+            f"trainable share. Measured on `{TRANSFER_MODEL}` by the `params` harness: {total:,} "
+            f"parameters, of which the head's {head:,} stay trainable: the example prints "
+            f"`全パラメータ: {total:,}` and `学習可能: {head:,} ({head / total:.1%})`. The chapter "
+            "does not print the figure itself; it is this."
+        ),
     ]
 
 

@@ -7,104 +7,188 @@ same bytes.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from bench.report.fmt import WARN, fmt_number, is_missing
+from bench.report.fmt import (
+    WARN,
+    Footnotes,
+    clip,
+    fmt_gmacs,
+    fmt_int,
+    fmt_number,
+    fmt_sps,
+    is_missing,
+    is_number,
+    md_table,
+    wrap,
+)
 from bench.report.plot import png_bytes
-from bench.report.records import Records
+from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, untrusted
+from bench.report.runtimes import (
+    RUNTIME_LABELS,
+    RUNTIME_PLOT,
+    runtime_of,
+    runtimes_markdown,
+    runtimes_png,
+    throughput_rows,
+)
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 HARNESS = "throughput"
 PLOT = "throughput_vs_gmacs.png"
-RUNTIME_PLOT = "runtimes.png"
-RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
-# the side-by-side table's columns: (label, runtime, compiled)
-SIDE_BY_SIDE = (
-    ("PyTorch eager", "torch", False),
-    ("PyTorch compiled", "torch", True),
-    ("ONNX Runtime", "onnxruntime", False),
-    ("OpenVINO", "openvino", False),
+# An 'of peak' against a peak below this share of the device's best peak is marked.
+LOW_PEAK = 0.8
+PEAK_TEXT = (
+    "'Of peak' divides GMAC/s by a large matrix product's GMAC/s at the same precision on the "
+    "same device, measured in the same run (the row's run); the letter names the method the "
+    "peak was measured with (footnotes). Methods changed between runs: an early one measured "
+    f"the peak once, before the first model, and read low on a busy machine. {WARN} low peak: "
+    f"the run's peak is under {LOW_PEAK:.0%} of the best peak measured on that device at that "
+    "precision, so its 'of peak' reads high; compare GMAC/s instead. Peak mem is in MiB: on a "
+    "GPU, torch's peak allocated memory; on a CPU, the worker process's whole peak resident set "
+    "(framework and data included), not the increase over its baseline."
+)
+ABOVE_PEAK_TEXT = (
+    f"{WARN} above peak: the model did more multiply-accumulates per second than the run's "
+    "matrix product. That is a sign of a bad peak measurement (a busy machine while it was "
+    "measured, or a runtime whose kernels beat the matrix product timed), not a result; rerun "
+    "on a quiet machine."
+)
+CANDIDATES_TEXT = (
+    "Each `--optimize` run tries these candidates on one model and keeps the fastest that "
+    "agrees with eager fp32 (*Chosen*); one run's candidates are listed together, with every "
+    "timed round's samples/s where the run recorded them (older runs kept only the best)."
 )
 
 
-def throughput_rows(table):
-    """The throughput harness's rows of the tidy table (empty frame if none)."""
-    if table.empty or "harness" not in table.columns:
-        return table.iloc[0:0]
-    return table[table["harness"] == HARNESS].reset_index(drop=True)
+def config_text(config: dict) -> str:
+    """A throughput configuration in words: 'batch 16, fp32, nchw, eager, PyTorch'."""
+    runtime = RUNTIME_LABELS.get(config.get("runtime") or "torch", config.get("runtime"))
+    text = (
+        f"{config.get('mode', 'infer')} batch {fmt_int(config.get('batch_size'))}, "
+        f"{config.get('precision', '-')}, {config.get('layout', '-')}, "
+        f"{'compiled' if config.get('compiled') else 'eager'}, {runtime}"
+    )
+    return text + (" (chosen by --optimize)" if config.get("optimize") else "")
 
 
-def _runtime(r: dict) -> str:
-    """A record's runtime: PyTorch's records carry none (their keys predate runtimes)."""
-    v = r.get("runtime")
-    return "torch" if is_missing(v) else str(v)
-
-
-def _of_peak(frac) -> str:
-    if is_missing(frac):
-        return "-"
-    return f"{100 * frac:.1f}%" + (f" {WARN}" if frac > 1 else "")
-
-
-def _row_view(r: dict) -> dict:
+def _short_config(r: dict) -> str:
     mode = r.get("mode") or "infer"
-    used = r.get(f"{mode}_batch_size")
-    batch = fmt_number(used, ".0f")
+    batch = fmt_int(r.get(f"{mode}_batch_size"))
     if r.get("batch_size_reduced") is True:
-        batch = f"{batch} (asked {fmt_number(r.get('batch_size'), '.0f')}, reduced)"
-    compiled = "yes" if r.get("compiled") is True else "no"
-    if r.get("optimize") is True:
-        compiled += " (optimize)"
+        batch += f" (asked {fmt_int(r.get('batch_size'))})"
+    parts = [
+        f"{'' if mode == 'infer' else mode + ' '}{fmt_int(r.get(f'{mode}_img_size'))}px bs {batch}",
+        str(r.get("precision")),
+        str(r.get("layout")),
+        "compiled" if r.get("compiled") is True else "eager",
+        RUNTIME_LABELS.get(runtime_of(r), runtime_of(r)),
+    ]
+    return " ".join(parts) + (" (optimize)" if r.get("optimize") is True else "")
+
+
+def _peak_label(method) -> str:
+    """The peak method without its run-to-run counts, so that one method reads as one."""
+    if is_missing(method) or not method:
+        return "not recorded (the earliest runs)"
+    text = re.sub(r"(best of|timings of) \d+", r"\1 N", str(method))
+    return re.sub(r"\(\d+ in all\)", "(N in all)", text)
+
+
+class PeakNotes:
+    """Letters for the peak methods of the rows shown, and each device's best peak, so that
+    an 'of peak' against a low peak (an older method, a busy machine) is marked."""
+
+    def __init__(self, rows: list[dict], notes: Footnotes) -> None:
+        self.notes = notes
+        self.letters: dict[str, str] = {}
+        self.best: dict[tuple, float] = {}
+        for r in rows:
+            key = (r.get("device_name"), r.get("precision"))
+            if is_number(r.get("peak_gmacs_per_sec")):
+                self.best[key] = max(self.best.get(key, 0.0), r["peak_gmacs_per_sec"])
+
+    def cell(self, r: dict) -> str:
+        frac = r.get("frac_of_peak")
+        if is_missing(frac):
+            return "-"
+        label = _peak_label(r.get("peak_method"))
+        letter = self.letters.setdefault(label, chr(ord("A") + len(self.letters)))
+        marker = self.notes.mark(f"peak{letter}", f"peak method {letter}: {label}")
+        text = f"{100 * frac:.1f}%" + (f" {WARN}" if frac > 1 else "") + f" {letter}{marker}"
+        best = self.best.get((r.get("device_name"), r.get("precision")))
+        if best and r.get("peak_gmacs_per_sec", best) < LOW_PEAK * best:
+            text += f" {WARN} low peak"
+        return text
+
+
+def _timing_row(i: int, r: dict, notes: Footnotes) -> dict:
+    mode = r.get("mode") or "infer"
+    flag = untrusted(r)
     return {
+        "#": str(i),
         "Model": r["model"],
-        "Device": r.get("device_name") or r.get("device"),
-        "Mode": mode,
-        "Input": fmt_number(r.get(f"{mode}_img_size"), ".0f"),
-        "Batch": batch,
-        "Precision": r.get("precision"),
-        "Layout": r.get("layout"),
-        "Compiled": compiled,
-        "Runtime": RUNTIME_LABELS.get(_runtime(r), _runtime(r)),
-        "Samples/s": fmt_number(r.get(f"{mode}_samples_per_sec"), ",.1f"),
-        "Compile (s)": fmt_number(r.get("compile_time_s"), ".1f"),
-        "Step median (ms)": fmt_number(r.get("median"), ".2f"),
-        "p90 (ms)": fmt_number(r.get("p90"), ".2f"),
-        "CV %": fmt_number(r.get("cv_pct"), ".1f"),
-        "Peak mem (MB)": fmt_number(r.get("peak_mem_mb"), ",.0f"),
-        "GMACs": fmt_number(r.get("infer_gmacs"), ".4g"),
-        "GMAC/s": fmt_number(r.get("achieved_gmacs_per_sec"), ",.1f"),
-        "Peak GMAC/s": fmt_number(r.get("peak_gmacs_per_sec"), ",.0f"),
-        "Of peak": _of_peak(r.get("frac_of_peak")),
-        "Threads": fmt_number(r.get("threads"), ".0f"),
+        "Device": str(r.get("device_name") or r.get("device")),
+        "Configuration": _short_config(r),
+        "Samples/s": fmt_sps(r.get(f"{mode}_samples_per_sec")) + (f" {WARN}" if flag else ""),
+        "Median (ms)": fmt_number(r.get("median"), ",.2f"),
+        "Timed (s)": fmt_number(r.get("total_time_s"), ",.2f"),
+        "Run": notes.run(r),
     }
 
 
-def _candidates(frame) -> list[dict]:
-    """--optimize candidates of the latest throughput records, one row each."""
+def _compute_row(i: int, r: dict, peaks: PeakNotes) -> dict:
+    return {
+        "#": str(i),
+        "Model": r["model"],
+        "GMACs": fmt_gmacs(r.get("infer_gmacs")),
+        "GMAC/s": fmt_number(r.get("achieved_gmacs_per_sec"), ",.1f"),
+        "Peak GMAC/s": fmt_number(r.get("peak_gmacs_per_sec"), ",.0f"),
+        "Of peak (method)": peaks.cell(r),
+        "Compile (s)": fmt_number(r.get("compile_time_s"), ",.1f"),
+        "Peak mem (MiB)": fmt_number(r.get("peak_mem_mb"), ",.0f"),
+        "Threads": fmt_int(r.get("threads")),
+        "Run": peaks.notes.run(r),
+    }
+
+
+def _candidates(frame, notes: Footnotes) -> list[dict]:
+    """--optimize candidates of the latest throughput records: one run's together, with
+    every round's samples/s."""
     rows = []
     if frame.empty:
         return rows
     ok = frame[(frame["harness"] == HARNESS) & (frame["status"] == "ok")]
-    for rec in ok.itertuples():
+    for rec in ok.sort_values(["model", "run_id"], kind="stable").itertuples():
         cands = rec.metrics.get("candidates")
         if not isinstance(cands, list):
             continue
         mode = rec.config.get("mode", "infer")
         for c in cands:
+            rounds = c.get("rounds_samples_per_sec")
+            reason = c.get("error") or ""
             rows.append(
                 {
+                    "Run": notes.run(rec._asdict()),
                     "Model": rec.model,
-                    "Device": rec.device,
-                    "Mode": mode,
-                    "Batch": rec.config.get("batch_size"),
-                    "Precision": c.get("precision"),
-                    "Layout": c.get("layout"),
-                    "Compiled": "yes" if c.get("compiled") else "no",
-                    "Runtime": RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime")),
-                    "Samples/s": fmt_number(c.get(f"{mode}_samples_per_sec"), ",.1f"),
+                    "Device": str(rec.device_name or rec.device),
+                    "Batch": fmt_int(rec.config.get("batch_size")),
+                    "Candidate": " ".join(
+                        [
+                            str(c.get("precision")),
+                            str(c.get("layout")),
+                            "compiled" if c.get("compiled") else "eager",
+                            RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime")),
+                        ]
+                    ),
+                    "Samples/s (best)": fmt_sps(c.get(f"{mode}_samples_per_sec")),
+                    "Every round": ", ".join(fmt_sps(v) for v in rounds)
+                    if isinstance(rounds, list)
+                    else "-",
                     "Max abs diff": fmt_number(c.get("max_abs_diff"), ".2g"),
                     "Chosen": "yes" if _chosen(c, rec.config) else "",
-                    "Note": c.get("error") or "",
+                    "Note": notes.numbered("n", reason) if reason else "",
                 }
             )
     return rows
@@ -115,59 +199,6 @@ def _chosen(c: dict, config: dict) -> bool:
     return tuple(c.get(k) for k in keys) == tuple(config.get(k) for k in keys) and c.get(
         "runtime", "torch"
     ) == config.get("runtime", "torch")
-
-
-def _best_by_runtime(table) -> list[tuple[str, str, float, dict]]:
-    """(model, device, batch, {label: best record or None}) for each model, device and batch
-    where another runtime than PyTorch was measured."""
-    rows = throughput_rows(table)
-    if rows.empty or "runtime" not in rows.columns or "infer_samples_per_sec" not in rows.columns:
-        return []
-    rows = rows[rows["infer_samples_per_sec"].notna()]
-    rows = rows.assign(device_name=rows["device_name"].fillna(rows["device"]))
-    out = []
-    keys = ["model", "device_name", "infer_batch_size"]
-    for (model, device, batch), group in rows.groupby(keys, sort=False):
-        recs = group.to_dict("records")
-        best = {}
-        for label, runtime, compiled in SIDE_BY_SIDE:
-            mine = [
-                r
-                for r in recs
-                if _runtime(r) == runtime and (r.get("compiled") is True) == compiled
-            ]
-            best[label] = max(mine, key=lambda r: r["infer_samples_per_sec"]) if mine else None
-        if best["ONNX Runtime"] is not None or best["OpenVINO"] is not None:
-            out.append((model, device, batch, best))
-    return out
-
-
-def side_by_side(table):
-    """Per model, device and batch: the best inference samples/s of each runtime and its
-    speed-up over PyTorch eager; an empty frame when no other runtime was measured."""
-    import pandas as pd
-
-    out = []
-    for model, device, batch, best in _best_by_runtime(table):
-        eager = best["PyTorch eager"]["infer_samples_per_sec"] if best["PyTorch eager"] else None
-        row = {"Model": model, "Device": device, "Batch": f"{batch:.0f}"}
-        for label, r in best.items():
-            sps = r["infer_samples_per_sec"] if r else None
-            speedup = f" ({sps / eager:.2f}x)" if sps and eager and label != "PyTorch eager" else ""
-            row[label] = "-" if sps is None else f"{sps:,.1f}{speedup}"
-        row["Agreement (max abs diff, top-1)"] = _agreement_text(best)
-        out.append(row)
-    return pd.DataFrame(out)
-
-
-def _agreement_text(best: dict) -> str:
-    parts = []
-    for label in ("ONNX Runtime", "OpenVINO"):
-        r = best.get(label)
-        if r is not None and not is_missing(r.get("max_abs_diff")):
-            top1 = "same top-1" if r.get("top1_agree") is True else f"{WARN} top-1 differs"
-            parts.append(f"{label}: {r['max_abs_diff']:.2g}, {top1}")
-    return "; ".join(parts) or "-"
 
 
 def _skipped(frame):
@@ -181,48 +212,72 @@ def _with_config(rows):
     return rows.assign(
         runtime=[c.get("runtime", "torch") for c in rows["config"]],
         mode=[c.get("mode", "-") for c in rows["config"]],
-        batch=[c.get("batch_size", "-") for c in rows["config"]],
+        batch=[fmt_int(c.get("batch_size")) for c in rows["config"]],
         precision=[c.get("precision", "-") for c in rows["config"]],
     )
 
 
-def _measurements(table) -> list[str]:
-    import pandas as pd
+def _headline(rows: list[dict], notes: Footnotes) -> list[dict]:
+    """The best inference samples/s of each model on each device, and how it was had."""
+    best: dict[tuple, dict] = {}
+    for r in rows:
+        sps = r.get("infer_samples_per_sec")
+        key = (r["model"], str(r.get("device_name") or r.get("device")))
+        if (r.get("mode") or "infer") == "infer" and is_number(sps) and not untrusted(r):
+            if key not in best or sps > best[key]["infer_samples_per_sec"]:
+                best[key] = r
+    return [
+        {
+            "Model": model,
+            "Device": device,
+            "Best samples/s": fmt_sps(r["infer_samples_per_sec"]),
+            "Configuration": _short_config(r),
+            "Step median (ms)": fmt_number(r.get("median"), ",.2f"),
+            "Run": notes.run(r),
+        }
+        for (model, device), r in best.items()
+    ]
 
-    rows = throughput_rows(table)
-    if rows.empty:
+
+def _measurements(table, notes: Footnotes) -> list[str]:
+    rows = throughput_rows(table).to_dict("records")
+    if not rows:
         return [
             "No throughput results yet: `python -m bench run --models chapter --harness throughput`."
         ]
-    view = pd.DataFrame([_row_view(r) for r in rows.to_dict("records")])
-    if (view["Compile (s)"] == "-").all():  # no compiled rows: no compile-time column
-        view = view.drop(columns="Compile (s)")
-    lines = [view.to_markdown(index=False)]
-    if view["Of peak"].str.endswith(WARN).any():
-        lines += [
-            "",
-            f"{WARN} above peak: the model did more multiply-accumulates per second than the "
-            "run's matrix product. That is a sign of a bad peak measurement (a busy machine "
-            "while it was measured, or a runtime whose kernels beat the matrix product "
-            "timed), not a result; rerun on a quiet machine.",
-        ]
-    return lines
-
-
-def _runtimes(table) -> list[str]:
-    sbs = side_by_side(table)
-    if sbs.empty:
-        return []
-    return [
+    peaks = PeakNotes(rows, notes)
+    numbered = list(enumerate(rows, 1))
+    compute = [_compute_row(i, r, peaks) for i, r in numbered]
+    lines = [
+        "## Best inference samples/s",
         "",
-        "## Runtimes side by side",
+        *wrap(
+            "Per model and device, the configuration with the most inference samples/s "
+            "among the records whose timing can be trusted (see the next table)."
+        ),
         "",
-        "Best inference samples/s of each runtime per model, device and batch, and its "
-        "speed-up over PyTorch eager; agreement is with PyTorch eager fp32 on the same "
-        f"input. The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT}).",
+        md_table(_headline(rows, notes)),
         "",
-        sbs.to_markdown(index=False, disable_numparse=True),
+        "## Every measurement: timing",
+        "",
+        *wrap(
+            f"{WARN} after samples/s: the timing is too short or unsettled to trust "
+            f"(under {MIN_TIMED_S:g} s timed, a warm-up that did not stabilise, or step times "
+            f"varying more than {MAX_CV_PCT:g}%); "
+            "such records are left out of the best figures and of the trend plots."
+        ),
+        "",
+        md_table([_timing_row(i, r, notes) for i, r in numbered]),
+        "",
+        "## Every measurement: compute, peak and memory",
+        "",
+        *wrap(PEAK_TEXT),
+        "",
+        md_table(compute),
     ]
+    if any(f"% {WARN}" in c["Of peak (method)"] for c in compute):
+        lines += ["", *wrap(ABOVE_PEAK_TEXT)]
+    return [*lines, "", *notes.lines()]
 
 
 def _not_measured(frame) -> list[str]:
@@ -235,34 +290,48 @@ def _not_measured(frame) -> list[str]:
         if any(c.get("runtime") for c in bad["config"]):
             bad = _with_config(bad)
             cols = ["model", "device", "runtime", "mode", "batch", "error"]
-        lines.append(bad[cols].to_markdown(index=False))
+        lines.append(md_table(_clipped(bad[cols])))
     skipped = _skipped(frame)
     if not skipped.empty:
         lines += ["", "## Skipped (not measurable here)", ""]
         cols = ["model", "device", "runtime", "mode", "batch", "precision", "error"]
-        lines.append(skipped[cols].rename(columns={"error": "reason"}).to_markdown(index=False))
+        lines.append(md_table(_clipped(skipped[cols].rename(columns={"error": "reason"}))))
     return lines
 
 
-def throughput_markdown(frame, table) -> str:
-    import pandas as pd
+def _clipped(frame) -> list[dict]:
+    return [{k: clip(str(v)) for k, v in r.items()} for r in frame.to_dict("records")]
 
+
+def throughput_markdown(frame, table) -> str:
+    text = (
+        "Samples/s is samples over the total timed time after a warm-up that runs until the "
+        "step time is stable; step times are per batch, in ms. GMACs are fvcore's "
+        "multiply-accumulates at batch 1; GMAC/s is GMACs x samples/s (x3 for training). "
+        f"The plot is [{PLOT}]({PLOT})."
+    )
+    notes = Footnotes()
     lines = [
         "# Throughput",
         "",
         "Generated by `python -m bench report` from `results/`; do not edit by hand.",
-        "Samples/s is samples over the total timed time after a warm-up that runs until the",
-        "step time is stable; step times are per batch, in ms. GMACs are fvcore's",
-        "multiply-accumulates at batch 1; GMAC/s is GMACs x samples/s (x3 for training) and",
-        "'Of peak' divides it by a large matrix product's GMAC/s at the same precision on the",
-        f"same device, measured in the same run. The plot is [{PLOT}]({PLOT}).",
+        *wrap(text),
         "",
-        *_measurements(table),
-        *_runtimes(table),
+        *_measurements(table, notes),
+        *runtimes_markdown(table),
     ]
-    cands = _candidates(frame)
+    cands = _candidates(frame, notes)
     if cands:
-        lines += ["", "## --optimize candidates", "", pd.DataFrame(cands).to_markdown(index=False)]
+        lines += [
+            "",
+            "## --optimize candidates",
+            "",
+            *wrap(CANDIDATES_TEXT),
+            "",
+            md_table(cands),
+            "",
+            *notes.lines(),
+        ]
     if not frame.empty:
         lines += _not_measured(frame)
     return "\n".join(lines) + "\n"
@@ -328,37 +397,6 @@ def plot_png(table) -> bytes | None:
         ax.set_ylabel("inference samples / s (best configuration measured)")
         ax.set_title("Throughput against compute")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        return png_bytes(fig)
-    finally:
-        plt.close(fig)
-
-
-def runtimes_png(table) -> bytes | None:
-    """Samples/s of each runtime per model and batch (grouped bars, log scale); PNG bytes."""
-    groups = _best_by_runtime(table)
-    if not groups:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    labels = [label for label, _, _ in SIDE_BY_SIDE if any(g[3][label] for g in groups)]
-    names = [f"{model}\n@{batch:.0f}" for model, _, batch, _ in groups]
-    width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(names) + 2), 5), dpi=100)
-    try:
-        for i, label in enumerate(labels):
-            values = [g[3][label]["infer_samples_per_sec"] if g[3][label] else 0 for g in groups]
-            xs = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(names))]
-            ax.bar(xs, values, width, label=label)
-        ax.set_xticks(range(len(names)), names, fontsize=7)
-        ax.set_yscale("log")
-        ax.set_ylabel("inference samples / s (best measured)")
-        ax.set_title("Runtimes side by side")
-        ax.grid(True, axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
         return png_bytes(fig)

@@ -3,6 +3,8 @@ has them, built from the latest records (``Records.latest``). Pure pandas; no to
 
 from __future__ import annotations
 
+import math
+
 from bench.registry.lookup import natural_key
 
 # Harnesses whose records describe the model itself (one value per model and input size);
@@ -25,6 +27,10 @@ LEAD_COLUMNS = (
     "infer_macts",
     "flopcounter_gmacs",
 )
+
+
+# The provenance of a measurement's run, carried into its row (``bench.report.records``).
+RUN_COLUMNS = ("run_id", "run_date", "machine", "machine_name", "commit", "torch")
 
 
 def _scalar(v) -> bool:
@@ -95,6 +101,7 @@ def _rows(ok) -> list[dict]:
                 "device": rec.device,
                 "device_name": rec.device_name,
                 "harness": rec.harness,
+                **{k: getattr(rec, k) for k in RUN_COLUMNS},
                 **model_props.get(rec.model, {}),
                 **{k: v for k, v in by_size.get((rec.model, size), {}).items()},
                 **{k: v for k, v in rec.config.items() if _scalar(v)},
@@ -132,3 +139,20 @@ def failures(frame):
         .sort_values(["model", "harness"])
         .reset_index(drop=True)
     )
+
+
+def measured_for(card, table) -> dict:
+    """The static harnesses' figures of a model card's model on the CPU, at its native size
+    (a dict without the missing ones)."""
+    if table.empty or "model" not in table.columns:
+        return {}
+    rows = table[(table["model"] == card.name) & (table["device"] == "cpu")]
+    if "harness" in rows.columns:
+        rows = rows[rows["harness"].isna()]
+    if "infer_img_size" in rows.columns:
+        native = rows[rows["infer_img_size"] == card.input_size[1]]
+        rows = native if not native.empty else rows
+    if rows.empty:
+        return {}
+    rec = rows.iloc[-1].to_dict()
+    return {k: v for k, v in rec.items() if not (isinstance(v, float) and math.isnan(v))}

@@ -152,22 +152,12 @@ def _add_compare_parser(sub) -> None:
                    help="comma-separated metrics to show, or 'all' (default: the headline ones "
                    "and any named by --fail)")  # fmt: skip
     p.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
-    p.add_argument("--alpha", type=_fraction, default=0.05,
+    p.add_argument("--alpha", type=float, default=0.05,
                    help="significance level of the test on speed samples (default: 0.05)")  # fmt: skip
-    p.add_argument("--confidence", type=_fraction, default=0.95,
+    p.add_argument("--confidence", type=float, default=0.95,
                    help="level of the bootstrap interval of a speed change (default: 0.95)")  # fmt: skip
     p.add_argument("--cross-machine", action="store_true",
                    help="compare speeds measured on different machines (each row says so)")  # fmt: skip
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
-    return value
 
 
 def _print_table(rows: list[dict], columns: list[str]) -> None:
@@ -429,13 +419,9 @@ def cmd_compare(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from bench.runs import list_runs
+    from bench.runs import runs_table
 
-    rows = list_runs(Path(args.store), args.keyword)
-    if not rows:
-        like = f" with a model or harness like '{args.keyword}'" if args.keyword else ""
-        raise ConfigError(f"No run in {args.store}/{like}.")
-    _print_table(rows, list(rows[0]))
+    print(runs_table(Path(args.store), args.keyword))
     return 0
 
 

@@ -53,3 +53,14 @@ def list_runs(store: Path, keyword: str | None = None) -> list[dict[str, str]]:
             }
         )
     return rows
+
+
+def runs_table(store: Path, keyword: str | None = None) -> str:
+    """``list_runs`` as a GitHub-style table; no run to show is an error."""
+    from tabulate import tabulate
+
+    rows = list_runs(store, keyword)
+    if not rows:
+        like = f" with a model or harness like '{keyword}'" if keyword else ""
+        raise ConfigError(f"No run in {store}/{like}.")
+    return tabulate([list(r.values()) for r in rows], headers=list(rows[0]), tablefmt="github")

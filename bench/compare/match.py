@@ -67,6 +67,14 @@ class Options:
     confidence: float = 0.95
     cross_machine: bool = False  # compare speeds measured on different machines
 
+    def __post_init__(self):
+        for name in ("alpha", "confidence"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(
+                    f"--{name} {getattr(self, name):g}: expected a number between 0 and 1 "
+                    "(such as --alpha 0.05 --confidence 0.95)."
+                )
+
 
 def _refuse_cross_machine(b: Entry, n: Entry) -> None:
     raise ConfigError(

@@ -67,6 +67,11 @@ NOTES = (
     "threshold fails only when the whole interval lies beyond it."
 )
 
+SPREAD_NOTE = (
+    "Verdicts without a p-value are on records without samples: the spread rule (each step-time "
+    "IQR over its median, the two in quadrature), not a test."
+)
+
 
 def _side_lines(title: str, side: Side) -> list[str]:
     pad = " " * len(title)
@@ -167,7 +172,8 @@ def _cell(r: Row) -> str:
     if r.change is None or r.change.abs == 0:
         return f"{metric_cell(r.new)} ({r.verdict})" if r.change is None else metric_cell(r.new)
     pct = f"{r.change.pct:+.2f}%" if r.change.pct is not None else change_text(r.change)
-    return f"{metric_cell(r.new)} ({pct}, {r.verdict})"
+    p = f", p={r.p_value:.2g}" if r.p_value is not None else ""
+    return f"{metric_cell(r.new)} ({pct}, {r.verdict}{p})"
 
 
 def _wide_markdown(multi: MultiComparison) -> str:
@@ -197,6 +203,8 @@ def _wide_markdown(multi: MultiComparison) -> str:
     else:
         lines.append("No metric in common.")
     notes = list(dict.fromkeys(p.note for p in multi.pairs if p.note))
+    if any(r.noise_pct is not None for p in multi.pairs for r in p.rows):
+        notes.append(SPREAD_NOTE)
     lines += [y for note in notes for y in ("", note)]
     if multi.failures:
         lines += ["", "Thresholds crossed:", *(f"- {f}" for f in multi.failures)]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {list,run,report,compare}``.
+"""Command line: ``python -m bench {list,run,report,compare,runs}``.
 
 Bad input is one line on stderr and exit status 2; ``--debug`` shows the traceback.
 """
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(
-        dest="command", metavar="{list,run,report,compare}", parser_class=_Parser
+        dest="command", metavar="{list,run,report,compare,runs}", parser_class=_Parser
     )
     sub.required = True
 
@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="reports", help="folder to write reports to (default: reports/)"
     )
     _add_compare_parser(sub)
+    p = sub.add_parser("runs", help="list the runs saved in a results store",
+                       description="List the runs of a results store: id, date, machine, "
+                       "models, harnesses, status; oldest first.")  # fmt: skip
+    p.add_argument("store", nargs="?", default="results", help="the store (default: results/)")
+    p.add_argument("-k", dest="keyword", default=None, metavar="PATTERN",
+                   help="only runs with a model or harness matching PATTERN (a wildcard or a "
+                   "part of the name)")  # fmt: skip
     return parser
 
 
@@ -121,15 +128,16 @@ def _add_run_arguments(g) -> None:
 
 
 def _add_compare_parser(sub) -> None:
-    p = sub.add_parser("compare", help="compare two runs and gate regressions",
-                       description="Compare BASE with NEW: each a run id (looked up in --results), "
-                       "a results file, a store folder (its latest complete run; --all for every "
-                       "run) or a timm results CSV. Exit status 1 when a --fail threshold is "
-                       "crossed, 2 for bad input.")  # fmt: skip
-    p.add_argument(
-        "base", metavar="BASE", help="the reference: run id, results file, store or timm CSV"
-    )
-    p.add_argument("new", metavar="NEW", help="what is judged against BASE, in the same forms")
+    p = sub.add_parser("compare", help="compare runs and gate regressions",
+                       description="Compare BASE with NEW (and more runs: one column each): each "
+                       "a run id (looked up in --results), a results file, a store folder (its "
+                       "latest complete run; --all for every run) or a timm results CSV; "
+                       "'--all STORE' alone compares every run of STORE. Exit status 1 when a "
+                       "--fail threshold is crossed, 2 for bad input or speeds from different "
+                       "machines.")  # fmt: skip
+    p.add_argument("sides", nargs="+", metavar="RUN",
+                   help="BASE NEW [MORE...]: run ids, results files, stores or timm CSVs; the "
+                   "first is the reference")  # fmt: skip
     p.add_argument("--fail", action="append", default=[], metavar="METRIC:CHANGE",
                    help="fail on a change this large, repeatable: infer_samples_per_sec:-5%%, "
                    "top1:-0.5 (points), infer_gmacs:1%% (either way), params:0 (any change)")  # fmt: skip
@@ -144,6 +152,12 @@ def _add_compare_parser(sub) -> None:
                    help="comma-separated metrics to show, or 'all' (default: the headline ones "
                    "and any named by --fail)")  # fmt: skip
     p.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of the test on speed samples (default: 0.05)")  # fmt: skip
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="level of the bootstrap interval of a speed change (default: 0.95)")  # fmt: skip
+    p.add_argument("--cross-machine", action="store_true",
+                   help="compare speeds measured on different machines (each row says so)")  # fmt: skip
 
 
 def _print_table(rows: list[dict], columns: list[str]) -> None:
@@ -386,19 +400,34 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from bench.compare import compare, parse_thresholds
+    from bench.compare import Options, compare, compare_runs, parse_thresholds
 
     thresholds = parse_thresholds(args.fail)
     metrics = [m for m in args.metrics.split(",") if m] if args.metrics else None
-    result = compare(args.base, args.new, thresholds, results=args.results,
-                     all_runs=args.all_runs, metrics=metrics)  # fmt: skip
+    options = Options(args.alpha, args.confidence, args.cross_machine)
+    if len(args.sides) == 1 and not args.all_runs:
+        raise ConfigError("compare needs BASE and NEW (or more runs), or --all STORE alone.")
+    how = {"results": args.results, "all_runs": args.all_runs, "metrics": metrics,
+           "options": options}  # fmt: skip
+    if len(args.sides) == 2:
+        result = compare(*args.sides, thresholds, **how)
+    else:
+        result = compare_runs(args.sides, thresholds, **how)
     sys.stdout.write(result.render(args.format))
     for line in result.failures:
         print(f"regression: {line}", file=sys.stderr)
     return EXIT_FAILED if result.failures else 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare}
+def cmd_runs(args) -> int:
+    from bench.runs import runs_table
+
+    print(runs_table(Path(args.store), args.keyword))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
+            "runs": cmd_runs}  # fmt: skip
 
 
 @contextlib.contextmanager

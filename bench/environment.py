@@ -12,7 +12,13 @@ from pathlib import Path
 
 import bench
 
-LIBRARIES = ("torch", "torchvision", "timm", "fvcore", "pandas", "numpy")
+LIBRARIES = ("torch", "torchvision", "timm", "fvcore", "pandas", "numpy", "onnxruntime", "openvino")
+
+# The CPU features that change which kernels run: AVX-512, BF16 and VNNI (int8) units, AMX.
+CPU_FLAGS = (
+    "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512_fp16", "avx512_vnni",
+    "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+)  # fmt: skip
 
 
 def utc_now() -> str:
@@ -27,6 +33,19 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_flags(cpuinfo: str | None = None) -> list[str] | None:
+    """Which of ``CPU_FLAGS`` the CPU has (from /proc/cpuinfo), or None where unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return [f for f in CPU_FLAGS if f in present]
+    return None
 
 
 def memory_gb() -> float | None:
@@ -68,6 +87,7 @@ def machine_info() -> dict:
         "release": platform.release(),
         "arch": platform.machine(),
         "cpu": cpu,
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "memory_gb": memory_gb(),
         "gpu": gpu,

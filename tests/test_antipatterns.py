@@ -13,7 +13,13 @@ torch = pytest.importorskip("torch")
 def test_verdicts_follow_the_numbers():
     assert compare((90.0, 1.0, 3), (80.0, 1.0, 3)).startswith("supported")
     assert compare((80.0, 1.0, 3), (90.0, 1.0, 3)).startswith("refuted")
-    assert compare((85.0, 4.0, 3), (83.0, 4.0, 3)).startswith("within the spread")
+    assert compare((85.0, 4.0, 3), (83.0, 4.0, 3)).startswith("neither")
+    # five seeds narrow the interval: the same 2-point gap, with a spread of 1, is supported
+    # (p checked against scipy.stats.ttest_ind_from_stats(85, 1, 5, 83, 1, 5, equal_var=False))
+    assert compare((85.0, 1.0, 5), (83.0, 1.0, 5)).startswith("supported")
+    assert "95% CI [+0.54, +3.46]; Welch's t p=0.013, seeds 5 and 5" in compare(
+        (85.0, 1.0, 5), (83.0, 1.0, 5)
+    )
     assert compare((5.0, 1.0, 3), (20.0, 2.0, 3), higher_is_better=False).startswith("supported")
     assert compare((90.0, 0.0, 1), (80.0, 0.0, 1)).startswith("too few seeds")
 

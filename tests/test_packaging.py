@@ -23,6 +23,12 @@ def test_installed_wheel_finds_the_cards(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "bench/_cards/resnet50.toml" in names
     assert "bench/_cards/lenet5.toml" in names
+    # every module of the checkout ships: a package missing from pyproject.toml's list is not
+    missing = sorted(
+        str(p.relative_to(REPO)) for p in (REPO / "bench").rglob("*.py")
+        if str(p.relative_to(REPO)) not in names
+    )  # fmt: skip
+    assert not missing, f"left out of the wheel: {missing}"
 
     site = tmp_path / "site"
     subprocess.run(

@@ -1,4 +1,4 @@
-"""Compare two sets of results and gate regressions: ``python -m bench compare BASE NEW``.
+"""Compare sets of results and gate regressions: ``python -m bench compare BASE NEW [MORE...]``.
 
 Each side is a run id (looked up in a results store), a run document, a store folder (its
 latest complete run, or every run with ``all_runs``) or a timm results CSV (``model``
@@ -25,16 +25,23 @@ Thresholds (``Threshold.parse``) read ``METRIC:CHANGE``: ``infer_samples_per_sec
 on a drop of 5% or more, ``top1:-0.5`` on a drop of half a point or more, ``infer_gmacs:1%``
 on a change of 1% or more either way, ``params:0`` on any change at all.
 
-Noise (``noise_spread``): a change of a timed metric (samples/s, step times) counts only if
-it is larger than the spread of the step times both records carry; otherwise it is reported
-"within noise" and fails no threshold. No torch here; pandas is imported where it is used.
+Significance (``stats``, ``judge``): a change of a timed metric (samples/s, step times) is
+tested on the raw samples both records carry: Mann-Whitney U on the rounds' samples/s (two or
+more rounds each) or else on the step times, and a seeded bootstrap interval of the ratio of
+medians. A change that is not significant at ``alpha`` fails no threshold, and a threshold
+fails only when the whole interval lies beyond it. Records without samples fall back on the
+spread rule (``noise_spread``: step-time IQR over median, the two sides in quadrature), and
+their rows say so. Records match on the device name too; speeds of different machines are
+compared only with ``cross_machine`` (``machines``). No torch here; pandas, numpy and scipy
+are imported where they are used.
 
-Modules: ``metrics`` (directions, changes, thresholds), ``sides`` (reading each side, through
-``bench.report.records``; step noise), ``table`` (rows and their formats), ``match``
-(matching and verdicts: ``compare``).
+Modules: ``metrics`` (directions, changes, thresholds), ``stats`` (tests on samples),
+``sides`` (reading each side, through ``bench.report.records``; the spread rule),
+``machines`` (where each side was measured), ``judge`` (one metric's verdict), ``table``
+(rows and their formats), ``match`` (matching: ``compare``, ``compare_runs``).
 """
 
-from bench.compare.match import compare
+from bench.compare.match import Options, compare, compare_runs
 from bench.compare.metrics import (
     DIRECTIONS,
     HIGHER,
@@ -46,7 +53,8 @@ from bench.compare.metrics import (
     parse_thresholds,
 )
 from bench.compare.sides import Entry, Side, combined_noise, noise_spread
-from bench.compare.table import Comparison
+from bench.compare.stats import SpeedTest, speed_test
+from bench.compare.table import Comparison, MultiComparison
 
 __all__ = [
     "DIRECTIONS",
@@ -55,12 +63,17 @@ __all__ = [
     "NEITHER",
     "Comparison",
     "Entry",
+    "MultiComparison",
+    "Options",
     "Side",
+    "SpeedTest",
     "Threshold",
     "change_of",
     "combined_noise",
     "compare",
+    "compare_runs",
     "direction",
     "noise_spread",
     "parse_thresholds",
+    "speed_test",
 ]

@@ -1,25 +1,24 @@
-"""Matching two sides' records and judging every shared metric: ``compare``."""
+"""Matching the sides' records and judging every shared metric: ``compare`` (two sides) and
+``compare_runs`` (one column per run, the first the base).
+
+Records match on (model, harness, device, device name, configuration); what is left is then
+matched without the device name, and such a pair is cross-machine: comparing its speeds is
+refused (``ConfigError``, exit 2) unless ``cross_machine``, and then its rows say so."""
 
 from __future__ import annotations
 
 import difflib
 import json
 import logging
-import math
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.compare.metrics import (
-    HEADLINE,
-    NEITHER,
-    Change,
-    Threshold,
-    change_of,
-    change_text,
-    direction,
-    is_timed,
-)
-from bench.compare.sides import Entry, Side, combined_noise, load_side
-from bench.compare.table import Comparison, Row
+from bench.compare.judge import judge
+from bench.compare.machines import cross_machine
+from bench.compare.metrics import HEADLINE, NEITHER, Threshold, change_text, direction, is_timed
+from bench.compare.sides import Entry, Side, load_side, store_run_sides
+from bench.compare.stats import speed_test
+from bench.compare.table import NOTES, Comparison, MultiComparison, Row
 from bench.errors import ConfigError
 from bench.registry.lookup import natural_key
 
@@ -56,42 +55,50 @@ def _timm_comparable(e: Entry) -> bool:
     return e.harness != "finetune" or str(e.config.get("dataset", "")).startswith("imagenet")
 
 
-def _value_cells(b: Entry, n: Entry, metric: str) -> tuple[Change, float | None, bool]:
-    change = change_of(b.metrics[metric], n.metrics[metric])
-    if not is_timed(metric):
-        return change, None, False
-    noise = combined_noise(b, n)
-    rel = math.inf if change.pct is None else abs(change.pct) / 100
-    return change, 100 * noise, change.abs != 0 and noise > 0 and rel <= noise
-
-
-def _verdict(metric: str, change: Change, noise_pct, within: bool, crossed) -> str:
-    if change.abs == 0:
-        return "same"
-    if within:
-        return f"within noise (±{noise_pct:.1f}%)"
-    way = direction(metric) * (1 if change.abs > 0 else -1)
-    word = {1: "better", -1: "worse", 0: "changed"}[way]
-    return f"{word}; FAIL {', '.join(map(str, crossed))}" if crossed else word
-
-
 def _order(key: tuple) -> tuple:
     return (natural_key(key[0]), *key[1:])
+
+
+@dataclass(frozen=True)
+class Options:
+    """How changes are judged: ``alpha`` for the test, ``confidence`` for the interval."""
+
+    alpha: float = 0.05
+    confidence: float = 0.95
+    cross_machine: bool = False  # compare speeds measured on different machines
+
+    def __post_init__(self):
+        for name in ("alpha", "confidence"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(
+                    f"--{name} {getattr(self, name):g}: expected a number between 0 and 1 "
+                    "(such as --alpha 0.05 --confidence 0.95)."
+                )
+
+
+def _refuse_cross_machine(b: Entry, n: Entry) -> None:
+    raise ConfigError(
+        f"{b.model} was measured on {b.device_name} in base and on {n.device_name} in new: "
+        "speeds from different machines are not comparable. Measure both on one machine, or "
+        "pass --cross-machine to compare them anyway (every row then says so)."
+    )
 
 
 class _Builder:
     """Collects the rows of one comparison."""
 
-    def __init__(self, base: Side, new: Side, thresholds: list[Threshold], metrics):
+    def __init__(self, base: Side, new: Side, thresholds: list[Threshold], metrics, options):
         self.base, self.new = base, new
-        self.thresholds, self.metrics = thresholds, metrics
+        self.thresholds, self.metrics, self.options = thresholds, metrics, options
         self.by_name = base.by_name or new.by_name
         self.vary = _varying_keys(base.entries + new.entries)
         self.rows: list[Row] = []
         self.failures: list[str] = []
 
-    def key(self, e: Entry) -> tuple:
-        return (e.model,) if self.by_name else e.key
+    def key(self, e: Entry, machine: bool = True) -> tuple:
+        if self.by_name:
+            return (e.model,)
+        return (*e.key, e.device_name) if machine else e.key
 
     def row(self, e: Entry, metric: str = "", **cells) -> Row:
         keys = self.vary.get(e.harness, [])
@@ -106,28 +113,40 @@ class _Builder:
         if self.by_name and not (_timm_comparable(b) and _timm_comparable(n)):
             return
         shown = b if self.new.by_name else n  # name the record, not the CSV row
-        for metric in _selected(b, n, self.metrics, self.thresholds):
-            self.metric_row(shown, b, n, metric)
+        selected = _selected(b, n, self.metrics, self.thresholds)
+        machines = "" if self.by_name else cross_machine(b, n)
+        if machines and not self.options.cross_machine and any(map(is_timed, selected)):
+            _refuse_cross_machine(b, n)
+        test = None
+        if b.samples and n.samples and any(map(is_timed, selected)):
+            test = speed_test(b.samples, n.samples, self.options.confidence)
+        for metric in selected:
+            self.metric_row(shown, b, n, metric, test, machines)
 
-    def metric_row(self, shown: Entry, b: Entry, n: Entry, metric: str) -> None:
-        change, noise_pct, within = _value_cells(b, n, metric)
-        crossed = [t for t in self.thresholds if t.metric == metric and t.crossed(change)]
-        failed = bool(crossed) and not within
+    def metric_row(self, shown: Entry, b: Entry, n: Entry, metric: str, test, machines) -> None:
+        j = judge(b, n, metric, test, self.options.alpha)
+        crossed = j.crossed(self.thresholds, metric)
+        verdict = j.verdict(metric, crossed)
         row = self.row(
             shown,
             metric,
             base=b.metrics[metric],
             new=n.metrics[metric],
-            change=change,
-            noise_pct=noise_pct,
-            failed=failed,
-            verdict=_verdict(metric, change, noise_pct, within, crossed),
+            change=j.change,
+            noise_pct=j.noise_pct,
+            failed=bool(crossed),
+            verdict=f"{verdict} [cross-machine: {machines}]" if machines else verdict,
+            test=j.evidence(),
+            p_value=j.test.p if j.test else None,
+            interval=(j.low.pct, j.high.pct) if j.low and j.high else None,
+            machines=machines,
         )
         self.rows.append(row)
-        if failed:
+        if crossed:
             self.failures.append(
-                f"{row.model} {metric} {change_text(change)} crosses "
+                f"{row.model} {metric} {change_text(j.change)} crosses "
                 f"{', '.join(map(str, crossed))} [{row.where()}]"
+                + (f" ({j.evidence()})" if j.test else "")
             )
 
     def status_pair(self, b: Entry, n: Entry) -> None:
@@ -171,17 +190,36 @@ class _Builder:
         for idx, side in ((bidx, self.base), (nidx, self.new)):
             for e in side.entries:
                 idx.setdefault(self.key(e), []).append(e)
+        only_base, only_new = self.match(bidx, nidx)
+        if not self.by_name:  # what is left, matched across machines
+            only_base, only_new = self.match(
+                _index(only_base, self.key), _index(only_new, self.key)
+            )
+        self.unmatched(only_base, only_new)
+        tested = any(r.p_value is not None for r in self.rows)
+        note = NOTES.format(alpha=self.options.alpha, confidence=self.options.confidence)
+        return Comparison(self.base, self.new, self.rows, self.failures, note if tested else "")
+
+    def match(self, bidx: dict, nidx: dict) -> tuple[list[Entry], list[Entry]]:
+        """Pair the entries of equal keys; return what is left on either side."""
         for k in sorted(bidx.keys() & nidx.keys(), key=_order):
             for b in bidx[k]:
                 for n in nidx[k]:
                     self.pair(b, n)
         only_base = [e for k in sorted(bidx.keys() - nidx.keys(), key=_order) for e in bidx[k]]
         only_new = [e for k in sorted(nidx.keys() - bidx.keys(), key=_order) for e in nidx[k]]
-        self.unmatched(only_base, only_new)
-        return Comparison(self.base, self.new, self.rows, self.failures)
+        return only_base, only_new
 
 
-def _check_thresholds(thresholds: list[Threshold], sides: tuple[Side, Side]) -> None:
+def _index(entries: list[Entry], key) -> dict[tuple, list[Entry]]:
+    """Entries by their key without the device name."""
+    out: dict[tuple, list[Entry]] = {}
+    for e in entries:
+        out.setdefault(key(e, machine=False), []).append(e)
+    return out
+
+
+def _check_thresholds(thresholds: list[Threshold], sides) -> None:
     """A metric neither side has is a typo (an error) unless cnn-bench knows the name: then
     these results lack it (a warning; the threshold checks nothing)."""
     present = {m for s in sides for e in s.entries for m in e.metrics}
@@ -207,9 +245,38 @@ def compare(
     results: str | Path = "results",
     all_runs: bool = False,
     metrics: list[str] | None = None,
+    options: Options | None = None,
 ) -> Comparison:
     """Load both sides, match their records and judge every shared metric."""
     thresholds = thresholds or []
     sides = (load_side(base, results, all_runs), load_side(new, results, all_runs))
     _check_thresholds(thresholds, sides)
-    return _Builder(*sides, thresholds, metrics).build()
+    return _Builder(*sides, thresholds, metrics, options or Options()).build()
+
+
+def compare_runs(
+    specs: list[str],
+    thresholds: list[Threshold] | None = None,
+    *,
+    results: str | Path = "results",
+    all_runs: bool = False,
+    metrics: list[str] | None = None,
+    options: Options | None = None,
+) -> MultiComparison:
+    """One column per side (the first is the base). ``specs`` of one store folder with
+    ``all_runs``: every run of that store, oldest first."""
+    thresholds = thresholds or []
+    if len(specs) == 1 and all_runs:
+        sides = store_run_sides(Path(specs[0]))
+    else:
+        sides = [load_side(s, results, all_runs) for s in specs]
+    if len(sides) < 2:
+        raise ConfigError(
+            f"Nothing to compare: {specs[0]} holds {len(sides)} run(s). Give two or more runs, "
+            "or --all STORE for a store with two or more runs."
+        )
+    _check_thresholds(thresholds, sides)
+    pairs = [
+        _Builder(sides[0], s, thresholds, metrics, options or Options()).build() for s in sides[1:]
+    ]
+    return MultiComparison(sides, pairs)

@@ -1,5 +1,6 @@
 """What each side of a comparison holds: a run id, a run document, a store folder or a timm
-CSV, read into entries (records through ``bench.report.records``), and their step noise."""
+CSV, read into entries (records through ``bench.report.records``) with the runs they come
+from, and the spread rule for records without samples."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.compare.stats import samples_of
 from bench.errors import ConfigError
-from bench.report.records import latest, read_records
+from bench.report.records import Run, latest, read_records
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,9 @@ class Entry:
     status: str = "ok"
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    device_name: str = ""  # the CPU or GPU model; '' for a timm CSV row
+    run: str = ""  # the run document it comes from (a key of its Side's runs)
+    samples: dict[str, list[float]] = field(default_factory=dict)  # stats.samples_of
 
     @property
     def key(self) -> tuple:
@@ -39,10 +44,17 @@ class Side:
     label: str
     entries: list[Entry]
     by_name: bool = False  # a timm CSV: matched on the model name alone
+    runs: dict[str, Run] = field(default_factory=dict)  # by results file
+    name: str = ""  # a short name for a column: the run id, else the label
+
+    @property
+    def column(self) -> str:
+        return self.name or self.label
 
 
 def noise_spread(entry: Entry) -> float:
-    """The relative spread of a record's step times, as a fraction (0 when it has none).
+    """The relative spread of a record's step times, as a fraction (0 when it has none): the
+    fall-back rule for records that carry no samples (``stats`` tests those that do).
 
     IQR over median when the record has them: throughput is samples over step time, so a
     relative spread of the step time is, to first order, the same relative spread of
@@ -90,9 +102,17 @@ def _entries(frame) -> list[Entry]:
             rec.status,
             rec.error,
             _numbers(rec.metrics),
+            str(rec.device_name or ""),
+            rec.results_file,
+            samples_of(rec.metrics),
         )
         for rec in latest(frame).itertuples()
     ]
+
+
+def _runs_of(records, frame) -> dict[str, Run]:
+    files = set(frame["results_file"])
+    return {f: run for f, run in records.runs.items() if f in files}
 
 
 def _store_side(root: Path, all_runs: bool) -> Side:
@@ -103,28 +123,51 @@ def _store_side(root: Path, all_runs: bool) -> Side:
             "Give the results store folder, a run document, a run id or a timm CSV."
         )
     if all_runs:
-        return Side(f"{root} (all runs)", _entries(records.history))
+        return Side(f"{root} (all runs)", _entries(records.history), runs=records.runs)
     complete = [run for run in records.runs.values() if run.status == "complete"]
     if not complete:
         raise ConfigError(f"No complete run in {root}/. Pass --all to compare every run.")
     run = max(complete, key=lambda r: (r.started_utc, r.run_id))
     frame = records.history[records.history["results_file"] == run.results_file]
-    return Side(f"{root} (latest complete run {run.run_id})", _entries(frame))
+    label = f"{root} (latest complete run {run.run_id})"
+    return Side(label, _entries(frame), runs=_runs_of(records, frame), name=run.run_id)
+
+
+def store_run_sides(root: Path) -> list[Side]:
+    """Every run of a store folder, one Side each, oldest first (``compare --all STORE``)."""
+    if not root.is_dir():
+        raise ConfigError(
+            f"--all with one argument takes a results store folder; {root} is not one."
+        )
+    records = read_records(root)
+    sides = []
+    for run in sorted(records.runs.values(), key=lambda r: (r.started_utc, r.run_id)):
+        frame = records.history
+        frame = frame[frame["results_file"] == run.results_file] if not frame.empty else frame
+        if frame.empty:
+            continue
+        status = "" if run.status == "complete" else f", {run.status}"
+        label = f"run {run.run_id} ({run.results_file}{status})"
+        sides.append(Side(label, _entries(frame), runs={run.results_file: run}, name=run.run_id))
+    return sides
 
 
 def _file_side(path: Path) -> Side:
     """One run document anywhere on disk."""
-    frame = read_records(path).history
+    records = read_records(path)
+    frame = records.history
     if frame.empty:
         raise ConfigError(
             f"{path} is not a cnn-bench results document (or has no records). Give a file "
             "written by 'python -m bench run', a store folder, a run id or a timm CSV."
         )
-    return Side(str(path), _entries(frame))
+    name = next(iter(records.runs.values())).run_id
+    return Side(str(path), _entries(frame), runs=records.runs, name=name)
 
 
 def _run_side(run_id: str, results: Path) -> Side:
-    frame = read_records(results).history if results.is_dir() else None
+    records = read_records(results) if results.is_dir() else None
+    frame = None if records is None else records.history
     if frame is None or frame.empty:
         raise ConfigError(
             f"'{run_id}' is not a file or folder, and there is no results store at "
@@ -141,7 +184,8 @@ def _run_side(run_id: str, results: Path) -> Side:
             "the last part of the results file names (<time>_<run id>.json)."
         )
     frame = frame[frame["run_id"] == found[0]]
-    return Side(f"run {found[0]} ({frame['results_file'].iloc[0]})", _entries(frame))
+    label = f"run {found[0]} ({frame['results_file'].iloc[0]})"
+    return Side(label, _entries(frame), runs=_runs_of(records, frame), name=found[0])
 
 
 def _timm_side(path: Path) -> Side:
@@ -164,7 +208,7 @@ def _timm_side(path: Path) -> Side:
             continue
         seen.add(name)
         entries.append(Entry(model=name, metrics=_numbers(row)))
-    return Side(f"{path} (timm CSV)", entries, by_name=True)
+    return Side(f"{path} (timm CSV)", entries, by_name=True, name=path.name)
 
 
 def load_side(spec: str, results: str | Path = "results", all_runs: bool = False) -> Side:

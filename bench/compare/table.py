@@ -1,4 +1,5 @@
-"""The comparison's rows and how they are written: markdown, CSV or JSON."""
+"""The comparison's rows and how they are written: markdown, CSV or JSON; one pair of sides
+(``Comparison``) or one column per run (``MultiComparison``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.compare.machines import machine_lines
 from bench.compare.metrics import Change, change_text
 from bench.compare.sides import Side
 from bench.report.fmt import metric_cell
@@ -26,8 +28,13 @@ class Row:
     noise_pct: float | None
     verdict: str
     failed: bool = False
+    test: str = ""  # the test's p-value and interval, or the rule used instead
+    p_value: float | None = None
+    interval: tuple[float | None, float | None] | None = None  # of the change, in %
+    machines: str = ""  # 'A vs B' for a cross-machine pair
 
     def as_dict(self) -> dict[str, Any]:
+        low, high = self.interval or (None, None)
         return {
             "model": self.model,
             "harness": self.harness,
@@ -41,6 +48,11 @@ class Row:
             "noise_pct": self.noise_pct,
             "verdict": self.verdict,
             "failed": self.failed,
+            "p_value": self.p_value,
+            "ci_low_pct": low,
+            "ci_high_pct": high,
+            "test": self.test,
+            "cross_machine": self.machines,
         }
 
     def where(self) -> str:
@@ -48,6 +60,22 @@ class Row:
 
 
 COLUMNS = tuple(Row("", "", "", "", "", None, None, None, None, "").as_dict())
+NOTES = (
+    "Speeds are judged on the records' samples: Mann-Whitney U (two-sided, alpha {alpha}) and "
+    "a {confidence:.0%} bootstrap interval of the ratio of medians, over rounds where both "
+    "records have two or more, else over steps (one round: within-run noise only); a "
+    "threshold fails only when the whole interval lies beyond it."
+)
+
+SPREAD_NOTE = (
+    "Verdicts without a p-value are on records without samples: the spread rule (each step-time "
+    "IQR over its median, the two in quadrature), not a test."
+)
+
+
+def _side_lines(title: str, side: Side) -> list[str]:
+    pad = " " * len(title)
+    return [f"{title}{side.label}", *(f"{pad}on {m}" for m in machine_lines(side))]
 
 
 @dataclass
@@ -56,12 +84,14 @@ class Comparison:
     new: Side
     rows: list[Row] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    note: str = ""  # how speeds were judged, when any row was judged on samples
 
     def render(self, fmt: str = "markdown") -> str:
         if fmt == "json":
             doc = {
                 "base": self.base.label,
                 "new": self.new.label,
+                "machines": {"base": machine_lines(self.base), "new": machine_lines(self.new)},
                 "rows": [r.as_dict() for r in self.rows],
                 "failures": self.failures,
             }
@@ -84,6 +114,7 @@ def _matched_view(rows: list[Row]) -> list[dict[str, str]]:
             "new": metric_cell(r.new),
             "change": change_text(r.change),
             "verdict": r.verdict,
+            "test": r.test or "-",
         }
         for r in rows
     ]
@@ -92,7 +123,7 @@ def _matched_view(rows: list[Row]) -> list[dict[str, str]]:
 def _markdown(cmp: Comparison, limit: int = 30) -> str:
     import pandas as pd
 
-    lines = [f"Base: {cmp.base.label}", f"New:  {cmp.new.label}", ""]
+    lines = [*_side_lines("Base: ", cmp.base), *_side_lines("New:  ", cmp.new), ""]
     matched = [r for r in cmp.rows if not r.verdict.startswith("only in")]
     if matched:
         view = pd.DataFrame(_matched_view(matched))
@@ -105,6 +136,76 @@ def _markdown(cmp: Comparison, limit: int = 30) -> str:
             names = [f"{r.model} [{r.where()}]" if r.where() else r.model for r in only]
             more = f", ... and {len(names) - limit} more" if len(names) > limit else ""
             lines += ["", f"Only in {side} ({len(names)}): {', '.join(names[:limit])}{more}"]
+    if cmp.note:
+        lines += ["", cmp.note]
     if cmp.failures:
         lines += ["", "Thresholds crossed:", *(f"- {f}" for f in cmp.failures)]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class MultiComparison:
+    """Several runs against the first: one pairwise ``Comparison`` per later run."""
+
+    sides: list[Side]
+    pairs: list[Comparison]
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{p.new.column}: {f}" for p in self.pairs for f in p.failures]
+
+    def render(self, fmt: str = "markdown") -> str:
+        if fmt == "json":
+            docs = [json.loads(p.render("json")) for p in self.pairs]
+            return json.dumps({"base": self.sides[0].label, "comparisons": docs}, indent=1) + "\n"
+        if fmt == "csv":
+            import pandas as pd
+
+            rows = [{"run": p.new.column, **r.as_dict()} for p in self.pairs for r in p.rows]
+            table = pd.DataFrame(rows, columns=["run", *COLUMNS])
+            return table.to_csv(index=False, lineterminator="\n")
+        return _wide_markdown(self)
+
+
+def _cell(r: Row) -> str:
+    """'90.1 (-9.90%, worse)': the value, its change from the base, and the verdict."""
+    if r.change is None or r.change.abs == 0:
+        return f"{metric_cell(r.new)} ({r.verdict})" if r.change is None else metric_cell(r.new)
+    pct = f"{r.change.pct:+.2f}%" if r.change.pct is not None else change_text(r.change)
+    p = f", p={r.p_value:.2g}" if r.p_value is not None else ""
+    return f"{metric_cell(r.new)} ({pct}, {r.verdict}{p})"
+
+
+def _wide_markdown(multi: MultiComparison) -> str:
+    import pandas as pd
+
+    base = multi.sides[0]
+    columns = [f"1: {base.column} (base)"]
+    columns += [f"{i}: {s.column}" for i, s in enumerate(multi.sides[1:], 2)]
+    lines = _side_lines("1:    ", base)
+    for i, side in enumerate(multi.sides[1:], 2):
+        lines += _side_lines(f"{i}:".ljust(6), side)
+    table: dict[tuple, dict[str, str]] = {}
+    for column, p in zip(columns[1:], multi.pairs, strict=True):
+        for r in p.rows:
+            if not r.metric:
+                continue
+            row = table.setdefault((r.model, r.where(), r.metric), {
+                "model": r.model, "where": r.where(), "metric": r.metric,
+                columns[0]: metric_cell(r.base),
+            })  # fmt: skip
+            row[column] = _cell(r)
+    columns = ["model", "where", "metric", *columns]
+    lines.append("")
+    if table:
+        view = pd.DataFrame(list(table.values()), columns=columns).fillna("-")
+        lines.append(view.to_markdown(index=False, disable_numparse=True))
+    else:
+        lines.append("No metric in common.")
+    notes = list(dict.fromkeys(p.note for p in multi.pairs if p.note))
+    if any(r.noise_pct is not None for p in multi.pairs for r in p.rows):
+        notes.append(SPREAD_NOTE)
+    lines += [y for note in notes for y in ("", note)]
+    if multi.failures:
+        lines += ["", "Thresholds crossed:", *(f"- {f}" for f in multi.failures)]
     return "\n".join(lines) + "\n"

@@ -67,6 +67,9 @@ class Run:
     machine_name: str | None  # its GPU's name, else its CPU's
     commit: str
     torch: str
+    cpu: str | None = None  # the machine's CPU model
+    cpu_flags: tuple[str, ...] | None = None  # its AVX-512/BF16/VNNI/AMX flags; None: unrecorded
+    versions: tuple[tuple[str, str], ...] = ()  # (library, version) as recorded
 
     @property
     def date(self) -> str:
@@ -107,6 +110,9 @@ def _run_of(doc: dict) -> Run:
         machine_name=(gpu.get("name") if isinstance(gpu, dict) else None) or machine.get("cpu"),
         commit=_commit(doc.get("commit")),
         torch=str(versions.get("torch") or "-"),
+        cpu=machine.get("cpu"),
+        cpu_flags=tuple(flags) if isinstance(flags := machine.get("cpu_flags"), list) else None,
+        versions=tuple((str(k), str(v)) for k, v in versions.items() if v),
     )
 
 

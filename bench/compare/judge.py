@@ -1,0 +1,83 @@
+"""Judging one metric of a matched pair: a test on the records' samples where both carry
+them (``stats``), else the spread rule (step-time IQR over median, in quadrature), labelled."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bench.compare.metrics import Change, Threshold, change_of, direction, is_timed
+from bench.compare.sides import Entry, combined_noise
+from bench.compare.stats import SpeedTest
+
+# Step-time statistics that measure a spread, not a speed: compared without a test.
+SPREADS = ("stddev", "iqr", "cv_pct")
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What one metric's change means.
+
+    ``test``: the pair's test on samples (None without samples or for an untimed metric);
+    ``low``/``high``: its interval as changes of this metric; ``noise_pct``: the spread
+    rule's combined spread, in %, when there are no samples; ``quiet``: not significant, or
+    within noise, so that no threshold fails.
+    """
+
+    change: Change
+    test: SpeedTest | None = None
+    low: Change | None = None
+    high: Change | None = None
+    noise_pct: float | None = None
+    quiet: bool = False
+
+    def crossed(self, thresholds: list[Threshold], metric: str) -> list[Threshold]:
+        """The thresholds on ``metric`` this change fails: with a test, only those that the
+        whole interval lies beyond."""
+        named = [t for t in thresholds if t.metric == metric]
+        if self.quiet:
+            return []
+        if self.low is None or self.high is None:
+            return [t for t in named if t.crossed(self.change)]
+        same_side = (self.low.abs > 0) == (self.high.abs > 0)
+        return [t for t in named if same_side and t.crossed(self.low) and t.crossed(self.high)]
+
+    def verdict(self, metric: str, crossed: list[Threshold]) -> str:
+        if self.change.abs == 0:
+            return "same"
+        if self.quiet:
+            return "not significant" if self.test else f"within noise (±{self.noise_pct:.1f}%)"
+        way = direction(metric) * (1 if self.change.abs > 0 else -1)
+        word = {1: "better", -1: "worse", 0: "changed"}[way]
+        return f"{word}; FAIL {', '.join(map(str, crossed))}" if crossed else word
+
+    def evidence(self) -> str:
+        """The test's p-value and interval, or the rule used instead; '' for untimed metrics."""
+        if self.test is not None:
+            alone = "; one round: within-run noise only" if self.test.within_run_only else ""
+            return self.test.text() + alone
+        if self.noise_pct == 0:
+            return "no samples, no spread recorded"
+        if self.noise_pct is not None:
+            return f"spread rule ±{self.noise_pct:.1f}% (no samples)"
+        return ""
+
+
+def _interval(test: SpeedTest, metric: str, base: float) -> tuple[Change, Change]:
+    """The test's speed-ratio interval as changes of ``metric`` (a step time: inverted)."""
+    low, high = (test.low, test.high) if direction(metric) >= 0 else (1 / test.high, 1 / test.low)
+    return tuple(Change((r - 1) * base, 100 * (r - 1) if base else None) for r in (low, high))
+
+
+def judge(b: Entry, n: Entry, metric: str, test: SpeedTest | None, alpha: float) -> Judgement:
+    """Judge ``metric`` of a matched pair; ``test`` is the pair's test on samples, if any."""
+    change = change_of(b.metrics[metric], n.metrics[metric])
+    if not is_timed(metric) or metric in SPREADS:
+        return Judgement(change)
+    if test is not None:
+        low, high = _interval(test, metric, b.metrics[metric])
+        return Judgement(change, test, low, high, quiet=not test.significant(alpha))
+    noise = combined_noise(b, n)
+    rel = math.inf if change.pct is None else abs(change.pct) / 100
+    within = change.abs != 0 and noise > 0 and rel <= noise
+    return Judgement(change, noise_pct=100 * noise, quiet=within)

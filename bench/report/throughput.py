@@ -76,6 +76,7 @@ def _row_view(r: dict) -> dict:
         "Peak GMAC/s": fmt_number(r.get("peak_gmacs_per_sec"), ",.0f"),
         "Of peak": _of_peak(r.get("frac_of_peak")),
         "Threads": fmt_number(r.get("threads"), ".0f"),
+        "J/sample": fmt_number(r.get("energy_j_per_sample"), ".3g"),
     }
 
 
@@ -197,7 +198,13 @@ def _measurements(table) -> list[str]:
     view = pd.DataFrame([_row_view(r) for r in rows.to_dict("records")])
     if (view["Compile (s)"] == "-").all():  # no compiled rows: no compile-time column
         view = view.drop(columns="Compile (s)")
+    if (view["J/sample"] == "-").all():  # energy measured nowhere: no energy column
+        view = view.drop(columns="J/sample")
     lines = [view.to_markdown(index=False)]
+    if "J/sample" in view.columns:
+        lines += ["", "J/sample: energy over the timed loop per sample (NVML's GPU board "
+                  "counter, or RAPL's CPU packages); '-': not readable there (the record's "
+                  "energy_note says why)."]  # fmt: skip
     if view["Of peak"].str.endswith(WARN).any():
         lines += [
             "",

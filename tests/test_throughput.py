@@ -116,6 +116,7 @@ def test_step_stats_names_and_values():
         "median",
         "iqr",
         "p90",
+        "p95",
         "p99",
         "cv_pct",
         "rounds",
@@ -130,7 +131,7 @@ def test_step_stats_names_and_values():
     assert s["cv_pct"] == pytest.approx(
         100 * statistics.stdev(times) / statistics.fmean(times), abs=1e-3
     )
-    assert s["min"] <= s["median"] <= s["p90"] <= s["p99"] <= s["max"]
+    assert s["min"] <= s["median"] <= s["p90"] <= s["p95"] <= s["p99"] <= s["max"]
     one = StepStats.from_times([5.0])
     assert one.stddev == 0
     assert one.cv_pct == 0

@@ -119,6 +119,10 @@ def _add_run_arguments(g) -> None:
     g.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDRESS",
                    help="join this Ray cluster ('auto', 'ray://host:10001'); default: start "
                    "a Ray here with this machine's resources")  # fmt: skip
+    g.add_argument("--repeats", type=positive_int, default=1, metavar="N",
+                   help="measure every (model, configuration) of the throughput harness N "
+                   "times, in rounds over all models, forward then backward...; samples/s is "
+                   "the median over the rounds, and every round's is recorded (default: 1)")  # fmt: skip
     g.add_argument("--resume", nargs="?", const=LATEST, default=None, metavar="RUN_ID",
                    help="complete a run (the latest in --out, or RUN_ID): skip each (model, "
                    "harness) it measured successfully, measure the rest into the same run, "
@@ -355,7 +359,8 @@ def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty
 
     try:
         doc = run(specs, harnesses, run_config, store, on_model=on_model, configs=configs,
-                  resume=resumed, on_plan=on_plan, executor=executor)  # fmt: skip
+                  resume=resumed, on_plan=on_plan, executor=executor,
+                  repeats=args.repeats)  # fmt: skip
     except KeyboardInterrupt as e:
         if chatty:
             how = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"

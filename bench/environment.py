@@ -55,6 +55,57 @@ def memory_gb() -> float | None:
         return None
 
 
+CPUFREQ = Path("/sys/devices/system/cpu")
+
+
+def cpu_frequency(root: Path = CPUFREQ) -> dict:
+    """The CPU frequency governor and the current, minimum and maximum frequency (MHz) of
+    each governor's CPUs as cpufreq shows them; ``note`` says why when it cannot be read."""
+    dirs = sorted(root.glob("cpu[0-9]*/cpufreq"), key=lambda p: int(p.parent.name[3:]))
+    if not dirs:
+        return {"note": f"unavailable: no {root}/cpu*/cpufreq (a VM or container without it)"}
+    try:
+        governors = sorted({(d / "scaling_governor").read_text().strip() for d in dirs})
+        cur = [int((d / "scaling_cur_freq").read_text()) / 1e3 for d in dirs]
+        low = int((dirs[0] / "cpuinfo_min_freq").read_text()) / 1e3
+        high = int((dirs[0] / "cpuinfo_max_freq").read_text()) / 1e3
+    except (OSError, ValueError) as e:
+        return {"note": f"unavailable: {type(e).__name__}: {e}"}
+    return {
+        "governor": ",".join(governors),
+        "cur_mhz_mean": round(sum(cur) / len(cur)),
+        "cur_mhz_range": [round(min(cur)), round(max(cur))],
+        "min_mhz": round(low),
+        "max_mhz": round(high),
+    }
+
+
+def nvml_info(index: int = 0) -> dict:
+    """A GPU's driver, clocks (MHz) and power limit (W) through NVML (``nvidia-ml-py``);
+    ``note`` says why when it cannot be read."""
+    try:
+        import pynvml
+    except ImportError:
+        return {"note": "unavailable: nvidia-ml-py is not installed (pip install 'cnn-bench[gpu]')"}
+    try:
+        pynvml.nvmlInit()
+        h = pynvml.nvmlDeviceGetHandleByIndex(index)
+        clock = pynvml.nvmlDeviceGetClockInfo
+        max_clock = pynvml.nvmlDeviceGetMaxClockInfo
+        sm, mem = pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        return {
+            "driver": driver.decode() if isinstance(driver, bytes) else driver,
+            "sm_clock_mhz": clock(h, sm),
+            "sm_clock_max_mhz": max_clock(h, sm),
+            "mem_clock_mhz": clock(h, mem),
+            "mem_clock_max_mhz": max_clock(h, mem),
+            "power_limit_w": round(pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1e3, 1),
+        }
+    except Exception as e:  # no driver, no such device, a call this GPU does not support
+        return {"note": f"unavailable: {type(e).__name__}: {e}"}
+
+
 def gpu_info() -> dict | None:
     """The first CUDA device, or None. Imports torch (called only at run time)."""
     try:
@@ -69,6 +120,7 @@ def gpu_info() -> dict | None:
             "memory_gb": round(props.total_memory / 2**30, 1),
             "capability": f"{props.major}.{props.minor}",
             "cuda": torch.version.cuda,
+            "nvml": nvml_info(0),
         }
     except Exception:
         return None
@@ -91,6 +143,7 @@ def machine_info() -> dict:
         "cores": os.cpu_count(),
         "memory_gb": memory_gb(),
         "gpu": gpu,
+        "cpu_frequency": cpu_frequency(),
     }
 
 

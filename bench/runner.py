@@ -24,7 +24,7 @@ import bench
 from bench.dist import is_main_process
 from bench.environment import environment, utc_now
 from bench.errors import ConfigError
-from bench.executors import Executor, execute, measure_model, open_executor
+from bench.executors import Executor, execute, measure_model, open_executor, round_configs
 from bench.harness import (
     call_hook,
     config_as_dict,
@@ -58,8 +58,8 @@ def harness_configs(harnesses: Sequence[str], run: RunConfig, options=None) -> d
     return configs
 
 
-def _header(specs, harnesses, run_config: RunConfig, configs) -> dict[str, Any]:
-    return {
+def _header(specs, harnesses, run_config: RunConfig, configs, repeats: int) -> dict[str, Any]:
+    header = {
         "tool": {"name": "cnn-bench", "version": bench.__version__},
         "run_id": uuid.uuid4().hex[:8],
         "started_utc": utc_now(),
@@ -73,6 +73,9 @@ def _header(specs, harnesses, run_config: RunConfig, configs) -> dict[str, Any]:
             "harness_config": {n: config_as_dict(configs.get(n)) for n in harnesses},
         },
     }
+    if repeats > 1:  # only then: a run of one round reads as runs always have
+        header["config"]["repeats"] = repeats
+    return header
 
 
 def _measured_as(run: dict[str, Any]) -> dict[str, Any]:
@@ -91,10 +94,17 @@ def _same_options(stored: dict[str, Any], config) -> bool:
     return {k: v for k, v in _plain(stored).items() if k in now} == now
 
 
-def resume_into(doc: RunDocument, specs, harnesses, run_config: RunConfig, configs) -> None:
+def resume_into(
+    doc: RunDocument, specs, harnesses, run_config: RunConfig, configs, repeats: int = 1
+) -> None:
     """Check that ``doc`` measured what this run would, and widen its model and harness
     lists; a run measured another way is a ``ConfigError`` (nothing is written)."""
     config = doc.header.get("config") or {}
+    if config.get("repeats", 1) != repeats:
+        raise ConfigError(
+            f"--resume {doc.header.get('run_id')}: that run was measured with --repeats "
+            f"{config.get('repeats', 1)}; give the same, or run without --resume."
+        )
     before = _measured_as(config.get("run") or {})
     if before != run_config.measured_as():
         changed = sorted(k for k in before if before[k] != run_config.measured_as().get(k))
@@ -157,18 +167,23 @@ def run(
     resume: RunDocument | None = None,
     on_plan: Callable[[list[tuple[ModelSpec, list[str], dict]]], None] | None = None,
     executor: Executor | None = None,
+    repeats: int = 1,
 ) -> RunDocument:
     """Measure every model with every harness; records reach the store as tasks end.
-    ``resume``: an existing run (``ResultStore.open_run``) to complete instead of a new one."""
+    ``resume``: an existing run (``ResultStore.open_run``) to complete instead of a new one.
+    ``repeats``: rounds of each repeatable harness (``bench.executors.sweep``), interleaved
+    over the models and merged into one record per configuration."""
     if configs is None:
         configs = harness_configs(harnesses, run_config)
+    rounds = round_configs(configs, repeats)  # a refusal comes before anything is written
     if resume is not None:
-        resume_into(resume, specs, harnesses, run_config, configs)
+        resume_into(resume, specs, harnesses, run_config, configs, repeats)
         doc = resume
         doc.write = is_main_process()
         doc.save()
     else:
-        doc = store.new_run(_header(specs, harnesses, run_config, configs), write=is_main_process())
+        header = _header(specs, harnesses, run_config, configs, repeats)
+        doc = store.new_run(header, write=is_main_process())
     work = plan(specs, harnesses, completed(doc.records) if resume is not None else {})
     if on_plan:
         on_plan(work)
@@ -176,7 +191,7 @@ def run(
     by_model: dict[str, list[dict]] = {}
     try:
         with opened as on:
-            for spec, records, finished in execute(on, work, run_config, configs):
+            for spec, records, finished in execute(on, work, run_config, configs, rounds):
                 doc.add(records)
                 by_model.setdefault(spec.name, []).extend(records)
                 if finished and on_model:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from bench.executors.base import Executor, open_executor
 from bench.executors.local import LocalExecutor
 from bench.executors.measure import measure_model, measure_task
-from bench.executors.sweep import execute
+from bench.executors.sweep import execute, round_configs
 from bench.executors.task import Task, harness_groups
 from bench.harness.base import EXECUTORS
 
@@ -33,4 +33,5 @@ __all__ = [
     "measure_model",
     "measure_task",
     "open_executor",
+    "round_configs",
 ]

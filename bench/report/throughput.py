@@ -134,8 +134,22 @@ def _timing_row(i: int, r: dict, notes: Footnotes) -> dict:
         "Samples/s": fmt_sps(r.get(f"{mode}_samples_per_sec")) + (f" {WARN}" if flag else ""),
         "Median (ms)": fmt_number(r.get("median"), ",.2f"),
         "Timed (s)": fmt_number(r.get("total_time_s"), ",.2f"),
+        "J/sample": fmt_number(r.get("energy_j_per_sample"), ".3g"),
         "Run": notes.run(r),
     }
+
+
+ENERGY_TEXT = (
+    "J/sample: energy over the timed loop per sample (NVML's GPU board counter, or RAPL's CPU "
+    "packages); '-': not readable there (the record's energy_note says why)."
+)
+
+
+def _without_empty(rows: list[dict], column: str) -> list[dict]:
+    """``rows`` without ``column`` when no row has a value in it (energy measured nowhere)."""
+    if all(r[column] == "-" for r in rows):
+        return [{k: v for k, v in r.items() if k != column} for r in rows]
+    return rows
 
 
 def _compute_row(i: int, r: dict, peaks: PeakNotes) -> dict:
@@ -248,6 +262,7 @@ def _measurements(table, notes: Footnotes) -> list[str]:
     peaks = PeakNotes(rows, notes)
     numbered = list(enumerate(rows, 1))
     compute = [_compute_row(i, r, peaks) for i, r in numbered]
+    timing = _without_empty([_timing_row(i, r, notes) for i, r in numbered], "J/sample")
     lines = [
         "## Best inference samples/s",
         "",
@@ -267,7 +282,7 @@ def _measurements(table, notes: Footnotes) -> list[str]:
             "such records are left out of the best figures and of the trend plots."
         ),
         "",
-        md_table([_timing_row(i, r, notes) for i, r in numbered]),
+        md_table(timing),
         "",
         "## Every measurement: compute, peak and memory",
         "",
@@ -275,6 +290,8 @@ def _measurements(table, notes: Footnotes) -> list[str]:
         "",
         md_table(compute),
     ]
+    if "J/sample" in timing[0]:
+        lines += ["", *wrap(ENERGY_TEXT)]
     if any(f"% {WARN}" in c["Of peak (method)"] for c in compute):
         lines += ["", *wrap(ABOVE_PEAK_TEXT)]
     return [*lines, "", *notes.lines()]

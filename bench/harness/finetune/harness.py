@@ -357,6 +357,7 @@ def _record_metrics(result, data, init, checkpoint: Path) -> dict:
         "checkpoint": str(checkpoint),
         "curve": result.curve,
         "confusion": result.confusion,
+        **result.extra,  # train_step_times_ms
     }
 
 

@@ -42,6 +42,7 @@ class Loop:
     scheduler: Any = None
     ddp_model: Any = None
     confusion: list | None = None  # the last evaluation's confusion matrix
+    step_times_ms: dict = field(default_factory=dict)  # epoch -> this rank's step times
 
 
 def _device_type(cfg: TrainConfig) -> str:

@@ -26,6 +26,7 @@ from bench.harness.finetune.distributed import all_sum, slowest_rank_time
 from bench.harness.finetune.evaluate import autocast, evaluate
 from bench.harness.finetune.optim import make_optimizer
 from bench.harness.finetune.state import Loop, set_up
+from bench.harness.samples import kept_step_times
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,34 @@ def _step(loop: Loop, sel, sums) -> None:
         sums[2] += len(sel)
 
 
+def _mark(loop: Loop):
+    """A step's start or end: a CUDA event on a GPU (no host synchronisation), else the
+    host's clock."""
+    if loop.device_type != "cuda":
+        return time.perf_counter()
+    import torch
+
+    event = torch.cuda.Event(enable_timing=True)
+    event.record()
+    return event
+
+
+def _ms(start, end) -> float:
+    """Milliseconds between two marks (CUDA events: once the device is synchronised)."""
+    if isinstance(start, float):
+        return (end - start) * 1e3
+    return start.elapsed_time(end)
+
+
+def step_times(loop: Loop) -> dict:
+    """The training step times a record keeps (``train_step_times_ms``, capped): this
+    rank's, over the epochs ``train_samples_per_sec`` counts (``steady_samples_per_sec``)."""
+    steady = [p["epoch"] - 1 for p in loop.curve if not p.get("includes_setup")]
+    epochs = steady or sorted(loop.step_times_ms)
+    kept, capped = kept_step_times([t for e in epochs for t in loop.step_times_ms.get(e, [])])
+    return {"train_step_times_ms": kept, "train_step_times_capped": capped}
+
+
 def _train_epoch(loop: Loop, epoch: int):
     """One pass over this rank's share of the training data; (loss, correct, seen) sums on
     the device (no host synchronisation per step) and the epoch's seconds."""
@@ -120,17 +149,20 @@ def _train_epoch(loop: Loop, epoch: int):
     bar = _progress_bar(loop, epoch)
     if loop.device_type == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0, marks = time.perf_counter(), []
     for i in range(0, len(order), loop.local_batch):
         sel = order[i : i + loop.local_batch]
         if len(sel) < 2 and loop.world == 1:
             continue  # a batch of one breaks batch norm
+        start = _mark(loop)
         _step(loop, sel, sums)
+        marks.append((start, _mark(loop)))
         if bar is not None:
             _show_step(bar, sums)
     if loop.device_type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
+    loop.step_times_ms[epoch] = [_ms(a, b) for a, b in marks]
     if bar is not None:
         bar.close()
     return all_sum(sums, loop.world), slowest_rank_time(seconds, loop.world, loop.cfg.device)
@@ -180,6 +212,7 @@ def _result(loop: Loop) -> TrainResult:
         resumed_from_epoch=loop.start_epoch,
         speed_epochs=speed_epochs,
         confusion=loop.confusion,
+        extra=step_times(loop),
     )
 
 

@@ -19,6 +19,11 @@ Method (the defaults are those of ``python -m bench run --help``):
   drifts by 10-20 % over tens of seconds, so one sample at the start is not its peak.
   ``achieved_gmacs_per_sec`` is the model's MACs (fvcore, batch 1) times samples per second
   (training counts 3x the forward MACs, the usual estimate).
+- ``run --repeats N``: every configuration measured in N rounds interleaved over the models
+  (the runner's sweep) and configurations (``reverse`` rounds); samples per second is the
+  median over the rounds (``rounds_samples_per_sec``). Each record keeps its step times
+  (``step_times_ms``, capped), energy over the timed loop where readable, and ``build_s`` /
+  ``load_s`` apart from the loop.
 - runtimes (``--runtime``): PyTorch, ONNX Runtime and OpenVINO (``runtimes``);
   one record per (mode, batch, runtime), with the runtime's agreement with PyTorch eager fp32.
 
@@ -30,8 +35,9 @@ harness and one model's rows), ``optimize`` (the ``--optimize`` search), ``runti
 (ONNX Runtime and OpenVINO sessions and timing; a candidate measured in its runtime),
 ``measure`` (one PyTorch candidate timed, with back-off on out of memory), ``peak`` (the
 run's matrix-product peak), ``model_run`` (one model's measurement), ``reference`` (eager
-fp32 outputs and agreement), ``backend`` (device, threads and memory), ``config`` (options)
-and ``timing`` (warm-up, timed loop and step statistics). This package is cheap to import:
+fp32 outputs and agreement), ``backend`` (device, threads and memory), ``config`` (options),
+``timing`` (warm-up, timed loop and step statistics) and ``rounds`` (``run --repeats``: one
+model's rounds merged per configuration). This package is cheap to import:
 torch is imported inside functions.
 """
 

@@ -76,6 +76,9 @@ class ThroughputConfig:
     # the run's matrix-product peaks, set by ThroughputHarness.prepare (not an option, and
     # not compared by --resume): (device, precision, tf32, gmacs_per_sec, method) each
     peaks: tuple[tuple, ...] = field(default=(), metadata={"measured": True})
+    # a round of ``run --repeats`` that measures the configurations the other way round (set
+    # by ThroughputHarness.round_config; not an option)
+    reverse: bool = field(default=False, metadata={"measured": True})
 
     def __post_init__(self):
         object.__setattr__(self, "runtimes", validate_runtimes(self.runtimes))

@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import replace
 
-from bench.errors import error_text
+from bench.errors import ConfigError, error_text
 from bench.harness.base import Job, Measurement, RunConfig
 from bench.harness.device import check_device, device_name
 from bench.harness.throughput.backend import free_memory, supports_bf16, torch_threads
@@ -23,6 +23,7 @@ from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.optimize import optimize
 from bench.harness.throughput.peak import run_peaks, settle_peaks, share_model_peak
+from bench.harness.throughput.rounds import merge_rounds
 from bench.harness.throughput.runtimes import measure_candidate, require, skip_reason, version
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,19 @@ class ThroughputHarness:
         return settle_peaks(records, config.peaks)
 
     @staticmethod
+    def round_config(config: ThroughputConfig, index: int) -> ThroughputConfig:
+        """Round ``index`` (from 0) of ``run --repeats``: the configurations in their order,
+        or the other way round every second round."""
+        if config.optimize:
+            raise ConfigError(
+                "--repeats with --optimize: --optimize times its candidates in rounds of its "
+                "own (--optimize-rounds); give one or the other."
+            )
+        return replace(config, reverse=index % 2 == 1)
+
+    merge_rounds = staticmethod(merge_rounds)
+
+    @staticmethod
     def device_for(run: RunConfig) -> str:
         """The device this harness measures on ('cuda' or 'cpu')."""
         return check_device(run.device)
@@ -85,21 +99,29 @@ def _measure_model(job: Job, s: Settings, device: str) -> list[Measurement]:
     run = ModelRun.build(job, s, device)
     name = device_name(device)
     out = []
-    for mode in s.modes:
-        for batch in s.batch_sizes or (DEFAULT_BATCH[device],):
+    for mode in _ordered(s.modes, s.reverse):
+        for batch in _ordered(s.batch_sizes or (DEFAULT_BATCH[device],), s.reverse):
             asked = Candidate(mode, s.precision, s.channels_last, s.compile)
             if s.optimize:
                 metrics, cand = optimize(run, asked, batch)
                 out.append(Measurement(_config(job, batch, cand, True), metrics, device, name))
                 continue
-            for runtime in s.runtimes:
+            for runtime in _ordered(s.runtimes, s.reverse):
                 m = _row(run, replace(asked, runtime=runtime), batch)
                 m.device, m.device_name = device, name
                 out.append(m)
         if device == "cuda":
             free_memory(device)
     share_model_peak(run, out)
+    for m in out:
+        if m.status == "ok":
+            m.metrics.update(run.load_metrics())
     return out
+
+
+def _ordered(items, reverse: bool) -> list:
+    """``items`` in their order, or the other way round (a ``--repeats`` round going back)."""
+    return list(reversed(items)) if reverse else list(items)
 
 
 def _row(run: ModelRun, cand: Candidate, batch: int) -> Measurement:

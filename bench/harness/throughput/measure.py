@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from bench.errors import OutOfMemoryError, error_text
 from bench.harness.base import Job
+from bench.harness.energy import EnergyMeter
+from bench.harness.samples import kept_step_times
 from bench.harness.throughput.backend import (
     backend_settings,
     dtype,
@@ -146,7 +148,8 @@ def _memory(device: str) -> dict:
 
 def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool, grad) -> dict:
     """Under ``grad``: compile (timed apart), warm up and time ``step``; samples/s, step-time
-    statistics and peak memory."""
+    statistics, the step times themselves (``step_times_ms``, capped), energy over the timed
+    loop and peak memory."""
     with grad:
         compile_time = None
         if compiled:
@@ -156,13 +159,20 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
             compile_time = time.perf_counter() - t0
         warm, stable = warm_up(step, sync, s.warmup)
         timer = CudaTimer() if device == "cuda" else CpuTimer()
+        meter = EnergyMeter(device)
+        meter.start()
         total = timed_loop(step, timer, s.min_steps, s.min_time_s)
+        energy = meter.stop(total, batch * len(timer.times_ms))
     stats = StepStats.from_times(timer.times_ms)
+    kept, capped = kept_step_times(timer.times_ms)
     return {
         "samples_per_sec": round(batch * stats.rounds / total, 3),
         "step_time": round(stats.mean, 4),
         **stats.as_dict(),
         "total_time_s": round(total, 4),
+        "step_times_ms": kept,
+        "step_times_capped": capped,
+        **energy,
         "warmup_steps": len(warm),
         "warmup_stable": stable,
         "compile_time_s": round(compile_time, 3) if compile_time is not None else None,

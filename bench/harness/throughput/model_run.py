@@ -40,14 +40,35 @@ class ModelRun:
     model: Any = None
     gmacs: float | None = None
     samples: dict[tuple, float] = field(default_factory=dict)
+    build_s: float | None = None  # building the model (``Job.model``), apart from any timing
+    load_s: float | None = None  # moving it to the device
     _train_model: Any = field(default=None, repr=False)
     _references: dict[int, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, job: Job, settings: Settings, device: str) -> ModelRun:
-        """The job's model built (or taken) and its MACs counted."""
+        """The job's model built (or taken), its MACs counted and the model moved to the
+        device (``build_s`` and ``load_s``: how long building it and moving it took)."""
+        import time
+
         model = job.model()
-        return cls(job, settings, device, model, count_gmacs(model, job))
+        gmacs = count_gmacs(model, job)
+        start = time.perf_counter()
+        model.to(device)
+        if device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+        run = cls(job, settings, device, model, gmacs)
+        run.build_s, run.load_s = job.build_seconds, time.perf_counter() - start
+        return run
+
+    def load_metrics(self) -> dict:
+        """``build_s`` and ``load_s`` as a record's metrics (seconds, outside the timed loop)."""
+        return {
+            "build_s": round(self.build_s, 3) if self.build_s is not None else None,
+            "load_s": round(self.load_s, 4) if self.load_s is not None else None,
+        }
 
     def model_for(self, mode: str):
         """The model to time in ``mode``: itself for inference, one copy of it for training

@@ -1,8 +1,8 @@
 """Step timing and its statistics. Pure Python; torch only inside the CUDA timer.
 
 The statistics carry pytest-benchmark's names (``min``, ``max``, ``mean``, ``stddev``,
-``median``, ``iqr``, ``p90``, ``p99``, ``rounds``) and are in milliseconds per step;
-``cv_pct`` is the coefficient of variation in percent.
+``median``, ``iqr``, ``rounds``) with the percentiles ``p90``, ``p95`` and ``p99``, in
+milliseconds per step; ``cv_pct`` is the coefficient of variation in percent.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class StepStats:
     median: float
     iqr: float
     p90: float
+    p95: float
     p99: float
     cv_pct: float
     rounds: int
@@ -55,6 +56,7 @@ class StepStats:
             median=statistics.median(s),
             iqr=percentile(s, 75) - percentile(s, 25),
             p90=percentile(s, 90),
+            p95=percentile(s, 95),
             p99=percentile(s, 99),
             cv_pct=100.0 * stddev / mean if mean > 0 else 0.0,
             rounds=len(s),

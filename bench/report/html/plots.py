@@ -4,6 +4,8 @@ legends outside the axes."""
 
 from __future__ import annotations
 
+import contextlib
+
 from bench.registry.cards import chapter_table
 from bench.report.html.cells import device, runtime
 from bench.report.html.chapter import best_speed, ok_records
@@ -14,14 +16,17 @@ MAX_SERIES = 8
 MARKERS = "os^Dv<>p"
 
 
+@contextlib.contextmanager
 def _pyplot():
+    """pyplot on the Agg backend with the page's settings for the block only: a setting left
+    behind would change the other reports' plots (their bytes) when generated next."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 9, "svg.hashsalt": "cnn-bench"})
-    return plt
+    with plt.rc_context({"font.size": 9, "svg.hashsalt": "cnn-bench"}):
+        yield plt
 
 
 def _png(plt, fig) -> bytes:
@@ -44,28 +49,28 @@ def speed_vs_gmacs(frame) -> bytes | None:
             best[key] = r
     if not best:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9.5, 5.2), layout="constrained")
-    series = sorted({k[:2] for k in best})
-    for i, (dev, rt) in enumerate(series):
-        pts = [r["metrics"] for k, r in sorted(best.items()) if k[:2] == (dev, rt)]
-        ax.scatter(
-            [p["infer_gmacs"] for p in pts],
-            [p["infer_samples_per_sec"] for p in pts],
-            marker=MARKERS[i % len(MARKERS)],
-            color=f"C{i % 10}",
-            label=f"{dev}, {rt}",
+    with _pyplot() as plt:
+        fig, ax = plt.subplots(figsize=(9.5, 5.2), layout="constrained")
+        series = sorted({k[:2] for k in best})
+        for i, (dev, rt) in enumerate(series):
+            pts = [r["metrics"] for k, r in sorted(best.items()) if k[:2] == (dev, rt)]
+            ax.scatter(
+                [p["infer_gmacs"] for p in pts],
+                [p["infer_samples_per_sec"] for p in pts],
+                marker=MARKERS[i % len(MARKERS)],
+                color=f"C{i % 10}",
+                label=f"{dev}, {rt}",
+            )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="GMACs per sample (fvcore, batch 1)",
+            ylabel="inference samples/s (best configuration)",
+            title="Throughput against compute, by device and runtime",
         )
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel="GMACs per sample (fvcore, batch 1)",
-        ylabel="inference samples/s (best configuration)",
-        title="Throughput against compute, by device and runtime",
-    )
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
-    return _png(plt, fig)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+        return _png(plt, fig)
 
 
 def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
@@ -99,33 +104,35 @@ def accuracy_vs_speed(frame) -> bytes | None:
             panels.append((f"{label} ({', '.join(sorted(names))})", pts))
     if not panels:
         return None
-    plt = _pyplot()
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False, layout="constrained"
-    )
-    for ax, (title, pts) in zip(axes[0], panels, strict=True):
-        front = pareto_front(pts)
-        rest = [p for p in pts if p not in front]
-        ax.scatter(
-            [p[0] for p in rest],
-            [p[1] for p in rest],
-            facecolors="none",
-            edgecolors="C0",
-            label="dominated",
+    with _pyplot() as plt:
+        fig, axes = plt.subplots(
+            1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False, layout="constrained"
         )
-        ax.scatter([p[0] for p in front], [p[1] for p in front], color="C3", label="Pareto front")
-        ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="C3", lw=1)
-        for x, y, name in sorted(pts):
-            ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
-        ax.set(
-            xscale="log",
-            xlabel="inference samples/s (best configuration)",
-            ylabel="ImageNet top-1 (published, %)",
-            title=title,
-        )
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
-    return _png(plt, fig)
+        for ax, (title, pts) in zip(axes[0], panels, strict=True):
+            front = pareto_front(pts)
+            rest = [p for p in pts if p not in front]
+            ax.scatter(
+                [p[0] for p in rest],
+                [p[1] for p in rest],
+                facecolors="none",
+                edgecolors="C0",
+                label="dominated",
+            )
+            ax.scatter(
+                [p[0] for p in front], [p[1] for p in front], color="C3", label="Pareto front"
+            )
+            ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="C3", lw=1)
+            for x, y, name in sorted(pts):
+                ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+            ax.set(
+                xscale="log",
+                xlabel="inference samples/s (best configuration)",
+                ylabel="ImageNet top-1 (published, %)",
+                title=title,
+            )
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+        return _png(plt, fig)
 
 
 def _curve_label(r: dict) -> str:
@@ -158,23 +165,27 @@ def finetune_curves(recs: list[dict], model: str) -> bytes | None:
 def _panels(lines: list[tuple[str, list[tuple[float, float]]]]):
     """One panel per eight lines, stacked, each with its legend outside on the right."""
     chunks = [lines[i : i + MAX_SERIES] for i in range(0, len(lines), MAX_SERIES)]
-    plt = _pyplot()
-    fig, axes = plt.subplots(
-        len(chunks), 1, figsize=(10, 0.5 + 2.5 * len(chunks)), squeeze=False, layout="constrained"
-    )
-    for ax, chunk in zip(axes[:, 0], chunks, strict=True):
-        for i, (label, pts) in enumerate(chunk):
-            ax.plot(
-                [x for x, _ in pts],
-                [y for _, y in pts],
-                marker=MARKERS[i],
-                markersize=4,
-                color=f"C{i}",
-                label=label,
-            )
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
-    return plt, fig, list(axes[:, 0])
+    with _pyplot() as plt:
+        fig, axes = plt.subplots(
+            len(chunks),
+            1,
+            figsize=(10, 0.5 + 2.5 * len(chunks)),
+            squeeze=False,
+            layout="constrained",
+        )
+        for ax, chunk in zip(axes[:, 0], chunks, strict=True):
+            for i, (label, pts) in enumerate(chunk):
+                ax.plot(
+                    [x for x, _ in pts],
+                    [y for _, y in pts],
+                    marker=MARKERS[i],
+                    markersize=4,
+                    color=f"C{i}",
+                    label=label,
+                )
+            ax.grid(True, alpha=0.3)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
+        return plt, fig, list(axes[:, 0])
 
 
 def trend_panels(

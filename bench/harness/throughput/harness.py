@@ -11,6 +11,7 @@ from bench.errors import error_text
 from bench.harness.base import Job, Measurement, RunConfig
 from bench.harness.device import check_device, device_name
 from bench.harness.throughput.backend import free_memory, supports_bf16, torch_threads
+from bench.harness.throughput.batch_search import search_batch
 from bench.harness.throughput.config import (
     DEFAULT_BATCH,
     LABELS,
@@ -88,18 +89,31 @@ def _measure_model(job: Job, s: Settings, device: str) -> list[Measurement]:
     for mode in s.modes:
         for batch in s.batch_sizes or (DEFAULT_BATCH[device],):
             asked = Candidate(mode, s.precision, s.channels_last, s.compile)
-            if s.optimize:
-                metrics, cand = optimize(run, asked, batch)
-                out.append(Measurement(_config(job, batch, cand, True), metrics, device, name))
-                continue
-            for runtime in s.runtimes:
-                m = _row(run, replace(asked, runtime=runtime), batch)
-                m.device, m.device_name = device, name
-                out.append(m)
+            out.extend(_batch_rows(run, asked, batch, name))
         if device == "cuda":
             free_memory(device)
     share_model_peak(run, out)
     return out
+
+
+def _batch_rows(run: ModelRun, asked: Candidate, batch: int, name: str) -> list[Measurement]:
+    """One batch size's rows: the --optimize pick, or one row per runtime; with
+    --batch-search, at the batch the search chose, each carrying the search's trail."""
+    trail = None
+    if run.settings.batch_search:
+        batch, trail = search_batch(run, asked, batch)
+    if run.settings.optimize:
+        metrics, cand = optimize(run, asked, batch)
+        rows = [Measurement(_config(run.job, batch, cand, True), metrics, run.device, name)]
+    else:
+        rows = [_row(run, replace(asked, runtime=r), batch) for r in run.settings.runtimes]
+        for m in rows:
+            m.device, m.device_name = run.device, name
+    if trail is not None:
+        for m in rows:
+            m.config["batch_search"] = True
+            m.metrics["batch_search"] = trail
+    return rows
 
 
 def _row(run: ModelRun, cand: Candidate, batch: int) -> Measurement:
@@ -137,6 +151,10 @@ def _config(job: Job, batch: int, cand: Candidate, optimize: bool) -> dict:
     }
     if cand.runtime != TORCH:
         config["runtime"] = cand.runtime
+    if cand.compile_mode is not None:  # the levers' keys only when pulled: older records match
+        config["compile_mode"] = cand.compile_mode
+    if cand.fold_bn:
+        config["fold_bn"] = True
     return config
 
 

@@ -37,10 +37,12 @@ def test_optimize_on_cuda_tries_fp16_folding_and_every_compile_mode():
 
 
 def test_batch_search_on_cuda_records_its_trail():
-    (m,) = get_harness("throughput").measure(_job(batch_search=True, modes=("infer", "train")))
-    trail = m.metrics["batch_search"]
-    assert trail[0]["batch_size"] == 8
-    assert m.config["batch_size"] in {p["batch_size"] for p in trail}
+    rows = get_harness("throughput").measure(_job(batch_search=True, modes=("infer", "train")))
+    assert [m.config["mode"] for m in rows] == ["infer", "train"]
+    for m in rows:
+        trail = m.metrics["batch_search"]
+        assert trail[0]["batch_size"] == 8
+        assert m.config["batch_size"] in {p["batch_size"] for p in trail}
 
 
 def test_finetune_step_never_synchronises_with_the_host():

@@ -30,6 +30,7 @@ COLUMNS = {
     "peak": "peak GMAC/s",
     "top1": "top-1 %",
     "train_samples_per_sec": "train img/s",
+    "speed_epochs": "steady epochs",
     "error": "error",
 }
 
@@ -59,6 +60,7 @@ def rows(frame) -> list[dict]:
                 "peak": m.get("peak_gmacs_per_sec"),
                 "top1": m.get("top1"),
                 "train_samples_per_sec": m.get("train_samples_per_sec"),
+                "speed_epochs": m.get("speed_epochs"),
                 "error": (rec.error or "")[:160],
             }
         )

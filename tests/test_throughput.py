@@ -321,6 +321,11 @@ def test_no_retry_fails_on_out_of_memory():
 def test_optimize_records_every_candidate_and_keeps_the_fastest():
     (m,) = _measure(tiny, optimize=True)
     cands = m.metrics["candidates"]
+    folded = [c for c in cands if c.get("fold_bn")]  # tiny has a convolution + batch norm
+    assert len(folded) == 1
+    assert cands.index(folded[0]) == 4  # right after the eager ones
+    assert folded[0]["error"] is None  # measured, and agrees with eager fp32
+    cands = [c for c in cands if not c.get("fold_bn")]
     assert [(c["runtime"], c["layout"], c["precision"]) for c in cands] == [
         ("torch", "nchw", "fp32"), ("torch", "nchw", "bf16"), ("torch", "channels_last", "fp32"),
         ("torch", "channels_last", "bf16"), ("onnxruntime", "nchw", "fp32"),

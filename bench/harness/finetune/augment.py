@@ -3,7 +3,9 @@
 Data stay on the device as uint8 tensors; each batch is indexed, scaled, resized,
 augmented (affine transforms drawn from a seeded generator and applied with
 ``grid_sample``) and normalised there. No DataLoader workers, no per-step host syncs:
-that is what lets the loop train at least as fast as the chapter's plain loop.
+that is what lets the loop train at least as fast as the chapter's plain loop. The random
+draws are made on the generator's device (``bench.harness.finetune.state`` gives a CUDA run
+a CUDA generator), so that no tensor is copied from the host during a step.
 """
 
 from __future__ import annotations
@@ -18,8 +20,13 @@ def _affine(b: int, gen, *, rot: float, trans: float, scale=(1.0, 1.0), crop=Fal
     """(b, 2, 3) matrices mapping output to input coordinates (affine_grid's convention)."""
     import torch
 
+    dev = gen.device
+
+    def rand():
+        return torch.rand(b, generator=gen, device=dev)
+
     def u(lo, hi):
-        return torch.rand(b, generator=gen) * (hi - lo) + lo
+        return rand() * (hi - lo) + lo
 
     angle = u(-rot, rot) * math.pi / 180
     if crop:  # RandomResizedCrop(scale=(0.8, 1.0), ratio=(3/4, 4/3)), then resize back
@@ -27,15 +34,15 @@ def _affine(b: int, gen, *, rot: float, trans: float, scale=(1.0, 1.0), crop=Fal
         logr = u(math.log(3 / 4), math.log(4 / 3))
         sx = torch.sqrt(area * torch.exp(logr)).clamp(max=1.0)
         sy = torch.sqrt(area / torch.exp(logr)).clamp(max=1.0)
-        cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - sx)
-        cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - sy)
+        cx = (rand() * 2 - 1) * (1 - sx)
+        cy = (rand() * 2 - 1) * (1 - sy)
     else:
         s = u(*scale)
         sx, sy = 1 / s, 1 / s  # zoom by s: sample a 1/s-sized window
-        cx = cy = torch.zeros(b)
-    fx = torch.ones(b)
+        cx = cy = torch.zeros(b, device=dev)
+    fx = torch.ones(b, device=dev)
     if flip:
-        fx = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+        fx = torch.where(rand() < 0.5, -1.0, 1.0)
     tx, ty = u(-2 * trans, 2 * trans), u(-2 * trans, 2 * trans)
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack(
@@ -73,15 +80,16 @@ def augment_batch(x, kind: str, gen):
     b = x.shape[0]
     if kind == "rot180":  # the chapter's wrong augmentation: half the digits turned over
         x = augment_batch(x, "digits", gen)
-        turn = (torch.rand(b, generator=gen) < 0.5).to(x.device)[:, None, None, None]
+        turn = (torch.rand(b, generator=gen, device=gen.device) < 0.5)[:, None, None, None]
         return torch.where(turn, x.flip(-1).flip(-2), x)
-    theta = _affine(b, gen, **_AFFINE[kind]).to(x.device, x.dtype)
+    theta = _affine(b, gen, **_AFFINE[kind]).to(x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if kind == "chapter":
 
         def factor():
-            return (torch.rand(b, 1, 1, 1, generator=gen) * 0.4 + 0.8).to(x.device, x.dtype)
+            draw = torch.rand(b, 1, 1, 1, generator=gen, device=gen.device)
+            return (draw * 0.4 + 0.8).to(x.dtype)
 
         x = x * factor()  # brightness
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -98,19 +106,24 @@ def erase_batch(x, gen, p: float = 0.2):
     import torch
 
     b, _, h, w = x.shape
-    pick = torch.rand(b, generator=gen) < p
-    area = (torch.rand(b, generator=gen) * 0.31 + 0.02) * h * w
-    logr = torch.rand(b, generator=gen) * (math.log(3.3) - math.log(0.3)) + math.log(0.3)
+    dev = gen.device
+
+    def rand():
+        return torch.rand(b, generator=gen, device=dev)
+
+    pick = rand() < p
+    area = (rand() * 0.31 + 0.02) * h * w
+    logr = rand() * (math.log(3.3) - math.log(0.3)) + math.log(0.3)
     eh = torch.sqrt(area * torch.exp(logr)).round().clamp(1, h).long()
     ew = torch.sqrt(area / torch.exp(logr)).round().clamp(1, w).long()
-    top = (torch.rand(b, generator=gen) * (h - eh + 1).float()).long()
-    left = (torch.rand(b, generator=gen) * (w - ew + 1).float()).long()
-    rows = torch.arange(h)[None, :]
-    cols = torch.arange(w)[None, :]
+    top = (rand() * (h - eh + 1).float()).long()
+    left = (rand() * (w - ew + 1).float()).long()
+    rows = torch.arange(h, device=dev)[None, :]
+    cols = torch.arange(w, device=dev)[None, :]
     mh = (rows >= top[:, None]) & (rows < (top + eh)[:, None])
     mw = (cols >= left[:, None]) & (cols < (left + ew)[:, None])
     mask = (mh[:, :, None] & mw[:, None, :] & pick[:, None, None])[:, None]
-    return x.masked_fill(mask.to(x.device), 0.0)
+    return x.masked_fill(mask, 0.0)
 
 
 class BatchInput:

@@ -1,6 +1,6 @@
 """What one training run carries from epoch to epoch (``Loop``), and how it is set up: the
-device, the process group, the seeded generator, the data on the device, the sampler and the
-gradient scaler.
+device, the process group, the seeded generator (on the device, like the data), the data on
+the device, the sampler and the gradient scaler.
 
 On CUDA, cuDNN autotunes its kernels (``cudnn.benchmark``, as timm's training script does)
 unless ``deterministic``.
@@ -71,11 +71,12 @@ def set_up(model, data, cfg: TrainConfig, in_chans: int, mean, std) -> Loop:
             f"Batch size {cfg.batch_size} does not divide among {world} processes; pick a "
             "multiple of the process count (it is the global batch size)."
         )
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    dev = cfg.device if device_type == "cuda" else "cpu"
+    # augmentation draws on the data's device: no host-to-device copy per step
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed * 1000 + rank)
     model.to(cfg.device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    dev = cfg.device if device_type == "cuda" else "cpu"
     tensors = tuple(t.to(dev) for t in (data.x_train, data.y_train, data.x_test, data.y_test))
     sampler = DistributedSampler(
         range(len(tensors[1])),

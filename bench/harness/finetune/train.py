@@ -83,13 +83,12 @@ def _show_step(bar, sums) -> None:
 
 
 def _step(loop: Loop, sel, sums) -> None:
-    """One optimiser step on the training images ``sel``; its loss and hits added to
-    ``sums`` on the device."""
+    """One optimiser step on the training images ``sel`` (indices on the data's device); its
+    loss and hits added to ``sums`` on the device."""
     import torch
     import torch.nn.functional as F
 
     x_train, y_train = loop.data[0], loop.data[1]
-    sel = sel.to(x_train.device)
     yb = y_train[sel]
     with autocast(loop.cfg):
         out = loop.ddp_model(loop.prep(x_train[sel], train=True))
@@ -141,7 +140,8 @@ def _train_epoch(loop: Loop, epoch: int):
     from bench.registry.heads import freeze_frozen_norms
 
     loop.sampler.set_epoch(epoch)
-    order = torch.tensor(list(iter(loop.sampler)), dtype=torch.long)
+    # the epoch's order on the data's device: each step's indices are a slice of it, not a copy
+    order = torch.tensor(list(iter(loop.sampler)), dtype=torch.long, device=loop.data[1].device)
     loop.model.train()
     if loop.cfg.protocol == "linear":
         freeze_frozen_norms(loop.model)  # a linear probe keeps the backbone exactly as it was

@@ -9,7 +9,7 @@ Method (the defaults are those of ``python -m bench run --help``):
   ``perf_counter``. ``torch.compile`` is triggered and timed (``compile_time_s``) before
   warm-up, never inside the timed loop.
 - out of memory: the batch size is halved and retried (``batch_size_reduced``) unless
-  ``--no-retry``.
+  ``--no-retry``; ``--batch-search`` looks for the fastest batch (``batch_search``).
 - fraction of peak: a large matrix product at the same precision on the same device gives
   ``peak_gmacs_per_sec``: one figure per (machine, device, precision) per run, the best of
   samples spread over the run: one before the first model in the parent process
@@ -31,9 +31,11 @@ The runner measures each model in its own process (``isolate = True``; see
 ``bench.isolate``).
 
 The wing, top to bottom (each module imports only those below it): ``harness`` (the
-harness and one model's rows), ``optimize`` (the ``--optimize`` search), ``runtimes``
-(ONNX Runtime and OpenVINO sessions and timing; a candidate measured in its runtime),
-``measure`` (one PyTorch candidate timed, with back-off on out of memory), ``peak`` (the
+harness and one model's rows), ``optimize`` (the ``--optimize`` search) beside
+``batch_search`` (``--batch-search``), ``runtimes`` (ONNX Runtime and OpenVINO sessions and
+timing; a candidate measured in its runtime), ``measure`` (one PyTorch candidate timed, with
+back-off on out of memory), ``levers`` (the PyTorch candidates of ``--optimize``: the
+layout x precision grid, batch norm folding, compile modes), ``peak`` (the
 run's matrix-product peak), ``model_run`` (one model's measurement), ``reference`` (eager
 fp32 outputs and agreement), ``backend`` (device, threads and memory), ``config`` (options),
 ``timing`` (warm-up, timed loop and step statistics) and ``rounds`` (``run --repeats``: one

@@ -72,6 +72,7 @@ class ThroughputConfig:
     retry: bool = True
     optimize: bool = False
     optimize_rounds: int = 2
+    batch_search: bool = False
     runtimes: tuple[str, ...] = (TORCH,)
     # the run's matrix-product peaks, set by ThroughputHarness.prepare (not an option, and
     # not compared by --resume): (device, precision, tf32, gmacs_per_sec, method) each
@@ -133,6 +134,11 @@ def add_arguments(group) -> None:
                        help=f"with --optimize, time every candidate N times, in turn and in "
                        f"alternating order, and keep each one's best, so that a slow spell of "
                        f"the machine does not decide the pick (default: {d.optimize_rounds})")  # fmt: skip
+    group.add_argument("--batch-search", dest="batch_search", action="store_true", default=S,
+                       help="per model and mode, double the batch size from --batch-size while "
+                       "samples/s rises by more than 3%% and memory allows, backing off in timm's "
+                       "steps on out of memory; the rows are measured at the chosen batch and "
+                       "carry the search's trail (batch_search)")  # fmt: skip
     group.add_argument("--runtime", dest="runtimes", type=parse_runtimes, default=S,
                        metavar="torch,onnxruntime,openvino",
                        help=f"runtimes to measure, a comma list is a sweep, or 'all' (default: "

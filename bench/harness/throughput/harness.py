@@ -11,6 +11,7 @@ from bench.errors import ConfigError, error_text
 from bench.harness.base import Job, Measurement, RunConfig
 from bench.harness.device import check_device, device_name
 from bench.harness.throughput.backend import free_memory, supports_bf16, torch_threads
+from bench.harness.throughput.batch_search import search_batch
 from bench.harness.throughput.config import (
     DEFAULT_BATCH,
     LABELS,
@@ -71,6 +72,12 @@ class ThroughputHarness:
                 "--repeats with --optimize: --optimize times its candidates in rounds of its "
                 "own (--optimize-rounds); give one or the other."
             )
+        if config.batch_search:
+            raise ConfigError(
+                "--repeats with --batch-search: each round could choose another batch, and "
+                "rounds of different batches are not repeats; search once, then repeat with "
+                "--batch-size N."
+            )
         return replace(config, reverse=index % 2 == 1)
 
     merge_rounds = staticmethod(merge_rounds)
@@ -102,14 +109,7 @@ def _measure_model(job: Job, s: Settings, device: str) -> list[Measurement]:
     for mode in _ordered(s.modes, s.reverse):
         for batch in _ordered(s.batch_sizes or (DEFAULT_BATCH[device],), s.reverse):
             asked = Candidate(mode, s.precision, s.channels_last, s.compile)
-            if s.optimize:
-                metrics, cand = optimize(run, asked, batch)
-                out.append(Measurement(_config(job, batch, cand, True), metrics, device, name))
-                continue
-            for runtime in _ordered(s.runtimes, s.reverse):
-                m = _row(run, replace(asked, runtime=runtime), batch)
-                m.device, m.device_name = device, name
-                out.append(m)
+            out.extend(_batch_rows(run, asked, batch, name))
         if device == "cuda":
             free_memory(device)
     share_model_peak(run, out)
@@ -122,6 +122,27 @@ def _measure_model(job: Job, s: Settings, device: str) -> list[Measurement]:
 def _ordered(items, reverse: bool) -> list:
     """``items`` in their order, or the other way round (a ``--repeats`` round going back)."""
     return list(reversed(items)) if reverse else list(items)
+
+
+def _batch_rows(run: ModelRun, asked: Candidate, batch: int, name: str) -> list[Measurement]:
+    """One batch size's rows: the --optimize pick, or one row per runtime; with
+    --batch-search, at the batch the search chose, each carrying the search's trail."""
+    trail = None
+    if run.settings.batch_search:
+        batch, trail = search_batch(run, asked, batch)
+    if run.settings.optimize:
+        metrics, cand = optimize(run, asked, batch)
+        rows = [Measurement(_config(run.job, batch, cand, True), metrics, run.device, name)]
+    else:
+        runtimes = _ordered(run.settings.runtimes, run.settings.reverse)
+        rows = [_row(run, replace(asked, runtime=r), batch) for r in runtimes]
+        for m in rows:
+            m.device, m.device_name = run.device, name
+    if trail is not None:
+        for m in rows:
+            m.config["batch_search"] = True
+            m.metrics["batch_search"] = trail
+    return rows
 
 
 def _row(run: ModelRun, cand: Candidate, batch: int) -> Measurement:
@@ -159,6 +180,10 @@ def _config(job: Job, batch: int, cand: Candidate, optimize: bool) -> dict:
     }
     if cand.runtime != TORCH:
         config["runtime"] = cand.runtime
+    if cand.compile_mode is not None:  # the levers' keys only when pulled: older records match
+        config["compile_mode"] = cand.compile_mode
+    if cand.fold_bn:
+        config["fold_bn"] = True
     return config
 
 

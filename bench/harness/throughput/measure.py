@@ -21,6 +21,7 @@ from bench.harness.throughput.backend import (
     sync_fn,
 )
 from bench.harness.throughput.config import TORCH, Settings
+from bench.harness.throughput.levers import compile_model, fold_conv_bn
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.peak import peak_metrics
 from bench.harness.throughput.reference import agreement, first_tensor
@@ -38,6 +39,8 @@ class Candidate:
     channels_last: bool
     compiled: bool
     runtime: str = TORCH
+    compile_mode: str | None = None  # torch.compile's mode; None is its default
+    fold_bn: bool = False  # batch norm folded into the convolution before it (inference)
 
     @property
     def layout(self) -> str:
@@ -101,19 +104,21 @@ def measure_at(run: ModelRun, cand: Candidate, batch: int, compare: bool = False
     device = run.device
     x = run.job.example_input(batch).to(device)
     model = run.model_for(cand.mode).to(device)
+    model.train(cand.mode == "train")
+    if cand.fold_bn:
+        model = fold_conv_bn(model)
     if cand.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     else:
         model = model.to(memory_format=torch.contiguous_format)
-    model.train(cand.mode == "train")
     autocast = functools.partial(
         torch.autocast,
         device_type=device,
         dtype=dtype(cand.precision),
         enabled=cand.precision != "fp32",
     )
-    runner = torch.compile(model) if cand.compiled else model
+    runner = compile_model(model, cand.compile_mode) if cand.compiled else model
     step = _make_step(runner, x, cand.mode, autocast, device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -180,22 +185,29 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
     }
 
 
+def measure_or_oom(run: ModelRun, cand: Candidate, batch: int, compare: bool = False):
+    """``measure_at``'s metrics, or None and the error (its class and one line) on out of
+    memory; any other failure is raised. The failed attempt's memory is freed *after* the
+    ``except`` block: inside it, the traceback still holds the attempt's frames and tensors."""
+    try:
+        return measure_at(run, cand, batch, compare), None
+    except Exception as e:
+        if not is_oom(e):
+            raise
+        failure = type(e).__name__, error_text(e, limit=200)
+    free_memory(run.device)  # the exception and its frames are gone by now
+    return None, failure
+
+
 def measure_with_backoff(run: ModelRun, cand: Candidate, batch: int, compare: bool = False):
     """``measure_at``, halving the batch on out of memory unless ``--no-retry``; the metrics
-    and the batch size they were measured at.
-
-    The failed attempt's memory is freed *after* its ``except`` block: inside it, the
-    traceback still holds the attempt's frames and with them its tensors.
-    """
+    and the batch size they were measured at."""
     requested = batch
     while True:
-        try:
-            return measure_at(run, cand, batch, compare), batch
-        except Exception as e:
-            if not is_oom(e):
-                raise
-            kind, failure = type(e).__name__, error_text(e, limit=200)
-        free_memory(run.device)  # the exception and its frames are gone by now
+        metrics, oom = measure_or_oom(run, cand, batch, compare)
+        if oom is None:
+            return metrics, batch
+        kind, failure = oom
         if not run.settings.retry:
             raise OutOfMemoryError(
                 f"Out of memory at batch size {batch} ({kind}); drop "

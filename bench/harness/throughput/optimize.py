@@ -1,6 +1,7 @@
-"""``--optimize``: every supported layout x precision (compiled only with --compile), then
-the other runtimes; each measured candidate is timed ``optimize_rounds`` times (the rounds in
-alternating order) and keeps its best; the fastest whose outputs agree with eager fp32 wins."""
+"""``--optimize``: every supported layout x precision, batch norm folded, compiled (only with
+--compile), as ``levers`` builds them, then the other runtimes; each measured candidate is
+timed ``optimize_rounds`` times (the rounds in alternating order) and keeps its best; the
+fastest whose outputs agree with eager fp32 wins."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import replace
 from bench.errors import BenchError, error_text
 from bench.harness.throughput.backend import free_memory, supports_bf16
 from bench.harness.throughput.config import RUNTIMES, TORCH, Settings
+from bench.harness.throughput.levers import compiled, eager_grid, folded
 from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.runtimes import measure_candidate, skip_reason
@@ -24,11 +26,7 @@ def optimize(run: ModelRun, asked: Candidate, batch: int) -> tuple[dict, Candida
     """The fastest agreeing candidate's metrics (with ``optimize_speedup`` over eager fp32
     NCHW and every candidate's row) and that candidate."""
     key = f"{asked.mode}_samples_per_sec"
-    eager = [
-        replace(asked, precision=p, channels_last=cl, compiled=False, runtime=TORCH)
-        for cl in (False, True)
-        for p in ("fp32", "bf16")
-    ]
+    eager = eager_grid(asked, run.device)
     results = _first_round(run, asked, eager, batch)
     for r in range(1, run.settings.optimize_rounds):  # again, in the other order: each one's best
         order = range(len(results)) if r % 2 == 0 else reversed(range(len(results)))
@@ -49,8 +47,9 @@ def optimize(run: ModelRun, asked: Candidate, batch: int) -> tuple[dict, Candida
 
 
 def _first_round(run: ModelRun, asked: Candidate, eager: list[Candidate], batch: int):
-    """Every candidate timed once: eager PyTorch, compiled (the best eager one, with
-    --compile), then the other runtimes; what cannot run here is a skipped result."""
+    """Every candidate timed once: eager PyTorch, batch norm folded into the best eager one,
+    compiled (the best so far, in each of the device's compile modes, with --compile), then
+    the other runtimes; what cannot run here is a skipped result (``levers``)."""
     key = f"{asked.mode}_samples_per_sec"
     results: list[Result] = []
     for cand in eager:
@@ -58,9 +57,11 @@ def _first_round(run: ModelRun, asked: Candidate, eager: list[Candidate], batch:
             results.append((cand, None, "skipped: no native BF16 on this device"))
             continue
         results.append(_try(run, cand, batch, asked.mode))
-    if run.settings.compile and _usable(results):
-        best_eager = max(_usable(results), key=lambda cm: cm[1][key])[0]
-        results.append(_try(run, replace(best_eager, compiled=True), batch, asked.mode))
+    for cand in folded(_best(results, key), run.model):
+        results.append(_try(run, cand, batch, asked.mode))
+    if run.settings.compile:
+        for cand in compiled(_best(results, key), run.device):
+            results.append(_try(run, cand, batch, asked.mode))
     for runtime in _optimize_runtimes(run.settings):
         for p in ("fp32", "bf16"):
             cand = replace(asked, precision=p, channels_last=False, compiled=False, runtime=runtime)
@@ -70,6 +71,12 @@ def _first_round(run: ModelRun, asked: Candidate, eager: list[Candidate], batch:
                 continue
             results.append(_try(run, cand, batch, asked.mode))
     return results
+
+
+def _best(results: list[Result], key: str) -> Candidate | None:
+    """The fastest measured candidate that agrees with eager, or None."""
+    ok = _usable(results)
+    return max(ok, key=lambda cm: cm[1][key])[0] if ok else None
 
 
 def _try(run: ModelRun, cand: Candidate, batch: int, mode: str) -> Result:
@@ -110,7 +117,7 @@ def _candidate_row(c: Candidate, m: dict | None, err: str | None, key: str) -> d
             f"{m.get('agree_tolerance')}, top-1 agree {m.get('top1_agree')}): never chosen"
         )
     m = m or {}
-    return {
+    row = {
         "runtime": c.runtime,
         "precision": c.precision,
         "layout": c.layout,
@@ -123,6 +130,11 @@ def _candidate_row(c: Candidate, m: dict | None, err: str | None, key: str) -> d
         "export_time_s": m.get("export_time_s"),
         "error": err,
     }
+    if c.compile_mode is not None:  # only then: the rows of earlier runs keep their keys
+        row["compile_mode"] = c.compile_mode
+    if c.fold_bn:
+        row["fold_bn"] = True
+    return row
 
 
 def _optimize_runtimes(s: Settings) -> tuple[str, ...]:

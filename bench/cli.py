@@ -264,6 +264,12 @@ def _run_inputs(args, store):
     return models, harness_text, resumed
 
 
+# metrics the run's summary shows (the *_inference ones: reparameterisable models' inference
+# form, beside the training form)
+SUMMARY_METRICS = ("params", "params_inference", "infer_gmacs", "infer_gmacs_inference",
+                   "infer_macts", "depth", "top1")  # fmt: skip
+
+
 def _summary_row(spec, records) -> dict:
     row = {"model": spec.name, "source": spec.source}
     errors = []
@@ -274,9 +280,9 @@ def _summary_row(spec, records) -> dict:
             errors.append(f"{r['harness']}: {r['error']}")
             continue
         m = r["metrics"]
-        for key in ("params", "infer_gmacs", "infer_macts", "depth", "top1"):
+        for key in SUMMARY_METRICS:
             if key in m:
-                row[key] = f"{m[key]:,}" if key == "params" else m[key]
+                row[key] = f"{m[key]:,}" if key.startswith("params") else m[key]
         for mode in ("infer", "train") if r["harness"] == "throughput" else ():
             if f"{mode}_samples_per_sec" in m:
                 speed = f"{m[f'{mode}_samples_per_sec']:.1f} @{m.get(f'{mode}_batch_size')}"
@@ -356,8 +362,9 @@ def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty
 
 
 def _print_summary(summary: list[dict], path: Path, failed: list[str]) -> None:
-    cols = ["model", "source", "params", "infer_gmacs", "infer_macts", "depth",
-            "infer img/s @batch", "train img/s @batch", "top1"]  # fmt: skip
+    cols = ["model", "source", "params", "params_inference", "infer_gmacs",
+            "infer_gmacs_inference", "infer_macts", "depth", "infer img/s @batch",
+            "train img/s @batch", "top1"]  # fmt: skip
     cols = [c for c in cols if c in ("model", "source") or any(c in r for r in summary)]
     if failed:
         cols.append("error")

@@ -51,3 +51,28 @@ def test_inference_form_agrees_with_training_form(registry):
     with torch.inference_mode():
         a, b = model(x), folded(x)
     assert float((a - b).abs().max()) <= FP32_TOLERANCE * max(1.0, float(a.abs().max()))
+
+
+@pytest.mark.slow
+def test_optimize_times_the_inference_form_as_an_exact_candidate(registry):
+    from dataclasses import replace
+
+    from bench.harness.throughput.config import Settings, ThroughputConfig
+    from bench.harness.throughput.measure import Candidate
+    from bench.harness.throughput.model_run import ModelRun
+    from bench.harness.throughput.optimize import INFERENCE, Option, _candidate_row, _try
+    from bench.harness.throughput.timing import WarmupPolicy
+
+    config = ThroughputConfig(optimize=True, min_time_s=0.02, min_steps=2)
+    run = RunConfig(device="cpu", batch_sizes=(2,), img_size=64)
+    quick = WarmupPolicy(min_steps=1, max_steps=3, max_time_s=0.5)
+    settings = replace(Settings.of(run, config), warmup=quick)
+    model_run = ModelRun.build(Job(registry.get("mobileone_s0"), run, config), settings, "cpu")
+    option = Option(Candidate("infer", "fp32", False, False), form=INFERENCE)
+    opt, metrics, err = _try(model_run, option, 2, "infer")
+    assert err is None
+    assert metrics["agrees"] is True  # within the fp32 tolerance of the training form
+    row = _candidate_row(opt, metrics, err, "infer_samples_per_sec")
+    assert row["form"] == INFERENCE
+    assert row["error"] is None
+    assert row["infer_samples_per_sec"] > 0

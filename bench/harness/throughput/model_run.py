@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.harness.base import Job
 from bench.harness.throughput.config import Settings
+from bench.harness.throughput.gate import GateData, has_weights, load_gate_data, weighted_model
 from bench.harness.throughput.reference import eager_outputs
 
 logger = logging.getLogger(__name__)
@@ -42,12 +43,24 @@ class ModelRun:
     samples: dict[tuple, float] = field(default_factory=dict)
     _train_model: Any = field(default=None, repr=False)
     _references: dict[int, Any] = field(default_factory=dict, repr=False)
+    init: Any = None  # how real weights were loaded (--weights, --pretrained); None: random
+    _gate: GateData | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, job: Job, settings: Settings, device: str) -> ModelRun:
-        """The job's model built (or taken) and its MACs counted."""
+        """The job's model built (or taken; with the run's real weights when it has them)
+        and its MACs counted."""
+        if has_weights(settings):
+            model, init = weighted_model(job, settings)
+            return cls(job, settings, device, model, count_gmacs(model, job), init=init)
         model = job.model()
         return cls(job, settings, device, model, count_gmacs(model, job))
+
+    def gate_data(self) -> GateData:
+        """The accuracy gate's calibration and scoring images, read once."""
+        if self._gate is None:
+            self._gate = load_gate_data(self.job, self.settings, self.model, self.init)
+        return self._gate
 
     def model_for(self, mode: str):
         """The model to time in ``mode``: itself for inference, one copy of it for training

@@ -26,11 +26,12 @@ The runner measures each model in its own process (``isolate = True``; see
 ``bench.isolate``).
 
 The wing, top to bottom (each module imports only those below it): ``harness`` (the
-harness and one model's rows), ``optimize`` (the ``--optimize`` search), ``runtimes``
+harness and one model's rows), ``optimize`` (the ``--optimize`` search), ``quantize`` (INT8
+through ONNX Runtime and the accuracy gate's top-1 comparison), ``runtimes``
 (ONNX Runtime and OpenVINO sessions and timing; a candidate measured in its runtime),
 ``measure`` (one PyTorch candidate timed, with back-off on out of memory), ``peak`` (the
-run's matrix-product peak), ``model_run`` (one model's measurement), ``reference`` (eager
-fp32 outputs and agreement), ``backend`` (device, threads and memory), ``config`` (options)
+run's matrix-product peak), ``model_run`` (one model's measurement), ``gate`` (real
+weights and the gate's images), ``reference`` (eager fp32 outputs and agreement), ``backend`` (device, threads and memory), ``config`` (options)
 and ``timing`` (warm-up, timed loop and step statistics). This package is cheap to import:
 torch is imported inside functions.
 """

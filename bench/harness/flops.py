@@ -7,7 +7,8 @@ nn.MultiheadAttention's slow path), ``_native_multi_head_attention`` (its fast p
 by torchvision's ViT) and ``_transformer_encoder_layer_fwd`` (nn.TransformerEncoderLayer's
 fast path). torch's FlopCounterMode (``bench.harness.counting``) counts FLOPs (2 per MAC) and
 knows attention but not normalisation; its figure halved is recorded beside fvcore's as
-``flopcounter_gmacs``.
+``flopcounter_gmacs``. A reparameterisable model's inference form (``bench.harness.reparam``)
+is counted too (``infer_gmacs_inference``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from math import prod
 
 from bench.harness.base import Job, Measurement
 from bench.harness.counting import eager_counts, sdpa_macs
+from bench.harness.reparam import job_inference_form
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +158,10 @@ class FlopsHarness:
         model, x = job.model(), job.example_input(1)
         fv = count_macs(model, x)
         flops = eager_counts(job)["flops"]
+        folded = job_inference_form(job, model)
+        inference = {}
+        if folded is not None:
+            inference["infer_gmacs_inference"] = round(count_macs(folded, x)["macs"] / 1e9, 6)
         return [
             Measurement(
                 config={"img_size": job.input_size[1], "batch_size": 1},
@@ -166,6 +172,7 @@ class FlopsHarness:
                     "macs": fv["macs"],
                     "uncounted_ops": fv["uncounted_ops"],
                     "macs_by_op": fv["by_op"],
+                    **inference,
                 },
             )
         ]

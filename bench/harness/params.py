@@ -1,4 +1,5 @@
-"""Parameter counts and sizes."""
+"""Parameter counts and sizes; for a reparameterisable model (``bench.harness.reparam``) also
+those of its inference form (``params_inference``, ``param_count_inference``)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,17 @@ def state_dict_bytes(model) -> int:
     return sink.size
 
 
+def _inference_form_counts(job: Job, model) -> dict:
+    """The inference form's parameters, when the model can be reparameterised."""
+    from bench.harness.reparam import job_inference_form
+
+    folded = job_inference_form(job, model)
+    if folded is None:
+        return {}
+    total, _ = count_parameters(folded)
+    return {"params_inference": total, "param_count_inference": round(total / 1e6, 3)}
+
+
 class ParamsHarness:
     name = "params"
     counts_only = True  # values never change what is counted: build without initialisers
@@ -79,4 +91,5 @@ class ParamsHarness:
             metrics["counted_on"] = "meta"
         else:
             metrics["state_dict_mb"] = round(state_dict_bytes(model) / 1e6, 3)
+            metrics.update(_inference_form_counts(job, model))
         return [Measurement(config={}, metrics=metrics)]

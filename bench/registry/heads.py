@@ -22,6 +22,21 @@ def _last_linear(module):
     return last
 
 
+def _replace_last(seq, num_classes: int) -> bool:
+    """Replace the last Linear (or 1x1 Conv2d, SqueezeNet's) of a Sequential; whether found."""
+    from torch import nn
+
+    for i in range(len(seq) - 1, -1, -1):
+        layer = seq[i]
+        if isinstance(layer, nn.Linear):
+            seq[i] = nn.Linear(layer.in_features, num_classes)
+            return True
+        if isinstance(layer, nn.Conv2d):
+            seq[i] = nn.Conv2d(layer.in_channels, num_classes, layer.kernel_size)
+            return True
+    return False
+
+
 def reset_classifier(model, num_classes: int) -> None:
     """Give the model a new, freshly initialised head with num_classes outputs."""
     from torch import nn
@@ -31,21 +46,14 @@ def reset_classifier(model, num_classes: int) -> None:
         return
     for attr in ("fc", "classifier", "heads"):
         head = getattr(model, attr, None)
-        if head is None:
-            continue
         if isinstance(head, nn.Linear):
             setattr(model, attr, nn.Linear(head.in_features, num_classes))
             return
-        if isinstance(head, nn.Sequential):
-            # torchvision's classifier/heads end in a Linear (or a 1x1 Conv2d for SqueezeNet)
-            for i in range(len(head) - 1, -1, -1):
-                layer = head[i]
-                if isinstance(layer, nn.Linear):
-                    head[i] = nn.Linear(layer.in_features, num_classes)
-                    return
-                if isinstance(layer, nn.Conv2d):
-                    head[i] = nn.Conv2d(layer.in_channels, num_classes, layer.kernel_size)
-                    return
+        # torchvision's classifier/heads end in a Linear (or a 1x1 Conv2d for SqueezeNet)
+        if isinstance(head, nn.Sequential) and _replace_last(head, num_classes):
+            return
+    if isinstance(model, nn.Sequential) and _replace_last(model, num_classes):
+        return  # a plain Sequential ending in its classifier (a plugin's tiny model)
     raise ConfigError(
         f"Cannot find the classifier of {type(model).__name__} to reset it to {num_classes} "
         "classes: it has no reset_classifier() and no fc/classifier/heads Linear layer."

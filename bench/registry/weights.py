@@ -169,9 +169,14 @@ def _is_lite0(spec) -> bool:
 
 
 def build_model(
-    spec, num_classes: int, data_channels: int, pretrained=False, weights=None, img_size=None
+    spec,
+    num_classes: int | None,
+    data_channels: int,
+    pretrained=False,
+    weights=None,
+    img_size=None,
 ):
-    """(model with a num_classes head, Init). Grayscale goes in as in_chans=1 when the model
+    """(model with a num_classes head, Init); with ``weights``, None keeps the file's head. Grayscale goes in as in_chans=1 when the model
     is trained from scratch and can take it; pretrained 3-channel models get it repeated.
     ``img_size`` reaches the constructor of the models that need it (``spec.size_kwargs``)."""
     import dataclasses
@@ -336,33 +341,86 @@ def _torchvision_file(spec) -> tuple[str | None, str | None]:
         return None, None
 
 
-def _build_from_file(spec, num_classes: int, data_channels: int, path: str):
-    state = load_state_file(path)
-    in_chans = 3
-    candidates = []
+def head_classes(model) -> int | None:
+    """How many classes the model's head gives: the outputs of its classifier's last Linear
+    (or Conv2d, as in SqueezeNet), else its ``num_classes``; None when neither is found."""
+    from torch import nn
+
+    from bench.registry.heads import classifier
+
     try:
-        candidates.append(spec.build(pretrained=False))
-    except Exception as e:
-        logger.debug("default build of %s failed: %s", spec.name, e)
-    candidates.append(spec.build(pretrained=False, num_classes=num_classes))
+        head = classifier(model)
+    except Exception:
+        head = None
+    layers = [m for m in head.modules() if isinstance(m, (nn.Linear, nn.Conv2d))] if head else []
+    if layers:
+        last = layers[-1]
+        return last.out_features if isinstance(last, nn.Linear) else last.out_channels
+    n = getattr(model, "num_classes", None)
+    return n if isinstance(n, int) else None
+
+
+def file_in_chans(state: dict) -> int:
+    """The input channels of a state dict: its first 4-d tensor's second dimension (3 when
+    it has none)."""
+    first = next((v for v in state.values() if getattr(v, "ndim", 0) == 4), None)
+    return int(first.shape[1]) if first is not None else 3
+
+
+def finetune_run_key(path: str) -> dict | None:
+    """The ``run_key`` a fine-tune checkpoint was written with (how it was trained: the data
+    set, the initial weights, the image size), or None for a plain state dict."""
+    import torch
+
+    if Path(path).suffix == ".safetensors":
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    key = obj.get("run_key") if isinstance(obj, dict) else None
+    return key if isinstance(key, dict) else None
+
+
+def _file_candidates(spec, num_classes: int | None, in_chans: int):
+    """Builds to try a state dict on: the model's own default (its classes, 3 channels),
+    then with the harness's classes, then with the file's input channels."""
+    tries = [{}]
+    if num_classes is not None:
+        tries.append({"num_classes": num_classes})
+    if in_chans != 3:
+        tries += [{**t, "in_chans": in_chans} for t in tries]
+    for kwargs in tries:
+        try:
+            yield spec.build(pretrained=False, **kwargs)
+        except Exception as e:
+            logger.debug("build of %s with %s failed: %s", spec.name, kwargs, e)
+
+
+def _build_from_file(spec, num_classes: int | None, data_channels: int, path: str):
+    """The model with the file's weights, exactly: the head is replaced only when its class
+    count differs from ``num_classes`` (None: keep the file's). A fine-tune checkpoint from a
+    model trained from scratch keeps its data's own normalisation (mean and std None)."""
+    state = load_state_file(path)
+    in_chans = file_in_chans(state)
     errors = []
-    for model in candidates:
+    for model in _file_candidates(spec, num_classes, in_chans):
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
             errors.append(first_line(e))
             continue
-        out_features = getattr(model, "num_classes", None)
-        if out_features != num_classes:
+        if num_classes is not None and head_classes(model) != num_classes:
             reset_classifier(model, num_classes)
-        first = next(iter(state.values()))
-        if getattr(first, "ndim", 0) == 4:
-            in_chans = int(first.shape[1])
-        mean = IMAGENET_MEAN if in_chans == 3 else None
-        std = IMAGENET_STD if in_chans == 3 else None
-        return model, Init(
-            "pretrained", "file", Path(path).name, sha256_file(path), in_chans, mean, std
-        )
+        run_key = finetune_run_key(path)
+        scratch = run_key is not None and run_key.get("init") == "scratch"
+        mean = IMAGENET_MEAN if in_chans == 3 and not scratch else None
+        std = IMAGENET_STD if in_chans == 3 and not scratch else None
+        init = Init("pretrained", "file", Path(path).name, sha256_file(path), in_chans, mean, std)
+        if run_key is not None:
+            init.notes.append(f"fine-tune checkpoint: {run_key.get('dataset')}, "
+                              f"init {run_key.get('init')}, {run_key.get('img_size')} px")  # fmt: skip
+        return model, init
     raise DataError(
         f"--weights {path} does not fit '{spec.name}' ({'; '.join(errors)[:300]}). Give a "
         "state dict saved from the same architecture."

@@ -17,6 +17,8 @@ DEFAULT_MIN_TIME_S = 2.0
 DEFAULT_MIN_STEPS = 10
 TORCH = "torch"
 RUNTIMES = (TORCH, "onnxruntime", "openvino")
+DEFAULT_ACCURACY_BUDGET = 0.5  # top-1 points
+DEFAULT_CALIBRATION_IMAGES = 128
 LABELS = {TORCH: "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
@@ -74,6 +76,13 @@ class ThroughputConfig:
     optimize_rounds: int = 2
     batch_search: bool = False
     runtimes: tuple[str, ...] = (TORCH,)
+    # the accuracy gate of --optimize's lossy candidates (bench.harness.throughput.gate)
+    pretrained: bool = False
+    weights: str | None = None
+    val_data: str | None = None
+    limit: int | None = None
+    accuracy_budget: float = DEFAULT_ACCURACY_BUDGET
+    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
     # the run's matrix-product peaks, set by ThroughputHarness.prepare (not an option, and
     # not compared by --resume): (device, precision, tf32, gmacs_per_sec, method) each
     peaks: tuple[tuple, ...] = field(default=(), metadata={"measured": True})
@@ -92,10 +101,30 @@ class ThroughputConfig:
             raise ConfigError(f"--threads {self.threads}: expected a positive whole number.")
         if not self.min_time_s > 0 or int(self.min_steps) <= 0:
             raise ConfigError("--min-time and --min-steps must be positive.")
+        _check_gate_options(self)
         if int(self.optimize_rounds) <= 0:
             raise ConfigError(
                 f"--optimize-rounds {self.optimize_rounds}: expected a positive whole number."
             )
+
+
+def _check_gate_options(c: ThroughputConfig) -> None:
+    if c.pretrained and c.weights:
+        raise ConfigError("Give --pretrained or --weights PATH, not both.")
+    if not float(c.accuracy_budget) >= 0:
+        raise ConfigError(f"--accuracy-budget {c.accuracy_budget}: expected points >= 0.")
+    if int(c.calibration_images) <= 0 or (c.limit is not None and int(c.limit) <= 0):
+        raise ConfigError("--calibration-images and --limit must be positive whole numbers.")
+
+
+def _points(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected top-1 points >= 0, got '{text}'")
+    return value
 
 
 def add_arguments(group) -> None:
@@ -144,6 +173,33 @@ def add_arguments(group) -> None:
                        help=f"runtimes to measure, a comma list is a sweep, or 'all' (default: "
                        f"{','.join(d.runtimes)}); ONNX Runtime and OpenVINO need "
                        f"'cnn-bench[runtimes]'")  # fmt: skip
+    _add_gate_arguments(group, d)
+
+
+def _add_gate_arguments(group, d: ThroughputConfig) -> None:
+    """The options of --optimize's accuracy gate (shared with validate and finetune where
+    they declare the same flag)."""
+    S = argparse.SUPPRESS
+    group.add_argument("--pretrained", action="store_true", default=S,
+                       help="each source's pretrained weights (lets --optimize gate lossy "
+                       "candidates)")  # fmt: skip
+    group.add_argument("--weights", default=S, metavar="PATH",
+                       help="a state dict or fine-tune checkpoint (.pth/.pt/.safetensors)")  # fmt: skip
+    group.add_argument("--val-data", dest="val_data", default=S, metavar="PATH",
+                       help="labelled images for --optimize's accuracy gate: an ImageNet "
+                       "class folder or ILSVRC2012 validation folder, or a fine-tune data set "
+                       "(mnist5k, digits, ...: its held-out split)")  # fmt: skip
+    group.add_argument("--limit", type=positive_int, default=S, metavar="N",
+                       help="score at most N images (a seeded, class-balanced subset)")  # fmt: skip
+    group.add_argument("--accuracy-budget", dest="accuracy_budget", type=_points, default=S,
+                       metavar="POINTS",
+                       help=f"with --optimize, a lossy candidate (INT8, fp16) is chosen only "
+                       f"when its top-1 on --val-data is within POINTS of eager fp32's "
+                       f"(default: {d.accuracy_budget:g})")  # fmt: skip
+    group.add_argument("--calibration-images", dest="calibration_images", type=positive_int,
+                       default=S, metavar="N",
+                       help=f"images INT8 is calibrated on, disjoint from those it is scored "
+                       f"on (default: {d.calibration_images})")  # fmt: skip
 
 
 @dataclass(frozen=True)

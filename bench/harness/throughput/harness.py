@@ -20,6 +20,7 @@ from bench.harness.throughput.config import (
     ThroughputConfig,
     add_arguments,
 )
+from bench.harness.throughput.gate import check_val_data
 from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.optimize import optimize
@@ -42,8 +43,10 @@ class ThroughputHarness:
 
     @staticmethod
     def preflight(config: ThroughputConfig) -> None:
-        """A runtime asked for by name must be installed (exit 2 before any model)."""
+        """A runtime asked for by name must be installed, and --val-data must be images the
+        accuracy gate can read (exit 2 before any model)."""
         require(config.runtimes)
+        check_val_data(config.val_data)
 
     @staticmethod
     def prepare(config: ThroughputConfig, run: RunConfig) -> ThroughputConfig:

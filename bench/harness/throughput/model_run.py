@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.harness.base import Job
 from bench.harness.throughput.config import Settings
+from bench.harness.throughput.gate import GateData, has_weights, load_gate_data, weighted_model
 from bench.harness.throughput.reference import eager_outputs
 
 logger = logging.getLogger(__name__)
@@ -44,14 +45,21 @@ class ModelRun:
     load_s: float | None = None  # moving it to the device
     _train_model: Any = field(default=None, repr=False)
     _references: dict[int, Any] = field(default_factory=dict, repr=False)
+    init: Any = None  # how real weights were loaded (--weights, --pretrained); None: random
+    _gate: GateData | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, job: Job, settings: Settings, device: str) -> ModelRun:
-        """The job's model built (or taken), its MACs counted and the model moved to the
-        device (``build_s`` and ``load_s``: how long building it and moving it took)."""
+        """The job's model built (or taken; with the run's real weights when it has them), its
+        MACs counted and the model moved to the device (``build_s`` and ``load_s``: how long
+        building it and moving it took)."""
         import time
 
-        model = job.model()
+        init = None
+        if has_weights(settings):
+            model, init = weighted_model(job, settings)
+        else:
+            model = job.model()
         gmacs = count_gmacs(model, job)
         start = time.perf_counter()
         model.to(device)
@@ -59,7 +67,7 @@ class ModelRun:
             import torch
 
             torch.cuda.synchronize()
-        run = cls(job, settings, device, model, gmacs)
+        run = cls(job, settings, device, model, gmacs, init=init)
         run.build_s, run.load_s = job.build_seconds, time.perf_counter() - start
         return run
 
@@ -69,6 +77,12 @@ class ModelRun:
             "build_s": round(self.build_s, 3) if self.build_s is not None else None,
             "load_s": round(self.load_s, 4) if self.load_s is not None else None,
         }
+
+    def gate_data(self) -> GateData:
+        """The accuracy gate's calibration and scoring images, read once."""
+        if self._gate is None:
+            self._gate = load_gate_data(self.job, self.settings, self.model, self.init)
+        return self._gate
 
     def model_for(self, mode: str):
         """The model to time in ``mode``: itself for inference, one copy of it for training

@@ -1,94 +1,180 @@
 """``--optimize``: every supported layout x precision, batch norm folded, compiled (only with
---compile), as ``levers`` builds them, then the other runtimes; each measured candidate is
-timed ``optimize_rounds`` times (the rounds in alternating order) and keeps its best; the
-fastest whose outputs agree with eager fp32 wins."""
+--compile; the PyTorch levers are built by ``levers``), a reparameterisable model's inference
+form, the other runtimes, and the lossy candidates
+(INT8 through ONNX Runtime, fp16 on CUDA); each measured candidate is timed
+``optimize_rounds`` times (the rounds in alternating order, lossy and exact candidates
+alike) and keeps its best. The fastest eligible candidate wins: an exact one whose outputs
+agree with eager fp32, or a lossy one whose top-1 on real images is within
+``--accuracy-budget`` of eager fp32's (``bench.harness.throughput.quantize``); bf16, which
+agrees to its tolerance, must also be within the budget when the run can score it."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from bench.errors import BenchError, error_text
 from bench.harness.throughput.backend import free_memory, supports_bf16
-from bench.harness.throughput.config import RUNTIMES, TORCH, Settings
+from bench.harness.throughput.config import LABELS, RUNTIMES, TORCH, Settings
+from bench.harness.throughput.gate import lossy_skip_reason
 from bench.harness.throughput.levers import compiled, eager_grid, folded
 from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
-from bench.harness.throughput.runtimes import measure_candidate, skip_reason
+from bench.harness.throughput.quantize import INT8, LOSSY, measure_int8, torch_gate
+from bench.harness.throughput.runtimes import installed, measure_candidate, skip_reason
 
 logger = logging.getLogger(__name__)
 
-# a candidate, its metrics (None when not measured) and why not (or why it is never chosen)
-Result = tuple[Candidate, dict | None, str | None]
+TRAINING, INFERENCE = "training", "inference"  # a model's form (bench.harness.reparam)
+GATE_KEYS = ("accuracy_data", "accuracy_images", "calibration_data", "calibration_images",
+             "fp32_top1", "accuracy_budget")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Option:
+    """A candidate and the form of the model it runs."""
+
+    cand: Candidate
+    form: str = TRAINING
+
+
+# an option, its metrics (None when not measured) and why not (or why it is never chosen)
+Result = tuple[Option, dict | None, str | None]
 
 
 def optimize(run: ModelRun, asked: Candidate, batch: int) -> tuple[dict, Candidate]:
-    """The fastest agreeing candidate's metrics (with ``optimize_speedup`` over eager fp32
-    NCHW and every candidate's row) and that candidate."""
+    """The fastest eligible candidate's metrics (with ``optimize_speedup`` over eager fp32
+    NCHW, the accuracy gate's images and every candidate's row) and that candidate."""
     key = f"{asked.mode}_samples_per_sec"
-    eager = eager_grid(asked, run.device)
+    eager = [Option(cand) for cand in eager_grid(asked, run.device)]
     results = _first_round(run, asked, eager, batch)
     for r in range(1, run.settings.optimize_rounds):  # again, in the other order: each one's best
         order = range(len(results)) if r % 2 == 0 else reversed(range(len(results)))
         for i in order:
-            cand, first, _ = results[i]
+            opt, first, _ = results[i]
             if first is not None:
-                results[i] = _better(results[i], _try(run, cand, batch, asked.mode), key)
+                results[i] = _better(results[i], _try(run, opt, batch, asked.mode), key)
     ok = _usable(results)
     if not ok:
         first = next((err for _, _, err in results if err), "no candidate agreed with eager")
         raise BenchError(f"--optimize: no candidate measured and agreeing: {first}")
-    best, metrics = max(ok, key=lambda cm: cm[1][key])
-    baseline = next((m for c, m, _ in results if m is not None and c == eager[0]), None)
+    best, metrics = max(ok, key=lambda om: om[1][key])
+    baseline = next((m for o, m, _ in results if m is not None and o == eager[0]), None)
     metrics = dict(metrics)
     metrics["optimize_speedup"] = round(metrics[key] / baseline[key], 3) if baseline else None
-    metrics["candidates"] = [_candidate_row(c, m, err, key) for c, m, err in results]
-    return metrics, best
+    if best.form == INFERENCE:
+        metrics["model_form"] = INFERENCE
+    gated = [m for _, m, _ in results if m is not None and "fp32_top1" in m]
+    if gated:  # the images every lossy candidate was scored on, and eager fp32's top-1
+        metrics["accuracy_gate"] = {k: gated[0][k] for k in GATE_KEYS}
+    metrics["candidates"] = [_candidate_row(o, m, err, key) for o, m, err in results]
+    return metrics, best.cand
 
 
-def _first_round(run: ModelRun, asked: Candidate, eager: list[Candidate], batch: int):
+def _first_round(run: ModelRun, asked: Candidate, eager: list[Option], batch: int):
     """Every candidate timed once: eager PyTorch, batch norm folded into the best eager one,
-    compiled (the best so far, in each of the device's compile modes, with --compile), then
-    the other runtimes; what cannot run here is a skipped result (``levers``)."""
+    the inference form, compiled (the best so far, in each of the device's compile modes, with
+    --compile), the other runtimes, then INT8; what cannot run here is a skipped result."""
     key = f"{asked.mode}_samples_per_sec"
     results: list[Result] = []
-    for cand in eager:
-        if cand.precision == "bf16" and not supports_bf16(run.device):
-            results.append((cand, None, "skipped: no native BF16 on this device"))
-            continue
-        results.append(_try(run, cand, batch, asked.mode))
-    for cand in folded(_best(results, key), run.model):
-        results.append(_try(run, cand, batch, asked.mode))
-    if run.settings.compile:
-        for cand in compiled(_best(results, key), run.device):
-            results.append(_try(run, cand, batch, asked.mode))
+    for opt in eager:
+        reason = _eager_skip(run, opt.cand)
+        results.append((opt, None, reason) if reason else _try(run, opt, batch, asked.mode))
+    best = _best(results, key)
+    for cand in folded(best.cand if best else None, run.model):
+        results.append(_try(run, Option(cand), batch, asked.mode))
+    if asked.mode == "infer" and _inference_form(run) is not None:
+        results.append(_try(run, replace(eager[0], form=INFERENCE), batch, asked.mode))
+    if run.settings.compile and (best := _best(results, key)) is not None:
+        for cand in compiled(best.cand, run.device):
+            results.append(_try(run, Option(cand, best.form), batch, asked.mode))
     for runtime in _optimize_runtimes(run.settings):
         for p in ("fp32", "bf16"):
-            cand = replace(asked, precision=p, channels_last=False, compiled=False, runtime=runtime)
+            opt = Option(replace(asked, precision=p, channels_last=False, compiled=False,
+                                 runtime=runtime))  # fmt: skip
             reason = skip_reason(runtime, asked.mode, run.device, p, False)
-            if reason:
-                results.append((cand, None, reason))
-                continue
-            results.append(_try(run, cand, batch, asked.mode))
+            results.append((opt, None, reason) if reason else _try(run, opt, batch, asked.mode))
+    if "onnxruntime" in _optimize_runtimes(run.settings):
+        int8 = Option(replace(asked, precision=INT8, channels_last=False, compiled=False,
+                              runtime="onnxruntime"))  # fmt: skip
+        reason = _int8_skip(run, asked.mode)
+        results.append((int8, None, reason) if reason else _try(run, int8, batch, asked.mode))
     return results
 
 
-def _best(results: list[Result], key: str) -> Candidate | None:
-    """The fastest measured candidate that agrees with eager, or None."""
+def _best(results: list[Result], key: str) -> Option | None:
+    """The fastest measured candidate that may be chosen, or None."""
     ok = _usable(results)
-    return max(ok, key=lambda cm: cm[1][key])[0] if ok else None
+    return max(ok, key=lambda om: om[1][key])[0] if ok else None
 
 
-def _try(run: ModelRun, cand: Candidate, batch: int, mode: str) -> Result:
+def _eager_skip(run: ModelRun, cand: Candidate) -> str | None:
+    if cand.precision == "bf16" and not supports_bf16(run.device):
+        return "skipped: no native BF16 on this device"
+    if cand.precision in LOSSY:
+        return lossy_skip_reason(run.settings)
+    return None
+
+
+def _int8_skip(run: ModelRun, mode: str) -> str | None:
+    """Why the INT8 candidate cannot be measured here, or None."""
+    if not installed("onnxruntime"):
+        return f"skipped: {LABELS['onnxruntime']} not installed (pip install 'cnn-bench[runtimes]')"
+    if mode != "infer":
+        return "skipped: INT8 is measured for inference only"
+    if run.device != "cpu":
+        return "skipped: ONNX Runtime INT8 (QDQ) is measured on the CPU; use --device cpu"
+    return lossy_skip_reason(run.settings)
+
+
+def _inference_form(run: ModelRun):
+    from bench.harness.reparam import job_inference_form
+
+    return job_inference_form(run.job, run.model)
+
+
+def _folded_run(run: ModelRun) -> ModelRun:
+    """The model in its inference form, sharing the run's eager fp32 references (of the
+    training form) and peak samples."""
+    if "folded_run" not in run.job.cache:
+        from bench.harness.flops import count_macs
+
+        folded = _inference_form(run)
+        try:
+            gmacs = count_macs(folded, run.job.example_input(1))["macs"] / 1e9
+        except Exception:
+            gmacs = None
+        run.job.cache["folded_run"] = ModelRun(run.job, run.settings, run.device, folded, gmacs,
+                                               run.samples, _references=run._references)  # fmt: skip
+    return run.job.cache["folded_run"]
+
+
+def _measure(run: ModelRun, opt: Option, batch: int, mode: str) -> dict:
+    """A candidate's metrics: the inference form's, INT8's, or PyTorch's and the other
+    runtimes' (a reduced-precision PyTorch one with its top-1 when the run can score it)."""
+    cand = opt.cand
+    if opt.form == INFERENCE:
+        run.reference(batch)  # of the training form, before the folded run shares it
+        return measure_candidate(_folded_run(run), cand, batch, compare=True)
+    if cand.precision == INT8:
+        return measure_int8(run, cand, batch)
+    metrics = measure_candidate(run, cand, batch, compare=mode == "infer")
+    gate = lossy_skip_reason(run.settings) is None
+    if gate and cand.runtime == TORCH and cand.precision != "fp32" and mode == "infer":
+        metrics.update(torch_gate(run, cand, batch))
+    return metrics
+
+
+def _try(run: ModelRun, opt: Option, batch: int, mode: str) -> Result:
     """One timing of a candidate (compared with eager fp32 for inference); a failure is its
     one-line error."""
     try:
-        return cand, measure_candidate(run, cand, batch, compare=mode == "infer"), None
+        return opt, _measure(run, opt, batch, mode), None
     except Exception as e:
         failure = error_text(e)
-    logger.warning("%s: candidate %s failed: %s", run.job.spec.name, cand, failure)
+    logger.warning("%s: candidate %s failed: %s", run.job.spec.name, opt, failure)
     free_memory(run.device)  # outside the except: the traceback no longer holds the tensors
-    return cand, None, failure
+    return opt, None, failure
 
 
 def _better(kept: Result, again: Result, key: str) -> Result:
@@ -104,24 +190,49 @@ def _better(kept: Result, again: Result, key: str) -> Result:
     return cand, best, err
 
 
-def _usable(results: list[Result]) -> list[tuple[Candidate, dict]]:
-    """Measured candidates whose outputs agree with eager (a disagreeing one never wins)."""
-    return [(c, m) for c, m, _ in results if m is not None and m.get("agrees", True)]
+def _eligible(opt: Option, m: dict | None) -> bool:
+    """Whether a measured candidate may be chosen: a lossy one only within the accuracy
+    budget; an exact one when it agrees with eager (and, if it was scored, within budget)."""
+    if m is None or m.get("within_budget") is False:
+        return False
+    if opt.cand.precision in LOSSY:
+        return m.get("within_budget") is True
+    return m.get("agrees", True)
 
 
-def _candidate_row(c: Candidate, m: dict | None, err: str | None, key: str) -> dict:
-    """One candidate as the record's ``candidates`` list shows it."""
-    if m is not None and m.get("agrees") is False:
-        err = (
+def _usable(results: list[Result]) -> list[tuple[Option, dict]]:
+    """Measured candidates that may be chosen (``_eligible``)."""
+    return [(o, m) for o, m, _ in results if _eligible(o, m)]
+
+
+def _never_chosen(opt: Option, m: dict) -> str | None:
+    """Why a measured candidate is shown but never chosen, or None."""
+    if m.get("within_budget") is False:
+        return (
+            f"top-1 {m['candidate_top1']} against eager fp32's {m['fp32_top1']} on "
+            f"{m['accuracy_images']} images: {m['top1_drop']} points lost, over the budget of "
+            f"{m['accuracy_budget']:g}: never chosen"
+        )
+    if opt.cand.precision not in LOSSY and m.get("agrees") is False:
+        return (
             f"disagrees with eager fp32 (max_abs_diff {m.get('max_abs_diff')}, tolerance "
             f"{m.get('agree_tolerance')}, top-1 agree {m.get('top1_agree')}): never chosen"
         )
+    return None
+
+
+def _candidate_row(opt: Option, m: dict | None, err: str | None, key: str) -> dict:
+    """One candidate as the record's ``candidates`` list shows it."""
+    c = opt.cand
+    if m is not None:
+        err = _never_chosen(opt, m) or err
     m = m or {}
     row = {
         "runtime": c.runtime,
         "precision": c.precision,
         "layout": c.layout,
         "compiled": c.compiled,
+        "form": opt.form,
         key: m.get(key),
         "rounds_samples_per_sec": m.get("rounds_samples_per_sec"),
         f"{c.mode}_batch_size": m.get(f"{c.mode}_batch_size"),
@@ -134,6 +245,9 @@ def _candidate_row(c: Candidate, m: dict | None, err: str | None, key: str) -> d
         row["compile_mode"] = c.compile_mode
     if c.fold_bn:
         row["fold_bn"] = True
+    if "fp32_top1" in m:
+        row.update({k: m[k] for k in ("fp32_top1", "candidate_top1", "top1_drop",
+                                      "within_budget")})  # fmt: skip
     return row
 
 

@@ -1,0 +1,152 @@
+"""The command line's grammar: ``python -m bench``'s subcommands and their options (argparse),
+with a one-line error that points at ``--help``. Harnesses add their own ``run`` options."""
+
+from __future__ import annotations
+
+import argparse
+
+EXIT_USAGE = 2
+LATEST = "latest"  # --resume without a run id
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error that points at --help."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. See '{self.prog} --help'.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m bench",
+        description="cnn-bench: measure the chapter's CNN architectures (and any timm, "
+        "torchvision or plugin model): parameters, MACs, depth and more.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(
+        dest="command", metavar="{list,run,report,compare,runs}", parser_class=_Parser
+    )
+    sub.required = True
+
+    p = sub.add_parser("list", help="list the models cnn-bench can measure",
+                       description="List registered models: the chapter's table, the chapter's "
+                       "own models and plugins. Patterns are shell wildcards ('convnext*').")  # fmt: skip
+    p.add_argument("patterns", nargs="*", help="shell wildcards to filter names (default: all)")
+    p.add_argument("--all", dest="include_timm", action="store_true",
+                   help="include timm's whole catalogue (every name timm.list_models() knows)")  # fmt: skip
+    p.add_argument("--torchvision", dest="include_torchvision", action="store_true",
+                   help="include torchvision's classification models, as 'torchvision:NAME'")  # fmt: skip
+    p.add_argument("--exclude", default="", help="comma-separated wildcards to leave out")
+    p.add_argument("--harnesses", action="store_true",
+                   help="list the harnesses instead, with where each comes from")  # fmt: skip
+
+    p = sub.add_parser("run", help="measure models and store the results",
+                       description="Measure models with the chosen harnesses. Records are written "
+                       "to the results store as each model completes.")  # fmt: skip
+    _add_run_arguments(p.add_argument_group("run"))
+    from bench.harness import add_harness_arguments
+
+    p.set_defaults(harness_dests=add_harness_arguments(p))
+
+    p = sub.add_parser("report", help="regenerate the reports from the results",
+                       description="Regenerate reports/ (markdown tables, results.csv) from the "
+                       "results store. The same results always give the same files.")  # fmt: skip
+    p.add_argument("--results", default="results", help="results store to read (default: results/)")
+    p.add_argument(
+        "--out", default="reports", help="folder to write reports to (default: reports/)"
+    )
+    _add_compare_parser(sub)
+    p = sub.add_parser("runs", help="list the runs saved in a results store",
+                       description="List the runs of a results store: id, date, machine, "
+                       "models, harnesses, status; oldest first.")  # fmt: skip
+    p.add_argument("store", nargs="?", default="results", help="the store (default: results/)")
+    p.add_argument("-k", dest="keyword", default=None, metavar="PATTERN",
+                   help="only runs with a model or harness matching PATTERN (a wildcard or a "
+                   "part of the name)")  # fmt: skip
+    return parser
+
+
+def _add_run_arguments(g) -> None:
+    """``run``'s own options: what to measure, where, and how (every harness reads these)."""
+    from bench.harness import DEFAULT_HARNESSES
+    from bench.harness.base import EXECUTORS, PRECISIONS, ExecutionConfig, RunConfig
+    from bench.harness.options import device, int_list, positive_float, positive_int
+
+    d, e = RunConfig(), ExecutionConfig()
+    g.add_argument("--models", default=None,
+                   help="comma-separated names: registered ('resnet50'), any timm model, "
+                   "'torchvision:NAME', wildcards ('convnext*'), a source's catalogue "
+                   "('timm:*', 'timm:resnet*', 'torchvision:*'), or 'chapter' for the chapter's "
+                   "table plus its own models (required unless --resume)")  # fmt: skip
+    g.add_argument("--exclude", default="", metavar="PATTERN[,PATTERN...]",
+                   help="comma-separated wildcards of model names to leave out")  # fmt: skip
+    g.add_argument("--harness", default=None,
+                   help="comma-separated harnesses ('python -m bench list --harnesses') or "
+                   f"'all' (default: {','.join(DEFAULT_HARNESSES)})")  # fmt: skip
+    g.add_argument("--out", default="results", help="results store to write to (default: results/)")
+    g.add_argument("--img-size", type=positive_int, default=d.img_size,
+                   help="input height and width for every model (default: each model's own)")  # fmt: skip
+    g.add_argument("--device", type=device, default=d.device, metavar="{auto,cpu,cuda}",
+                   help=f"where to measure; auto: CUDA when present (default: {d.device})")  # fmt: skip
+    g.add_argument("--batch-size", dest="batch_sizes", type=int_list, default=d.batch_sizes,
+                   metavar="N[,N...]", help="batch size; a comma list is a sweep (default: each "
+                   "harness's own: throughput 256 on CUDA and 16 on the CPU, finetune 64 or the "
+                   "model card's [finetune] batch_size from scratch)")  # fmt: skip
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help=f"fp32, or bf16/fp16 autocast (default: {d.precision})")  # fmt: skip
+    g.add_argument("--no-isolate", dest="isolate", action="store_false", default=e.isolate,
+                   help="measure in this process instead of one subprocess per model")  # fmt: skip
+    g.add_argument("--model-timeout", dest="model_timeout_s", default=e.model_timeout_s,
+                   type=lambda t: positive_float(t, "a positive number of seconds"), metavar="S",
+                   help="an isolated model that takes longer than S seconds becomes an error "
+                   f"row (default: {e.model_timeout_s:g})")  # fmt: skip
+    g.add_argument("--executor", choices=EXECUTORS, default=e.executor,
+                   help="local: measure here; ray: one Ray task per (model, harness group), "
+                   "on --ray-address or a Ray started here (needs cnn-bench[ray]) "
+                   f"(default: {e.executor})")  # fmt: skip
+    g.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDRESS",
+                   help="join this Ray cluster ('auto', 'ray://host:10001'); default: start "
+                   "a Ray here with this machine's resources")  # fmt: skip
+    g.add_argument("--repeats", type=positive_int, default=1, metavar="N",
+                   help="measure every (model, configuration) of the throughput harness N "
+                   "times, in rounds over all models, forward then backward...; samples/s is "
+                   "the median over the rounds, and every round's is recorded (default: 1)")  # fmt: skip
+    g.add_argument("--resume", nargs="?", const=LATEST, default=None, metavar="RUN_ID",
+                   help="complete a run (the latest in --out, or RUN_ID): skip each (model, "
+                   "harness) it measured successfully, measure the rest into the same run, "
+                   "and continue an interrupted fine-tune from its checkpoint")  # fmt: skip
+    g.add_argument("--no-progress-bar", dest="progress_bar", action="store_false",
+                   help="plain '[i/n] model: ok' lines even on a terminal")  # fmt: skip
+
+
+def _add_compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="compare runs and gate regressions",
+                       description="Compare BASE with NEW (and more runs: one column each): each "
+                       "a run id (looked up in --results), a results file, a store folder (its "
+                       "latest complete run; --all for every run) or a timm results CSV; "
+                       "'--all STORE' alone compares every run of STORE. Exit status 1 when a "
+                       "--fail threshold is crossed, 2 for bad input or speeds from different "
+                       "machines.")  # fmt: skip
+    p.add_argument("sides", nargs="+", metavar="RUN",
+                   help="BASE NEW [MORE...]: run ids, results files, stores or timm CSVs; the "
+                   "first is the reference")  # fmt: skip
+    p.add_argument("--fail", action="append", default=[], metavar="METRIC:CHANGE",
+                   help="fail on a change this large, repeatable: infer_samples_per_sec:-5%%, "
+                   "top1:-0.5 (points), infer_gmacs:1%% (either way), params:0 (any change)")  # fmt: skip
+    p.add_argument(
+        "--results",
+        default="results",
+        help="store in which run ids are looked up (default: results/)",
+    )
+    p.add_argument("--all", dest="all_runs", action="store_true",
+                   help="for a store folder, every run (the latest record of each configuration)")  # fmt: skip
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated metrics to show, or 'all' (default: the headline ones "
+                   "and any named by --fail)")  # fmt: skip
+    p.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of the test on speed samples (default: 0.05)")  # fmt: skip
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="level of the bootstrap interval of a speed change (default: 0.95)")  # fmt: skip
+    p.add_argument("--cross-machine", action="store_true",
+                   help="compare speeds measured on different machines (each row says so)")  # fmt: skip

@@ -1,0 +1,169 @@
+"""Lossy candidates of ``--optimize`` and their accuracy gate.
+
+INT8: ONNX Runtime static quantization of the exported graph: ``torch.onnx.export``, then
+ONNX Runtime's quantization pre-processing (``quant_pre_process``: symbolic shape inference
+and graph optimisation; measured on a VNNI Xeon, resnet50 INT8 ran at 0.61x its fp32 speed
+without it and 2.69x with it), then ``quantize_static`` in QDQ format (activations uint8,
+weights int8 per channel, MinMax calibration on the gate's calibration images). The
+quantized session is built once per batch size and re-timed in every round.
+
+The gate (``gate_metrics``): top-1 of eager fp32 and of the candidate on the same scoring
+images (``bench.harness.throughput.gate``); the drop in points, and whether it is within
+``--accuracy-budget``. Agreement with eager fp32 on the timing input is recorded for INT8 but
+does not decide (INT8 never agrees to 5e-2; its top-1 on real images does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from bench.harness.throughput.backend import backend_settings, dtype
+from bench.harness.throughput.gate import GateData, top1, torch_predict
+from bench.harness.throughput.measure import Candidate, time_steps, timed_metrics
+from bench.harness.throughput.model_run import ModelRun
+from bench.harness.throughput.reference import agreement
+from bench.harness.throughput.runtimes import export_onnx, step, version
+
+logger = logging.getLogger(__name__)
+
+INT8 = "int8"
+LOSSY = (INT8, "fp16")  # chosen only within the accuracy budget; never on agreement alone
+
+
+def _calibration_reader(input_name: str, images, batch: int):
+    """ONNX Runtime's calibration reader over ``images`` in batches of exactly ``batch``
+    (the exported graph's fixed shape; the last batch padded with the first images)."""
+    import torch
+    from onnxruntime.quantization import CalibrationDataReader
+
+    if len(images) % batch:
+        pad = batch - len(images) % batch
+        images = torch.cat([images, images[:pad].repeat((pad // len(images)) + 1, 1, 1, 1)[:pad]])
+    batches = [images[i : i + batch].numpy() for i in range(0, len(images), batch)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(batches)
+
+        def get_next(self):
+            x = next(self._it, None)
+            return None if x is None else {input_name: x}
+
+    return Reader()
+
+
+def quantize_int8(model, x, calibration, workdir: Path) -> Path:
+    """The model exported at ``x``'s shape, pre-processed and statically quantized (QDQ)."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    fp32, pre, q8 = (workdir / n for n in ("model.onnx", "pre.onnx", "int8.onnx"))
+    export_onnx(model, x, fp32)
+    with step("ONNX Runtime quantization pre-processing"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quant_pre_process(str(fp32), str(pre))
+    name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
+    reader = _calibration_reader(name, calibration, int(x.shape[0]))
+    with step("ONNX Runtime static quantization"), contextlib.redirect_stdout(None):
+        quantize_static(str(pre), str(q8), reader, quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)  # fmt: skip
+    return q8
+
+
+def _int8_session(run: ModelRun, batch: int) -> dict:
+    """The INT8 session for ``batch`` (built once per model and batch), its build time and
+    its gate metrics."""
+    key = ("int8_session", batch)
+    if key in run.job.cache:
+        return run.job.cache[key]
+    import onnxruntime as ort
+    import torch
+
+    data = run.gate_data()
+    x = run.job.example_input(batch)
+    model = run.model.eval().float().cpu().to(memory_format=torch.contiguous_format)
+    threads = torch.get_num_threads()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cnn-bench-int8-") as tmp:
+        path = quantize_int8(model, x, data.calibration, Path(tmp))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        opts.log_severity_level = 3
+        with step("ONNX Runtime INT8 session"):
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    build_s = time.perf_counter() - start
+    name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+
+    def predict(xb):
+        return sess.run([out], {name: xb.detach().cpu().numpy()})[0]
+
+    entry = {"predict": predict, "x": x, "threads": threads, "build_s": build_s}
+    entry["gate"] = gate_metrics(run, top1(predict, data, batch), batch)
+    run.job.cache[key] = entry
+    return entry
+
+
+def measure_int8(run: ModelRun, cand: Candidate, batch: int) -> dict:
+    """The INT8 candidate: quantized once, scored once, timed with PyTorch's loop."""
+    s = _int8_session(run, batch)
+    feed = s["x"]
+    with step("ONNX Runtime INT8 timing"):
+        raw = time_steps(lambda: s["predict"](feed), lambda: None, batch, "cpu", run.settings,
+                         False, contextlib.nullcontext())  # fmt: skip
+    metrics = timed_metrics(raw, cand.mode, batch, batch, run.job)
+    metrics.update(backend_settings("cpu"))
+    metrics.update(threads=s["threads"], runtime_version=version("onnxruntime"))
+    metrics.update(provider="CPUExecutionProvider", export_time_s=round(s["build_s"], 3))
+    agree = agreement(run.reference(batch), s["predict"](feed), INT8)
+    agree.pop("agrees")  # recorded, not deciding: the accuracy gate decides
+    metrics.update(agree, **s["gate"])
+    return metrics
+
+
+def eager_top1(run: ModelRun, batch: int) -> float:
+    """Eager fp32's top-1 on the scoring images (once per model)."""
+    if "eager_top1" not in run.job.cache:
+        import torch
+
+        model = run.model.to(run.device).to(memory_format=torch.contiguous_format).eval()
+        run.job.cache["eager_top1"] = top1(torch_predict(model, run.device), run.gate_data(),
+                                           batch)  # fmt: skip
+    return run.job.cache["eager_top1"]
+
+
+def gate_metrics(run: ModelRun, candidate_top1: float, batch: int) -> dict:
+    """Both top-1s on the same images, the drop in points and whether it is in budget."""
+    data: GateData = run.gate_data()
+    fp32 = eager_top1(run, batch)
+    drop = round(fp32 - candidate_top1, 3)
+    budget = float(run.settings.accuracy_budget)
+    return {
+        **data.describe(),
+        "fp32_top1": fp32,
+        "candidate_top1": candidate_top1,
+        "top1_drop": drop,
+        "accuracy_budget": budget,
+        "within_budget": drop <= budget,
+    }
+
+
+def torch_gate(run: ModelRun, cand: Candidate, batch: int) -> dict:
+    """A reduced-precision PyTorch candidate's gate metrics (once per candidate)."""
+    key = ("torch_gate", cand.precision, cand.channels_last)
+    if key not in run.job.cache:
+        import functools
+
+        import torch
+
+        autocast = functools.partial(torch.autocast, device_type=run.device,
+                                     dtype=dtype(cand.precision))  # fmt: skip
+        model = run.model.to(run.device).to(memory_format=torch.contiguous_format).eval()
+        score = top1(torch_predict(model, run.device, autocast), run.gate_data(), batch)
+        run.job.cache[key] = gate_metrics(run, score, batch)
+    return run.job.cache[key]

@@ -1,0 +1,98 @@
+"""--optimize's lossy candidates: INT8 through ONNX Runtime, gated by top-1 on real images."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bench.harness.base import Job, RunConfig
+from bench.harness.throughput.config import Settings, ThroughputConfig
+from bench.harness.throughput.measure import Candidate
+from bench.harness.throughput.model_run import ModelRun
+from bench.harness.throughput.optimize import optimize
+from bench.harness.throughput.timing import WarmupPolicy
+from bench.registry.lookup import Registry
+
+pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow  # trains a small model, exports and quantizes it
+SIZE = 8  # the digits' own size
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """simple_cnn trained for a few epochs on scikit-learn's 8x8 digits (a state dict)."""
+    import torch
+    import torch.nn.functional as F
+
+    from bench.harness.finetune.data import load_digits
+    from bench.harness.throughput.gate import _Prep
+
+    data = load_digits()
+    mean, std = data.mean_std()
+    x = _Prep((1, SIZE, SIZE), 1, 1, mean, std)(data.x_train)
+    torch.manual_seed(0)
+    model = Registry().get("simple_cnn").build(num_classes=10)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(5):
+        model.train()
+        for idx in torch.randperm(len(x)).split(64):
+            opt.zero_grad()
+            F.cross_entropy(model(x[idx]), data.y_train[idx]).backward()
+            opt.step()
+    path = tmp_path_factory.mktemp("w") / "simple_cnn_digits.pth"
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+def _run(rounds: int = 1, **options) -> ModelRun:
+    config = ThroughputConfig(optimize=True, optimize_rounds=rounds, runtimes=("onnxruntime",),
+                              min_time_s=0.02, min_steps=2, **options)  # fmt: skip
+    run = RunConfig(device="cpu", batch_sizes=(16,), img_size=SIZE)
+    job = Job(Registry().get("simple_cnn"), run, config)
+    quick = WarmupPolicy(min_steps=1, max_steps=3, max_time_s=0.5)
+    return ModelRun.build(job, replace(Settings.of(run, config), warmup=quick), "cpu")
+
+
+def _int8_row(metrics: dict) -> dict:
+    (row,) = [r for r in metrics["candidates"] if r["precision"] == "int8"]
+    return row
+
+
+def test_int8_of_a_trained_model_is_within_budget(trained):
+    run = _run(rounds=2, weights=trained, val_data="digits")
+    metrics, _ = optimize(run, Candidate("infer", "fp32", False, False), 16)
+    row = _int8_row(metrics)
+    assert row["within_budget"] is True
+    assert row["error"] is None
+    assert row["fp32_top1"] > 80
+    assert row["top1_drop"] <= 0.5
+    assert len(row["rounds_samples_per_sec"]) == 2  # timed in the same rounds as the others
+    gate = metrics["accuracy_gate"]
+    assert gate["accuracy_images"] == 360
+    assert gate["calibration_images"] == 128
+    assert gate["calibration_data"] == "digits training split"  # disjoint from held-out
+
+
+def test_int8_calibrated_on_a_constant_image_is_never_chosen(trained):
+    run = _run(weights=trained, val_data="digits", accuracy_budget=0.5)
+    data = run.gate_data()
+    run._gate = replace(data, calibration=data.calibration[:1].mul(0).add(5).expand_as(
+        data.calibration).contiguous())  # fmt: skip
+    metrics, chosen = optimize(run, Candidate("infer", "fp32", False, False), 16)
+    row = _int8_row(metrics)
+    assert row["within_budget"] is False
+    assert row["top1_drop"] > 0.5
+    assert row["infer_samples_per_sec"] > 0  # measured and shown
+    assert "over the budget" in row["error"]
+    assert "never chosen" in row["error"]
+    assert chosen.precision != "int8"
+
+
+def test_without_weights_or_data_int8_is_skipped_with_the_reason():
+    metrics, chosen = optimize(_run(), Candidate("infer", "fp32", False, False), 16)
+    row = _int8_row(metrics)
+    assert row["infer_samples_per_sec"] is None
+    assert row["error"].startswith("skipped: a lossy candidate needs real weights")
+    assert "--val-data" in row["error"]
+    assert chosen.precision != "int8"

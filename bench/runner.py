@@ -41,18 +41,31 @@ __all__ = ["RunConfig", "harness_configs", "measure_model", "run"]
 logger = logging.getLogger(__name__)
 
 
-def harness_configs(harnesses: Sequence[str], run: RunConfig, options=None) -> dict[str, Any]:
+def harness_configs(
+    harnesses: Sequence[str], run: RunConfig, options=None, left_out: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Each harness's typed configuration, validated and pre-flighted before the first model
     (bad values: a ``BenchError``, one line and exit 2 at the CLI). ``options`` holds each
     harness's own option values by harness name; a harness not in it gets its defaults. Then,
     once every harness is valid, each harness's ``prepare`` (once per run, before the first
-    model: the throughput harness's peak) gives the configuration every job gets."""
+    model: the throughput harness's peak) gives the configuration every job gets.
+
+    ``left_out`` (``--harness all``): a harness that cannot run with these options (its
+    configuration or pre-flight raises a ``ConfigError``) is left out, with the reason
+    recorded there, instead of stopping the run."""
     options = options or {}
     configs = {}
     for name in harnesses:
-        configs[name] = config_from_options(name, options.get(name, {}), run)
-        call_hook(name, "preflight", configs[name], default=None)
-    for name in harnesses:
+        try:
+            config = config_from_options(name, options.get(name, {}), run)
+            call_hook(name, "preflight", config, default=None)
+        except ConfigError as e:
+            if left_out is None:
+                raise
+            left_out[name] = str(e)
+            continue
+        configs[name] = config
+    for name in configs:
         configs[name] = call_hook(name, "prepare", configs[name], run,
                                   doing="preparing the run failed: ")  # fmt: skip
     return configs

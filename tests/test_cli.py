@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import run_cli
 
 from bench.cli import main
@@ -136,3 +137,18 @@ def test_a_python_without_the_dependencies_is_one_line_and_exit_2(tmp_path, caps
     assert "lacks cnn-bench's dependencies torch, tabulate" in err
     assert "pip install -e ." in err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_harness_all_leaves_out_what_cannot_run_and_says_why():
+    """``--harness all`` is every harness that can run with the options given: validate
+    without weights is left out with its reason; named explicitly, it stops the run."""
+    from bench.errors import ConfigError
+    from bench.harness.base import RunConfig
+    from bench.runner import harness_configs
+
+    left_out: dict[str, str] = {}
+    configs = harness_configs(["params", "validate"], RunConfig(device="cpu"), {}, left_out)
+    assert list(configs) == ["params"]
+    assert "--pretrained" in left_out["validate"]
+    with pytest.raises(ConfigError, match="--pretrained"):
+        harness_configs(["params", "validate"], RunConfig(device="cpu"), {})

@@ -203,6 +203,35 @@ def test_chapter_run_against_timm_csv_matches_by_name(tmp_path):
     assert "Only in new (1): resnet18" in text
 
 
+def test_store_against_timm_csv_reads_every_run_of_the_store(tmp_path):
+    """A store whose latest run measured something else (a fine-tune) still meets timm's CSV
+    with what its earlier runs measured: against a catalogue the store is read whole."""
+    store = tmp_path / "results"
+    write_run(store, [params_record("resnet50", 25_557_032)], "stat0001",
+              "2026-01-01T00:00:00.000000Z")  # fmt: skip
+    tuned = {**params_record("resnet50", 0), "harness": "finetune",
+             "config": {"dataset": "mnist5k"}, "metrics": {"top1": 96.7}}  # fmt: skip
+    write_run(store, [tuned], "tune0001", "2026-02-01T00:00:00.000000Z")
+    result = compare(str(store), str(TIMM / "results-imagenet.csv"))
+    (row,) = [r for r in result.rows if r.metric]
+    assert (row.model, row.metric, row.new) == ("resnet50", "param_count", 25.56)
+    # 25.557 against timm's 25.56, which states two decimals: the same figure
+    assert row.verdict == "same to the CSV's 2 decimal(s)"
+    assert not result.failures
+
+
+def test_validate_top1_meets_timms_only_over_the_whole_imagenet_validation_set(tmp_path):
+    def validate(images: int) -> dict:
+        return {**params_record("resnet50", 0), "harness": "validate", "config": {},
+                "metrics": {"val_top1": 76.1, "val_top5": 92.9, "val_images": images}}  # fmt: skip
+
+    for images, expected in ((50_000, {"top1", "top5"}), (5, set())):
+        store = tmp_path / f"r{images}"
+        write_run(store, [validate(images)], "vald0001", "2026-01-01T00:00:00.000000Z")
+        result = compare(str(store), str(TIMM / "results-imagenet.csv"))
+        assert {r.metric for r in result.rows if r.metric} == expected
+
+
 def test_speeds_against_timm_benchmark_csv(base_store):
     result = compare(str(base_store), str(TIMM / "benchmark-infer.csv"))
     rows = {(r.model, r.metric): r for r in result.rows if r.metric}

@@ -267,7 +267,7 @@ def test_sigkill_of_a_ray_driver_leaves_nothing_and_resume_completes(tmp_path):
     out, tag = tmp_path / "r", f"sigkill-{os.getpid()}"
     args = ["run", "--models", TINY, "--harness", "params,throughput", "--device", "cpu",
             "--batch-size", "2", "--min-time", "0.2", "--no-retry", "--executor", "ray",
-            "--out", str(out), "--no-progress-bar"]  # fmt: skip
+            "--out", str(out), "--no-progress"]  # fmt: skip
     driver = subprocess.Popen(_bench(*args), env=_bench_env(tag), stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and driver.poll() is None:
@@ -285,7 +285,7 @@ def test_sigkill_of_a_ray_driver_leaves_nothing_and_resume_completes(tmp_path):
 
     resumed = subprocess.run(_bench("run", "--resume", "--executor", "ray", "--device", "cpu",
                                     "--batch-size", "2", "--min-time", "0.2", "--no-retry",
-                                    "--out", str(out), "--no-progress-bar"),
+                                    "--out", str(out), "--no-progress"),
                              env=_bench_env(tag), capture_output=True, text=True, timeout=300)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     records = _records(out)
@@ -309,7 +309,7 @@ def test_a_dead_cluster_left_behind_is_not_joined(tmp_path):
     (ray_tmp / "ray" / "ray_current_cluster").write_text(dead)  # where `ray start` records it
     env = _bench_env(f"dead-{os.getpid()}", RAY_TMPDIR=str(ray_tmp), RAY_ADDRESS=dead)
     ran = subprocess.run(_bench("run", "--models", "lenet5", "--harness", "params", "--executor",
-                                "ray", "--out", str(tmp_path / "r"), "--no-progress-bar"),
+                                "ray", "--out", str(tmp_path / "r"), "--no-progress"),
                          env=env, capture_output=True, text=True, timeout=180)  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert [r["status"] for r in _records(tmp_path / "r")] == ["ok"]

@@ -185,10 +185,11 @@ def cmd_run(args) -> int:
     # opened first, so that a Ray cluster's workers warm up while the models are resolved;
     # this block owns it (the runner measures on it and leaves it open)
     with open_executor(run_config) as executor:
-        return _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty)
+        return _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty,
+                      every=harness_text == "all")  # fmt: skip
 
 
-def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty) -> int:
+def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty, every) -> int:
     from bench import harness
     from bench.progress import Progress
     from bench.registry import Registry
@@ -199,7 +200,12 @@ def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty
         print(f"warning: {w}", file=sys.stderr)
     exclude = [e.strip() for e in args.exclude.split(",") if e.strip()]
     specs = registry.resolve(models, exclude=exclude)
-    configs = harness_configs(harnesses, run_config, _harness_options(args, harnesses))
+    # --harness all: every harness that can run with the options given; the others are named
+    left_out: dict[str, str] | None = {} if every else None
+    configs = harness_configs(harnesses, run_config, _harness_options(args, harnesses), left_out)
+    harnesses = [h for h in harnesses if h in configs]
+    for name, why in (left_out or {}).items() if chatty else ():
+        print(f"warning: --harness all: '{name}' left out: {why}", file=sys.stderr)
     summary: list[dict] = []
     progress: list[Progress] = []
 
@@ -209,7 +215,7 @@ def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty
                   f"{len(specs)} model(s) already measured; measuring {len(work)}.",
                   file=sys.stderr, flush=True)  # fmt: skip
         if chatty:
-            progress.append(Progress(len(work), bar=args.progress_bar))
+            progress.append(Progress(len(work), bar=args.progress))
 
     def on_model(spec, records):
         row = _summary_row(spec, records)

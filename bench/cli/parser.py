@@ -7,6 +7,8 @@ import argparse
 
 EXIT_USAGE = 2
 LATEST = "latest"  # --resume without a run id
+# run-wide options a harness may declare too; its declaration then gets the run's value
+SHARED_RUN_OPTIONS = {"--no-progress": "progress"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(p.add_argument_group("run"))
     from bench.harness import add_harness_arguments
 
-    p.set_defaults(harness_dests=add_harness_arguments(p))
+    p.set_defaults(harness_dests=add_harness_arguments(p, SHARED_RUN_OPTIONS))
 
     p = sub.add_parser("report", help="regenerate the reports from the results",
                        description="Regenerate reports/ (markdown tables, results.csv) from the "
@@ -115,8 +117,10 @@ def _add_run_arguments(g) -> None:
                    help="complete a run (the latest in --out, or RUN_ID): skip each (model, "
                    "harness) it measured successfully, measure the rest into the same run, "
                    "and continue an interrupted fine-tune from its checkpoint")  # fmt: skip
-    g.add_argument("--no-progress-bar", dest="progress_bar", action="store_false",
-                   help="plain '[i/n] model: ok' lines even on a terminal")  # fmt: skip
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars, even on a terminal: plain '[i/n] model: ok' lines "
+                   "for the sweep, and no per-epoch bar in the harnesses that draw one "
+                   "(fine-tune)")  # fmt: skip
 
 
 def _add_compare_parser(sub) -> None:

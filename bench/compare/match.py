@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.compare.judge import judge
@@ -50,9 +50,37 @@ def _selected(b: Entry, n: Entry, metrics, thresholds: list[Threshold]) -> list[
     return [m for m in wanted if m in common]
 
 
+ILSVRC_VAL_IMAGES = 50_000  # what timm's results-imagenet.csv scores every model on
+
+
 def _timm_comparable(e: Entry) -> bool:
-    """A fine-tuned top-1 is on its own data set: comparable with timm's only on ImageNet."""
-    return e.harness != "finetune" or str(e.config.get("dataset", "")).startswith("imagenet")
+    """A top-1 is comparable with timm's only on ImageNet's validation set: a fine-tuned one
+    only on ImageNet, a validate one only over all 50,000 ILSVRC2012 validation images (not on
+    the photos, nor on a part of the set)."""
+    if e.harness == "finetune":
+        return str(e.config.get("dataset", "")).startswith("imagenet")
+    if e.harness == "validate":
+        return e.metrics.get("val_images") == ILSVRC_VAL_IMAGES
+    return True
+
+
+def _as_timm(e: Entry) -> Entry:
+    """A validate record's top-1 and top-5 under the names timm's CSV gives them."""
+    if e.harness != "validate":
+        return e
+    named = {timm: e.metrics[ours] for ours, timm in (("val_top1", "top1"), ("val_top5", "top5"))
+             if ours in e.metrics}  # fmt: skip
+    return replace(e, metrics={**e.metrics, **named})
+
+
+def _decimals(value: float) -> int:
+    """How many decimals a CSV's number was written with (its shortest repr)."""
+    text = repr(float(value))
+    return 0 if "e" in text or text.endswith(".0") else len(text.split(".")[1])
+
+
+def _is_csv(spec: str) -> bool:
+    return Path(spec).suffix.lower() == ".csv" and Path(spec).is_file()
 
 
 def _order(key: tuple) -> tuple:
@@ -112,6 +140,8 @@ class _Builder:
             return
         if self.by_name and not (_timm_comparable(b) and _timm_comparable(n)):
             return
+        if self.by_name:
+            b, n = _as_timm(b), _as_timm(n)
         shown = b if self.new.by_name else n  # name the record, not the CSV row
         selected = _selected(b, n, self.metrics, self.thresholds)
         machines = "" if self.by_name else cross_machine(b, n)
@@ -127,6 +157,11 @@ class _Builder:
         j = judge(b, n, metric, test, self.options.alpha)
         crossed = j.crossed(self.thresholds, metric)
         verdict = j.verdict(metric, crossed)
+        if self.by_name:  # a timm CSV states its figures rounded: a change within that is none
+            stated = n if self.new.by_name else b
+            digits = _decimals(stated.metrics[metric])
+            if abs(j.change.abs) <= 0.5 * 10**-digits + 1e-12:
+                crossed, verdict = [], f"same to the CSV's {digits} decimal(s)"
         row = self.row(
             shown,
             metric,
@@ -249,6 +284,9 @@ def compare(
 ) -> Comparison:
     """Load both sides, match their records and judge every shared metric."""
     thresholds = thresholds or []
+    # a timm CSV is a catalogue, not a run: a store beside it is read whole (the latest
+    # record of each configuration over all its runs), not only its latest run
+    all_runs = all_runs or any(_is_csv(s) for s in (base, new))
     sides = (load_side(base, results, all_runs), load_side(new, results, all_runs))
     _check_thresholds(thresholds, sides)
     return _Builder(*sides, thresholds, metrics, options or Options()).build()

@@ -3,7 +3,7 @@
 The parent writes the model's spec, the run's configuration and the harness's typed
 configuration (pickled, as the Ray executor sends them: configured once, in the parent) and
 where the harness lives (``module:Class``) to a file, starts ``python -m
-bench.executors.isolate IN OUT`` in a new session and waits. The child builds the model, runs
+bench.executors.worker IN OUT`` (which runs ``main`` here) in a new session and waits. The child builds the model, runs
 the harness and writes back either its measurements or the exception's type, message and
 traceback. A crash (no result, a signal) or a hang (killed after
 ``--model-timeout``) becomes a :class:`WorkerError`, which the runner turns into an error row.
@@ -83,7 +83,7 @@ def run_isolated(
         job_in.write_bytes(pickle.dumps(payload))
         with open(err, "wb") as err_f:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.executors.isolate", str(job_in), str(result_out)],
+                [sys.executable, "-m", "bench.executors.worker", str(job_in), str(result_out)],
                 stdin=subprocess.DEVNULL, stdout=err_f, stderr=err_f, start_new_session=True,
             )  # fmt: skip
             try:

@@ -5,16 +5,21 @@ from __future__ import annotations
 from bench.harness.discovery import entries
 
 
-def add_harness_arguments(parser) -> dict[str, list[str]]:
+def add_harness_arguments(
+    parser, run_options: dict[str, str] | None = None
+) -> dict[str, list[str]]:
     """Each harness's own ``run`` options in a group named after it; returns the option
     names (``dest``) each harness added, so that its configuration gets its own values.
 
     Harnesses may share an option (``--pretrained`` for fine-tuning and validation): the
     first to declare it defines it (and shows it in ``--help``), and every harness that
-    declares it receives its value.
+    declares it receives its value. ``run_options`` (option string -> dest) are run-wide
+    options a harness may declare too (``--no-progress``): the run's option stands, and
+    the harness receives its value.
     """
     dests: dict[str, list[str]] = {}
-    declared: dict[str, str] = {}  # option string -> dest, across the harnesses' groups
+    # option string -> dest, across the run's shared options and the harnesses' groups
+    declared: dict[str, str] = dict(run_options or {})
     for name, entry in entries().items():
         add = getattr(entry.cls, "add_arguments", None) if entry.cls else None
         if add is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,22 @@ class _Raises(nn.Module):
 
 def raises(pretrained=False, **kwargs):
     return _Raises()
+
+
+class _Holds64MiB(nn.Module):
+    """A tiny network beside a 64 MiB buffer: its memory is known."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = tiny()
+        self.register_buffer("ballast", torch.ones(16 * 2**20))  # 16 Mi float32: 64 MiB
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def holds_64mib(pretrained=False, **kwargs):
+    return _Holds64MiB()
 
 
 def _spec(builder, name=None) -> ModelSpec:
@@ -453,3 +470,16 @@ def test_optimize_times_each_candidate_in_alternating_rounds_and_keeps_its_best(
         assert c["infer_samples_per_sec"] == max(c["rounds_samples_per_sec"])
     # the first candidate ran first and last: its second round is the fastest of all
     assert (m.config.get("runtime", "torch"), m.config["layout"]) == first[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's peak RSS reset")
+def test_cpu_memory_is_the_increase_over_the_baseline_before_the_model():
+    """A model holding 64 MiB raises the worker's peak by at least that over its baseline; the
+    whole process's peak (framework included) stays in peak_mem_mb, above both."""
+    (m,) = _measure(holds_64mib, device="cpu", isolate=False)
+    met = m.metrics
+    assert met["peak_mem_increase_mb"] >= 64
+    assert met["rss_baseline_mb"] > 0
+    assert met["peak_mem_mb"] >= met["rss_baseline_mb"] + 64
+    (small,) = _measure(tiny, device="cpu", isolate=False)
+    assert small.metrics["peak_mem_increase_mb"] < met["peak_mem_increase_mb"] - 48

@@ -46,8 +46,10 @@ PEAK_TEXT = (
     f"the peak once, before the first model, and read low on a busy machine. {WARN} low peak: "
     f"the run's peak is under {LOW_PEAK:.0%} of the best peak measured on that device at that "
     "precision, so its 'of peak' reads high; compare GMAC/s instead. Peak mem is in MiB: on a "
-    "GPU, torch's peak allocated memory; on a CPU, the worker process's whole peak resident set "
-    "(framework and data included), not the increase over its baseline."
+    "GPU, torch's peak allocated memory; on a CPU, the increase of the worker's peak resident "
+    "memory over what it held before the model was built (+N); records from before that was "
+    "measured show the worker's whole peak resident set (framework and data included), marked "
+    "'whole'. results.csv keeps both (peak_mem_mb, peak_mem_increase_mb)."
 )
 ABOVE_PEAK_TEXT = (
     f"{WARN} above peak: the model did more multiply-accumulates per second than the run's "
@@ -145,6 +147,16 @@ ENERGY_TEXT = (
 )
 
 
+def _memory_cell(r: dict) -> str:
+    """Peak memory in MiB: on the CPU the increase over the worker's baseline when recorded."""
+    if r.get("device") == "cpu":
+        if not is_missing(r.get("peak_mem_increase_mb")):
+            return "+" + fmt_number(r["peak_mem_increase_mb"], ",.0f")
+        if not is_missing(r.get("peak_mem_mb")):
+            return fmt_number(r["peak_mem_mb"], ",.0f") + " whole"
+    return fmt_number(r.get("peak_mem_mb"), ",.0f")
+
+
 def _without_empty(rows: list[dict], column: str) -> list[dict]:
     """``rows`` without ``column`` when no row has a value in it (energy measured nowhere)."""
     if all(r[column] == "-" for r in rows):
@@ -161,7 +173,7 @@ def _compute_row(i: int, r: dict, peaks: PeakNotes) -> dict:
         "Peak GMAC/s": fmt_number(r.get("peak_gmacs_per_sec"), ",.0f"),
         "Of peak (method)": peaks.cell(r),
         "Compile (s)": fmt_number(r.get("compile_time_s"), ",.1f"),
-        "Peak mem (MiB)": fmt_number(r.get("peak_mem_mb"), ",.0f"),
+        "Peak mem (MiB)": _memory_cell(r),
         "Threads": fmt_int(r.get("threads")),
         "Run": peaks.notes.run(r),
     }

@@ -116,6 +116,34 @@ def free_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+def reset_peak_rss_mb() -> float | None:
+    """Reset this process's high-water mark of resident memory (Linux: ``5`` written to
+    ``/proc/self/clear_refs``) and return its resident size now, in MiB: the baseline that
+    ``rss_since_reset_mb`` is measured from. None where either cannot be done."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    return _status_mib("VmRSS")
+
+
+def peak_rss_since_reset_mb() -> float | None:
+    """This process's peak resident memory since ``reset_peak_rss_mb`` (``VmHWM``), in MiB."""
+    return _status_mib("VmHWM")
+
+
+def _status_mib(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def peak_rss_mb() -> float:
     """The process's peak resident set size so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

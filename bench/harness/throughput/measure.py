@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 
 from bench.errors import OutOfMemoryError, error_text
-from bench.harness.base import Job
 from bench.harness.energy import EnergyMeter
 from bench.harness.samples import kept_step_times
 from bench.harness.throughput.backend import (
@@ -227,17 +226,23 @@ def measure_with_backoff(run: ModelRun, cand: Candidate, batch: int, compare: bo
         batch //= 2
 
 
-def timed_metrics(raw: dict, mode: str, batch: int, used: int, job: Job) -> dict:
-    """A timing's metrics named for its mode, with the batch size asked for and used."""
+def timed_metrics(raw: dict, mode: str, batch: int, used: int, run: ModelRun) -> dict:
+    """A timing's metrics named for its mode, with the batch size asked for and used, and on
+    the CPU the peak resident memory over the process's baseline before the model
+    (``peak_mem_increase_mb``; ``peak_mem_mb`` stays the whole process's peak)."""
     raw = dict(raw)
-    return {
+    metrics = {
         f"{mode}_samples_per_sec": raw.pop("samples_per_sec"),
         f"{mode}_step_time": raw.pop("step_time"),
         f"{mode}_batch_size": used,
-        f"{mode}_img_size": job.input_size[1],
+        f"{mode}_img_size": run.job.input_size[1],
         "batch_size_reduced": used != batch,
         **raw,
     }
+    increase = run.memory_increase_mb()
+    if increase is not None:
+        metrics["peak_mem_increase_mb"] = increase
+    return metrics
 
 
 def measure_torch(run: ModelRun, cand: Candidate, batch: int, compare: bool = False) -> dict:
@@ -245,7 +250,7 @@ def measure_torch(run: ModelRun, cand: Candidate, batch: int, compare: bool = Fa
     import torch
 
     raw, used = measure_with_backoff(run, cand, batch, compare)
-    metrics = timed_metrics(raw, cand.mode, batch, used, run.job)
+    metrics = timed_metrics(raw, cand.mode, batch, used, run)
     metrics.update(backend_settings(run.device), runtime_version=torch.__version__)
     metrics.update(provider=run.device)
     metrics.update(peak_metrics(run, cand.mode, cand.precision, metrics))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.harness.base import Job
+from bench.harness.throughput.backend import peak_rss_since_reset_mb, reset_peak_rss_mb
 from bench.harness.throughput.config import Settings
 from bench.harness.throughput.gate import GateData, has_weights, load_gate_data, weighted_model
 from bench.harness.throughput.reference import eager_outputs
@@ -43,6 +44,8 @@ class ModelRun:
     samples: dict[tuple, float] = field(default_factory=dict)
     build_s: float | None = None  # building the model (``Job.model``), apart from any timing
     load_s: float | None = None  # moving it to the device
+    # CPU: the process's resident memory before the model was built (MiB), None elsewhere
+    rss_baseline_mb: float | None = None
     _train_model: Any = field(default=None, repr=False)
     _references: dict[int, Any] = field(default_factory=dict, repr=False)
     init: Any = None  # how real weights were loaded (--weights, --pretrained); None: random
@@ -55,6 +58,8 @@ class ModelRun:
         building it and moving it took)."""
         import time
 
+        # the CPU's memory figures are the increase over what the process holds before the model
+        baseline = reset_peak_rss_mb() if device == "cpu" else None
         init = None
         if has_weights(settings):
             model, init = weighted_model(job, settings)
@@ -69,14 +74,24 @@ class ModelRun:
             torch.cuda.synchronize()
         run = cls(job, settings, device, model, gmacs, init=init)
         run.build_s, run.load_s = job.build_seconds, time.perf_counter() - start
+        run.rss_baseline_mb = baseline
         return run
 
     def load_metrics(self) -> dict:
-        """``build_s`` and ``load_s`` as a record's metrics (seconds, outside the timed loop)."""
-        return {
+        """``build_s`` and ``load_s`` as a record's metrics (seconds, outside the timed loop),
+        and on the CPU the memory baseline (``rss_baseline_mb``)."""
+        out = {
             "build_s": round(self.build_s, 3) if self.build_s is not None else None,
             "load_s": round(self.load_s, 4) if self.load_s is not None else None,
         }
+        if self.rss_baseline_mb is not None:
+            out["rss_baseline_mb"] = round(self.rss_baseline_mb, 1)
+        return out
+
+    def memory_increase_mb(self) -> float | None:
+        """CPU: the process's peak resident memory so far over its baseline, in MiB."""
+        peak = peak_rss_since_reset_mb() if self.rss_baseline_mb is not None else None
+        return None if peak is None else round(peak - self.rss_baseline_mb, 1)
 
     def gate_data(self) -> GateData:
         """The accuracy gate's calibration and scoring images, read once."""

@@ -116,7 +116,7 @@ def measure_int8(run: ModelRun, cand: Candidate, batch: int) -> dict:
     with step("ONNX Runtime INT8 timing"):
         raw = time_steps(lambda: s["predict"](feed), lambda: None, batch, "cpu", run.settings,
                          False, contextlib.nullcontext())  # fmt: skip
-    metrics = timed_metrics(raw, cand.mode, batch, batch, run.job)
+    metrics = timed_metrics(raw, cand.mode, batch, batch, run)
     metrics.update(backend_settings("cpu"))
     metrics.update(threads=s["threads"], runtime_version=version("onnxruntime"))
     metrics.update(provider="CPUExecutionProvider", export_time_s=round(s["build_s"], 3))

@@ -255,7 +255,7 @@ def measure_runtime(run: ModelRun, cand: Candidate, batch: int) -> dict:
         raw = time_steps(
             session.infer, lambda: None, batch, "cpu", run.settings, False, contextlib.nullcontext()
         )
-    metrics = timed_metrics(raw, cand.mode, batch, batch, run.job)
+    metrics = timed_metrics(raw, cand.mode, batch, batch, run)
     metrics.update(backend_settings("cpu"))
     metrics.update(threads=session.threads, runtime_version=session.version)
     metrics.update(provider=session.provider, export_time_s=round(session.export_time_s, 3))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bench.registry.lookup import natural_key as natural
 from bench.report.html.cells import device, num, row, runtime, text
 from bench.report.html.chapter import ok_records
-from bench.report.html.render import Row, Table, Text
+from bench.report.html.render import Cell, Row, Table, Text
 
 
 def _by_model(rows: list[dict]) -> list[dict]:
@@ -19,6 +19,16 @@ def _by_model(rows: list[dict]) -> list[dict]:
             r["config_key"],
         ),
     )
+
+
+def _memory(r: dict, m: dict) -> Cell:
+    """Peak memory in MiB: on the CPU the increase over the worker's baseline when recorded."""
+    if r.get("device") == "cpu" and m.get("peak_mem_increase_mb") is not None:
+        why = "CPU: the worker's peak resident memory over its baseline before the model"
+        return num(m["peak_mem_increase_mb"], "mib", title=why)
+    cpu = r.get("device") == "cpu"
+    what = "the worker's whole peak resident memory" if cpu else "the allocator's peak"
+    return num(m.get("peak_mem_mb"), "mib", "not measured", title=what)
 
 
 def _throughput_row(r: dict) -> Row:
@@ -46,12 +56,7 @@ def _throughput_row(r: dict) -> Row:
             "no peak measured in this run",
             title=m.get("peak_method") or "",
         ),
-        num(
-            m.get("peak_mem_mb"),
-            "mib",
-            "not measured",
-            title="CPU: the worker's peak resident memory; CUDA: the allocator's peak",
-        ),
+        _memory(r, m),
     )
     return row(cells, r)
 

@@ -179,8 +179,9 @@ def latest(frame):
     import pandas as pd
 
     frame = frame.sort_values(["finished_utc", "run_id"], kind="stable")
+    configs = frame["config"] if "config" in frame.columns else [None] * len(frame)
     identity = pd.Series(
-        [_asked(c, k) for c, k in zip(frame["config"], frame["config_key"], strict=True)],
+        [_asked(c, k) for c, k in zip(configs, frame["config_key"], strict=True)],
         index=frame.index,
     )
     keys = [k for k in RECORD_KEY if k != "config_key"]

@@ -92,6 +92,12 @@ def holds_64mib(pretrained=False, **kwargs):
     return _Holds64MiB()
 
 
+def tiny_chans(pretrained=False, in_chans=3, num_classes=10, **kwargs):
+    return nn.Sequential(
+        nn.Conv2d(in_chans, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, num_classes)
+    )
+
+
 def _spec(builder, name=None) -> ModelSpec:
     return ModelSpec(
         name=name or builder.__name__, source="test", input_size=(1, 8, 8), builder=builder
@@ -483,3 +489,16 @@ def test_cpu_memory_is_the_increase_over_the_baseline_before_the_model():
     assert met["peak_mem_mb"] >= met["rss_baseline_mb"] + 64
     (small,) = _measure(tiny, device="cpu", isolate=False)
     assert small.metrics["peak_mem_increase_mb"] < met["peak_mem_increase_mb"] - 48
+
+
+def test_weights_of_another_channel_count_set_the_input(tmp_path):
+    """A checkpoint trained on grayscale (one input channel) is timed on one-channel input,
+    although the model's card says three."""
+    path = tmp_path / "gray.pth"
+    torch.save(tiny_chans(in_chans=1).state_dict(), path)
+    spec = ModelSpec(name="tiny_chans", source="test", input_size=(3, 8, 8), builder=tiny_chans)
+    job = make_job(spec, "throughput", **{**FAST, "device": "cpu", "isolate": False,
+                                          "weights": str(path)})  # fmt: skip
+    (m,) = get_harness("throughput").measure(job)
+    assert m.status == "ok", m.error
+    assert m.metrics["infer_samples_per_sec"] > 0

@@ -150,14 +150,16 @@ class Job:
     skip_init: bool = False
     _meta: Any = None
     cache: dict[str, Any] = field(default_factory=dict)  # results harnesses share
+    in_chans: int | None = None  # the input channels of the weights loaded, when not the spec's
 
     @property
     def input_size(self) -> tuple[int, int, int]:
-        """The model's input size, with ``--img-size`` overriding height and width."""
+        """The model's input size, with ``--img-size`` overriding height and width, and
+        ``in_chans`` the channels (a checkpoint trained on grayscale takes one)."""
         c, h, w = self.spec.resolved_input_size()
         if self.run.img_size:
             h = w = int(self.run.img_size)
-        return (c, h, w)
+        return (self.in_chans or c, h, w)
 
     def meta_model(self):
         """The model with its parameters on the meta device (``skip_init`` builds only; kept

@@ -63,6 +63,7 @@ class ModelRun:
         init = None
         if has_weights(settings):
             model, init = weighted_model(job, settings)
+            job.in_chans = init.in_chans  # the input follows the weights (grayscale: 1)
         else:
             model = job.model()
         gmacs = count_gmacs(model, job)

@@ -5,11 +5,11 @@ linked to the run it came from), and the table of convolution types."""
 from __future__ import annotations
 
 from bench.registry.cards import ModelCard, chapter_table, conv_table
+from bench.report.chapter import best_speed, is_chapter_finetune, native_speeds
 from bench.report.html.cells import device, num, provenance, run_href, runtime, text
 from bench.report.html.render import Cell, Row, Table, Text
 
 # The chapter's fine-tune command (docs/finetune.md): its records are the fine-tuned column.
-CHAPTER_FINETUNE = {"dataset": "mnist5k", "init": "scratch", "epochs": 3, "finetune_img_size": 64}
 FINETUNE_COMMAND = (
     "python -m bench run --models chapter --harness finetune --epochs 3 --img-size 64"
 )
@@ -54,21 +54,11 @@ def config_label(rec: dict) -> str:
     return ", ".join(str(p) for p in parts if p)
 
 
-def best_speed(frame, model: str, kind: str) -> dict | None:
-    """The record with the most inference samples/s of ``model`` on a device kind."""
-    rows = [
-        r
-        for r in ok_records(frame, "throughput")
-        if r["model"] == model
-        and r["device"] == kind
-        and isinstance(r["metrics"].get("infer_samples_per_sec"), (int, float))
-    ]
-    return max(rows, key=lambda r: r["metrics"]["infer_samples_per_sec"]) if rows else None
-
-
 def _speed_cells(frame, card: ModelCard, kind: str, label: str) -> list[Cell]:
-    rec = best_speed(frame, card.name, kind)
-    why = f"no {label} throughput record of {card.name}"
+    rec = best_speed(frame, card, kind)
+    why = f"no {label} throughput record of {card.name} at {card.input_size[1]} px"
+    if rec is None and native_speeds(frame, card, kind):
+        why = f"every {label} timing of {card.name} is too short or unsettled to trust"
     if rec is None:
         return [num(None, "rate", why), text(None, why)]
     return [
@@ -81,9 +71,7 @@ def _finetuned(frame, card: ModelCard) -> dict | None:
     rows = [
         r
         for r in ok_records(frame, "finetune")
-        if r["model"] == card.name
-        and not r["config"].get("train_limit")
-        and all(r["config"].get(k) == v for k, v in CHAPTER_FINETUNE.items())
+        if r["model"] == card.name and is_chapter_finetune({**r["config"], **r["metrics"]})
     ]
     return max(rows, key=lambda r: r["finished_utc"]) if rows else None
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib
 
 from bench.registry.cards import chapter_table
+from bench.report.chapter import best_speed
 from bench.report.html.cells import device, runtime
-from bench.report.html.chapter import best_speed, ok_records
+from bench.report.html.chapter import ok_records
 from bench.report.plot import png_bytes
 
 DPI = 90
@@ -90,7 +91,7 @@ def accuracy_vs_speed(frame) -> bytes | None:
     for kind, label in (("cpu", "CPU"), ("cuda", "GPU")):
         pts, names = [], set()
         for card in chapter_table():
-            rec = best_speed(frame, card.name, kind)
+            rec = best_speed(frame, card, kind)
             if rec is not None and card.published.top1 is not None:
                 pts.append(
                     (

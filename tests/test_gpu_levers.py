@@ -4,19 +4,12 @@ candidates of --optimize, --batch-search, and a fine-tune step with no host sync
 from __future__ import annotations
 
 import pytest
-from torch import nn
+from test_cuda import tiny  # the same tiny network as the other CUDA tests
 
 from bench.harness import get_harness, make_job
 from bench.registry import ModelSpec
 
 pytestmark = pytest.mark.gpu
-
-
-def tiny(pretrained=False, num_classes=10, in_chans=3, **kwargs):
-    return nn.Sequential(
-        nn.Conv2d(in_chans, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(8, num_classes),
-    )  # fmt: skip
 
 
 def _job(**options):

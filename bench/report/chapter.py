@@ -53,7 +53,7 @@ def is_chapter_finetune(fields: dict) -> bool:
     )
 
 
-NO_WEIGHTS = "- (no weights offline)"
+NO_WEIGHTS = "- (no weights)"
 
 _UNITS = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9}
 

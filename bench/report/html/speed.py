@@ -3,10 +3,13 @@ run, validate's accuracy, and the measurements that failed or were skipped."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bench.registry.lookup import natural_key as natural
 from bench.report.html.cells import device, num, row, runtime, text
 from bench.report.html.chapter import ok_records
 from bench.report.html.render import Cell, Row, Table, Text
+from bench.report.records import untrusted
 
 
 def _by_model(rows: list[dict]) -> list[dict]:
@@ -31,6 +34,14 @@ def _memory(r: dict, m: dict) -> Cell:
     return num(m.get("peak_mem_mb"), "mib", "not measured", title=what)
 
 
+def _speed(m: dict, mode: str) -> Cell:
+    """Samples/s, marked ⚠ with the reason when the timing is too short or unsettled to trust
+    (such figures are left out of the chapter table's best speed)."""
+    cell = num(m.get(f"{mode}_samples_per_sec"), "rate", "not measured")
+    why = untrusted(m)
+    return replace(cell, text=f"{cell.text} ⚠", title=f"not to be trusted: {why}") if why else cell
+
+
 def _throughput_row(r: dict) -> Row:
     c, m = r["config"], r["metrics"]
     mode = c.get("mode", "infer")
@@ -45,7 +56,7 @@ def _throughput_row(r: dict) -> Row:
         text(c.get("precision")),
         text(c.get("layout")),
         text("yes" if c.get("compiled") else "no"),
-        num(m.get(f"{mode}_samples_per_sec"), "rate", "not measured"),
+        _speed(m, mode),
         num(m.get("median"), "ms", "not measured"),
         num(m.get("p90"), "ms", "not measured"),
         num(m.get("cv_pct"), "pct", "not measured"),
@@ -88,7 +99,10 @@ def throughput_blocks(frame) -> list:
             "Every configuration measured, its latest record. Samples/s is samples over the "
             "timed time after a warm-up until the step time is stable; step times are per "
             "batch. GMAC/s is GMACs x samples/s (x3 for training); 'Of peak' divides it by a "
-            "large matrix product's GMAC/s measured in the same run (hover for the method)."
+            "large matrix product's GMAC/s measured in the same run (hover for the method). "
+            "⚠ after samples/s: a timing too short or unsettled to trust (hover for why); such "
+            "figures are not the chapter table's best speed. CPU memory is the increase over the "
+            "worker's baseline where recorded, else the worker's whole peak (hover)."
         ),
         Table("throughput", THROUGHPUT_COLUMNS, tuple(_throughput_row(r) for r in rows)),
     ]

@@ -139,12 +139,14 @@ def wrap(text: str, width: int = PROSE_WIDTH) -> list[str]:
     return textwrap.wrap(text, width=width, break_long_words=False, break_on_hyphens=False)
 
 
-def provenance(get) -> str:
-    """A record's run in words, from ``get(column)`` of the ``Records`` columns."""
+def provenance(get, code: bool = True) -> str:
+    """A record's run in words, from ``get(column)`` of the ``Records`` columns; ids in
+    markdown code unless ``code`` is False (plain text, for a tooltip)."""
+    q = "`" if code else ""
     return (
-        f"run `{get('run_id') or '-'}`, {get('run_date') or '-'}, {get('machine_name') or '-'} "
-        f"(machine `{get('machine') or '-'}`), commit `{get('commit') or '-'}`, "
-        f"torch {get('torch') or '-'}"
+        f"run {q}{get('run_id') or '-'}{q}, {get('run_date') or '-'}, "
+        f"{get('machine_name') or '-'} (machine {q}{get('machine') or '-'}{q}), "
+        f"commit {q}{get('commit') or '-'}{q}, torch {get('torch') or '-'}"
     )
 
 

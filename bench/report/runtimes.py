@@ -10,7 +10,6 @@ from bench.report.plot import png_bytes
 
 HARNESS = "throughput"
 RUNTIME_PLOT = "runtimes.png"
-RUNTIME_LABELS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 # the side-by-side table's columns: (label, runtime, compiled)
 SIDE_BY_SIDE = (
     ("PyTorch eager", "torch", False),

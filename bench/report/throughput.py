@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
 from bench.report.fmt import (
     WARN,
     Footnotes,
@@ -26,7 +27,6 @@ from bench.report.fmt import (
 from bench.report.plot import png_bytes
 from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, untrusted
 from bench.report.runtimes import (
-    RUNTIME_LABELS,
     RUNTIME_PLOT,
     runtime_of,
     runtimes_markdown,

@@ -3,7 +3,9 @@ provenance of the record a row comes from."""
 
 from __future__ import annotations
 
+from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
 from bench.report.fmt import is_missing
+from bench.report.fmt import provenance as fmt_provenance
 from bench.report.html.provenance import anchor
 from bench.report.html.render import Cell, Row
 
@@ -23,7 +25,6 @@ FORMATS = {
     "diff": ".2g",  # max abs difference of outputs
 }
 SUFFIX = {"top1": "%", "pct": "%", "ratio": "x"}
-RUNTIMES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
 def text(value, why: str = "") -> Cell:
@@ -48,12 +49,8 @@ def num(value, kind: str, why: str = "", title: str = "", href: str = "") -> Cel
 
 
 def provenance(rec: dict) -> str:
-    """A record's provenance in words (from the frame's provenance columns)."""
-    return (
-        f"run {rec.get('run_id', '-')}, {rec.get('run_date', '-')} UTC, "
-        f"{rec.get('machine', '-')}, commit {rec.get('commit', '-')}, "
-        f"torch {rec.get('torch', '-')}"
-    )
+    """A record's provenance in words (from the frame's provenance columns), as a tooltip."""
+    return fmt_provenance(rec.get, code=False)
 
 
 def run_href(rec: dict) -> str:
@@ -73,7 +70,7 @@ def row(cells, rec: dict) -> Row:
 def runtime(config: dict) -> str:
     """A throughput record's runtime: PyTorch's older records carry none."""
     name = config.get("runtime") or "torch"
-    return RUNTIMES.get(name, str(name))
+    return RUNTIME_LABELS.get(name, str(name))
 
 
 def device(rec: dict) -> str:

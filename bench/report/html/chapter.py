@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from bench.registry.cards import ModelCard, chapter_table, conv_table
 from bench.report.chapter import best_speed, is_chapter_finetune, native_speeds
-from bench.report.html.cells import device, num, provenance, run_href, runtime, text
+from bench.report.html.cells import device, num, provenance, run_href, text
 from bench.report.html.render import Cell, Row, Table, Text
+from bench.report.throughput import config_text
 
 # The chapter's fine-tune command (docs/finetune.md): its records are the fine-tuned column.
 FINETUNE_COMMAND = (
@@ -42,18 +43,6 @@ def linked(rec: dict | None, key: str, kind: str, why: str) -> Cell:
     return num(rec["metrics"].get(key), kind, why, title=what, href=run_href(rec))
 
 
-def config_label(rec: dict) -> str:
-    c = rec["config"]
-    parts = [
-        f"batch {c.get('batch_size', '-')}",
-        c.get("precision"),
-        c.get("layout"),
-        "compiled" if c.get("compiled") else "eager",
-        runtime(c),
-    ]
-    return ", ".join(str(p) for p in parts if p)
-
-
 def _speed_cells(frame, card: ModelCard, kind: str, label: str) -> list[Cell]:
     rec = best_speed(frame, card, kind)
     why = f"no {label} throughput record of {card.name} at {card.input_size[1]} px"
@@ -63,7 +52,7 @@ def _speed_cells(frame, card: ModelCard, kind: str, label: str) -> list[Cell]:
         return [num(None, "rate", why), text(None, why)]
     return [
         linked(rec, "infer_samples_per_sec", "rate", why),
-        Cell(config_label(rec), title=device(rec)),
+        Cell(config_text(rec["config"]), title=device(rec)),
     ]
 
 

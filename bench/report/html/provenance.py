@@ -3,6 +3,7 @@ its anchor, a sentence saying where it comes from, and how many records it holds
 
 from __future__ import annotations
 
+from bench.report.fmt import provenance
 from bench.report.records import Records, Run
 
 
@@ -12,10 +13,9 @@ def anchor(run_id: str) -> str:
 
 
 def run_text(run: Run) -> str:
-    return (
-        f"run {run.run_id}, {run.date} UTC, {run.machine or '-'}, commit {run.commit}, "
-        f"torch {run.torch}"
-    )
+    """A run's provenance in words, as a record's is written (``fmt.provenance``)."""
+    fields = {"run_date": run.date}
+    return provenance(lambda k: fields[k] if k in fields else getattr(run, k, None), code=False)
 
 
 def runs_oldest_first(records: Records) -> list[tuple[Run, int]]:

@@ -40,11 +40,12 @@ def sampled_record(speed, noise, seed, rounds=1, steps=200, model="resnet50", cp
             "metrics": metrics}  # fmt: skip
 
 
-def write_store(root, records, run_id, started="2026-01-01T00:00:00.000000Z", cpu="Test CPU"):
+def write_store(root, records, run_id, started="2026-01-01T00:00:00.000000Z", cpu="Test CPU",
+                flags=("avx2", "avx512f", "avx512_vnni")):  # fmt: skip
     header = {"tool": {"name": "cnn-bench", "version": "0.1.0"}, "run_id": run_id,
               "started_utc": started, "finished_utc": None, "status": "running",
               "machine": {"id": f"Linux-x86_64-{cpu}", "cpu": cpu,
-                          "cpu_flags": ["avx2", "avx512f", "avx512_vnni"]},
+                          "cpu_flags": list(flags)},
               "versions": {"torch": "2.14.1", "timm": "1.0.29"}, "commit": None, "config": {}}  # fmt: skip
     doc = ResultStore(root).new_run(header)
     doc.add(records)
@@ -146,6 +147,21 @@ def test_speeds_from_different_cpus_exit_2_naming_both(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
     assert "on CPU A in base and on CPU B in new" in err
     assert "--cross-machine" in err
+
+
+def test_one_cpu_name_with_other_kernel_flags_is_another_machine(tmp_path, capsys):
+    """Two VMs both called 'AMD EPYC', one with AVX-512 and one without, run other kernels:
+    their speeds are not compared without --cross-machine."""
+    base = write_store(tmp_path / "a", [sampled_record(100.0, 0.01, 0, cpu="AMD EPYC")],
+                       "aaaa0001", cpu="AMD EPYC", flags=("avx2",))  # fmt: skip
+    new = write_store(tmp_path / "b", [sampled_record(97.0, 0.01, 1, cpu="AMD EPYC")],
+                      "bbbb0001", cpu="AMD EPYC")  # fmt: skip
+    assert main(["compare", str(base), str(new)]) == 2
+    err = capsys.readouterr().err
+    assert "on AMD EPYC (no AVX-512, BF16 or VNNI) in base and on AMD EPYC (AVX-512, VNNI)" in err
+    same = write_store(tmp_path / "c", [sampled_record(97.0, 0.01, 1, cpu="AMD EPYC")],
+                       "cccc0001", cpu="AMD EPYC", flags=("avx2",))  # fmt: skip
+    assert main(["compare", str(base), str(same)]) == 0
 
 
 def test_cross_machine_labels_every_row_and_states_both_machines(tmp_path, capsys):

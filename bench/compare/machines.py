@@ -50,8 +50,24 @@ def machine_lines(side: Side) -> list[str]:
     return list(dict.fromkeys(machine_text(r) for r in runs)) or ["machine not recorded"]
 
 
-def cross_machine(b: Entry, n: Entry) -> str:
-    """'' for one machine, else 'A vs B' (records without a device name count as one)."""
-    if not b.device_name or not n.device_name or b.device_name == n.device_name:
-        return ""
-    return f"{b.device_name} vs {n.device_name}"
+def machine_pair(b: Entry, n: Entry, b_run: Run | None = None, n_run: Run | None = None):
+    """(base's machine, new's machine) when two records come from different machines, else
+    None (records without a device name count as one). Two CPUs of one name whose runs
+    recorded different flags that decide the kernels (an AMD EPYC with AVX-512 and one
+    without) are two machines too."""
+    if not b.device_name or not n.device_name:
+        return None
+    if b.device_name != n.device_name:
+        return b.device_name, n.device_name
+    if b_run is None or n_run is None or b_run.cpu_flags is None or n_run.cpu_flags is None:
+        return None
+    b_flags, n_flags = flags_text(b_run), flags_text(n_run)
+    if b_flags == n_flags:
+        return None
+    return f"{b.device_name} ({b_flags})", f"{n.device_name} ({n_flags})"
+
+
+def cross_machine(b: Entry, n: Entry, b_run: Run | None = None, n_run: Run | None = None) -> str:
+    """'' for one machine, else 'A vs B' (``machine_pair``)."""
+    pair = machine_pair(b, n, b_run, n_run)
+    return f"{pair[0]} vs {pair[1]}" if pair else ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.compare.judge import judge
-from bench.compare.machines import cross_machine
+from bench.compare.machines import cross_machine, machine_pair
 from bench.compare.metrics import HEADLINE, NEITHER, Threshold, change_text, direction, is_timed
 from bench.compare.sides import Entry, Side, load_side, store_run_sides
 from bench.compare.stats import speed_test
@@ -104,9 +104,9 @@ class Options:
                 )
 
 
-def _refuse_cross_machine(b: Entry, n: Entry) -> None:
+def _refuse_cross_machine(b: Entry, base_machine: str, new_machine: str) -> None:
     raise ConfigError(
-        f"{b.model} was measured on {b.device_name} in base and on {n.device_name} in new: "
+        f"{b.model} was measured on {base_machine} in base and on {new_machine} in new: "
         "speeds from different machines are not comparable. Measure both on one machine, or "
         "pass --cross-machine to compare them anyway (every row then says so)."
     )
@@ -144,9 +144,10 @@ class _Builder:
             b, n = _as_timm(b), _as_timm(n)
         shown = b if self.new.by_name else n  # name the record, not the CSV row
         selected = _selected(b, n, self.metrics, self.thresholds)
-        machines = "" if self.by_name else cross_machine(b, n)
+        runs = self.base.runs.get(b.run), self.new.runs.get(n.run)
+        machines = "" if self.by_name else cross_machine(b, n, *runs)
         if machines and not self.options.cross_machine and any(map(is_timed, selected)):
-            _refuse_cross_machine(b, n)
+            _refuse_cross_machine(b, *machine_pair(b, n, *runs))
         test = None
         if b.samples and n.samples and any(map(is_timed, selected)):
             test = speed_test(b.samples, n.samples, self.options.confidence)
@@ -272,6 +273,14 @@ def _check_thresholds(thresholds: list[Threshold], sides) -> None:
             )
 
 
+def _load_sides(specs: list[str], results: str | Path, all_runs: bool) -> list[Side]:
+    """Each argument as a Side. A timm CSV is a catalogue, not a run: a store beside one is
+    read whole (the latest record of each configuration over all its runs), not only its
+    latest run."""
+    all_runs = all_runs or any(_is_csv(s) for s in specs)
+    return [load_side(s, results, all_runs) for s in specs]
+
+
 def compare(
     base: str,
     new: str,
@@ -284,10 +293,7 @@ def compare(
 ) -> Comparison:
     """Load both sides, match their records and judge every shared metric."""
     thresholds = thresholds or []
-    # a timm CSV is a catalogue, not a run: a store beside it is read whole (the latest
-    # record of each configuration over all its runs), not only its latest run
-    all_runs = all_runs or any(_is_csv(s) for s in (base, new))
-    sides = (load_side(base, results, all_runs), load_side(new, results, all_runs))
+    sides = _load_sides([base, new], results, all_runs)
     _check_thresholds(thresholds, sides)
     return _Builder(*sides, thresholds, metrics, options or Options()).build()
 
@@ -307,7 +313,7 @@ def compare_runs(
     if len(specs) == 1 and all_runs:
         sides = store_run_sides(Path(specs[0]))
     else:
-        sides = [load_side(s, results, all_runs) for s in specs]
+        sides = _load_sides(specs, results, all_runs)
     if len(sides) < 2:
         raise ConfigError(
             f"Nothing to compare: {specs[0]} holds {len(sides)} run(s). Give two or more runs, "

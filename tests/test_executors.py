@@ -240,19 +240,57 @@ def _bench_env(tag: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, RUN_ENV: tag, **extra}
 
 
-def _processes_of(tag: str) -> list[int]:
-    """The pids whose environment carries ``RUN_ENV=tag`` (zombies do not count)."""
+RAY_FOLDERS = "/tmp/cnn-bench-ray-"  # where a run's own Ray keeps its session (bench.executors.ray)
+
+
+def _ray_folders() -> set[str]:
+    return {str(p) for p in Path("/tmp").glob("cnn-bench-ray-*")}
+
+
+def _holds_new_ray_file(proc: Path, old_folders: set[str]) -> bool:
+    """Whether the process holds a file open in a run's Ray folder made since ``old_folders``
+    (Ray's agents zero their environment when they retitle themselves, so RUN_ENV misses them)."""
+    for fd in (proc / "fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        folder = target[: target.find("/", len(RAY_FOLDERS))]
+        if target.startswith(RAY_FOLDERS) and folder not in old_folders:
+            return True
+    return False
+
+
+def _processes_of(tag: str, old_folders: set[str] | None = None) -> list[int]:
+    """The live pids whose environment carries ``RUN_ENV=tag``, or (given ``old_folders``) that
+    hold a file in a run's Ray folder which is not one of them (zombies do not count)."""
     needle = f"{RUN_ENV}={tag}".encode()
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            if needle in (proc / "environ").read_bytes().split(b"\0") and _alive(int(proc.name)):
+            ours = needle in (proc / "environ").read_bytes().split(b"\0") or (
+                old_folders is not None and _holds_new_ray_file(proc, old_folders)
+            )
+            if ours and _alive(int(proc.name)):
                 found.append(int(proc.name))
         except OSError:
             continue
     return found
+
+
+def _describe(pids: list[int]) -> str:
+    """Each pid's command line and parent, for a failure message that says who was left."""
+    lines = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:160]
+            ppid = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[1]
+        except OSError:
+            cmd, ppid = "(gone)", "?"
+        lines.append(f"{pid} (parent {ppid}): {cmd}")
+    return "; ".join(lines)
 
 
 def _records(out: Path) -> list[dict]:
@@ -264,7 +302,7 @@ def _records(out: Path) -> list[dict]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigkill_of_a_ray_driver_leaves_nothing_and_resume_completes(tmp_path):
     pytest.importorskip("ray")
-    out, tag = tmp_path / "r", f"sigkill-{os.getpid()}"
+    out, tag, old_folders = tmp_path / "r", f"sigkill-{os.getpid()}", _ray_folders()
     args = ["run", "--models", TINY, "--harness", "params,throughput", "--device", "cpu",
             "--batch-size", "2", "--min-time", "0.2", "--no-retry", "--executor", "ray",
             "--out", str(out), "--no-progress"]  # fmt: skip
@@ -279,9 +317,10 @@ def test_sigkill_of_a_ray_driver_leaves_nothing_and_resume_completes(tmp_path):
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     deadline = time.monotonic() + 15
-    while _processes_of(tag) and time.monotonic() < deadline:
+    while _processes_of(tag, old_folders) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _processes_of(tag) == [], "processes of the killed run outlived it by 15 s"
+    left = _processes_of(tag, old_folders)
+    assert left == [], f"processes of the killed run outlived it by 15 s: {_describe(left)}"
 
     resumed = subprocess.run(_bench("run", "--resume", "--executor", "ray", "--device", "cpu",
                                     "--batch-size", "2", "--min-time", "0.2", "--no-retry",
@@ -293,7 +332,7 @@ def test_sigkill_of_a_ray_driver_leaves_nothing_and_resume_completes(tmp_path):
     assert len(keys) == len(set(keys)) == 8  # 4 models x 2 harnesses, each measured once
     assert measured_before < set(keys)
     assert all(r["status"] == "ok" for r in records)
-    assert _processes_of(tag) == []  # a normal end leaves nothing either
+    assert _processes_of(tag, old_folders) == []  # a normal end leaves nothing either
 
 
 @pytest.mark.ray
@@ -329,3 +368,39 @@ def test_an_unreachable_ray_address_is_one_line_and_exit_2(tmp_path):
     assert ran.returncode == 2
     assert ran.stderr.count("\n") == 1, ran.stderr
     assert dead in ran.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_reaper_kills_what_carries_the_marker_or_holds_a_file_in_the_cluster_folder(tmp_path):
+    """A Ray agent zeroes its environment when it retitles itself; its open log file still says
+    whose it is. A process with neither is not touched, nor the driver, which is spared."""
+    from bench.executors.reaper import OWNER_ENV, sweep
+
+    folder = tmp_path / "cluster"
+    folder.mkdir()
+    hold = (
+        "import sys, time; f = open(sys.argv[1], 'w'); print('ready', flush=True); time.sleep(60)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != OWNER_ENV}
+    cases = {  # what the process is: (environment, the file it holds open)
+        "marked": ({**env, OWNER_ENV: "m1"}, tmp_path / "elsewhere.log"),
+        "holds a cluster file": (env, folder / "agent.log"),
+        "another marker": ({**env, OWNER_ENV: "m2"}, tmp_path / "other.log"),
+        "the driver": (env, folder / "driver.log"),
+    }
+    procs = {}
+    for name, (proc_env, path) in cases.items():
+        procs[name] = subprocess.Popen([sys.executable, "-c", hold, str(path)], env=proc_env,
+                                       stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert procs[name].stdout.readline().strip() == "ready"
+    try:
+        sweep("m1", str(folder), spare=procs["the driver"].pid)
+        for name in ("marked", "holds a cluster file"):
+            assert procs[name].wait(timeout=5) == -signal.SIGKILL, name
+        assert procs["another marker"].poll() is None
+        assert procs["the driver"].poll() is None
+    finally:
+        for proc in procs.values():
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()

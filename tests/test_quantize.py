@@ -96,3 +96,46 @@ def test_without_weights_or_data_int8_is_skipped_with_the_reason():
     assert row["error"].startswith("skipped: a lossy candidate needs real weights")
     assert "--val-data" in row["error"]
     assert chosen.precision != "int8"
+
+
+def test_a_folder_of_finetune_checkpoints_quantizes_each_model_with_its_own(tmp_path):
+    """The chapter's quantization command in small: fine-tune, then ``--optimize --weights
+    FOLDER --val-data``; the model without a checkpoint is a row with the reason, and the report
+    sets INT8 beside the best fp32 candidate."""
+    import json
+    import subprocess
+    import sys
+
+    from bench.report.generate import generate
+
+    ck, results = tmp_path / "ck", tmp_path / "results"
+    common = ["--img-size", "16", "--out", str(results), "--no-progress", "--no-isolate"]
+    subprocess.run([sys.executable, "-m", "bench", "run", "--models", "simple_cnn", "--harness",
+                    "finetune", "--dataset", "digits", "--epochs", "1", "--checkpoint-dir",
+                    str(ck), *common], check=True, capture_output=True)  # fmt: skip
+    (checkpoint,) = ck.glob("simple_cnn-*.pt")
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--models", "simple_cnn,lenet5",
+                           "--harness", "throughput", "--optimize", "--runtime", "onnxruntime",
+                           "--device", "cpu", "--batch-size", "16", "--min-time", "0.05",
+                           "--min-steps", "2", "--optimize-rounds", "1", "--weights", str(ck),
+                           "--val-data", "digits", *common], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 1, done.stderr  # one model failed: a row, and the run went on
+    assert "failed: 1 of 2 model(s): lenet5" in done.stderr + done.stdout
+    records = {}
+    for doc in results.glob("*/*.json"):
+        for r in json.loads(doc.read_text())["records"]:
+            records[(r["model"], r["harness"])] = r
+    ok = records[("simple_cnn", "throughput")]
+    assert ok["status"] == "ok"
+    assert ok["metrics"]["init_file"] == checkpoint.name  # the record names the checkpoint
+    assert _int8_row(ok["metrics"])["candidate_top1"] is not None
+    failed = records[("lenet5", "throughput")]
+    assert failed["status"] == "error"
+    assert (
+        "no finished fine-tune checkpoint of 'lenet5' (data set digits, 16 px)" in failed["error"]
+    )
+    md = (tmp_path / "reports").joinpath("throughput.md")
+    generate(results, md.parent)
+    section = md.read_text().split("## Quantization: speed-up and accuracy cost by architecture")[1]
+    assert "| simple_cnn[^" in section
+    assert "lenet5" in section.split("Not measured yet:")[1]

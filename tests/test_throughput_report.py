@@ -129,3 +129,58 @@ def test_runtimes_side_by_side_skipped_rows_and_above_peak_flag(tmp_path):
     # the torch-only report has neither the table nor the plot
     plain = {p.name for p in generate(_store(tmp_path / "plain"), tmp_path / "c")}
     assert "runtimes.png" not in plain
+
+
+def _cand(precision, sps, runtime="torch", agree=True, error=None, **gate):
+    return {"runtime": runtime, "precision": precision, "layout": "nchw", "compiled": False,
+            "form": "training", "infer_samples_per_sec": sps, "top1_agree": agree,
+            "error": error, **gate}  # fmt: skip
+
+
+def test_quantization_section_sets_int8_against_the_best_exact_fp32(tmp_path):
+    """Speed-up over the fastest fp32 candidate that agrees (not a faster one that disagrees,
+    nor bf16); a drop over the budget is marked; a failed INT8 is a note; the chapter's models
+    without a run are named."""
+    from bench.report.fmt import WARN
+
+    store = ResultStore(tmp_path / "results")
+    doc = store.new_run({"run_id": "q1", "started_utc": "2026-01-01T00:00:00.000000Z",
+                         "machine": {"id": "m", "cpu": "Test CPU"}})  # fmt: skip
+    gate = {"fp32_top1": 97.0, "accuracy_budget": 0.5}
+    fine = [_cand("fp32", 100.0), _cand("fp32", 150.0, "onnxruntime"),
+            _cand("fp32", 900.0, "openvino", agree=False), _cand("bf16", 400.0),
+            _cand("int8", 450.0, "onnxruntime", agree=False, candidate_top1=96.8,
+                  top1_drop=0.2, within_budget=True, **gate)]  # fmt: skip
+    lossy = [_cand("fp32", 50.0),
+             _cand("int8", 200.0, "onnxruntime", agree=False, candidate_top1=90.0,
+                   top1_drop=7.0, within_budget=False, **gate)]  # fmt: skip
+    broken = [_cand("fp32", 20.0),
+              _cand("int8", None, "onnxruntime", error="quantization failed: Boom")]  # fmt: skip
+    rows = []
+    for model, cands, chosen in (("resnet50", fine, ("int8", "onnxruntime")),
+                                 ("lenet5", lossy, ("fp32", "torch")),
+                                 ("simple_cnn", broken, ("fp32", "torch"))):  # fmt: skip
+        r = _record(model, 1.0, 1.0, candidates=cands, accuracy_images=1000,
+                    accuracy_data="digits held-out", calibration_images=128,
+                    calibration_data="digits training")  # fmt: skip
+        r["config"].update(precision=chosen[0], runtime=chosen[1], optimize=True)
+        rows.append(r)
+    doc.add(rows)
+    md = _generated_twice_alike(store.root, tmp_path)["throughput.md"].decode()
+    section = md.split("## Quantization: speed-up and accuracy cost by architecture")[1]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    head = [c.strip() for c in lines[0].split("|")[1:-1]]
+    table = {}
+    for line in lines[1:]:  # the separator line starts "|:"
+        cells = dict(zip(head, (c.strip() for c in line.split("|")[1:-1]), strict=True))
+        table[cells["Model"].split("[")[0]] = cells
+    assert list(table) == ["lenet5", "resnet50", "simple_cnn"]  # the chapter's order
+    assert table["resnet50"]["Best fp32 (samples/s)"] == "150.0 (fp32 ONNX Runtime)"
+    assert (table["resnet50"]["Speed-up"], table["resnet50"]["Drop"]) == ("3.00x", "+0.2")
+    assert table["resnet50"]["Chosen"] == "int8 ONNX Runtime"
+    assert (table["lenet5"]["Speed-up"], table["lenet5"]["Drop"]) == ("4.00x", f"{WARN} +7.0")
+    assert table["lenet5"]["Chosen"] == "fp32 eager PyTorch"
+    assert table["simple_cnn"]["Speed-up"] == "-"
+    assert "quantization failed: Boom" in section
+    assert "Not measured yet: alexnet, vgg16" in section
+    assert "Top-1 on 1,000 images of digits held-out" in section

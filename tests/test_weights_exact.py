@@ -102,3 +102,62 @@ def test_validate_with_torchvision_file_matches_pretrained(registry):
         top1[how] = (m.metrics["val_top1"], m.metrics["val_top5"])
     assert top1["file"] == top1["pretrained"]
     assert top1["file"][0] > 50
+
+
+def _checkpoint(folder: Path, name: str, model, key: dict, epoch: int = 3) -> Path:
+    import torch
+
+    path = folder / name
+    run_key = {"init": "scratch", "dataset": "mnist5k", "img_size": 64, "epochs": 3, **key}
+    torch.save({"run_key": run_key, "epoch": epoch, "model": model.state_dict()}, path)
+    return path
+
+
+def test_a_folder_of_checkpoints_gives_each_model_its_own_finished_one(registry, tmp_path):
+    """``--weights FOLDER``: the model's checkpoint that finished its epochs on the data set and
+    at the image size asked for, the newest of several; another model's name that starts alike,
+    an unfinished run, another data set or size are passed over."""
+    import os
+
+    import torch
+
+    from bench.errors import DataError
+    from bench.registry.checkpoints import pick_checkpoint
+
+    spec = registry.get("simple_cnn")
+    torch.manual_seed(0)
+    models = [spec.build(pretrained=False, num_classes=10, in_chans=1).eval() for _ in range(6)]
+    m = "simple_cnn"
+    files = {
+        "old": _checkpoint(tmp_path, "simple_cnn-aaaaaaaaaaaa.pt", models[0], {"model": m}),
+        "new": _checkpoint(tmp_path, "simple_cnn-bbbbbbbbbbbb.pt", models[1], {"model": m}),
+        "unfinished": _checkpoint(
+            tmp_path, "simple_cnn-cccccccccccc.pt", models[2], {"model": m}, epoch=2
+        ),
+        "digits": _checkpoint(
+            tmp_path, "simple_cnn-dddddddddddd.pt", models[3], {"model": m, "dataset": "digits"}
+        ),
+        "32 px": _checkpoint(
+            tmp_path, "simple_cnn-eeeeeeeeeeee.pt", models[4], {"model": m, "img_size": 32}
+        ),
+        "another model": _checkpoint(
+            tmp_path, "simple_cnn_x-ffffffffffff.pt", models[5], {"model": "simple_cnn_x"}
+        ),
+    }
+    for age, name in enumerate(["new", "old"]):  # 'old' is older by an hour
+        stamp = files[name].stat().st_mtime - 3600 * age
+        os.utime(files[name], (stamp, stamp))
+    for name in ("unfinished", "digits", "32 px", "another model"):  # all newer than 'new'
+        os.utime(files[name], None)
+    assert pick_checkpoint(str(tmp_path), m, "mnist5k", 64) == str(files["new"])
+    assert pick_checkpoint(str(tmp_path), m, "digits", 64) == str(files["digits"])
+    assert pick_checkpoint(str(tmp_path), m, "mnist5k", 32) == str(files["32 px"])
+    with pytest.raises(DataError, match=r"no finished fine-tune checkpoint of 'simple_cnn' "
+                       r"\(data set cifar10, 64 px\) among its 5 file"):  # fmt: skip
+        pick_checkpoint(str(tmp_path), m, "cifar10", 64)
+
+    loaded, init = build_model(spec, 10, 1, weights=str(tmp_path), img_size=64, dataset="mnist5k")
+    x = torch.randn(2, 1, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(models[1](x), loaded.eval()(x))
+    assert init.file == files["new"].name

@@ -139,7 +139,10 @@ def load_state_file(path: str) -> dict:
 
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"--weights {path}: no such file. Give a .pth or .safetensors file.")
+        raise DataError(
+            f"--weights {path}: no such file. Give a .pth or .safetensors file, or a folder of "
+            "fine-tune checkpoints."
+        )
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -175,16 +178,23 @@ def build_model(
     pretrained=False,
     weights=None,
     img_size=None,
+    dataset=None,
 ):
     """(model with a num_classes head, Init); with ``weights``, None keeps the file's head. Grayscale goes in as in_chans=1 when the model
     is trained from scratch and can take it; pretrained 3-channel models get it repeated.
-    ``img_size`` reaches the constructor of the models that need it (``spec.size_kwargs``)."""
+    ``img_size`` reaches the constructor of the models that need it (``spec.size_kwargs``).
+    ``weights`` may be a folder of fine-tune checkpoints: the model's own is picked, trained on
+    ``dataset`` and at ``img_size`` when they are given (``bench.registry.checkpoints``)."""
     import dataclasses
 
     sized = spec.size_kwargs(img_size)
     if sized:  # every build below then makes the model for img_size input
         spec = dataclasses.replace(spec, build_kwargs={**spec.build_kwargs, **sized})
 
+    if weights and Path(weights).is_dir():
+        from bench.registry.checkpoints import pick_checkpoint
+
+        weights = pick_checkpoint(weights, spec.name, dataset, img_size)
     if weights:
         return _build_from_file(spec, num_classes, data_channels, weights)
     if not pretrained:

@@ -25,6 +25,7 @@ from bench.report.fmt import (
     wrap,
 )
 from bench.report.plot import png_bytes
+from bench.report.quantization import quantization_markdown
 from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, untrusted
 from bench.report.runtimes import (
     RUNTIME_PLOT,
@@ -361,6 +362,7 @@ def throughput_markdown(frame, table) -> str:
             "",
             *notes.lines(),
         ]
+    lines += quantization_markdown(frame, notes)
     if not frame.empty:
         lines += _not_measured(frame)
     return "\n".join(lines) + "\n"

@@ -25,6 +25,7 @@ from bench.harness.finetune.config import AUGMENTS, PROTOCOLS, TrainConfig, chec
 from bench.harness.options import nonneg_int as _nonneg_int
 from bench.harness.options import positive_float as _positive_float
 from bench.harness.options import positive_int as _positive_int
+from bench.registry.checkpoints import file_slug
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,8 @@ def _start_and_run_arguments(add, d: FinetuneConfig) -> None:
     add(
         "--weights",
         metavar="PATH",
-        help="start from a local checkpoint (.pth read with weights_only=True, or .safetensors)",
+        help="start from a local checkpoint (.pth read with weights_only=True, or .safetensors), "
+        "or each model's own in a folder of fine-tune checkpoints",
     )
     add(
         "--checkpoint-dir",
@@ -308,8 +310,7 @@ def _run_key(job: Job, data, init, cfg, world: int) -> dict:
 def _checkpoint(job: Job, config: FinetuneConfig, run_key: dict) -> Path:
     """Where this configuration's checkpoint lives: named by model and configuration."""
     key = hashlib.sha256(json.dumps(run_key, sort_keys=True).encode()).hexdigest()[:12]
-    slug = "".join(c if c.isalnum() or c in "._-" else "-" for c in job.spec.name)
-    return Path(config.checkpoint_dir) / f"{slug}-{key}.pt"
+    return Path(config.checkpoint_dir) / f"{file_slug(job.spec.name)}-{key}.pt"
 
 
 def _record_config(cfg, data, init_label: str, config: FinetuneConfig, world: int) -> dict:

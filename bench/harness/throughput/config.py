@@ -184,7 +184,9 @@ def _add_gate_arguments(group, d: ThroughputConfig) -> None:
                        help="each source's pretrained weights (lets --optimize gate lossy "
                        "candidates)")  # fmt: skip
     group.add_argument("--weights", default=S, metavar="PATH",
-                       help="a state dict or fine-tune checkpoint (.pth/.pt/.safetensors)")  # fmt: skip
+                       help="a state dict or fine-tune checkpoint (.pth/.pt/.safetensors), or "
+                       "a folder of fine-tune checkpoints: each model's own, trained on --val-data "
+                       "at --img-size")  # fmt: skip
     group.add_argument("--val-data", dest="val_data", default=S, metavar="PATH",
                        help="labelled images for --optimize's accuracy gate: an ImageNet "
                        "class folder or ILSVRC2012 validation folder, or a fine-tune data set "

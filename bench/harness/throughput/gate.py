@@ -76,8 +76,9 @@ def weighted_model(job: Job, c: ThroughputConfig):
         classes = 1000
     if classes is None and c.pretrained:
         classes = job.spec.num_classes
+    dataset = c.val_data if c.val_data in FINETUNE_SETS else None
     model, init = build_model(
-        job.spec, classes, channels, c.pretrained, c.weights, img_size=job.run.img_size
+        job.spec, classes, channels, c.pretrained, c.weights, job.run.img_size, dataset
     )
     return model.eval(), init
 

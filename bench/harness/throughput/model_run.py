@@ -80,11 +80,14 @@ class ModelRun:
 
     def load_metrics(self) -> dict:
         """``build_s`` and ``load_s`` as a record's metrics (seconds, outside the timed loop),
-        and on the CPU the memory baseline (``rss_baseline_mb``)."""
+        on the CPU the memory baseline (``rss_baseline_mb``), and with real weights where they
+        came from (``init_source``, ``init_file``, ``init_sha256``, ``model_in_chans``)."""
         out = {
             "build_s": round(self.build_s, 3) if self.build_s is not None else None,
             "load_s": round(self.load_s, 4) if self.load_s is not None else None,
         }
+        if self.init is not None:
+            out.update(self.init.as_metrics())
         if self.rss_baseline_mb is not None:
             out["rss_baseline_mb"] = round(self.rss_baseline_mb, 1)
         return out

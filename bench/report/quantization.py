@@ -1,0 +1,151 @@
+"""The section "Quantization: speed-up and accuracy cost by architecture" of ``throughput.md``.
+
+One row per model, device, batch and input size: the latest ``--optimize`` record whose
+candidates include INT8, with the INT8 candidate's top-1 beside eager fp32's on the same images,
+the drop, and INT8's samples/s over the best fp32 candidate of the same run (the fastest that
+agrees with eager fp32: eager, a runtime, folded or reparameterised), both timed in the same
+alternating rounds. The chapter's models that have no such record are named, with the command
+that measures them. Reads only the results (no torch).
+"""
+
+from __future__ import annotations
+
+from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
+from bench.report.fmt import WARN, Footnotes, fmt_number, fmt_sps, is_number, md_table, wrap
+
+HARNESS = "throughput"
+TITLE = "Quantization: speed-up and accuracy cost by architecture"
+COMMAND = (
+    "python -m bench run --models chapter --harness finetune --epochs 3 --img-size 64\n"
+    "python -m bench run --models chapter --harness throughput --optimize --device cpu \\\n"
+    "    --img-size 64 --batch-size 16 --weights checkpoints/ --val-data mnist5k"
+)
+TEXT = (
+    "Each row is one `--optimize` run of a model with real weights: INT8 (ONNX Runtime, static "
+    "QDQ, calibrated on real images) against eager fp32 on the same held-out images. *Drop* is "
+    "fp32's top-1 minus INT8's, in points (negative: INT8 scored higher); "
+    f"{WARN} marks a drop over the run's `--accuracy-budget`, which `--optimize` never chooses. "
+    "*Best fp32* is the fastest candidate of the same run that agrees with eager fp32 (PyTorch "
+    "eager or compiled, ONNX Runtime, OpenVINO, folded or reparameterised); *Speed-up* is "
+    "INT8's samples/s over it, both timed in the same alternating rounds. *Chosen* is what "
+    "`--optimize` kept. The chapter's models are fine-tuned on the digits at 64 px, then "
+    "quantized, by these two commands:"
+)
+
+
+def _label(c: dict) -> str:
+    runtime = c.get("runtime", "torch")
+    parts = [str(c.get("precision")), RUNTIME_LABELS.get(runtime, runtime)]
+    if runtime == "torch":
+        parts.insert(1, "compiled" if c.get("compiled") else "eager")
+        if c.get("layout") == "channels_last":
+            parts.append("channels_last")
+    if c.get("fold_bn"):
+        parts.append("BN folded")
+    if c.get("form") == "inference":
+        parts.append("reparameterised")
+    return " ".join(parts)
+
+
+def _speed(c: dict, mode: str):
+    v = c.get(f"{mode}_samples_per_sec")
+    return v if is_number(v) and not c.get("error") else None
+
+
+def _best_fp32(cands: list[dict], mode: str) -> dict | None:
+    exact = [
+        c for c in cands if c.get("precision") == "fp32" and c.get("top1_agree") and _speed(c, mode)
+    ]
+    return max(exact, key=lambda c: _speed(c, mode)) if exact else None
+
+
+def _chosen(cands: list[dict], config: dict) -> str:
+    keys = ("precision", "layout", "compiled")
+    for c in cands:
+        same = tuple(c.get(k) for k in keys) == tuple(config.get(k) for k in keys)
+        if same and c.get("runtime", "torch") == config.get("runtime", "torch"):
+            return _label(c)
+    return _label(config)
+
+
+def _images_note(m: dict, notes: Footnotes) -> str:
+    if not m.get("accuracy_images"):
+        return ""
+    text = (
+        f"Top-1 on {m['accuracy_images']:,} images of {m.get('accuracy_data')}; INT8 "
+        f"calibrated on {m.get('calibration_images')} images of {m.get('calibration_data')}."
+    )
+    if m.get("init_file"):
+        text += f" Weights: {m['init_file']}."
+    return notes.numbered("int8-", text)
+
+
+def _row(rec, int8: dict, notes: Footnotes) -> dict:
+    mode = rec.config.get("mode", "infer")
+    best = _best_fp32(rec.metrics["candidates"], mode)
+    fast = _speed(int8, mode)
+    drop = int8.get("top1_drop")
+    over = is_number(drop) and int8.get("within_budget") is False
+    ratio = fast / _speed(best, mode) if fast and best else None
+    return {
+        "Model": f"{rec.model}{notes.run(rec._asdict())}",
+        "Device": str(rec.device_name or rec.device),
+        "Batch x px": f"{rec.config.get('batch_size')} x {rec.config.get('img_size')}",
+        "fp32 top-1": fmt_number(int8.get("fp32_top1"), ".1f"),
+        "INT8 top-1": fmt_number(int8.get("candidate_top1"), ".1f")
+        + _images_note(rec.metrics, notes),
+        "Drop": (f"{WARN} " if over else "") + fmt_number(drop, "+.1f"),
+        "Best fp32 (samples/s)": f"{fmt_sps(_speed(best, mode))} ({_label(best)})" if best else "-",
+        "INT8 (samples/s)": fmt_sps(fast)
+        if fast
+        else notes.numbered("int8-error-", str(int8.get("error") or "not timed")),
+        "Speed-up": f"{ratio:.2f}x" if ratio else "-",
+        "Chosen": _chosen(rec.metrics["candidates"], rec.config),
+    }
+
+
+def _latest_int8(frame) -> list[tuple]:
+    """(record, its INT8 candidate) of the latest --optimize record per model, device, batch and
+    input size that tried INT8."""
+    if frame.empty:
+        return []
+    ok = frame[(frame["harness"] == HARNESS) & (frame["status"] == "ok")]
+    latest: dict[tuple, tuple] = {}
+    for rec in ok.sort_values(["finished_utc", "run_id"], kind="stable").itertuples():
+        cands = rec.metrics.get("candidates") if isinstance(rec.metrics, dict) else None
+        int8 = [c for c in cands or [] if c.get("precision") == "int8"]
+        if int8:
+            key = (rec.model, rec.device_name, rec.config.get("batch_size"),
+                   rec.config.get("img_size"))  # fmt: skip
+            latest[key] = (rec, int8[0])
+    order = {name: i for i, name in enumerate(_chapter_models())}  # the chapter's order first
+    return sorted(
+        latest.values(),
+        key=lambda p: (order.get(p[0].model, len(order)), p[0].model, str(p[0].device_name)),
+    )
+
+
+def _chapter_models() -> list[str]:
+    """``--models chapter``: the chapter's table in its order, then the chapter's own models."""
+    from bench.registry.cards import chapter_table, load_cards
+
+    own = [
+        name
+        for name, c in load_cards().items()
+        if c.source == "chapter" and not c.in_chapter_table and c.conv_table is None
+    ]
+    return [c.name for c in chapter_table()] + own
+
+
+def quantization_markdown(frame, notes: Footnotes) -> list[str]:
+    """The section's lines, its new footnotes after its table (none when no run tried INT8)."""
+    pairs = _latest_int8(frame)
+    if not pairs:
+        return []
+    rows = [_row(rec, int8, notes) for rec, int8 in pairs]
+    lines = ["", f"## {TITLE}", "", *wrap(TEXT), "", "```", COMMAND, "```", "", md_table(rows), ""]
+    measured = {rec.model for rec, _ in pairs}
+    missing = [m for m in _chapter_models() if m not in measured]
+    if missing:
+        lines += [*wrap(f"Not measured yet: {', '.join(missing)}."), ""]
+    return lines + notes.lines()

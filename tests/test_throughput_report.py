@@ -166,7 +166,13 @@ def test_quantization_section_sets_int8_against_the_best_exact_fp32(tmp_path):
         r["config"].update(precision=chosen[0], runtime=chosen[1], optimize=True)
         rows.append(r)
     doc.add(rows)
-    md = _generated_twice_alike(store.root, tmp_path)["throughput.md"].decode()
+    written = _generated_twice_alike(store.root, tmp_path)
+    md = written["throughput.md"].decode()
+    page = written["index.html"].decode()
+    quant = page.split('id="quantization-table"')[1].split("</table>")[0]
+    assert quant.count("<tr") == 4  # its header and the three models
+    assert ">3.00x<" in quant
+    assert ">+7.0 ⚠<" in quant
     section = md.split("## Quantization: speed-up and accuracy cost by architecture")[1]
     lines = [line for line in section.splitlines() if line.startswith("| ")]
     head = [c.strip() for c in lines[0].split("|")[1:-1]]

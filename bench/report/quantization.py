@@ -28,9 +28,9 @@ TEXT = (
     "*Best fp32* is the fastest candidate of the same run that agrees with eager fp32 (PyTorch "
     "eager or compiled, ONNX Runtime, OpenVINO, folded or reparameterised); *Speed-up* is "
     "INT8's samples/s over it, both timed in the same alternating rounds. *Chosen* is what "
-    "`--optimize` kept. The chapter's models are fine-tuned on the digits at 64 px, then "
-    "quantized, by these two commands:"
+    "`--optimize` kept."
 )
+HOW = "The chapter's models are fine-tuned on the digits at 64 px, then quantized, by these two commands:"
 
 
 def _label(c: dict) -> str:
@@ -68,7 +68,8 @@ def _chosen(cands: list[dict], config: dict) -> str:
     return _label(config)
 
 
-def _images_note(m: dict, notes: Footnotes) -> str:
+def images_text(m: dict) -> str:
+    """The images the gate scored and calibrated on, and the weights, in words ('' when none)."""
     if not m.get("accuracy_images"):
         return ""
     text = (
@@ -77,30 +78,57 @@ def _images_note(m: dict, notes: Footnotes) -> str:
     )
     if m.get("init_file"):
         text += f" Weights: {m['init_file']}."
-    return notes.numbered("int8-", text)
+    return text
 
 
-def _row(rec, int8: dict, notes: Footnotes) -> dict:
-    mode = rec.config.get("mode", "infer")
-    best = _best_fp32(rec.metrics["candidates"], mode)
-    fast = _speed(int8, mode)
-    drop = int8.get("top1_drop")
-    over = is_number(drop) and int8.get("within_budget") is False
-    ratio = fast / _speed(best, mode) if fast and best else None
+def int8_rows(frame) -> list[dict]:
+    """One plain row per model, device, batch and input size (the latest ``--optimize`` record
+    that tried INT8), in the chapter's order: the figures the markdown and the page show, and
+    ``record`` (the record as a dict, for its provenance)."""
+    rows = []
+    for rec, int8 in _latest_int8(frame):
+        mode = rec.config.get("mode", "infer")
+        best = _best_fp32(rec.metrics["candidates"], mode)
+        fast, base = _speed(int8, mode), _speed(best, mode) if best else None
+        rows.append(
+            {
+                "model": rec.model,
+                "device": str(rec.device_name or rec.device),
+                "batch": rec.config.get("batch_size"),
+                "img_size": rec.config.get("img_size"),
+                "fp32_top1": int8.get("fp32_top1"),
+                "int8_top1": int8.get("candidate_top1"),
+                "drop": int8.get("top1_drop"),
+                "over_budget": int8.get("within_budget") is False,
+                "best_fp32": base,
+                "best_fp32_label": _label(best) if best else None,
+                "int8": fast,
+                "int8_error": None if fast else str(int8.get("error") or "not timed"),
+                "speedup": fast / base if fast and base else None,
+                "chosen": _chosen(rec.metrics["candidates"], rec.config),
+                "images": images_text(rec.metrics),
+                "record": rec._asdict(),
+            }
+        )
+    return rows
+
+
+def _markdown_row(r: dict, notes: Footnotes) -> dict:
+    images = notes.numbered("int8-", r["images"]) if r["images"] else ""
+    best = r["best_fp32"]
     return {
-        "Model": f"{rec.model}{notes.run(rec._asdict())}",
-        "Device": str(rec.device_name or rec.device),
-        "Batch x px": f"{rec.config.get('batch_size')} x {rec.config.get('img_size')}",
-        "fp32 top-1": fmt_number(int8.get("fp32_top1"), ".1f"),
-        "INT8 top-1": fmt_number(int8.get("candidate_top1"), ".1f")
-        + _images_note(rec.metrics, notes),
-        "Drop": (f"{WARN} " if over else "") + fmt_number(drop, "+.1f"),
-        "Best fp32 (samples/s)": f"{fmt_sps(_speed(best, mode))} ({_label(best)})" if best else "-",
-        "INT8 (samples/s)": fmt_sps(fast)
-        if fast
-        else notes.numbered("int8-error-", str(int8.get("error") or "not timed")),
-        "Speed-up": f"{ratio:.2f}x" if ratio else "-",
-        "Chosen": _chosen(rec.metrics["candidates"], rec.config),
+        "Model": f"{r['model']}{notes.run(r['record'])}",
+        "Device": r["device"],
+        "Batch x px": f"{r['batch']} x {r['img_size']}",
+        "fp32 top-1": fmt_number(r["fp32_top1"], ".1f"),
+        "INT8 top-1": fmt_number(r["int8_top1"], ".1f") + images,
+        "Drop": (f"{WARN} " if r["over_budget"] else "") + fmt_number(r["drop"], "+.1f"),
+        "Best fp32 (samples/s)": f"{fmt_sps(best)} ({r['best_fp32_label']})" if best else "-",
+        "INT8 (samples/s)": fmt_sps(r["int8"])
+        if r["int8"]
+        else notes.numbered("int8-error-", r["int8_error"]),
+        "Speed-up": f"{r['speedup']:.2f}x" if r["speedup"] else "-",
+        "Chosen": r["chosen"],
     }
 
 
@@ -118,14 +146,14 @@ def _latest_int8(frame) -> list[tuple]:
             key = (rec.model, rec.device_name, rec.config.get("batch_size"),
                    rec.config.get("img_size"))  # fmt: skip
             latest[key] = (rec, int8[0])
-    order = {name: i for i, name in enumerate(_chapter_models())}  # the chapter's order first
+    order = {name: i for i, name in enumerate(chapter_models())}  # the chapter's order first
     return sorted(
         latest.values(),
         key=lambda p: (order.get(p[0].model, len(order)), p[0].model, str(p[0].device_name)),
     )
 
 
-def _chapter_models() -> list[str]:
+def chapter_models() -> list[str]:
     """``--models chapter``: the chapter's table in its order, then the chapter's own models."""
     from bench.registry.cards import chapter_table, load_cards
 
@@ -137,15 +165,32 @@ def _chapter_models() -> list[str]:
     return [c.name for c in chapter_table()] + own
 
 
+def not_measured(rows: list[dict]) -> list[str]:
+    """The chapter's models (``--models chapter``) that no row covers."""
+    measured = {r["model"] for r in rows}
+    return [m for m in chapter_models() if m not in measured]
+
+
 def quantization_markdown(frame, notes: Footnotes) -> list[str]:
     """The section's lines, its new footnotes after its table (none when no run tried INT8)."""
-    pairs = _latest_int8(frame)
-    if not pairs:
+    rows = int8_rows(frame)
+    if not rows:
         return []
-    rows = [_row(rec, int8, notes) for rec, int8 in pairs]
-    lines = ["", f"## {TITLE}", "", *wrap(TEXT), "", "```", COMMAND, "```", "", md_table(rows), ""]
-    measured = {rec.model for rec, _ in pairs}
-    missing = [m for m in _chapter_models() if m not in measured]
+    table = md_table([_markdown_row(r, notes) for r in rows])
+    lines = [
+        "",
+        f"## {TITLE}",
+        "",
+        *wrap(f"{TEXT} {HOW}"),
+        "",
+        "```",
+        COMMAND,
+        "```",
+        "",
+        table,
+        "",
+    ]
+    missing = not_measured(rows)
     if missing:
         lines += [*wrap(f"Not measured yet: {', '.join(missing)}."), ""]
     return lines + notes.lines()

@@ -23,6 +23,7 @@ FORMATS = {
     "ratio": ".2f",
     "lr": "g",
     "diff": ".2g",  # max abs difference of outputs
+    "points": "+.1f",  # a difference of top-1s, in points
 }
 SUFFIX = {"top1": "%", "pct": "%", "ratio": "x"}
 

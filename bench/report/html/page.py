@@ -12,6 +12,7 @@ from bench.report.html.render import Cell, Figure, Row, Section, Table, Text, re
 from bench.report.html.speed import (
     candidates_blocks,
     failures_blocks,
+    quantization_blocks,
     throughput_blocks,
     validate_blocks,
 )
@@ -92,6 +93,11 @@ def sections(records: Records) -> list[Section]:
                     "Best inference samples/s against GMACs, by device and runtime (log-log).",
                 ),
                 Section("candidates", "--optimize candidates", candidates_blocks(frame)),
+                Section(
+                    "quantization",
+                    "Quantization: speed-up and accuracy cost by architecture",
+                    quantization_blocks(frame),
+                ),
             ],
         ),
         Section("finetune", "Fine-tuning", [*finetune_blocks(frame), *_curves(frame)]),

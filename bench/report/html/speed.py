@@ -9,6 +9,7 @@ from bench.registry.lookup import natural_key as natural
 from bench.report.html.cells import device, num, row, runtime, text
 from bench.report.html.chapter import ok_records
 from bench.report.html.render import Cell, Row, Table, Text
+from bench.report.quantization import COMMAND, HOW, TEXT, int8_rows, not_measured
 from bench.report.records import untrusted
 
 
@@ -211,3 +212,37 @@ def failures_blocks(frame) -> list:
     ]
     columns = ("Model", "Harness", "Device", "Status", "Runtime", "Reason", "Run")
     return [Table("failures", columns, tuple(out), empty="None.")]
+
+
+def quantization_blocks(frame) -> list:
+    """INT8's speed-up over the best exact fp32 candidate and its top-1 cost, by architecture
+    (the rows of ``bench.report.quantization``)."""
+    rows = int8_rows(frame)
+    out = []
+    for r in rows:
+        drop = num(r["drop"], "points", "not scored", title=r["images"])
+        if r["over_budget"]:
+            drop = replace(drop, text=f"{drop.text} ⚠", title="over the run's --accuracy-budget")
+        cells = (
+            text(r["model"]),
+            text(r["device"]),
+            num(r["batch"], "count"),
+            num(r["img_size"], "count"),
+            num(r["fp32_top1"], "top1", "not scored", title=r["images"]),
+            num(r["int8_top1"], "top1", "not scored", title=r["images"]),
+            drop,
+            num(r["best_fp32"], "rate", "no fp32 candidate agreed", title=r["best_fp32_label"]),
+            num(r["int8"], "rate", r["int8_error"] or ""),
+            num(r["speedup"], "ratio", "INT8 or fp32 not timed"),
+            text(r["chosen"]),
+        )
+        out.append(row(cells, r["record"]))
+    columns = ("Model", "Device", "Batch", "px", "fp32 top-1", "INT8 top-1", "Drop (points)",
+               "Best fp32 samples/s", "INT8 samples/s", "Speed-up", "Chosen", "Run")  # fmt: skip
+    missing = not_measured(rows) if rows else []
+    return [
+        Text(TEXT.replace("*", "").replace("`", "")),
+        Text(HOW, items=tuple(COMMAND.replace("\\\n    ", "").splitlines())),
+        Table("quantization", columns, tuple(out), empty="No --optimize run has tried INT8 yet."),
+        *([Text(f"Not measured yet: {', '.join(missing)}.")] if missing else []),
+    ]

@@ -45,8 +45,8 @@ def trained(tmp_path_factory):
     return str(path)
 
 
-def _run(rounds: int = 1, **options) -> ModelRun:
-    config = ThroughputConfig(optimize=True, optimize_rounds=rounds, runtimes=("onnxruntime",),
+def _run(rounds: int = 1, runtimes=("onnxruntime",), **options) -> ModelRun:
+    config = ThroughputConfig(optimize=True, optimize_rounds=rounds, runtimes=runtimes,
                               min_time_s=0.02, min_steps=2, **options)  # fmt: skip
     run = RunConfig(device="cpu", batch_sizes=(16,), img_size=SIZE)
     job = Job(Registry().get("simple_cnn"), run, config)
@@ -54,8 +54,9 @@ def _run(rounds: int = 1, **options) -> ModelRun:
     return ModelRun.build(job, replace(Settings.of(run, config), warmup=quick), "cpu")
 
 
-def _int8_row(metrics: dict) -> dict:
-    (row,) = [r for r in metrics["candidates"] if r["precision"] == "int8"]
+def _int8_row(metrics: dict, runtime: str = "onnxruntime") -> dict:
+    (row,) = [r for r in metrics["candidates"] if r["precision"] == "int8"
+              and r["runtime"] == runtime]  # fmt: skip
     return row
 
 
@@ -72,6 +73,18 @@ def test_int8_of_a_trained_model_is_within_budget(trained):
     assert gate["accuracy_images"] == 360
     assert gate["calibration_images"] == 128
     assert gate["calibration_data"] == "digits training split"  # disjoint from held-out
+
+
+def test_openvino_int8_through_nncf_is_scored_and_timed(trained):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    run = _run(runtimes=("openvino",), weights=trained, val_data="digits")
+    metrics, _ = optimize(run, Candidate("infer", "fp32", False, False), 16)
+    row = _int8_row(metrics, "openvino")
+    assert row["error"] is None
+    assert row["infer_samples_per_sec"] > 0
+    assert row["fp32_top1"] > 80
+    assert row["within_budget"] is True  # int8 of a small convnet on the digits keeps its top-1
 
 
 def test_int8_calibrated_on_a_constant_image_is_never_chosen(trained):

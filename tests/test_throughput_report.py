@@ -150,7 +150,9 @@ def test_quantization_section_sets_int8_against_the_best_exact_fp32(tmp_path):
     fine = [_cand("fp32", 100.0), _cand("fp32", 150.0, "onnxruntime"),
             _cand("fp32", 900.0, "openvino", agree=False), _cand("bf16", 400.0),
             _cand("int8", 450.0, "onnxruntime", agree=False, candidate_top1=96.8,
-                  top1_drop=0.2, within_budget=True, **gate)]  # fmt: skip
+                  top1_drop=0.2, within_budget=True, **gate),
+            _cand("int8", 300.0, "openvino", agree=False, candidate_top1=97.0,
+                  top1_drop=0.0, within_budget=True, **gate)]  # fmt: skip
     lossy = [_cand("fp32", 50.0),
              _cand("int8", 200.0, "onnxruntime", agree=False, candidate_top1=90.0,
                    top1_drop=7.0, within_budget=False, **gate)]  # fmt: skip
@@ -170,7 +172,7 @@ def test_quantization_section_sets_int8_against_the_best_exact_fp32(tmp_path):
     md = written["throughput.md"].decode()
     page = written["index.html"].decode()
     quant = page.split('id="quantization-table"')[1].split("</table>")[0]
-    assert quant.count("<tr") == 4  # its header and the three models
+    assert quant.count("<tr") == 5  # its header and the four INT8 candidates
     assert ">3.00x<" in quant
     assert ">+7.0 ⚠<" in quant
     section = md.split("## Quantization: speed-up and accuracy cost by architecture")[1]
@@ -179,8 +181,10 @@ def test_quantization_section_sets_int8_against_the_best_exact_fp32(tmp_path):
     table = {}
     for line in lines[1:]:  # the separator line starts "|:"
         cells = dict(zip(head, (c.strip() for c in line.split("|")[1:-1]), strict=True))
-        table[cells["Model"].split("[")[0]] = cells
-    assert list(table) == ["lenet5", "resnet50", "simple_cnn"]  # the chapter's order
+        model = cells["Model"].split("[")[0]
+        table[model if cells["INT8 by"] == "ONNX Runtime" else f"{model} by OpenVINO"] = cells
+    assert list(table) == ["lenet5", "resnet50", "resnet50 by OpenVINO", "simple_cnn"]
+    assert table["resnet50 by OpenVINO"]["Speed-up"] == "2.00x"  # one row per INT8 runtime
     assert table["resnet50"]["Best fp32 (samples/s)"] == "150.0 (fp32 ONNX Runtime)"
     assert (table["resnet50"]["Speed-up"], table["resnet50"]["Drop"]) == ("3.00x", "+0.2")
     assert table["resnet50"]["Chosen"] == "int8 ONNX Runtime"

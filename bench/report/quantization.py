@@ -21,8 +21,9 @@ COMMAND = (
     "    --img-size 64 --batch-size 16 --weights checkpoints/ --val-data mnist5k"
 )
 TEXT = (
-    "Each row is one `--optimize` run of a model with real weights: INT8 (ONNX Runtime, static "
-    "QDQ, calibrated on real images) against eager fp32 on the same held-out images. *Drop* is "
+    "Each row is one INT8 candidate of an `--optimize` run of a model with real weights (ONNX "
+    "Runtime's static QDQ quantization, or OpenVINO's through NNCF; both calibrated on real "
+    "images) against eager fp32 on the same held-out images. *Drop* is "
     "fp32's top-1 minus INT8's, in points (negative: INT8 scored higher); "
     f"{WARN} marks a drop over the run's `--accuracy-budget`, which `--optimize` never chooses. "
     "*Best fp32* is the fastest candidate of the same run that agrees with eager fp32 (PyTorch "
@@ -90,9 +91,11 @@ def int8_rows(frame) -> list[dict]:
         mode = rec.config.get("mode", "infer")
         best = _best_fp32(rec.metrics["candidates"], mode)
         fast, base = _speed(int8, mode), _speed(best, mode) if best else None
+        runtime = int8.get("runtime", "onnxruntime")
         rows.append(
             {
                 "model": rec.model,
+                "runtime": RUNTIME_LABELS.get(runtime, runtime),
                 "device": str(rec.device_name or rec.device),
                 "batch": rec.config.get("batch_size"),
                 "img_size": rec.config.get("img_size"),
@@ -118,8 +121,8 @@ def _markdown_row(r: dict, notes: Footnotes) -> dict:
     best = r["best_fp32"]
     return {
         "Model": f"{r['model']}{notes.run(r['record'])}",
-        "Device": r["device"],
-        "Batch x px": f"{r['batch']} x {r['img_size']}",
+        "Device, batch x px": f"{r['device']}, {r['batch']} x {r['img_size']}",
+        "INT8 by": r["runtime"],
         "fp32 top-1": fmt_number(r["fp32_top1"], ".1f"),
         "INT8 top-1": fmt_number(r["int8_top1"], ".1f") + images,
         "Drop": (f"{WARN} " if r["over_budget"] else "") + fmt_number(r["drop"], "+.1f"),
@@ -133,8 +136,8 @@ def _markdown_row(r: dict, notes: Footnotes) -> dict:
 
 
 def _latest_int8(frame) -> list[tuple]:
-    """(record, its INT8 candidate) of the latest --optimize record per model, device, batch and
-    input size that tried INT8."""
+    """(record, an INT8 candidate of it), for each INT8 candidate (one a runtime) of the latest
+    --optimize record per model, device, batch and input size that tried INT8."""
     if frame.empty:
         return []
     ok = frame[(frame["harness"] == HARNESS) & (frame["status"] == "ok")]
@@ -145,12 +148,13 @@ def _latest_int8(frame) -> list[tuple]:
         if int8:
             key = (rec.model, rec.device_name, rec.config.get("batch_size"),
                    rec.config.get("img_size"))  # fmt: skip
-            latest[key] = (rec, int8[0])
+            latest[key] = (rec, int8)
     order = {name: i for i, name in enumerate(chapter_models())}  # the chapter's order first
-    return sorted(
+    ordered = sorted(
         latest.values(),
         key=lambda p: (order.get(p[0].model, len(order)), p[0].model, str(p[0].device_name)),
     )
+    return [(rec, c) for rec, int8 in ordered for c in int8]
 
 
 def chapter_models() -> list[str]:

@@ -10,6 +10,7 @@ agrees to its tolerance, must also be within the budget when the run can score i
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass, replace
 
@@ -94,10 +95,10 @@ def _first_round(run: ModelRun, asked: Candidate, eager: list[Option], batch: in
                                  runtime=runtime))  # fmt: skip
             reason = skip_reason(runtime, asked.mode, run.device, p, False)
             results.append((opt, None, reason) if reason else _try(run, opt, batch, asked.mode))
-    if "onnxruntime" in _optimize_runtimes(run.settings):
+    for runtime in _optimize_runtimes(run.settings):
         int8 = Option(replace(asked, precision=INT8, channels_last=False, compiled=False,
-                              runtime="onnxruntime"))  # fmt: skip
-        reason = _int8_skip(run, asked.mode)
+                              runtime=runtime))  # fmt: skip
+        reason = _int8_skip(run, asked.mode, runtime)
         results.append((int8, None, reason) if reason else _try(run, int8, batch, asked.mode))
     return results
 
@@ -116,14 +117,19 @@ def _eager_skip(run: ModelRun, cand: Candidate) -> str | None:
     return None
 
 
-def _int8_skip(run: ModelRun, mode: str) -> str | None:
-    """Why the INT8 candidate cannot be measured here, or None."""
-    if not installed("onnxruntime"):
-        return f"skipped: {LABELS['onnxruntime']} not installed (pip install 'cnn-bench[runtimes]')"
+def _int8_skip(run: ModelRun, mode: str, runtime: str) -> str | None:
+    """Why ``runtime``'s INT8 candidate cannot be measured here, or None."""
+    label = LABELS[runtime]
+    if not installed(runtime):
+        return f"skipped: {label} not installed (pip install 'cnn-bench[runtimes]')"
+    if runtime == "openvino" and importlib.util.find_spec("nncf") is None:
+        return (
+            "skipped: OpenVINO INT8 needs NNCF, not installed (pip install 'cnn-bench[runtimes]')"
+        )
     if mode != "infer":
         return "skipped: INT8 is measured for inference only"
     if run.device != "cpu":
-        return "skipped: ONNX Runtime INT8 (QDQ) is measured on the CPU; use --device cpu"
+        return f"skipped: {label} INT8 is measured on the CPU; use --device cpu"
     return lossy_skip_reason(run.settings)
 
 

@@ -1,11 +1,17 @@
 """Lossy candidates of ``--optimize`` and their accuracy gate.
 
-INT8: ONNX Runtime static quantization of the exported graph: ``torch.onnx.export``, then
-ONNX Runtime's quantization pre-processing (``quant_pre_process``: symbolic shape inference
-and graph optimisation; measured on a VNNI Xeon, resnet50 INT8 ran at 0.61x its fp32 speed
-without it and 2.69x with it), then ``quantize_static`` in QDQ format (activations uint8,
-weights int8 per channel, MinMax calibration on the gate's calibration images). The
-quantized session is built once per batch size and re-timed in every round.
+INT8, two ways, each calibrated on the gate's calibration images:
+
+- ONNX Runtime: static quantization of the exported graph: ``torch.onnx.export``, then ONNX
+  Runtime's quantization pre-processing (``quant_pre_process``: symbolic shape inference and
+  graph optimisation; measured on a VNNI Xeon, resnet50 INT8 ran at 0.61x its fp32 speed
+  without it and 2.69x with it), then ``quantize_static`` in QDQ format (activations uint8,
+  weights int8 per channel, MinMax calibration).
+- OpenVINO: ``openvino.convert_model`` from the PyTorch module, then NNCF's post-training
+  quantization (``nncf.quantize``, its default preset: symmetric int8 weights and activations
+  with fast bias correction), compiled for the CPU plugin.
+
+A quantized session is built once per model, runtime and batch size and re-timed in every round.
 
 The gate (``gate_metrics``): top-1 of eager fp32 and of the candidate on the same scoring
 images (``bench.harness.throughput.gate``); the drop in points, and whether it is within
@@ -76,13 +82,62 @@ def quantize_int8(model, x, calibration, workdir: Path) -> Path:
     return q8
 
 
-def _int8_session(run: ModelRun, batch: int) -> dict:
-    """The INT8 session for ``batch`` (built once per model and batch), its build time and
-    its gate metrics."""
-    key = ("int8_session", batch)
+def _ort_int8(model, x, calibration, threads: int):
+    """(predict, provider) of ONNX Runtime's INT8 session of ``model`` at ``x``'s shape."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="cnn-bench-int8-") as tmp:
+        path = quantize_int8(model, x, calibration, Path(tmp))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        opts.log_severity_level = 3
+        with step("ONNX Runtime INT8 session"):
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+
+    def predict(xb):
+        return sess.run([out], {name: xb.detach().cpu().numpy()})[0]
+
+    return predict, "CPUExecutionProvider"
+
+
+def _openvino_int8(model, x, calibration, threads: int):
+    """(predict, device) of OpenVINO's CPU plugin on NNCF's INT8 quantization of ``model`` at
+    ``x``'s shape (calibrated in batches of that shape, the last one padded)."""
+    import nncf
+    import openvino as ov
+
+    nncf.set_log_level(logging.ERROR)
+    batch = int(x.shape[0])
+    reader = _calibration_reader("x", calibration, batch)
+    batches = [feed["x"] for feed in iter(reader.get_next, None)]
+    with step("OpenVINO convert_model"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convert_model traces with torch.jit (deprecated)
+        ov_model = ov.convert_model(model, example_input=x, input=[tuple(x.shape)])
+    with step("NNCF INT8 quantization"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = nncf.quantize(ov_model, nncf.Dataset(batches), subset_size=len(batches))
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY"}
+    with step("OpenVINO INT8 compile_model"):
+        request = core.compile_model(quantized, "CPU", config).create_infer_request()
+
+    def predict(xb):
+        request.infer([xb.detach().cpu().numpy()])
+        return request.get_output_tensor(0).data.copy()
+
+    return predict, f"CPU ({core.get_property('CPU', 'FULL_DEVICE_NAME')})"
+
+
+QUANTIZERS = {"onnxruntime": _ort_int8, "openvino": _openvino_int8}
+
+
+def _int8_session(run: ModelRun, batch: int, runtime: str) -> dict:
+    """The INT8 session of ``runtime`` for ``batch`` (built once per model, runtime and batch),
+    its build time and its gate metrics."""
+    key = ("int8_session", runtime, batch)
     if key in run.job.cache:
         return run.job.cache[key]
-    import onnxruntime as ort
     import torch
 
     data = run.gate_data()
@@ -90,36 +145,27 @@ def _int8_session(run: ModelRun, batch: int) -> dict:
     model = run.model.eval().float().cpu().to(memory_format=torch.contiguous_format)
     threads = torch.get_num_threads()
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cnn-bench-int8-") as tmp:
-        path = quantize_int8(model, x, data.calibration, Path(tmp))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        opts.log_severity_level = 3
-        with step("ONNX Runtime INT8 session"):
-            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    predict, provider = QUANTIZERS[runtime](model, x, data.calibration, threads)
     build_s = time.perf_counter() - start
-    name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
-
-    def predict(xb):
-        return sess.run([out], {name: xb.detach().cpu().numpy()})[0]
-
-    entry = {"predict": predict, "x": x, "threads": threads, "build_s": build_s}
+    entry = {"predict": predict, "x": x, "threads": threads, "build_s": build_s,
+             "provider": provider}  # fmt: skip
     entry["gate"] = gate_metrics(run, top1(predict, data, batch), batch)
     run.job.cache[key] = entry
     return entry
 
 
 def measure_int8(run: ModelRun, cand: Candidate, batch: int) -> dict:
-    """The INT8 candidate: quantized once, scored once, timed with PyTorch's loop."""
-    s = _int8_session(run, batch)
+    """An INT8 candidate (``cand.runtime``): quantized once, scored once, timed with PyTorch's
+    loop."""
+    s = _int8_session(run, batch, cand.runtime)
     feed = s["x"]
-    with step("ONNX Runtime INT8 timing"):
+    with step(f"{cand.runtime} INT8 timing"):
         raw = time_steps(lambda: s["predict"](feed), lambda: None, batch, "cpu", run.settings,
                          False, contextlib.nullcontext())  # fmt: skip
     metrics = timed_metrics(raw, cand.mode, batch, batch, run)
     metrics.update(backend_settings("cpu"))
-    metrics.update(threads=s["threads"], runtime_version=version("onnxruntime"))
-    metrics.update(provider="CPUExecutionProvider", export_time_s=round(s["build_s"], 3))
+    metrics.update(threads=s["threads"], runtime_version=version(cand.runtime))
+    metrics.update(provider=s["provider"], export_time_s=round(s["build_s"], 3))
     agree = agreement(run.reference(batch), s["predict"](feed), INT8)
     agree.pop("agrees")  # recorded, not deciding: the accuracy gate decides
     metrics.update(agree, **s["gate"])

@@ -228,6 +228,7 @@ def quantization_blocks(frame) -> list:
             text(r["device"]),
             num(r["batch"], "count"),
             num(r["img_size"], "count"),
+            text(r["runtime"]),
             num(r["fp32_top1"], "top1", "not scored", title=r["images"]),
             num(r["int8_top1"], "top1", "not scored", title=r["images"]),
             drop,
@@ -237,7 +238,7 @@ def quantization_blocks(frame) -> list:
             text(r["chosen"]),
         )
         out.append(row(cells, r["record"]))
-    columns = ("Model", "Device", "Batch", "px", "fp32 top-1", "INT8 top-1", "Drop (points)",
+    columns = ("Model", "Device", "Batch", "px", "INT8 by", "fp32 top-1", "INT8 top-1", "Drop (points)",
                "Best fp32 samples/s", "INT8 samples/s", "Speed-up", "Chosen", "Run")  # fmt: skip
     missing = not_measured(rows) if rows else []
     return [

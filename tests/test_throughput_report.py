@@ -155,7 +155,8 @@ def test_quantization_section_sets_int8_against_the_best_exact_fp32(tmp_path):
                   top1_drop=0.0, within_budget=True, **gate)]  # fmt: skip
     lossy = [_cand("fp32", 50.0),
              _cand("int8", 200.0, "onnxruntime", agree=False, candidate_top1=90.0,
-                   top1_drop=7.0, within_budget=False, **gate)]  # fmt: skip
+                   top1_drop=7.0, within_budget=False, error="over the budget: never chosen",
+                   **gate)]  # fmt: skip
     broken = [_cand("fp32", 20.0),
               _cand("int8", None, "onnxruntime", error="quantization failed: Boom")]  # fmt: skip
     rows = []
@@ -190,6 +191,7 @@ def test_quantization_section_sets_int8_against_the_best_exact_fp32(tmp_path):
     assert table["resnet50"]["Chosen"] == "int8 ONNX Runtime"
     assert (table["lenet5"]["Speed-up"], table["lenet5"]["Drop"]) == ("4.00x", f"{WARN} +7.0")
     assert table["lenet5"]["Chosen"] == "fp32 eager PyTorch"
+    assert table["lenet5"]["INT8 (samples/s)"] == "200.0"  # over the budget: measured, shown
     assert table["simple_cnn"]["Speed-up"] == "-"
     assert "quantization failed: Boom" in section
     assert "Not measured yet: alexnet, vgg16" in section

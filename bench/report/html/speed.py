@@ -223,8 +223,9 @@ def quantization_blocks(frame) -> list:
         drop = num(r["drop"], "points", "not scored", title=r["images"])
         if r["over_budget"]:
             drop = replace(drop, text=f"{drop.text} ⚠", title="over the run's --accuracy-budget")
+        model = replace(text(r["model"]), title=f"weights: {r['weights']}" if r["weights"] else "")
         cells = (
-            text(r["model"]),
+            model,
             text(r["device"]),
             num(r["batch"], "count"),
             num(r["img_size"], "count"),

@@ -11,9 +11,19 @@ that measures them. Reads only the results (no torch).
 from __future__ import annotations
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
-from bench.report.fmt import WARN, Footnotes, fmt_number, fmt_sps, is_number, md_table, wrap
+from bench.report.fmt import (
+    WARN,
+    Footnotes,
+    clip,
+    fmt_number,
+    fmt_sps,
+    is_number,
+    md_table,
+    wrap,
+)
 
 HARNESS = "throughput"
+INT8 = "int8"
 TITLE = "Quantization: speed-up and accuracy cost by architecture"
 COMMAND = (
     "python -m bench run --models chapter --harness finetune --epochs 3 --img-size 64\n"
@@ -28,9 +38,10 @@ TEXT = (
     f"{WARN} marks a drop over the run's `--accuracy-budget`, which `--optimize` never chooses. "
     "*Best fp32* is the fastest candidate of the same run that agrees with eager fp32 (PyTorch "
     "eager or compiled, ONNX Runtime, OpenVINO, folded or reparameterised); *Speed-up* is "
-    "INT8's samples/s over it, both timed in the same alternating rounds. *Chosen* is what "
-    "`--optimize` kept."
+    "INT8's samples/s over it, both timed in the same alternating rounds."
 )
+CHOSEN = "✓"
+MARKS = f"{CHOSEN} marks the INT8 candidate that `--optimize` chose."
 HOW = "The chapter's models are fine-tuned on the digits at 64 px, then quantized, by these two commands:"
 
 
@@ -109,7 +120,9 @@ def int8_rows(frame) -> list[dict]:
                 "int8_error": None if fast else str(int8.get("error") or "not timed"),
                 "speedup": fast / base if fast and base else None,
                 "chosen": _chosen(rec.metrics["candidates"], rec.config),
-                "images": images_text(rec.metrics),
+                "is_chosen": rec.config.get("precision") == INT8
+                and rec.config.get("runtime", "torch") == runtime,
+                "images": images_text(rec.metrics.get("accuracy_gate") or rec.metrics),
                 "weights": rec.metrics.get("init_file"),
                 "record": rec._asdict(),
             }
@@ -117,22 +130,28 @@ def int8_rows(frame) -> list[dict]:
     return rows
 
 
-def _markdown_row(r: dict, notes: Footnotes) -> dict:
-    images = notes.numbered("int8-", r["images"]) if r["images"] else ""
+def _markdown_row(r: dict, notes: Footnotes, once: bool) -> dict:
+    """A row of the markdown table (under 160 characters: the device name is clipped, and the
+    run and images are named under the table when every row shares them: ``once``)."""
+    images = notes.numbered("int8-", r["images"]) if r["images"] and not once else ""
+    run = "" if once else notes.run(r["record"])
     best = r["best_fp32"]
+    label = (r["best_fp32_label"] or "").removeprefix("fp32 ")
+    if r["int8"]:
+        int8 = fmt_sps(r["int8"]) + (f" {CHOSEN}" if r["is_chosen"] else "")
+    else:
+        int8 = notes.numbered("int8-error-", r["int8_error"])
     return {
-        "Model": f"{r['model']}{notes.run(r['record'])}",
-        "Device, batch x px": f"{r['device']}, {r['batch']} x {r['img_size']}",
+        "Model": f"{r['model']}{run}",
+        "Device": clip(r["device"], 20),
+        "Batch x px": f"{r['batch']} x {r['img_size']}",
         "INT8 by": r["runtime"],
         "fp32 top-1": fmt_number(r["fp32_top1"], ".1f"),
         "INT8 top-1": fmt_number(r["int8_top1"], ".1f") + images,
         "Drop": (f"{WARN} " if r["over_budget"] else "") + fmt_number(r["drop"], "+.1f"),
-        "Best fp32 (samples/s)": f"{fmt_sps(best)} ({r['best_fp32_label']})" if best else "-",
-        "INT8 (samples/s)": fmt_sps(r["int8"])
-        if r["int8"]
-        else notes.numbered("int8-error-", r["int8_error"]),
+        "Best fp32 (samples/s)": f"{fmt_sps(best)} ({label})" if best else "-",
+        "INT8 (samples/s)": int8,
         "Speed-up": f"{r['speedup']:.2f}x" if r["speedup"] else "-",
-        "Chosen": r["chosen"],
     }
 
 
@@ -145,7 +164,7 @@ def _latest_int8(frame) -> list[tuple]:
     latest: dict[tuple, tuple] = {}
     for rec in ok.sort_values(["finished_utc", "run_id"], kind="stable").itertuples():
         cands = rec.metrics.get("candidates") if isinstance(rec.metrics, dict) else None
-        int8 = [c for c in cands or [] if c.get("precision") == "int8"]
+        int8 = [c for c in cands or [] if c.get("precision") == INT8]
         if int8:
             key = (rec.model, rec.device_name, rec.config.get("batch_size"),
                    rec.config.get("img_size"))  # fmt: skip
@@ -181,20 +200,14 @@ def quantization_markdown(frame, notes: Footnotes) -> list[str]:
     rows = int8_rows(frame)
     if not rows:
         return []
-    table = md_table([_markdown_row(r, notes) for r in rows])
-    lines = [
-        "",
-        f"## {TITLE}",
-        "",
-        *wrap(f"{TEXT} {HOW}"),
-        "",
-        "```",
-        COMMAND,
-        "```",
-        "",
-        table,
-        "",
-    ]
+    images = {r["images"] for r in rows}
+    once = len(images) == 1 and len({r["record"]["run_id"] for r in rows}) == 1
+    table = md_table([_markdown_row(r, notes, once) for r in rows])
+    lines = ["", f"## {TITLE}", "", *wrap(f"{TEXT} {MARKS} {HOW}"), "", "```", COMMAND, "```"]
+    lines += ["", table, ""]
+    if once:
+        shared = f"Every row comes from one run{notes.run(rows[0]['record'])}. {images.pop()}"
+        lines += [*wrap(shared.strip()), ""]
     weights = dict.fromkeys(r["weights"] for r in rows if r["weights"])
     if weights:
         lines += [*wrap(f"Weights: {', '.join(weights)}."), ""]

@@ -1,5 +1,5 @@
 """Runtimes side by side, for ``reports/throughput.md`` and ``reports/runtimes.png``: the best
-inference samples/s of each runtime per model, device and batch, each speed-up set against
+inference samples/s of each runtime per model, device, batch and input size, each speed-up set against
 the eager PyTorch record that differs from it in the fewest things (and naming the others).
 Reads the tidy table only (no torch); the plot is drawn with matplotlib's Agg backend."""
 
@@ -32,17 +32,21 @@ def runtime_of(r: dict) -> str:
     return "torch" if is_missing(v) else str(v)
 
 
-def _best_by_runtime(table) -> list[tuple[str, str, float, dict, list[dict]]]:
-    """(model, device, batch, {label: best record or None}, every record) for each model,
-    device and batch where another runtime than PyTorch was measured."""
+def _best_by_runtime(table) -> list[tuple[str, str, float, float, dict, list[dict]]]:
+    """(model, device, batch, input size, {label: best record or None}, every record) for each
+    model, device, batch and input size where another runtime than PyTorch was measured (a
+    speed at 64 px is never set beside one at 224 px)."""
     rows = throughput_rows(table)
     if rows.empty or "runtime" not in rows.columns or "infer_samples_per_sec" not in rows.columns:
         return []
     rows = rows[rows["infer_samples_per_sec"].notna()]
-    rows = rows.assign(device_name=rows["device_name"].fillna(rows["device"]))
+    rows = rows.assign(
+        device_name=rows["device_name"].fillna(rows["device"]),
+        infer_img_size=rows["infer_img_size"].fillna(0) if "infer_img_size" in rows else 0,
+    )
     out = []
-    keys = ["model", "device_name", "infer_batch_size"]
-    for (model, device, batch), group in rows.groupby(keys, sort=False):
+    keys = ["model", "device_name", "infer_batch_size", "infer_img_size"]
+    for (model, device, batch, size), group in rows.groupby(keys, sort=False):
         recs = group.to_dict("records")
         best = {}
         for label, runtime, compiled in SIDE_BY_SIDE:
@@ -53,7 +57,7 @@ def _best_by_runtime(table) -> list[tuple[str, str, float, dict, list[dict]]]:
             ]
             best[label] = max(mine, key=lambda r: r["infer_samples_per_sec"]) if mine else None
         if best["ONNX Runtime"] is not None or best["OpenVINO"] is not None:
-            out.append((model, device, batch, best, recs))
+            out.append((model, device, batch, size, best, recs))
     return out
 
 
@@ -92,8 +96,8 @@ def side_by_side(table) -> list[dict]:
     """Per model, device and batch: the best inference samples/s of each runtime and its
     speed-up over eager PyTorch; an empty list when no other runtime was measured."""
     out = []
-    for model, device, batch, best, recs in _best_by_runtime(table):
-        row = {"Model": model, "Device": device, "Batch": fmt_int(batch)}
+    for model, device, batch, size, best, recs in _best_by_runtime(table):
+        row = {"Model": model, "Device": device, "Batch": fmt_int(batch), "px": fmt_int(size)}
         for label in best:
             row[label] = _speedup_cell(label, best[label], best["PyTorch eager"], recs)
         out.append(row)
@@ -102,8 +106,8 @@ def side_by_side(table) -> list[dict]:
 
 def _agreement(table) -> list[dict]:
     out = []
-    for model, device, batch, best, _ in _best_by_runtime(table):
-        row = {"Model": model, "Device": device, "Batch": fmt_int(batch)}
+    for model, device, batch, size, best, _ in _best_by_runtime(table):
+        row = {"Model": model, "Device": device, "Batch": fmt_int(batch), "px": fmt_int(size)}
         for label in ("ONNX Runtime", "OpenVINO"):
             r = best.get(label)
             if r is None or is_missing(r.get("max_abs_diff")):
@@ -120,8 +124,8 @@ def runtimes_markdown(table) -> list[str]:
     if not sbs:
         return []
     text = (
-        "Best inference samples/s of each runtime per model, device and batch, and its "
-        "speed-up over eager PyTorch at the same batch. A speed-up names every other "
+        "Best inference samples/s of each runtime per model, device, batch and input size (px), "
+        "and its speed-up over eager PyTorch at the same batch and size. A speed-up names every other "
         "difference from that baseline (layout, precision); compiled PyTorch is set against "
         "eager PyTorch at its own layout where that was measured. "
         f"The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT})."
@@ -150,16 +154,16 @@ def runtimes_png(table) -> bytes | None:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    labels = [label for label, _, _ in SIDE_BY_SIDE if any(g[3][label] for g in groups)]
-    names = [f"{model}\n@{batch:.0f}" for model, _, batch, _, _ in groups]
+    labels = [label for label, _, _ in SIDE_BY_SIDE if any(g[4][label] for g in groups)]
+    names = [f"{model} @{batch:.0f}, {size:.0f} px" for model, _, batch, size, _, _ in groups]
     width = 0.8 / len(labels)
     fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(names) + 2), 5), dpi=100)
     try:
         for i, label in enumerate(labels):
-            values = [g[3][label]["infer_samples_per_sec"] if g[3][label] else 0 for g in groups]
+            values = [g[4][label]["infer_samples_per_sec"] if g[4][label] else 0 for g in groups]
             xs = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(names))]
             ax.bar(xs, values, width, label=label)
-        ax.set_xticks(range(len(names)), names, fontsize=7)
+        ax.set_xticks(range(len(names)), names, fontsize=7, rotation=40, ha="right")
         ax.set_yscale("log")
         ax.set_ylabel("inference samples / s (best measured)")
         ax.set_title("Runtimes side by side")

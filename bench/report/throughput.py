@@ -60,8 +60,9 @@ ABOVE_PEAK_TEXT = (
 )
 CANDIDATES_TEXT = (
     "Each `--optimize` run tries these candidates on one model and keeps the fastest that "
-    "agrees with eager fp32 (*Chosen*); one run's candidates are listed together, with every "
-    "timed round's samples/s where the run recorded them (older runs kept only the best)."
+    "agrees with eager fp32 (*Chosen*); one run's candidates are listed together, with the best "
+    "samples/s and, in brackets, every timed round's where the run recorded them (older runs "
+    "kept only the best)."
 )
 
 
@@ -209,16 +210,22 @@ def _candidates(frame, notes: Footnotes) -> list[dict]:
                             RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime")),
                         ]
                     ),
-                    "Samples/s (best)": fmt_sps(c.get(f"{mode}_samples_per_sec")),
-                    "Every round": ", ".join(fmt_sps(v) for v in rounds)
-                    if isinstance(rounds, list)
-                    else "-",
+                    "Samples/s: best (every round)": _rounds_cell(
+                        c.get(f"{mode}_samples_per_sec"), rounds
+                    ),
                     "Max abs diff": fmt_number(c.get("max_abs_diff"), ".2g"),
                     "Chosen": "yes" if _chosen(c, rec.config) else "",
                     "Note": notes.numbered("n", reason) if reason else "",
                 }
             )
     return rows
+
+
+def _rounds_cell(best, rounds) -> str:
+    """The best samples/s, then every round's in the order they ran (when recorded)."""
+    if not isinstance(rounds, list) or len(rounds) < 2:
+        return fmt_sps(best)
+    return f"{fmt_sps(best)} ({', '.join(fmt_sps(v) for v in rounds)})"
 
 
 def _chosen(c: dict, config: dict) -> bool:

@@ -74,6 +74,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         ),
         (["frobnicate"], "invalid choice"),
     ]
+    for harness in ("throughput", "validate"):  # a file or a folder of fine-tune checkpoints
+        argv = ["run", "--models", "lenet5", "--harness", harness, "--weights",
+                str(tmp_path / "ck"), "--out", str(tmp_path)]  # fmt: skip
+        cases.append((argv, "no such file or folder"))
     for argv, text in cases:
         try:
             code = main(argv)

@@ -29,6 +29,7 @@ from pathlib import Path
 from bench.errors import ConfigError, DataError
 from bench.harness.base import Job, Measurement, RunConfig
 from bench.harness.options import nonneg_int, positive_int
+from bench.registry.checkpoints import check_weights_path
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +102,7 @@ def preflight(config: ValidateConfig) -> None:
             f"--val-data {config.val_data}: not a folder. Give 'photos', a folder of class "
             "folders, or the ILSVRC2012 validation folder."
         )
-    if config.weights and not Path(config.weights).is_file():
-        raise ConfigError(f"--weights {config.weights}: no such file.")
+    check_weights_path(config.weights)
 
 
 # -- the images -------------------------------------------------------------------------

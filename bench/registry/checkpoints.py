@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
 
 _HASH = re.compile(r"-[0-9a-f]{12}\.pt")
 
@@ -22,6 +22,15 @@ _HASH = re.compile(r"-[0-9a-f]{12}\.pt")
 def file_slug(model: str) -> str:
     """A model name as the fine-tune harness writes it into a checkpoint's file name."""
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in model)
+
+
+def check_weights_path(path: str | None) -> None:
+    """A ConfigError (one line, exit 2, before any model) when ``--weights`` names nothing."""
+    if path and not (Path(path).is_file() or Path(path).is_dir()):
+        raise ConfigError(
+            f"--weights {path}: no such file or folder. Give a .pth, .pt or .safetensors file, "
+            "or a folder of fine-tune checkpoints."
+        )
 
 
 def _header(path: Path) -> dict | None:

@@ -25,7 +25,7 @@ from bench.harness.finetune.config import AUGMENTS, PROTOCOLS, TrainConfig, chec
 from bench.harness.options import nonneg_int as _nonneg_int
 from bench.harness.options import positive_float as _positive_float
 from bench.harness.options import positive_int as _positive_int
-from bench.registry.checkpoints import file_slug
+from bench.registry.checkpoints import check_weights_path, file_slug
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class FinetuneConfig:
     def __post_init__(self):
         if self.pretrained and self.weights:
             raise ConfigError("Give --pretrained or --weights PATH, not both.")
+        check_weights_path(self.weights)
         check_choices(self.protocol, self.augment)
         if int(self.epochs) <= 0 or int(self.seed) < 0:
             raise ConfigError("--epochs must be positive and --seed not negative.")

@@ -10,6 +10,7 @@ from bench.errors import ConfigError
 from bench.harness.base import RunConfig
 from bench.harness.options import positive_float, positive_int
 from bench.harness.throughput.timing import WarmupPolicy
+from bench.registry.checkpoints import check_weights_path
 
 MODES = ("infer", "train")
 DEFAULT_BATCH = {"cuda": 256, "cpu": 16}
@@ -111,6 +112,7 @@ class ThroughputConfig:
 def _check_gate_options(c: ThroughputConfig) -> None:
     if c.pretrained and c.weights:
         raise ConfigError("Give --pretrained or --weights PATH, not both.")
+    check_weights_path(c.weights)
     if not float(c.accuracy_budget) >= 0:
         raise ConfigError(f"--accuracy-budget {c.accuracy_budget}: expected points >= 0.")
     if int(c.calibration_images) <= 0 or (c.limit is not None and int(c.limit) <= 0):

@@ -38,7 +38,9 @@ TEXT = (
     f"{WARN} marks a drop over the run's `--accuracy-budget`, which `--optimize` never chooses. "
     "*Best fp32* is the fastest candidate of the same run that agrees with eager fp32 (PyTorch "
     "eager or compiled, ONNX Runtime, OpenVINO, folded or reparameterised); *Speed-up* is "
-    "INT8's samples/s over it, both timed in the same alternating rounds."
+    "INT8's samples/s over it, both timed in the same alternating rounds. *fp32 top-1* is the "
+    "listed checkpoint's, scored in the row's run: a checkpoint trained on another CPU can score "
+    "otherwise than the fine-tune report's record (its kernels round differently)."
 )
 CHOSEN = "✓"
 MARKS = f"{CHOSEN} marks the INT8 candidate that `--optimize` chose."

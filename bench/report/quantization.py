@@ -1,7 +1,7 @@
 """The section "Quantization: speed-up and accuracy cost by architecture" of ``throughput.md``.
 
-One row per model, device, batch and input size: the latest ``--optimize`` record whose
-candidates include INT8, with the INT8 candidate's top-1 beside eager fp32's on the same images,
+One row per INT8 candidate (ONNX Runtime's, OpenVINO's) of the latest ``--optimize`` record per
+model, device, batch and input size that tried INT8: its top-1 beside eager fp32's on the same images,
 the drop, and INT8's samples/s over the best fp32 candidate of the same run (the fastest that
 agrees with eager fp32: eager, a runtime, folded or reparameterised), both timed in the same
 alternating rounds. The chapter's models that have no such record are named, with the command

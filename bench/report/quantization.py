@@ -21,6 +21,7 @@ from bench.report.fmt import (
     md_table,
     wrap,
 )
+from bench.report.records import is_chosen
 
 HARNESS = "throughput"
 INT8 = "int8"
@@ -74,12 +75,8 @@ def _best_fp32(cands: list[dict], mode: str) -> dict | None:
 
 
 def _chosen(cands: list[dict], config: dict) -> str:
-    keys = ("precision", "layout", "compiled")
-    for c in cands:
-        same = tuple(c.get(k) for k in keys) == tuple(config.get(k) for k in keys)
-        if same and c.get("runtime", "torch") == config.get("runtime", "torch"):
-            return _label(c)
-    return _label(config)
+    """The chosen candidate in words (the record's configuration when no candidate matches)."""
+    return next((_label(c) for c in cands if is_chosen(c, config)), _label(config))
 
 
 def images_text(m: dict) -> str:
@@ -122,8 +119,7 @@ def int8_rows(frame) -> list[dict]:
                 "int8_error": None if fast else str(int8.get("error") or "not timed"),
                 "speedup": fast / base if fast and base else None,
                 "chosen": _chosen(rec.metrics["candidates"], rec.config),
-                "is_chosen": rec.config.get("precision") == INT8
-                and rec.config.get("runtime", "torch") == runtime,
+                "is_chosen": is_chosen(int8, rec.config),
                 "images": images_text(rec.metrics.get("accuracy_gate") or rec.metrics),
                 "weights": rec.metrics.get("init_file"),
                 "record": rec._asdict(),

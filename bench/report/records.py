@@ -189,6 +189,19 @@ def latest(frame):
     return frame[keep].reset_index(drop=True)
 
 
+def is_chosen(candidate: dict, config: dict) -> bool:
+    """Whether an ``--optimize`` candidate is the one its record's configuration chose (a record
+    without a runtime is PyTorch's)."""
+
+    def choice(d: dict) -> tuple:
+        return (
+            *(d.get(k) for k in OPTIMIZE_CHOICES if k != "runtime"),
+            d.get("runtime") or "torch",
+        )
+
+    return choice(candidate) == choice(config)
+
+
 def _asked(config: dict, key: str) -> str:
     """The configuration a record answers: its key, less what ``--optimize`` chose."""
     if not isinstance(config, dict) or config.get("optimize") is not True:

@@ -26,7 +26,7 @@ from bench.report.fmt import (
 )
 from bench.report.plot import png_bytes
 from bench.report.quantization import quantization_markdown
-from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, untrusted
+from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, is_chosen, untrusted
 from bench.report.runtimes import (
     RUNTIME_PLOT,
     runtime_of,
@@ -214,7 +214,7 @@ def _candidates(frame, notes: Footnotes) -> list[dict]:
                         c.get(f"{mode}_samples_per_sec"), rounds
                     ),
                     "Max abs diff": fmt_number(c.get("max_abs_diff"), ".2g"),
-                    "Chosen": "yes" if _chosen(c, rec.config) else "",
+                    "Chosen": "yes" if is_chosen(c, rec.config) else "",
                     "Note": notes.numbered("n", reason) if reason else "",
                 }
             )
@@ -226,13 +226,6 @@ def _rounds_cell(best, rounds) -> str:
     if not isinstance(rounds, list) or len(rounds) < 2:
         return fmt_sps(best)
     return f"{fmt_sps(best)} ({', '.join(fmt_sps(v) for v in rounds)})"
-
-
-def _chosen(c: dict, config: dict) -> bool:
-    keys = ("precision", "layout", "compiled")
-    return tuple(c.get(k) for k in keys) == tuple(config.get(k) for k in keys) and c.get(
-        "runtime", "torch"
-    ) == config.get("runtime", "torch")
 
 
 def _skipped(frame):

@@ -10,7 +10,7 @@ from bench.report.html.cells import device, num, row, runtime, text
 from bench.report.html.chapter import ok_records
 from bench.report.html.render import Cell, Row, Table, Text
 from bench.report.quantization import COMMAND, HOW, TEXT, int8_rows, not_measured
-from bench.report.records import untrusted
+from bench.report.records import is_chosen, untrusted
 
 
 def _by_model(rows: list[dict]) -> list[dict]:
@@ -118,11 +118,8 @@ def candidates_blocks(frame) -> list:
         if not isinstance(cands, list):
             continue
         mode = r["config"].get("mode", "infer")
-        keys = ("precision", "layout", "compiled")
         for c in cands:
-            chosen = all(c.get(k) == r["config"].get(k) for k in keys) and runtime(c) == runtime(
-                r["config"]
-            )
+            chosen = is_chosen(c, r["config"])
             cells = (
                 text(r["model"]),
                 text(device(r)),

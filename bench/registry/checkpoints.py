@@ -33,7 +33,7 @@ def check_weights_path(path: str | None) -> None:
         )
 
 
-def _header(path: Path) -> dict | None:
+def checkpoint_header(path: Path) -> dict | None:
     """(run_key, epochs done) of a fine-tune checkpoint, or None for any other file."""
     import torch
 
@@ -67,7 +67,7 @@ def pick_checkpoint(
     named = [p for p in root.glob(f"{slug}-*.pt") if _HASH.fullmatch(p.name[len(slug) :])]
     fitting = []
     for path in named:
-        header = _header(path)
+        header = checkpoint_header(path)
         if header is not None and _fits(header, model, dataset, img_size):
             fitting.append(path)
     if not fitting:

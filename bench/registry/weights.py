@@ -379,17 +379,14 @@ def file_in_chans(state: dict) -> int:
 
 def finetune_run_key(path: str) -> dict | None:
     """The ``run_key`` a fine-tune checkpoint was written with (how it was trained: the data
-    set, the initial weights, the image size), or None for a plain state dict."""
-    import torch
+    set, the initial weights, the image size), or None for a plain state dict. The file is mapped,
+    not read again (``load_state_file`` has read its tensors)."""
+    from bench.registry.checkpoints import checkpoint_header
 
     if Path(path).suffix == ".safetensors":
         return None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None
-    key = obj.get("run_key") if isinstance(obj, dict) else None
-    return key if isinstance(key, dict) else None
+    header = checkpoint_header(Path(path))
+    return header["run_key"] if header else None
 
 
 def _file_candidates(spec, num_classes: int | None, in_chans: int):

@@ -33,7 +33,7 @@ from bench.harness.throughput.gate import GateData, top1, torch_predict
 from bench.harness.throughput.measure import Candidate, time_steps, timed_metrics
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.reference import agreement
-from bench.harness.throughput.runtimes import export_onnx, step, version
+from bench.harness.throughput.runtimes import convert_openvino, export_onnx, step, version
 
 logger = logging.getLogger(__name__)
 
@@ -41,16 +41,22 @@ INT8 = "int8"
 LOSSY = (INT8, "fp16")  # chosen only within the accuracy budget; never on agreement alone
 
 
-def _calibration_reader(input_name: str, images, batch: int):
-    """ONNX Runtime's calibration reader over ``images`` in batches of exactly ``batch``
-    (the exported graph's fixed shape; the last batch padded with the first images)."""
+def _calibration_batches(images, batch: int) -> list:
+    """``images`` as numpy batches of exactly ``batch`` (a quantized graph's fixed shape; the
+    last batch padded with the first images)."""
     import torch
-    from onnxruntime.quantization import CalibrationDataReader
 
     if len(images) % batch:
         pad = batch - len(images) % batch
         images = torch.cat([images, images[:pad].repeat((pad // len(images)) + 1, 1, 1, 1)[:pad]])
-    batches = [images[i : i + batch].numpy() for i in range(0, len(images), batch)]
+    return [images[i : i + batch].numpy() for i in range(0, len(images), batch)]
+
+
+def _calibration_reader(input_name: str, images, batch: int):
+    """ONNX Runtime's calibration reader over ``_calibration_batches``."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    batches = _calibration_batches(images, batch)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -108,12 +114,8 @@ def _openvino_int8(model, x, calibration, threads: int):
     import openvino as ov
 
     nncf.set_log_level(logging.ERROR)
-    batch = int(x.shape[0])
-    reader = _calibration_reader("x", calibration, batch)
-    batches = [feed["x"] for feed in iter(reader.get_next, None)]
-    with step("OpenVINO convert_model"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convert_model traces with torch.jit (deprecated)
-        ov_model = ov.convert_model(model, example_input=x, input=[tuple(x.shape)])
+    batches = _calibration_batches(calibration, int(x.shape[0]))
+    ov_model = convert_openvino(model, x, input=[tuple(x.shape)])
     with step("NNCF INT8 quantization"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantized = nncf.quantize(ov_model, nncf.Dataset(batches), subset_size=len(batches))

@@ -195,14 +195,21 @@ def onnxruntime_session(model, x, threads: int, device: str, workdir: Path) -> S
     )
 
 
+def convert_openvino(model, x, **kwargs):
+    """``openvino.convert_model`` of the PyTorch module at ``x`` (``kwargs``: its other options)."""
+    import openvino as ov
+
+    with step("OpenVINO convert_model"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convert_model traces with torch.jit (deprecated)
+        return ov.convert_model(model, example_input=x, **kwargs)
+
+
 def openvino_session(model, x, threads: int, precision: str) -> Session:
     """``openvino.convert_model`` from the PyTorch module, compiled for the CPU plugin."""
     import openvino as ov
 
     start = time.perf_counter()
-    with step("OpenVINO convert_model"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convert_model traces with torch.jit (deprecated)
-        ov_model = ov.convert_model(model, example_input=x)
+    ov_model = convert_openvino(model, x)
     export_s = time.perf_counter() - start
     hint = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[precision]
     core = ov.Core()

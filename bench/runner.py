@@ -8,7 +8,9 @@ caller; one ``run`` opens itself, it closes. A harness that raises becomes a rec
 ``--resume`` adds to an existing run document: a (model, harness) whose stored records are
 all ``ok`` is skipped (a harness's configurations are only known once it has measured, so
 the unit skipped is the model and harness, not each configuration), the rest is measured and
-appended, and the run ends ``complete`` as one run.
+appended, and the run ends ``complete`` as one run. The earlier records of a (model, harness)
+measured again stay in the document, marked ``superseded: true`` when the new ones arrive;
+``completed`` and the reports read past them.
 """
 
 from __future__ import annotations
@@ -149,6 +151,8 @@ def completed(records: Sequence[dict]) -> dict[str, dict[str, dict[str, Any]]]:
     status: dict[tuple[str, str], bool] = {}
     metrics: dict[tuple[str, str], dict[str, Any]] = {}
     for r in records:
+        if r.get("superseded"):
+            continue
         key = (r.get("model"), r.get("harness"))
         status[key] = status.get(key, True) and r.get("status") == "ok"
         metrics.setdefault(key, r.get("metrics") or {})
@@ -157,6 +161,16 @@ def completed(records: Sequence[dict]) -> dict[str, dict[str, dict[str, Any]]]:
         if ok:
             done.setdefault(model, {})[harness] = metrics[(model, harness)]
     return done
+
+
+def supersede(earlier: Sequence[dict], records: Sequence[dict]) -> None:
+    """Mark ``superseded: true`` on each record of ``earlier`` (the records a resumed run
+    started with) whose model and harness ``records`` measure again: a resumed run measures a
+    (model, harness) whole, so the new records replace all of the old."""
+    again = {(r.get("model"), r.get("harness")) for r in records}
+    for r in earlier:
+        if (r.get("model"), r.get("harness")) in again:
+            r["superseded"] = True
 
 
 def plan(specs, harnesses, done) -> list[tuple[ModelSpec, list[str], dict]]:
@@ -197,6 +211,7 @@ def run(
     else:
         header = _header(specs, harnesses, run_config, configs, repeats)
         doc = store.new_run(header, write=is_main_process())
+    earlier = list(doc.records)  # a resumed run's records so far (none in a new run)
     work = plan(specs, harnesses, completed(doc.records) if resume is not None else {})
     if on_plan:
         on_plan(work)
@@ -205,6 +220,7 @@ def run(
     try:
         with opened as on:
             for spec, records, finished in execute(on, work, run_config, configs, rounds):
+                supersede(earlier, records)
                 doc.add(records)
                 by_model.setdefault(spec.name, []).extend(records)
                 if finished and on_model:
@@ -225,6 +241,7 @@ def _finalize(doc: RunDocument, configs: dict[str, Any]) -> None:
         try:
             hook = harness_hook(name, "finalize")
             if hook is not None:
-                hook(config, [r for r in doc.records if r.get("harness") == name])
+                hook(config, [r for r in doc.records
+                              if r.get("harness") == name and not r.get("superseded")])  # fmt: skip
         except Exception as e:  # the records stand as measured; the run still finishes
             logger.warning("harness '%s' could not finalize its records: %s", name, e)

@@ -29,13 +29,16 @@ HERE = Path(__file__).resolve().parent
 
 
 class CountingHarness:
-    """In-process; SIGKILLs its own process for the model named 'dies' when DIE is set."""
+    """In-process; SIGKILLs its own process for the model named 'dies' when DIE is set, and
+    fails for the model named 'flaky' when FAIL is set."""
 
     name = "counting"
 
     def measure(self, job):
         if job.spec.name == "dies" and os.environ.get("CNN_BENCH_TEST_DIE"):
             os.kill(os.getpid(), signal.SIGKILL)
+        if job.spec.name == "flaky" and os.environ.get("CNN_BENCH_TEST_FAIL"):
+            raise RuntimeError("flaky failed this time")
         return [Measurement(config={"k": 1}, metrics={"value": len(job.spec.name)})]
 
 
@@ -113,6 +116,32 @@ def test_resume_measures_the_rest_once_after_sigkill(fakes, tmp_path):
     assert len(after["resumed_utc"]) == 1
     assert sorted(r["model"] for r in after["records"]) == sorted(names)  # each once
     assert set(completed(after["records"])) == set(names)
+
+
+def test_resume_supersedes_the_failed_records_it_measures_again(fakes, tmp_path, monkeypatch):
+    """A failed (model, harness) measured again by --resume: its error row stays in the file,
+    marked superseded, and neither the reports nor a further --resume see it."""
+    from bench.report.records import read_records
+
+    store = ResultStore(tmp_path)
+    monkeypatch.setenv("CNN_BENCH_TEST_FAIL", "1")
+    first = run([_spec("a"), _spec("flaky")], ["counting"], RunConfig(), store)
+    assert [r["status"] for r in first.records] == ["ok", "error"]
+    assert set(completed(first.records)) == {"a"}
+
+    monkeypatch.delenv("CNN_BENCH_TEST_FAIL")
+    resumed = RunConfig(execution=ExecutionConfig(resume=True))
+    run([_spec("a"), _spec("flaky")], ["counting"], resumed, store, resume=store.open_run())
+    stored = json.loads(first.path.read_text())["records"]
+    assert [(r["model"], r["status"], r.get("superseded", False)) for r in stored] == [
+        ("a", "ok", False), ("flaky", "error", True), ("flaky", "ok", False)]  # fmt: skip
+    assert set(completed(stored)) == {"a", "flaky"}
+    latest = read_records(tmp_path).latest
+    assert sorted(zip(latest["model"], latest["status"], strict=True)) == [
+        ("a", "ok"), ("flaky", "ok")]  # fmt: skip
+
+    again = run([_spec("a"), _spec("flaky")], ["counting"], resumed, store, resume=store.open_run())
+    assert len(again.records) == 3  # nothing left to measure
 
 
 def test_resume_refuses_a_run_measured_otherwise(fakes, tmp_path):

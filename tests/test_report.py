@@ -165,3 +165,22 @@ def test_untrusted_timings_are_named():
     assert "timed 0.30 s" in untrusted({"total_time_s": 0.3})
     assert "warm-up" in untrusted({"total_time_s": 5.0, "warmup_stable": False})
     assert "vary" in untrusted({"cv_pct": 40.0})
+
+
+def test_a_cpu_runs_provenance_names_the_flags_that_decide_its_kernels():
+    from bench.report.fmt import provenance
+    from bench.report.records import Run
+
+    flags = Run("f.json", "r1", "", "complete", "m", "AMD EPYC", "abc", "2.14.1",
+                cpu="AMD EPYC", cpu_flags=("avx2", "avx512f", "avx512_vnni"))  # fmt: skip
+    assert flags.cpu_features == "AVX-512, VNNI"
+    assert Run("f.json", "r1", "", "", "m", "X", "-", "-", cpu_flags=("avx2",)).cpu_features == (
+        "no AVX-512, BF16 or VNNI"
+    )
+    row = {"run_id": "r1", "machine_name": "AMD EPYC", "cpu": "AMD EPYC", "machine": "m",
+           "cpu_features": flags.cpu_features}  # fmt: skip
+    assert "AMD EPYC with AVX-512, VNNI (machine `m`)" in provenance(row.get)
+    gpu = {**row, "machine_name": "NVIDIA H200"}  # a GPU machine is named by its GPU alone
+    assert "NVIDIA H200 (machine `m`)" in provenance(gpu.get)
+    unrecorded = {**row, "cpu_features": None}
+    assert "AMD EPYC (machine `m`)" in provenance(unrecorded.get)

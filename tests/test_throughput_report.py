@@ -201,5 +201,7 @@ def test_quantization_section_sets_int8_against_the_best_exact_fp32(tmp_path):
     assert "quantization failed: Boom" in section
     assert "Not measured yet: alexnet, vgg16" in section
     assert "Top-1 on 1,000 images of digits held-out" in section
-    # one run, one set of images (lenet5's though fp32 was chosen): named once, under the table
-    assert "Every row comes from one run[^q1]. Top-1 on 1,000 images" in section
+    # one run, one device, one set of images (lenet5's though fp32 was chosen): named once,
+    # under the table, and the table has no Device column
+    assert "Every row comes from one run[^q1] on Test CPU. Top-1 on 1,000 images" in section
+    assert "Device" not in head

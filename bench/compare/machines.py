@@ -8,24 +8,15 @@ kernels run (AVX-512, BF16, VNNI, AMX), and its torch and library versions.
 from __future__ import annotations
 
 from bench.compare.sides import Entry, Side
+from bench.report.fmt import cpu_flags_text
 from bench.report.records import Run
 
-# (what a reader knows it as, the /proc/cpuinfo flags that give it)
-FLAGS_THAT_MATTER = (
-    ("AVX-512", ("avx512f",)),
-    ("BF16", ("avx512_bf16", "amx_bf16")),
-    ("VNNI", ("avx512_vnni", "avx_vnni")),
-    ("AMX", ("amx_tile",)),
-)
 SHOWN_LIBRARIES = ("torch", "torchvision", "timm", "onnxruntime", "openvino")
 
 
 def flags_text(run: Run) -> str:
     """'AVX-512, BF16, VNNI', 'no AVX-512, BF16 or VNNI', or 'CPU flags not recorded'."""
-    if run.cpu_flags is None:
-        return "CPU flags not recorded"
-    have = [name for name, flags in FLAGS_THAT_MATTER if set(flags) & set(run.cpu_flags)]
-    return ", ".join(have) if have else "no AVX-512, BF16 or VNNI"
+    return cpu_flags_text(run.cpu_flags)
 
 
 def machine_text(run: Run) -> str:

@@ -139,13 +139,36 @@ def wrap(text: str, width: int = PROSE_WIDTH) -> list[str]:
     return textwrap.wrap(text, width=width, break_long_words=False, break_on_hyphens=False)
 
 
+# (what a reader knows it as, the /proc/cpuinfo flags that give it): what decides which CPU
+# kernels run (bf16 and INT8 speeds above all)
+FLAGS_THAT_MATTER = (
+    ("AVX-512", ("avx512f",)),
+    ("BF16", ("avx512_bf16", "amx_bf16")),
+    ("VNNI", ("avx512_vnni", "avx_vnni")),
+    ("AMX", ("amx_tile",)),
+)
+
+
+def cpu_flags_text(flags) -> str:
+    """'AVX-512, BF16, VNNI', 'no AVX-512, BF16 or VNNI', or 'CPU flags not recorded' (None)."""
+    if flags is None:
+        return "CPU flags not recorded"
+    have = [name for name, names in FLAGS_THAT_MATTER if set(names) & set(flags)]
+    return ", ".join(have) if have else "no AVX-512, BF16 or VNNI"
+
+
 def provenance(get, code: bool = True) -> str:
     """A record's run in words, from ``get(column)`` of the ``Records`` columns; ids in
-    markdown code unless ``code`` is False (plain text, for a tooltip)."""
+    markdown code unless ``code`` is False (plain text, for a tooltip). A machine without a GPU
+    is named with its CPU flags when they were recorded."""
     q = "`" if code else ""
+    where = get("machine_name") or "-"
+    features = get("cpu_features")
+    if isinstance(features, str) and where == get("cpu"):
+        where = f"{where} with {features}"
     return (
         f"run {q}{get('run_id') or '-'}{q}, {get('run_date') or '-'}, "
-        f"{get('machine_name') or '-'} (machine {q}{get('machine') or '-'}{q}), "
+        f"{where} (machine {q}{get('machine') or '-'}{q}), "
         f"commit {q}{get('commit') or '-'}{q}, torch {get('torch') or '-'}"
     )
 

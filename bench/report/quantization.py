@@ -128,9 +128,10 @@ def int8_rows(frame) -> list[dict]:
     return rows
 
 
-def _markdown_row(r: dict, notes: Footnotes, once: bool) -> dict:
-    """A row of the markdown table (under 160 characters: the device name is clipped, and the
-    run and images are named under the table when every row shares them: ``once``)."""
+def _markdown_row(r: dict, notes: Footnotes, once: bool, one_device: bool) -> dict:
+    """A row of the markdown table (under 160 characters: the device name and the best fp32
+    candidate's name are clipped, the run and images are named under the table when every row
+    shares them, ``once``, and so is the device, ``one_device``)."""
     images = notes.numbered("int8-", r["images"]) if r["images"] and not once else ""
     run = "" if once else notes.run(r["record"])
     best = r["best_fp32"]
@@ -139,7 +140,7 @@ def _markdown_row(r: dict, notes: Footnotes, once: bool) -> dict:
         int8 = fmt_sps(r["int8"]) + (f" {CHOSEN}" if r["is_chosen"] else "")
     else:
         int8 = notes.numbered("int8-error-", r["int8_error"])
-    return {
+    row = {
         "Model": f"{r['model']}{run}",
         "Device": clip(r["device"], 20),
         "Batch x px": f"{r['batch']} x {r['img_size']}",
@@ -147,10 +148,13 @@ def _markdown_row(r: dict, notes: Footnotes, once: bool) -> dict:
         "fp32 top-1": fmt_number(r["fp32_top1"], ".1f"),
         "INT8 top-1": fmt_number(r["int8_top1"], ".1f") + images,
         "Drop": (f"{WARN} " if r["over_budget"] else "") + fmt_number(r["drop"], "+.1f"),
-        "Best fp32 (samples/s)": f"{fmt_sps(best)} ({label})" if best else "-",
+        "Best fp32 (samples/s)": f"{fmt_sps(best)} ({clip(label, 30)})" if best else "-",
         "INT8 (samples/s)": int8,
         "Speed-up": f"{r['speedup']:.2f}x" if r["speedup"] else "-",
     }
+    if one_device:
+        del row["Device"]
+    return row
 
 
 def _latest_int8(frame) -> list[tuple]:
@@ -200,12 +204,17 @@ def quantization_markdown(frame, notes: Footnotes) -> list[str]:
         return []
     images = {r["images"] for r in rows}
     once = len(images) == 1 and len({r["record"]["run_id"] for r in rows}) == 1
-    table = md_table([_markdown_row(r, notes, once) for r in rows])
+    devices = {r["device"] for r in rows}
+    one_device = len(devices) == 1
+    table = md_table([_markdown_row(r, notes, once, one_device) for r in rows])
     lines = ["", f"## {TITLE}", "", *wrap(f"{TEXT} {MARKS} {HOW}"), "", "```", COMMAND, "```"]
     lines += ["", table, ""]
+    on = f" on {devices.pop()}" if one_device else ""
     if once:
-        shared = f"Every row comes from one run{notes.run(rows[0]['record'])}. {images.pop()}"
+        shared = f"Every row comes from one run{notes.run(rows[0]['record'])}{on}. {images.pop()}"
         lines += [*wrap(shared.strip()), ""]
+    elif on:
+        lines += [f"Every row was measured{on}.", ""]
     weights = dict.fromkeys(r["weights"] for r in rows if r["weights"])
     if weights:
         lines += [*wrap(f"Weights: {', '.join(weights)}."), ""]

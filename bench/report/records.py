@@ -1,7 +1,8 @@
 """The one reader of stored results, for every report section and for ``bench compare``.
 
 ``read_records(path)`` reads a results store folder (every readable run document under
-``<machine>/``) or one run document, once, and returns ``Records``:
+``<machine>/``) or one run document, once, and returns ``Records`` (without the records that
+a resumed run measured again: ``superseded``):
 
 - ``records.history``: every record of every run, one row each (a pandas DataFrame);
 - ``records.latest``: the latest record per (model, harness, device, device name,
@@ -26,6 +27,9 @@ run_id          the run's id (the last part of the document's file name)
 run_date        the run's start date (UTC, YYYY-MM-DD), '-' when unknown
 machine         the machine's id (the run document's ``machine.id``)
 machine_name    the machine's GPU name, else its CPU name
+cpu             the machine's CPU name (None when unrecorded)
+cpu_features    the CPU's kernel flags in words: 'AVX-512, BF16, VNNI', 'no AVX-512, BF16
+                or VNNI' (None when unrecorded)
 commit          the run's git commit: 7 hex digits, '+' when the checkout had uncommitted
                 changes, '-' when unknown
 torch           the run's torch version, '-' when unknown
@@ -43,6 +47,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from bench.report.fmt import cpu_flags_text
 from bench.storage import ResultStore, read_document
 
 # What makes two records measurements of the same thing: the latest of them is shown.
@@ -75,6 +80,11 @@ class Run:
     def date(self) -> str:
         """The start date (UTC), '-' when unknown."""
         return self.started_utc[:10] or "-"
+
+    @property
+    def cpu_features(self) -> str | None:
+        """The CPU's kernel flags in words (``fmt.cpu_flags_text``), None when unrecorded."""
+        return None if self.cpu_flags is None else cpu_flags_text(self.cpu_flags)
 
 
 @dataclass
@@ -122,6 +132,8 @@ def _rows(doc: dict, run: Run) -> list[dict]:
     for rec in doc["records"]:
         if not isinstance(rec, dict) or "model" not in rec or "harness" not in rec:
             continue
+        if rec.get("superseded"):  # measured again by a resumed run (bench.runner)
+            continue
         config = rec.get("config") or {}
         rows.append(
             {
@@ -140,6 +152,8 @@ def _rows(doc: dict, run: Run) -> list[dict]:
                 "run_date": run.date,
                 "machine": run.machine,
                 "machine_name": run.machine_name,
+                "cpu": run.cpu,
+                "cpu_features": run.cpu_features,
                 "commit": run.commit,
                 "torch": run.torch,
                 "results_file": run.results_file,

@@ -30,7 +30,9 @@ LEAD_COLUMNS = (
 
 
 # The provenance of a measurement's run, carried into its row (``bench.report.records``).
-RUN_COLUMNS = ("run_id", "run_date", "machine", "machine_name", "commit", "torch")
+RUN_COLUMNS = (
+    "run_id", "run_date", "machine", "machine_name", "cpu", "cpu_features", "commit", "torch"
+)  # fmt: skip
 
 
 def _scalar(v) -> bool:

@@ -22,6 +22,7 @@ does not decide (INT8 never agrees to 5e-2; its top-1 on real images does).
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import tempfile
 import time
@@ -116,7 +117,12 @@ def _openvino_int8(model, x, calibration, threads: int):
     nncf.set_log_level(logging.ERROR)
     batches = _calibration_batches(calibration, int(x.shape[0]))
     ov_model = convert_openvino(model, x, input=[tuple(x.shape)])
-    with step("NNCF INT8 quantization"), warnings.catch_warnings():
+    # NNCF draws its progress bars (rich) on stdout whatever its log level: kept off the run's output
+    with (
+        step("NNCF INT8 quantization"),
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         warnings.simplefilter("ignore")
         quantized = nncf.quantize(ov_model, nncf.Dataset(batches), subset_size=len(batches))
     core = ov.Core()

@@ -184,3 +184,66 @@ def test_a_cpu_runs_provenance_names_the_flags_that_decide_its_kernels():
     assert "NVIDIA H200 (machine `m`)" in provenance(gpu.get)
     unrecorded = {**row, "cpu_features": None}
     assert "AMD EPYC (machine `m`)" in provenance(unrecorded.get)
+
+
+def test_the_chosen_candidate_is_told_apart_by_every_lever():
+    """Batch norm folded, a compile mode and the inference form are what --optimize chose too:
+    the candidate that differs only in one of them is not the chosen one, and names it."""
+    from bench.report.records import is_chosen, levers_text
+
+    plain = {"runtime": "torch", "precision": "bf16", "layout": "channels_last", "compiled": False,
+             "form": "training"}  # fmt: skip
+    folded = {**plain, "fold_bn": True}
+    config = {"precision": "bf16", "layout": "channels_last", "compiled": False, "optimize": True}
+    assert [is_chosen(c, config) for c in (plain, folded)] == [True, False]
+    assert [is_chosen(c, {**config, "fold_bn": True}) for c in (plain, folded)] == [False, True]
+
+    tuned = {**plain, "compiled": True, "compile_mode": "max-autotune"}
+    graphs = {**tuned, "compile_mode": "reduce-overhead"}
+    asked = {**config, "compiled": True, "compile_mode": "reduce-overhead"}
+    assert [is_chosen(c, asked) for c in (tuned, graphs)] == [False, True]
+
+    eager = {**plain, "precision": "fp32", "layout": "nchw"}
+    reparam = {**eager, "form": "inference"}
+    fp32 = {**config, "precision": "fp32", "layout": "nchw"}
+    assert [is_chosen(c, fp32, {"model_form": "inference"}) for c in (eager, reparam)] == [
+        False, True]  # fmt: skip
+    assert [is_chosen(c, fp32, {}) for c in (eager, reparam)] == [True, False]
+
+    assert levers_text(plain) == []
+    assert levers_text({**graphs, "fold_bn": True}) == ["reduce-overhead", "BN folded"]
+    assert levers_text(reparam) == ["reparameterised"]
+    # a tidy row: empty cells are NaN, the form is the record's model_form
+    assert levers_text({"compile_mode": float("nan"), "fold_bn": float("nan")}) == []
+    assert levers_text({"model_form": "inference"}) == ["reparameterised"]
+
+
+def test_a_rerun_of_optimize_replaces_one_that_chose_a_lever():
+    """The latest record of the same --optimize replaces the earlier one whatever each chose,
+    batch norm folding and a compile mode included."""
+    import json
+
+    import pandas as pd
+
+    from bench.report.records import latest
+
+    asked = {"img_size": 64, "batch_size": 16, "mode": "infer", "optimize": True}
+    first = {**asked, "precision": "bf16", "layout": "channels_last", "compiled": True,
+             "compile_mode": "max-autotune", "fold_bn": True}  # fmt: skip
+    second = {**asked, "precision": "fp32", "layout": "nchw", "compiled": False}
+    frame = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "harness": "throughput",
+                "device": "cpu",
+                "device_name": "X",
+                "config": c,
+                "config_key": json.dumps(c, sort_keys=True),
+                "finished_utc": t,
+                "run_id": r,
+            }
+            for c, t, r in ((first, "2026-01-01", "a"), (second, "2026-01-02", "b"))
+        ]
+    )
+    assert list(latest(frame)["run_id"]) == ["b"]

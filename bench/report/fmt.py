@@ -15,6 +15,7 @@ import textwrap
 
 # Marks a figure that disagrees with measurement, or a result to distrust.
 WARN = "⚠"
+CHOSEN = "✓"  # the --optimize candidate a record chose
 # The widest a line of a markdown report may be, in characters.
 MAX_LINE = 160
 # Prose is wrapped at this width.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
 from bench.report.fmt import (
+    CHOSEN,
     WARN,
     Footnotes,
     clip,
@@ -21,7 +22,7 @@ from bench.report.fmt import (
     md_table,
     wrap,
 )
-from bench.report.records import is_chosen
+from bench.report.records import is_chosen, levers_text
 
 HARNESS = "throughput"
 INT8 = "int8"
@@ -43,7 +44,6 @@ TEXT = (
     "listed checkpoint's, scored in the row's run: a checkpoint trained on another CPU can score "
     "otherwise than the fine-tune report's record (its kernels round differently)."
 )
-CHOSEN = "✓"
 MARKS = f"{CHOSEN} marks the INT8 candidate that `--optimize` chose."
 HOW = "The chapter's models are fine-tuned on the digits at 64 px, then quantized, by these two commands:"
 
@@ -55,11 +55,7 @@ def _label(c: dict) -> str:
         parts.insert(1, "compiled" if c.get("compiled") else "eager")
         if c.get("layout") == "channels_last":
             parts.append("channels_last")
-    if c.get("fold_bn"):
-        parts.append("BN folded")
-    if c.get("form") == "inference":
-        parts.append("reparameterised")
-    return " ".join(parts)
+    return " ".join(parts + levers_text(c))
 
 
 def _speed(c: dict, mode: str):
@@ -74,9 +70,9 @@ def _best_fp32(cands: list[dict], mode: str) -> dict | None:
     return max(exact, key=lambda c: _speed(c, mode)) if exact else None
 
 
-def _chosen(cands: list[dict], config: dict) -> str:
+def _chosen(cands: list[dict], config: dict, metrics: dict) -> str:
     """The chosen candidate in words (the record's configuration when no candidate matches)."""
-    return next((_label(c) for c in cands if is_chosen(c, config)), _label(config))
+    return next((_label(c) for c in cands if is_chosen(c, config, metrics)), _label(config))
 
 
 def images_text(m: dict) -> str:
@@ -118,8 +114,8 @@ def int8_rows(frame) -> list[dict]:
                 "int8": fast,
                 "int8_error": None if fast else str(int8.get("error") or "not timed"),
                 "speedup": fast / base if fast and base else None,
-                "chosen": _chosen(rec.metrics["candidates"], rec.config),
-                "is_chosen": is_chosen(int8, rec.config),
+                "chosen": _chosen(rec.metrics["candidates"], rec.config, rec.metrics),
+                "is_chosen": is_chosen(int8, rec.config, rec.metrics),
                 "images": images_text(rec.metrics.get("accuracy_gate") or rec.metrics),
                 "weights": rec.metrics.get("init_file"),
                 "record": rec._asdict(),

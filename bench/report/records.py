@@ -52,8 +52,11 @@ from bench.storage import ResultStore, read_document
 
 # What makes two records measurements of the same thing: the latest of them is shown.
 RECORD_KEY = ("model", "harness", "device", "device_name", "config_key")
-# What ``--optimize`` chooses and stores in a record's configuration.
-OPTIMIZE_CHOICES = ("precision", "layout", "compiled", "runtime")
+# What ``--optimize`` chooses and stores in a record's configuration (``compile_mode`` and
+# ``fold_bn`` only when a lever was pulled; the inference form is the record's
+# ``metrics['model_form']``).
+OPTIMIZE_CHOICES = ("precision", "layout", "compiled", "runtime", "compile_mode", "fold_bn")
+INFERENCE_FORM = "inference"  # a reparameterised model's form (bench.harness.reparam)
 # A timing of less than this (seconds, all timed rounds together) is too short to trust.
 MIN_TIMED_S = 1.0
 # Step times that vary more than this (coefficient of variation, %) are too unsettled to trust.
@@ -203,17 +206,34 @@ def latest(frame):
     return frame[keep].reset_index(drop=True)
 
 
-def is_chosen(candidate: dict, config: dict) -> bool:
-    """Whether an ``--optimize`` candidate is the one its record's configuration chose (a record
-    without a runtime is PyTorch's)."""
+def is_chosen(candidate: dict, config: dict, metrics: dict | None = None) -> bool:
+    """Whether an ``--optimize`` candidate is the one its record chose: the record's
+    configuration (one without a runtime is PyTorch's) and, from its ``metrics``, the model's
+    form."""
 
-    def choice(d: dict) -> tuple:
+    def choice(d: dict, form) -> tuple:
         return (
             *(d.get(k) for k in OPTIMIZE_CHOICES if k != "runtime"),
             d.get("runtime") or "torch",
+            form == INFERENCE_FORM,
         )
 
-    return choice(candidate) == choice(config)
+    model_form = (metrics or {}).get("model_form")
+    return choice(candidate, candidate.get("form")) == choice(config, model_form)
+
+
+def levers_text(d: dict) -> list[str]:
+    """What sets a candidate or a configuration apart beyond precision, layout, compiled and
+    runtime, in words: its torch.compile mode, 'BN folded', 'reparameterised' (a candidate's
+    ``form``, or a record's or tidy row's ``model_form``). Empty cells of a tidy row count as
+    absent."""
+    mode = d.get("compile_mode")
+    out = [mode] if isinstance(mode, str) else []
+    if d.get("fold_bn") is True:
+        out.append("BN folded")
+    if INFERENCE_FORM in (d.get("form"), d.get("model_form")):
+        out.append("reparameterised")
+    return out
 
 
 def _asked(config: dict, key: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
 from bench.report.fmt import (
+    CHOSEN,
     WARN,
     Footnotes,
     clip,
@@ -26,7 +27,14 @@ from bench.report.fmt import (
 )
 from bench.report.plot import png_bytes
 from bench.report.quantization import quantization_markdown
-from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, is_chosen, untrusted
+from bench.report.records import (
+    MAX_CV_PCT,
+    MIN_TIMED_S,
+    Records,
+    is_chosen,
+    levers_text,
+    untrusted,
+)
 from bench.report.runtimes import (
     RUNTIME_PLOT,
     runtime_of,
@@ -58,11 +66,13 @@ ABOVE_PEAK_TEXT = (
     "measured, or a runtime whose kernels beat the matrix product timed), not a result; rerun "
     "on a quiet machine."
 )
+CANDIDATE_WIDTH = 46  # the candidates table's names, so that its lines fit 160 characters
 CANDIDATES_TEXT = (
     "Each `--optimize` run tries these candidates on one model and keeps the fastest that "
-    "agrees with eager fp32 (*Chosen*); one run's candidates are listed together, with the best "
-    "samples/s and, in brackets, every timed round's where the run recorded them (older runs "
-    "kept only the best)."
+    f"agrees with eager fp32 ({CHOSEN} after its samples/s); one run's candidates are listed "
+    "together, with the best samples/s and, in brackets, every timed round's where the run "
+    "recorded them (older runs kept only the best). A candidate's name is clipped at "
+    f"{CANDIDATE_WIDTH} characters; the page (index.html) lists its levers in full."
 )
 
 
@@ -74,6 +84,7 @@ def config_text(config: dict) -> str:
         f"{config.get('precision', '-')}, {config.get('layout', '-')}, "
         f"{'compiled' if config.get('compiled') else 'eager'}, {runtime}"
     )
+    text += "".join(f", {lever}" for lever in levers_text(config))
     return text + (" (chosen by --optimize)" if config.get("optimize") else "")
 
 
@@ -88,6 +99,7 @@ def _short_config(r: dict) -> str:
         str(r.get("layout")),
         "compiled" if r.get("compiled") is True else "eager",
         RUNTIME_LABELS.get(runtime_of(r), runtime_of(r)),
+        *levers_text(r),
     ]
     return " ".join(parts) + (" (optimize)" if r.get("optimize") is True else "")
 
@@ -202,30 +214,34 @@ def _candidates(frame, notes: Footnotes) -> list[dict]:
                     "Model": rec.model,
                     "Device": str(rec.device_name or rec.device),
                     "Batch": fmt_int(rec.config.get("batch_size")),
-                    "Candidate": " ".join(
-                        [
-                            str(c.get("precision")),
-                            str(c.get("layout")),
-                            "compiled" if c.get("compiled") else "eager",
-                            RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime")),
-                        ]
-                    ),
+                    "Candidate": clip(_candidate_text(c), CANDIDATE_WIDTH),
                     "Samples/s: best (every round)": _rounds_cell(
-                        c.get(f"{mode}_samples_per_sec"), rounds
+                        c.get(f"{mode}_samples_per_sec"),
+                        rounds,
+                        is_chosen(c, rec.config, rec.metrics),
                     ),
                     "Max abs diff": fmt_number(c.get("max_abs_diff"), ".2g"),
-                    "Chosen": "yes" if is_chosen(c, rec.config) else "",
                     "Note": notes.numbered("n", reason) if reason else "",
                 }
             )
     return rows
 
 
-def _rounds_cell(best, rounds) -> str:
-    """The best samples/s, then every round's in the order they ran (when recorded)."""
+def _candidate_text(c: dict) -> str:
+    """An --optimize candidate in words: 'bf16 channels_last eager PyTorch BN folded'."""
+    runtime = RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime"))
+    compiled = "compiled" if c.get("compiled") else "eager"
+    return " ".join([str(c.get("precision")), str(c.get("layout")), compiled, runtime,
+                     *levers_text(c)])  # fmt: skip
+
+
+def _rounds_cell(best, rounds, chosen: bool) -> str:
+    """The best samples/s (marked when chosen), then every round's in the order they ran
+    (when recorded)."""
+    cell = fmt_sps(best) + (f" {CHOSEN}" if chosen else "")
     if not isinstance(rounds, list) or len(rounds) < 2:
-        return fmt_sps(best)
-    return f"{fmt_sps(best)} ({', '.join(fmt_sps(v) for v in rounds)})"
+        return cell
+    return f"{cell} ({', '.join(fmt_sps(v) for v in rounds)})"
 
 
 def _skipped(frame):

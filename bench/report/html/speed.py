@@ -10,7 +10,7 @@ from bench.report.html.cells import device, num, row, runtime, text
 from bench.report.html.chapter import ok_records
 from bench.report.html.render import Cell, Row, Table, Text
 from bench.report.quantization import COMMAND, HOW, TEXT, int8_rows, not_measured
-from bench.report.records import is_chosen, untrusted
+from bench.report.records import is_chosen, levers_text, untrusted
 
 
 def _by_model(rows: list[dict]) -> list[dict]:
@@ -119,7 +119,7 @@ def candidates_blocks(frame) -> list:
             continue
         mode = r["config"].get("mode", "infer")
         for c in cands:
-            chosen = is_chosen(c, r["config"])
+            chosen = is_chosen(c, r["config"], r["metrics"])
             cells = (
                 text(r["model"]),
                 text(device(r)),
@@ -128,6 +128,7 @@ def candidates_blocks(frame) -> list:
                 text(c.get("precision")),
                 text(c.get("layout")),
                 text("yes" if c.get("compiled") else "no"),
+                text(", ".join(levers_text(c)) or None, "none"),
                 num(c.get(f"{mode}_samples_per_sec"), "rate", c.get("error") or "not measured"),
                 num(c.get("max_abs_diff"), "diff", "not compared"),
                 text("chosen" if chosen else None, "not chosen"),
@@ -141,6 +142,7 @@ def candidates_blocks(frame) -> list:
         "Precision",
         "Layout",
         "Compiled",
+        "Levers",
         "Samples/s",
         "Max abs diff",
         "Chosen",

@@ -153,3 +153,20 @@ def test_a_folder_of_finetune_checkpoints_quantizes_each_model_with_its_own(tmp_
     assert "| simple_cnn " in section
     assert "Every row comes from one run" in section
     assert "lenet5" in section.split("Not measured yet:")[1]
+
+
+def test_openvino_int8_without_its_quantizer_is_skipped_naming_the_package(monkeypatch):
+    """What a runtime's INT8 candidate needs beyond the runtime (NNCF for OpenVINO) is checked
+    like the runtime itself: missing, the candidate is a skipped row that names it."""
+    pytest.importorskip("openvino")
+    from bench.harness.throughput import runtimes
+
+    monkeypatch.setitem(runtimes.INT8_PACKAGES, "openvino", {"no_such_quantizer": "nncf"})
+    metrics, _ = optimize(
+        _run(runtimes=("openvino",)), Candidate("infer", "fp32", False, False), 16
+    )
+    row = _int8_row(metrics, "openvino")
+    assert row["infer_samples_per_sec"] is None
+    assert row["error"] == (
+        "skipped: OpenVINO INT8 needs nncf, not installed (pip install 'cnn-bench[runtimes]')"
+    )

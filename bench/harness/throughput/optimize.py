@@ -10,7 +10,6 @@ agrees to its tolerance, must also be within the budget when the run can score i
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass, replace
 
@@ -22,7 +21,14 @@ from bench.harness.throughput.levers import compiled, eager_grid, folded
 from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.quantize import INT8, LOSSY, measure_int8, torch_gate
-from bench.harness.throughput.runtimes import installed, measure_candidate, skip_reason
+from bench.harness.throughput.runtimes import (
+    EXTRA,
+    INT8_PACKAGES,
+    installed,
+    measure_candidate,
+    missing,
+    skip_reason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,11 +127,9 @@ def _int8_skip(run: ModelRun, mode: str, runtime: str) -> str | None:
     """Why ``runtime``'s INT8 candidate cannot be measured here, or None."""
     label = LABELS[runtime]
     if not installed(runtime):
-        return f"skipped: {label} not installed (pip install 'cnn-bench[runtimes]')"
-    if runtime == "openvino" and importlib.util.find_spec("nncf") is None:
-        return (
-            "skipped: OpenVINO INT8 needs NNCF, not installed (pip install 'cnn-bench[runtimes]')"
-        )
+        return f"skipped: {label} not installed (pip install '{EXTRA}')"
+    if absent := missing(runtime, INT8_PACKAGES):
+        return f"skipped: {label} INT8 needs {', '.join(absent)}, not installed (pip install '{EXTRA}')"
     if mode != "infer":
         return "skipped: INT8 is measured for inference only"
     if run.device != "cpu":

@@ -45,13 +45,16 @@ PACKAGES: dict[str, dict[str, str]] = {
     "onnxruntime": {"onnx": "onnx", "onnxscript": "onnxscript", "onnxruntime": "onnxruntime"},
     "openvino": {"openvino": "openvino"},
 }
+# what a runtime's INT8 candidate needs beyond the runtime (--optimize), the same way
+INT8_PACKAGES: dict[str, dict[str, str]] = {"onnxruntime": {}, "openvino": {"nncf": "nncf"}}
 
 
 # -- which runtimes --------------------------------------------------------------------------
-def missing(runtime: str) -> list[str]:
-    """The distributions a runtime needs that are not installed."""
+def missing(runtime: str, packages: dict[str, dict[str, str]] = PACKAGES) -> list[str]:
+    """The distributions a runtime needs (``packages``: for the runtime itself, or
+    ``INT8_PACKAGES``) that are not installed."""
     return [
-        dist for mod, dist in PACKAGES[runtime].items() if importlib.util.find_spec(mod) is None
+        dist for mod, dist in packages[runtime].items() if importlib.util.find_spec(mod) is None
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -14,11 +15,23 @@ import bench
 
 LIBRARIES = ("torch", "torchvision", "timm", "fvcore", "pandas", "numpy", "onnxruntime", "openvino")
 
-# The CPU features that change which kernels run: AVX-512, BF16 and VNNI (int8) units, AMX.
+# The CPU features that change which kernels run: AVX-512, BF16 and VNNI (int8) units, AMX;
+# on Arm, NEON (asimd), its dot-product and int8/bf16 matrix extensions, SVE.
 CPU_FLAGS = (
     "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512_fp16", "avx512_vnni",
     "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+    "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2",
 )  # fmt: skip
+# What the ISA level says, in order: (word, any of these flags). The first word is the
+# vector width; the rest are the units that give bf16 and int8 their own kernels.
+X86_LEVELS = (("AVX-512", ("avx512f",)), ("AVX2", ("avx2",)))
+X86_UNITS = (
+    ("BF16", ("avx512_bf16",)), ("FP16", ("avx512_fp16",)), ("VNNI", ("avx512_vnni", "avx_vnni")),
+    ("AMX", ("amx_tile", "amx_bf16", "amx_int8")),
+)  # fmt: skip
+ARM_LEVELS = (("SVE2", ("sve2",)), ("SVE", ("sve",)), ("NEON", ("asimd",)))
+ARM_UNITS = (("BF16", ("bf16",)), ("I8MM", ("i8mm",)), ("DOTPROD", ("asimddp",)))
+NO_FLAGS = "flags not recorded"
 
 
 def utc_now() -> str:
@@ -42,10 +55,58 @@ def cpu_flags(cpuinfo: str | None = None) -> list[str] | None:
     except OSError:
         return None
     for line in text.splitlines():
-        if line.startswith("flags"):
+        if line.startswith(("flags", "Features")):  # x86, Arm
             present = set(line.split(":", 1)[1].split())
             return [f for f in CPU_FLAGS if f in present]
     return None
+
+
+def isa_level(flags) -> str | None:
+    """The ISA level a CPU's kernels can use, in words: 'AVX2', 'AVX-512 BF16 VNNI',
+    'AVX-512 BF16 VNNI AMX', 'NEON DOTPROD' ... from its recorded flags; None when the flags
+    were not recorded. Two CPUs sold under one name with different levels are two machines."""
+    if flags is None:
+        return None
+    have = set(flags)
+    arm = bool(have & {"asimd", "sve", "sve2"})
+    levels, units = (ARM_LEVELS, ARM_UNITS) if arm else (X86_LEVELS, X86_UNITS)
+    width = next((w for w, names in levels if have & set(names)), "baseline")
+    return " ".join([width, *(w for w, names in units if have & set(names))])
+
+
+def short_cpu_name(name: str | None) -> str:
+    """A CPU model without its trademarks, 'CPU'/'Processor' and clock: 'Intel(R) Xeon(R)
+    Platinum 8480+ CPU @ 2.00GHz' -> 'Intel Xeon Platinum 8480+'."""
+    text = re.sub(r"\((R|TM|r|tm)\)", "", name or "unknown CPU")
+    text = re.sub(r"@.*$", "", text)
+    text = re.sub(r"\b(CPU|Processor|\d+-Core)\b", "", text)
+    return " ".join(text.split()) or "unknown CPU"
+
+
+def _gpu_text(gpu) -> str | None:
+    if not isinstance(gpu, dict) or not gpu.get("name"):
+        return None
+    count = gpu.get("count") or 1
+    return f"{count}x {gpu['name']}" if count > 1 else str(gpu["name"])
+
+
+def machine_key(machine: dict) -> tuple[str, str]:
+    """(id, label) of the machine a run document's ``machine`` section describes: what
+    changes speeds is in both (CPU model, ISA level, logical CPUs; GPU model and count).
+    The id names the store's folder; the label is what tables and plots print, e.g.
+    'AMD EPYC · AVX-512 BF16 VNNI · 2 vCPU'. A machine whose flags were not recorded is
+    its own machine ('flags not recorded'), never one with flags."""
+    cpu = machine.get("cpu")
+    isa = isa_level(machine.get("cpu_flags")) or NO_FLAGS
+    cores = machine.get("cores")
+    vcpus = f"{cores} vCPU" if cores else "vCPUs not recorded"
+    gpu = _gpu_text(machine.get("gpu"))
+    parts = [machine.get("system") or "?", machine.get("arch") or "?", cpu or "?", isa, vcpus]
+    label = " · ".join([short_cpu_name(cpu), isa, vcpus])
+    if gpu:
+        parts.append(gpu)
+        label = f"{gpu} · {label}"
+    return "-".join(str(p) for p in parts), label
 
 
 def memory_gb() -> float | None:
@@ -129,11 +190,7 @@ def gpu_info() -> dict | None:
 def machine_info() -> dict:
     cpu = cpu_model()
     gpu = gpu_info()
-    parts = [platform.system(), platform.machine(), cpu]
-    if gpu:
-        parts.append(gpu["name"])
-    return {
-        "id": "-".join(parts),
+    info = {
         "node": platform.node(),
         "system": platform.system(),
         "release": platform.release(),
@@ -145,6 +202,8 @@ def machine_info() -> dict:
         "gpu": gpu,
         "cpu_frequency": cpu_frequency(),
     }
+    info["id"], info["label"] = machine_key(info)
+    return info
 
 
 def library_versions() -> dict:

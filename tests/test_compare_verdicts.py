@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import STORE
 
 from bench.cli import main
 from bench.compare import Threshold, compare, speed_test
@@ -44,8 +44,8 @@ def write_store(root, records, run_id, started="2026-01-01T00:00:00.000000Z", cp
                 flags=("avx2", "avx512f", "avx512_vnni")):  # fmt: skip
     header = {"tool": {"name": "cnn-bench", "version": "0.1.0"}, "run_id": run_id,
               "started_utc": started, "finished_utc": None, "status": "running",
-              "machine": {"id": f"Linux-x86_64-{cpu}", "cpu": cpu,
-                          "cpu_flags": list(flags)},
+              "machine": {"id": f"Linux-x86_64-{cpu}", "cpu": cpu, "cores": 2,
+                          "cpu_flags": None if flags is None else list(flags)},
               "versions": {"torch": "2.14.1", "timm": "1.0.29"}, "commit": None, "config": {}}  # fmt: skip
     doc = ResultStore(root).new_run(header)
     doc.add(records)
@@ -133,10 +133,10 @@ def test_records_without_samples_fall_back_on_the_labelled_spread_rule(tmp_path)
 
 # -- machines ------------------------------------------------------------------------------
 def two_machine_stores(tmp_path):
-    base = write_store(tmp_path / "a", [sampled_record(100.0, 0.01, 0, cpu="CPU A")], "aaaa0001",
-                       cpu="CPU A")  # fmt: skip
-    new = write_store(tmp_path / "b", [sampled_record(97.0, 0.01, 1, cpu="CPU B")], "bbbb0001",
-                      cpu="CPU B")  # fmt: skip
+    base = write_store(tmp_path / "a", [sampled_record(100.0, 0.01, 0, cpu="Chip A")], "aaaa0001",
+                       cpu="Chip A")  # fmt: skip
+    new = write_store(tmp_path / "b", [sampled_record(97.0, 0.01, 1, cpu="Chip B")], "bbbb0001",
+                      cpu="Chip B")  # fmt: skip
     return base, new
 
 
@@ -145,7 +145,7 @@ def test_speeds_from_different_cpus_exit_2_naming_both(tmp_path, capsys):
     assert main(["compare", str(base), str(new)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
-    assert "on CPU A in base and on CPU B in new" in err
+    assert "on Chip A · AVX-512 VNNI · 2 vCPU in base and on Chip B · AVX-512 VNNI · 2 vCPU" in err
     assert "--cross-machine" in err
 
 
@@ -158,10 +158,15 @@ def test_one_cpu_name_with_other_kernel_flags_is_another_machine(tmp_path, capsy
                       "bbbb0001", cpu="AMD EPYC")  # fmt: skip
     assert main(["compare", str(base), str(new)]) == 2
     err = capsys.readouterr().err
-    assert "on AMD EPYC (no AVX-512, BF16 or VNNI) in base and on AMD EPYC (AVX-512, VNNI)" in err
+    assert "on AMD EPYC · AVX2 · 2 vCPU in base and on AMD EPYC · AVX-512 VNNI · 2 vCPU" in err
     same = write_store(tmp_path / "c", [sampled_record(97.0, 0.01, 1, cpu="AMD EPYC")],
                        "cccc0001", cpu="AMD EPYC", flags=("avx2",))  # fmt: skip
     assert main(["compare", str(base), str(same)]) == 0
+    # a run that did not record its flags is never taken for one that did
+    unknown = write_store(tmp_path / "d", [sampled_record(97.0, 0.01, 1, cpu="AMD EPYC")],
+                          "dddd0001", cpu="AMD EPYC", flags=None)  # fmt: skip
+    assert main(["compare", str(base), str(unknown)]) == 2
+    assert "AMD EPYC · flags not recorded · 2 vCPU in new" in capsys.readouterr().err
 
 
 def test_cross_machine_labels_every_row_and_states_both_machines(tmp_path, capsys):
@@ -170,9 +175,10 @@ def test_cross_machine_labels_every_row_and_states_both_machines(tmp_path, capsy
     out = capsys.readouterr().out
     rows = [ln for ln in out.splitlines() if ln.startswith("| resnet50")]
     assert len(rows) > 3
-    assert all("[cross-machine: CPU A vs CPU B]" in ln for ln in rows)
-    assert "on CPU A (AVX-512, VNNI); torch 2.14.1, timm 1.0.29" in out
-    assert "on CPU B (AVX-512, VNNI)" in out
+    pair = "Chip A · AVX-512 VNNI · 2 vCPU vs Chip B · AVX-512 VNNI · 2 vCPU"
+    assert all(f"[cross-machine: {pair}]" in ln for ln in rows)
+    assert "on Chip A · AVX-512 VNNI · 2 vCPU; torch 2.14.1, timm 1.0.29" in out
+    assert "on Chip B · AVX-512 VNNI · 2 vCPU" in out
 
 
 def test_cpu_flags_are_the_ones_that_matter():
@@ -213,7 +219,7 @@ def test_compare_all_of_one_store_gives_a_column_per_run(tmp_path, capsys):
 
 
 def test_runs_lists_the_committed_store(capsys):
-    store = REPO / "results"
+    store = STORE
     assert main(["runs", str(store)]) == 0
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.startswith("| ") and "---" not in ln]

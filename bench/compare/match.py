@@ -144,10 +144,9 @@ class _Builder:
             b, n = _as_timm(b), _as_timm(n)
         shown = b if self.new.by_name else n  # name the record, not the CSV row
         selected = _selected(b, n, self.metrics, self.thresholds)
-        runs = self.base.runs.get(b.run), self.new.runs.get(n.run)
-        machines = "" if self.by_name else cross_machine(b, n, *runs)
+        machines = "" if self.by_name else cross_machine(b, n)
         if machines and not self.options.cross_machine and any(map(is_timed, selected)):
-            _refuse_cross_machine(b, *machine_pair(b, n, *runs))
+            _refuse_cross_machine(b, *machine_pair(b, n))
         test = None
         if b.samples and n.samples and any(map(is_timed, selected)):
             test = speed_test(b.samples, n.samples, self.options.confidence)

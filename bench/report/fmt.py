@@ -160,16 +160,12 @@ def cpu_flags_text(flags) -> str:
 
 def provenance(get, code: bool = True) -> str:
     """A record's run in words, from ``get(column)`` of the ``Records`` columns; ids in
-    markdown code unless ``code`` is False (plain text, for a tooltip). A machine without a GPU
-    is named with its CPU flags when they were recorded."""
+    markdown code unless ``code`` is False (plain text, for a tooltip). The machine is named
+    by its label (CPU model, ISA level, logical CPUs; GPU), which differs when machines do."""
     q = "`" if code else ""
-    where = get("machine_name") or "-"
-    features = get("cpu_features")
-    if isinstance(features, str) and where == get("cpu"):
-        where = f"{where} with {features}"
+    where = get("machine") or get("machine_name") or "-"
     return (
-        f"run {q}{get('run_id') or '-'}{q}, {get('run_date') or '-'}, "
-        f"{where} (machine {q}{get('machine') or '-'}{q}), "
+        f"run {q}{get('run_id') or '-'}{q}, {get('run_date') or '-'}, {where}, "
         f"commit {q}{get('commit') or '-'}{q}, torch {get('torch') or '-'}"
     )
 

@@ -18,15 +18,19 @@ harness         'params', 'flops', 'depth', 'throughput', 'validate', 'finetune'
 status          'ok', 'skipped', or how it failed ('error', 'timeout', ...)
 error           why it failed or was skipped (None when ok)
 device          'cpu' or 'cuda'
-device_name     the CPU or GPU model (the run's CPU when the record names none)
+device_name     the device's label: a CPU as 'model · ISA level · N vCPU' (the run's CPU when the
+                record names none), a GPU by its model
 config          the record's configuration (a dict)
 config_key      that configuration as sorted JSON: part of a record's identity
 metrics         the record's measurements (a dict)
 finished_utc    when the record was written (its run's start when it has no time)
 run_id          the run's id (the last part of the document's file name)
 run_date        the run's start date (UTC, YYYY-MM-DD), '-' when unknown
-machine         the machine's id (the run document's ``machine.id``)
-machine_name    the machine's GPU name, else its CPU name
+machine         the machine's label (``environment.machine_key``): 'AMD EPYC · AVX2 · 2 vCPU',
+                'NVIDIA H200 · Intel Xeon · flags not recorded · 16 vCPU'
+machine_id      the machine's id, recomputed from what the document records (CPU model, ISA
+                level, logical CPUs, GPU model and count), not the id it was stored under
+machine_name    the machine's GPU, else its CPU label
 cpu             the machine's CPU name (None when unrecorded)
 cpu_features    the CPU's kernel flags in words: 'AVX-512, BF16, VNNI', 'no AVX-512, BF16
                 or VNNI' (None when unrecorded)
@@ -47,6 +51,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from bench.environment import machine_key
 from bench.report.fmt import cpu_flags_text
 from bench.storage import ResultStore, read_document
 
@@ -71,13 +76,17 @@ class Run:
     run_id: str  # '-' when the document has none
     started_utc: str  # '' when unknown
     status: str  # 'complete', 'interrupted', 'running', ...
-    machine: str | None
-    machine_name: str | None  # its GPU's name, else its CPU's
+    machine: str | None  # the machine's label (environment.machine_key)
+    machine_name: str | None  # its GPU's name, else its CPU's label
     commit: str
     torch: str
     cpu: str | None = None  # the machine's CPU model
     cpu_flags: tuple[str, ...] | None = None  # its AVX-512/BF16/VNNI/AMX flags; None: unrecorded
     versions: tuple[tuple[str, str], ...] = ()  # (library, version) as recorded
+    machine_id: str | None = None  # recomputed from what the document records
+    cpu_label: str | None = None  # 'AMD EPYC · AVX2 · 2 vCPU': the device label of CPU rows
+    release: str | None = None  # the kernel release: a VM's image, a hint where flags are absent
+    flags_evidence: str | None = None  # what the run's records prove of unrecorded flags
 
     @property
     def date(self) -> str:
@@ -109,28 +118,70 @@ def _commit(info) -> str:
     return str(info["id"])[:7] + ("+" if info.get("dirty") else "")
 
 
+def cpu_label(machine: dict) -> str:
+    """A machine's CPU as a device label: 'AMD EPYC · AVX-512 BF16 VNNI · 2 vCPU'."""
+    return machine_key({**machine, "gpu": None})[1]
+
+
+# What a run's own records prove of a CPU whose flags were not recorded: (text in the
+# document, lower case) -> what it proves.
+FLAG_EVIDENCE = (
+    ("no native bf16", "no native BF16: the run skipped a bf16 candidate for want of it"),
+)
+
+
+def flags_evidence(doc: dict) -> str | None:
+    """What a run document without CPU flags proves of them from its own records, e.g. a
+    bf16 candidate skipped for want of native BF16; None when the flags were recorded or
+    nothing is proven."""
+    if (doc.get("machine") or {}).get("cpu_flags") is not None:
+        return None
+    text = json.dumps(doc.get("records") or [], sort_keys=True).lower()
+    found = [proof for needle, proof in FLAG_EVIDENCE if needle in text]
+    return "; ".join(found) or None
+
+
 def _run_of(doc: dict) -> Run:
-    """A run document's provenance."""
+    """A run document's provenance. A machine's id and label are recomputed from what the
+    document records, so two CPUs sold under one name with other flags are two machines
+    (runs stored before the id named the ISA level carry an id without it)."""
     machine = doc.get("machine") or {}
     gpu = machine.get("gpu")
     versions = doc.get("versions") or {}
+    machine_id, label = machine_key(machine) if machine else (None, None)
     return Run(
         results_file=doc["_path"],
         run_id=str(doc.get("run_id") or "-"),
         started_utc=str(doc.get("started_utc") or ""),
         status=str(doc.get("status") or "-"),
-        machine=machine.get("id"),
-        machine_name=(gpu.get("name") if isinstance(gpu, dict) else None) or machine.get("cpu"),
+        machine=label,
+        machine_id=machine_id,
+        cpu_label=cpu_label(machine) if machine else None,
+        machine_name=(gpu.get("name") if isinstance(gpu, dict) else None)
+        or (cpu_label(machine) if machine else None),
         commit=_commit(doc.get("commit")),
         torch=str(versions.get("torch") or "-"),
         cpu=machine.get("cpu"),
         cpu_flags=tuple(flags) if isinstance(flags := machine.get("cpu_flags"), list) else None,
         versions=tuple((str(k), str(v)) for k, v in versions.items() if v),
+        release=machine.get("release"),
+        flags_evidence=flags_evidence(doc),
     )
 
 
+def _device_label(rec: dict, run: Run) -> str | None:
+    """A record's device in words: its GPU by model; a CPU as ``cpu_label``. A record
+    measured on another machine (a Ray worker's, in its ``machine`` field) is named by
+    that machine."""
+    if rec.get("device") == "cuda":
+        return rec.get("device_name")
+    own = rec.get("machine")
+    if isinstance(own, dict) and own:
+        return cpu_label(own)
+    return run.cpu_label or rec.get("device_name")
+
+
 def _rows(doc: dict, run: Run) -> list[dict]:
-    machine = doc.get("machine") or {}
     rows = []
     for rec in doc["records"]:
         if not isinstance(rec, dict) or "model" not in rec or "harness" not in rec:
@@ -146,7 +197,7 @@ def _rows(doc: dict, run: Run) -> list[dict]:
                 "status": rec.get("status", "ok"),
                 "error": rec.get("error"),
                 "device": rec.get("device", "cpu"),
-                "device_name": rec.get("device_name") or machine.get("cpu"),
+                "device_name": _device_label(rec, run),
                 "config": config,
                 "config_key": json.dumps(config, sort_keys=True),
                 "metrics": rec.get("metrics") or {},
@@ -154,6 +205,7 @@ def _rows(doc: dict, run: Run) -> list[dict]:
                 "run_id": doc.get("run_id"),
                 "run_date": run.date,
                 "machine": run.machine,
+                "machine_id": run.machine_id,
                 "machine_name": run.machine_name,
                 "cpu": run.cpu,
                 "cpu_features": run.cpu_features,

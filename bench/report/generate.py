@@ -14,6 +14,7 @@ from bench.report.chapter import chapter_markdown
 from bench.report.finetune import finetune_section
 from bench.report.fmt import fmt_gmacs, fmt_int, fmt_number, md_table, wrap
 from bench.report.html import write_page
+from bench.report.machines import machines_section
 from bench.report.records import read_records
 from bench.report.throughput import throughput_section
 from bench.report.tidy import tidy
@@ -28,6 +29,7 @@ SECTIONS: dict[str, Callable] = {
     "finetune": finetune_section,
     "trends": trends_section,
     "antipatterns": antipatterns_section,
+    "machines": machines_section,
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.report.html.chapter import chapter_blocks, conv_blocks
+from bench.report.html.machines import machine_blocks
 from bench.report.html.plots import accuracy_vs_speed, finetune_curves, speed_vs_gmacs
 from bench.report.html.provenance import anchor, run_text, runs_oldest_first
 from bench.report.html.render import Cell, Figure, Row, Section, Table, Text, render_page
@@ -108,6 +109,7 @@ def sections(records: Records) -> list[Section]:
         Section("trends", "Trends over runs", trends_blocks(records)),
         Section("conv-types", "Types of convolution", conv_blocks(frame)),
         Section("failures", "Failed and skipped measurements", failures_blocks(frame)),
+        Section("machines", "Machines", machine_blocks(records)),
         Section(
             "runs",
             "Runs: where every record comes from",

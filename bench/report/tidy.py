@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from bench.registry.lookup import natural_key
+from bench.report.records import untrusted
 
 # Harnesses whose records describe the model itself (one value per model and input size);
 # every other harness's records are rows of their own, joined with these.
@@ -31,7 +32,8 @@ LEAD_COLUMNS = (
 
 # The provenance of a measurement's run, carried into its row (``bench.report.records``).
 RUN_COLUMNS = (
-    "run_id", "run_date", "machine", "machine_name", "cpu", "cpu_features", "commit", "torch"
+    "run_id", "run_date", "machine", "machine_id", "machine_name", "cpu", "cpu_features",
+    "commit", "torch",
 )  # fmt: skip
 
 
@@ -51,9 +53,14 @@ def _natural_places(models) -> list[int]:
     return [place[k] for k in keys]
 
 
+def _run_of(rec) -> dict:
+    return {k: getattr(rec, k, None) for k in RUN_COLUMNS}
+
+
 def _properties(ok) -> tuple[dict, dict, dict]:
     """The property harnesses' metrics: per model (params), per (model, device, device name,
-    input size) (flops, depth), and each model's source."""
+    input size) (flops, depth), and each model's source. A static row's provenance is that of
+    the latest record it joins (``ok`` is oldest first)."""
     props: dict[tuple, dict] = {}
     model_props: dict[str, dict] = {}
     sources: dict[str, str] = {}
@@ -63,9 +70,11 @@ def _properties(ok) -> tuple[dict, dict, dict]:
             model_props.setdefault(rec.model, {}).update(
                 {k: v for k, v in rec.metrics.items() if _scalar(v)}
             )
+            model_props[rec.model]["_run"] = _run_of(rec)
         elif rec.harness in PROPERTY_HARNESSES:
             size = rec.config.get("img_size")
             row = props.setdefault((rec.model, rec.device, rec.device_name, size), {})
+            row["_run"] = _run_of(rec)
             for k, v in rec.metrics.items():
                 if k == "uncounted_ops":
                     row["uncounted_ops"] = _uncounted(v)
@@ -74,10 +83,14 @@ def _properties(ok) -> tuple[dict, dict, dict]:
     return props, model_props, sources
 
 
-def _rows(ok) -> list[dict]:
-    props, model_props, sources = _properties(ok)
+def _plain(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "_run"}
+
+
+def _static_rows(props: dict, model_props: dict, sources: dict) -> list[dict]:
     rows = []
     for (model, device, device_name, size), metrics in props.items():
+        own = model_props.get(model, {})
         rows.append(
             {
                 "model": model,
@@ -85,15 +98,37 @@ def _rows(ok) -> list[dict]:
                 "device": device,
                 "device_name": device_name,
                 "infer_img_size": size,
-                **model_props.get(model, {}),
-                **metrics,
+                **metrics["_run"],
+                **_plain(own),
+                **_plain(metrics),
             }
         )
     with_props = {r["model"] for r in rows}
     for model, metrics in model_props.items():
         if model not in with_props:
-            rows.append({"model": model, "source": sources.get(model), "device": "cpu", **metrics})
-    by_size = {(m, s): v for (m, _d, _n, s), v in props.items()}
+            rows.append(
+                {
+                    "model": model,
+                    "source": sources.get(model),
+                    "device": "cpu",
+                    **metrics["_run"],
+                    **_plain(metrics),
+                }
+            )
+    return rows
+
+
+def _trusted(metrics: dict):
+    """True or False for a record with a timing (``records.untrusted``), None without one."""
+    if not any(k in metrics for k in ("total_time_s", "cv_pct", "warmup_stable")):
+        return None
+    return not untrusted(metrics)
+
+
+def _rows(ok) -> list[dict]:
+    props, model_props, sources = _properties(ok)
+    rows = _static_rows(props, model_props, sources)
+    by_size = {(m, s): _plain(v) for (m, _d, _n, s), v in props.items()}
     for rec in ok[~ok["harness"].isin(PROPERTY_HARNESSES)].itertuples():
         size = rec.config.get("img_size")
         rows.append(
@@ -103,11 +138,12 @@ def _rows(ok) -> list[dict]:
                 "device": rec.device,
                 "device_name": rec.device_name,
                 "harness": rec.harness,
-                **{k: getattr(rec, k) for k in RUN_COLUMNS},
-                **model_props.get(rec.model, {}),
+                **_run_of(rec),
+                **_plain(model_props.get(rec.model, {})),
                 **{k: v for k, v in by_size.get((rec.model, size), {}).items()},
                 **{k: v for k, v in rec.config.items() if _scalar(v)},
                 **{k: v for k, v in rec.metrics.items() if _scalar(v)},
+                "trusted": _trusted(rec.metrics),
             }
         )
     return rows
@@ -120,6 +156,7 @@ def tidy(frame):
     if frame.empty:
         return pd.DataFrame(columns=["model", "source", "device", "infer_img_size"])
     out = pd.DataFrame(_rows(frame[frame["status"] == "ok"]))
+    out = out.dropna(axis=1, how="all")  # a column no row fills says nothing
     cols = [c for c in LEAD_COLUMNS if c in out.columns]
     out = out[cols + sorted(c for c in out.columns if c not in LEAD_COLUMNS)]
     sort = [c for c in ("model", "device", "harness", "infer_img_size") if c in out.columns]

@@ -11,6 +11,65 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# A committed copy of a real results store: report, page and golden tests read it, never the
+# live results/ that a user's own runs change.
+STORE = REPO / "tests" / "data" / "store"
+LONG_MACHINE = {
+    "cpu": "Intel(R) Xeon(R) Platinum 8480+",
+    "cpu_flags": ["avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512_vnni",
+                  "amx_tile", "amx_bf16", "amx_int8"],
+    "cores": 224,
+}  # fmt: skip
+
+
+def copy_runs(src: Path, dst: Path, machine: dict, prefix: str, pick=lambda doc: True) -> int:
+    """Copy the run documents of store ``src`` that ``pick`` accepts into store ``dst`` as
+    runs of another machine (``machine`` updates each header's machine section); run ids
+    take ``prefix``. Returns how many were copied."""
+    import json
+
+    from bench.environment import machine_key
+    from bench.storage import slug
+
+    n = 0
+    for path in sorted(src.glob("*/*.json")):
+        doc = json.loads(path.read_text())
+        if not pick(doc):
+            continue
+        doc["machine"] = {**doc["machine"], **machine}
+        doc["machine"]["id"], doc["machine"]["label"] = machine_key(doc["machine"])
+        doc["run_id"] = (prefix + doc["run_id"])[:8]
+        folder = dst / slug(doc["machine"]["id"])
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = path.stem.rpartition("_")[0]
+        (folder / f"{stamp}_{doc['run_id']}.json").write_text(json.dumps(doc))
+        n += 1
+    return n
+
+
+@pytest.fixture(scope="session")
+def store_with_long_label(tmp_path_factory) -> Path:
+    """The committed fixture store plus its AVX-512 runs again, as measured on a machine
+    whose label is long ('Intel Xeon Platinum 8480+ · AVX-512 BF16 VNNI AMX · 224 vCPU')."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("store") / "results"
+    shutil.copytree(STORE, root)
+    picked = copy_runs(
+        STORE, root, LONG_MACHINE, "x", lambda d: bool(d["machine"].get("cpu_flags"))
+    )
+    assert picked >= 5
+    return root
+
+
+@pytest.fixture(scope="session")
+def committed_reports(store_with_long_label, tmp_path_factory) -> Path:
+    """The reports generated from the fixture store with the long-label machine added."""
+    from bench.report.generate import generate
+
+    out = tmp_path_factory.mktemp("committed")
+    generate(store_with_long_label, out)
+    return out
 
 
 def make_distribution(root: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]):

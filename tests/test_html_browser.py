@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, STORE
 
 from bench.report.html import write_page
 from bench.report.records import read_records
@@ -36,7 +36,7 @@ def _unavailable(why: str):
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
-    results = REPO / "results"
+    results = STORE
     return write_page(read_records(results), tmp_path_factory.mktemp("reports"))
 
 

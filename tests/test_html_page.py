@@ -6,7 +6,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pytest
-from conftest import REPO
+from conftest import REPO, STORE
 
 from bench.report.generate import generate
 from bench.report.html import write_page
@@ -14,7 +14,7 @@ from bench.report.html.plots import pareto_front
 from bench.report.records import read_records
 
 FIXTURE = REPO / "tests" / "data" / "results"
-RESULTS = REPO / "results"
+RESULTS = STORE
 SECTIONS = ("chapter", "throughput", "candidates", "finetune", "validate", "antipatterns",
             "trends", "conv-types", "failures", "runs")  # fmt: skip
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import REPO
+from conftest import REPO, STORE
 
 from bench.report.chapter import agrees, parse_stated
 from bench.report.generate import generate
@@ -38,7 +38,7 @@ def test_generating_twice_gives_identical_bytes(tmp_path, reports):
 def test_latest_record_wins(reports):
     # the fixture's 2020 run says lenet5 has 1 parameter; the later run's figure wins
     csv = (reports / "results.csv").read_text()
-    assert "lenet5,chapter,cpu,Fixture CPU,32,0.062,61706," in csv
+    assert "lenet5,chapter,cpu,Fixture · flags not recorded · 2 vCPU,32,0.062,61706," in csv
     assert "broken_model" in (reports / "chapter.md").read_text()
 
 
@@ -60,7 +60,9 @@ def test_records_carry_each_runs_provenance():
     assert len(records.runs) == 3
     row = records.history[records.history["run_id"] == "older000"].iloc[0]
     assert (row["run_date"], row["commit"], row["torch"]) == ("2020-01-01", "-", "2.14.1")
-    assert row["machine_name"] == row["device_name"] == "Fixture CPU"
+    label = "Fixture · flags not recorded · 2 vCPU"  # the fixture recorded no CPU flags
+    assert row["machine"] == row["machine_name"] == row["device_name"] == label
+    assert row["machine_id"] == "Linux-x86_64-Fixture CPU-flags not recorded-2 vCPU"
     assert records.runs[row["results_file"]].date == "2020-01-01"
     assert len(records.latest) < len(records.history)  # the older lenet5 record is superseded
 
@@ -105,14 +107,6 @@ def test_parse_stated():
     assert parse_stated("-") is None
 
 
-@pytest.fixture(scope="module")
-def committed_reports(tmp_path_factory):
-    """The reports generated from the committed results/ (what readers see)."""
-    out = tmp_path_factory.mktemp("committed")
-    generate(REPO / "results", out)
-    return out
-
-
 def test_markdown_reports_fit_a_screen(committed_reports):
     from bench.report.fmt import MAX_LINE
 
@@ -131,7 +125,7 @@ def test_markdown_reports_fit_a_screen(committed_reports):
 def test_trends_panels_have_at_most_8_series():
     from bench.report.trends import MAX_SERIES, PLOTTED, panels, series
 
-    all_series = series(read_records(REPO / "results"))
+    all_series = series(read_records(STORE))
     assert MAX_SERIES <= 8
     sizes = {m: [len(p) for p in panels(all_series, m)] for m in PLOTTED}
     assert any(sizes.values())
@@ -167,7 +161,7 @@ def test_untrusted_timings_are_named():
     assert "vary" in untrusted({"cv_pct": 40.0})
 
 
-def test_a_cpu_runs_provenance_names_the_flags_that_decide_its_kernels():
+def test_a_runs_provenance_names_its_machine_by_label():
     from bench.report.fmt import provenance
     from bench.report.records import Run
 
@@ -177,13 +171,12 @@ def test_a_cpu_runs_provenance_names_the_flags_that_decide_its_kernels():
     assert Run("f.json", "r1", "", "", "m", "X", "-", "-", cpu_flags=("avx2",)).cpu_features == (
         "no AVX-512, BF16 or VNNI"
     )
-    row = {"run_id": "r1", "machine_name": "AMD EPYC", "cpu": "AMD EPYC", "machine": "m",
-           "cpu_features": flags.cpu_features}  # fmt: skip
-    assert "AMD EPYC with AVX-512, VNNI (machine `m`)" in provenance(row.get)
-    gpu = {**row, "machine_name": "NVIDIA H200"}  # a GPU machine is named by its GPU alone
-    assert "NVIDIA H200 (machine `m`)" in provenance(gpu.get)
-    unrecorded = {**row, "cpu_features": None}
-    assert "AMD EPYC (machine `m`)" in provenance(unrecorded.get)
+    row = {"run_id": "r1", "machine": "AMD EPYC · AVX-512 VNNI · 2 vCPU", "commit": "abc"}
+    assert provenance(row.get) == (
+        "run `r1`, -, AMD EPYC · AVX-512 VNNI · 2 vCPU, commit `abc`, torch -"
+    )
+    other = {**row, "machine": "AMD EPYC · AVX2 · 2 vCPU"}
+    assert provenance(other.get) != provenance(row.get)
 
 
 def test_the_chosen_candidate_is_told_apart_by_every_lever():

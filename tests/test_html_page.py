@@ -3,6 +3,7 @@ section and its provenance present. The browser's checks are in test_html_browse
 
 from __future__ import annotations
 
+import itertools
 from html.parser import HTMLParser
 
 import pytest
@@ -87,3 +88,59 @@ def test_pareto_front_keeps_what_nothing_beats():
     points = [(100.0, 70.0, "fast"), (10.0, 80.0, "accurate"), (50.0, 60.0, "beaten"),
               (10.0, 75.0, "tie-speed, worse")]  # fmt: skip
     assert [p[2] for p in pareto_front(points)] == ["fast", "accurate"]
+
+
+# -- one page holds every table -------------------------------------------------------------
+def _markdown_tables(text: str) -> list[tuple[str, ...]]:
+    """The header of every markdown table in ``text``."""
+    import re
+
+    lines = text.splitlines()
+    return [
+        tuple(c.strip() for c in line.strip().strip("|").split("|"))
+        for line, below in itertools.pairwise(lines)
+        if line.startswith("|") and re.fullmatch(r"\|[:\- |]+\|", below)
+    ]
+
+
+def _page_tables(page: str) -> set[tuple[str, ...]]:
+    import re
+    from html import unescape
+
+    heads = re.findall(r"<thead><tr>(.*?)</tr></thead>", page)
+    return {tuple(unescape(h) for h in re.findall(r"<th[^>]*>(.*?)</th>", t)) for t in heads}
+
+
+def tables_missing_from_page(out) -> dict[str, list[tuple[str, ...]]]:
+    """Per markdown file, the distinct tables whose columns no table of the page has."""
+    page = _page_tables((out / "index.html").read_text(encoding="utf-8"))
+    missing = {}
+    for path in sorted(out.glob("*.md")):
+        lacking = [h for h in dict.fromkeys(_markdown_tables(path.read_text())) if h not in page]
+        if lacking:
+            missing[path.name] = lacking
+    return missing
+
+
+# Reports whose sections still draw the page and the markdown separately: how many of their
+# tables the page lacks may shrink, never grow. A section registered in
+# bench.report.sections has every table on the page by construction.
+PAGE_STILL_LACKS = {
+    "antipatterns.md": 2, "chapter.md": 8, "finetune.md": 4, "throughput.md": 7, "trends.md": 7,
+}  # fmt: skip
+
+
+def test_registered_sections_put_every_table_on_the_page(committed_reports):
+    from bench.report.sections import SECTIONS
+
+    missing = tables_missing_from_page(committed_reports)
+    for section in SECTIONS:
+        assert f"{section.name}.md" not in missing, missing[f"{section.name}.md"]
+    grown = {k: len(v) for k, v in missing.items() if len(v) > PAGE_STILL_LACKS.get(k, 0)}
+    assert not grown, {k: missing[k] for k in grown}
+
+
+def test_a_markdown_table_missing_from_the_page_is_found(tmp_path):
+    (tmp_path / "index.html").write_text("<table><thead><tr><th>A</th></tr></thead></table>")
+    (tmp_path / "x.md").write_text("| A |\n|---|\n| 1 |\n\n| A | B |\n|:--|--:|\n| 1 | 2 |\n")
+    assert tables_missing_from_page(tmp_path) == {"x.md": [("A", "B")]}

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.report.html.chapter import chapter_blocks, conv_blocks
-from bench.report.html.machines import machine_blocks
 from bench.report.html.plots import accuracy_vs_speed, finetune_curves, speed_vs_gmacs
 from bench.report.html.provenance import anchor, run_text, runs_oldest_first
 from bench.report.html.render import Cell, Figure, Row, Section, Table, Text, render_page
+from bench.report.html.sections import registered
 from bench.report.html.speed import (
     candidates_blocks,
     failures_blocks,
@@ -20,6 +20,7 @@ from bench.report.html.speed import (
 from bench.report.html.training import antipattern_blocks, finetune_blocks, finetune_records
 from bench.report.html.trends import trends_blocks
 from bench.report.records import Records
+from bench.report.tidy import tidy
 from bench.storage import atomic_write_text
 
 PAGE = "index.html"
@@ -66,9 +67,11 @@ def _curves(frame) -> list:
     ]
 
 
-def sections(records: Records) -> list[Section]:
-    """The page's sections, in reading order."""
+def sections(records: Records, table=None) -> list[Section]:
+    """The page's sections, in reading order; ``table`` is the tidy table of the latest
+    records when the caller has it already."""
     frame = records.latest
+    table = tidy(frame) if table is None else table
     return [
         Section(
             "chapter",
@@ -109,7 +112,7 @@ def sections(records: Records) -> list[Section]:
         Section("trends", "Trends over runs", trends_blocks(records)),
         Section("conv-types", "Types of convolution", conv_blocks(frame)),
         Section("failures", "Failed and skipped measurements", failures_blocks(frame)),
-        Section("machines", "Machines", machine_blocks(records)),
+        *registered(records, table),
         Section(
             "runs",
             "Runs: where every record comes from",
@@ -121,9 +124,9 @@ def sections(records: Records) -> list[Section]:
     ]
 
 
-def write_page(records: Records, out_dir: str | Path) -> Path:
+def write_page(records: Records, out_dir: str | Path, table=None) -> Path:
     """Write ``index.html`` from a store's records (``bench.report.records``)."""
-    page = render_page(TITLE, INTRO, sections(records))
+    page = render_page(TITLE, INTRO, sections(records, table))
     path = Path(out_dir) / PAGE
     atomic_write_text(path, page)
     return path

@@ -308,8 +308,8 @@ def test_trends_written_only_for_repeated_configurations(tmp_path):
     generate(store, tmp_path / "a")
     generate(store, tmp_path / "b")
     text = (tmp_path / "a" / "trends.md").read_text()
-    assert "## resnet50: throughput (cpu)" in text
-    cells = [[c.strip() for c in ln.split("|")[1:5]] for ln in text.splitlines() if "| 2026" in ln]
+    assert "### resnet50: throughput" in text
+    cells = [[c.strip() for c in ln.split("|")[2:6]] for ln in text.splitlines() if "| 2026" in ln]
     assert cells == [["aaaa0001", "2026-01-01", "0123456", "2.14.1"],
                      ["bbbb0002", "2026-02-01", "fedcba9+", "2.15.0"]]  # fmt: skip
     for name in ("trends.md", "trends.png"):

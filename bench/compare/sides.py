@@ -15,6 +15,7 @@ from typing import Any
 from bench.compare.stats import samples_of
 from bench.errors import ConfigError
 from bench.report.records import Run, latest, read_records
+from bench.stats import combined_spread, spread_of
 
 logger = logging.getLogger(__name__)
 
@@ -54,31 +55,13 @@ class Side:
 
 def noise_spread(entry: Entry) -> float:
     """The relative spread of a record's step times, as a fraction (0 when it has none): the
-    fall-back rule for records that carry no samples (``stats`` tests those that do).
-
-    IQR over median when the record has them: throughput is samples over step time, so a
-    relative spread of the step time is, to first order, the same relative spread of
-    samples/s. The IQR is used rather than the standard deviation because one slow step
-    (a page fault, a clock change) inflates the standard deviation of a handful of rounds
-    and would hide a real regression; stddev over mean is the fall-back.
-    """
-    m = entry.metrics
-    if m.get("median", 0) > 0 and "iqr" in m:
-        return m["iqr"] / m["median"]
-    if m.get("mean", 0) > 0 and "stddev" in m:
-        return m["stddev"] / m["mean"]
-    return m.get("cv_pct", 0.0) / 100.0
+    fall-back rule for records that carry no samples (``bench.stats.spread_of``)."""
+    return spread_of(entry.metrics)
 
 
 def combined_noise(base: Entry, new: Entry) -> float:
-    """Both sides' spreads added in quadrature, as a fraction.
-
-    The two runs' noise is independent, so the spread of their ratio is the root of the
-    sum of squares; adding the spreads would assume they always err together and would
-    hide regressions. Either way the floors hold: 1% against 1% gives 1.4%, far under a
-    20% drop; 40% against 1% gives 40%, over it.
-    """
-    return math.hypot(noise_spread(base), noise_spread(new))
+    """Both sides' spreads added in quadrature, as a fraction (``bench.stats.combined_spread``)."""
+    return combined_spread(base.metrics, new.metrics)
 
 
 def _number(v: Any) -> float | None:

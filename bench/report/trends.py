@@ -1,277 +1,160 @@
-"""Trends: ``reports/trends.md`` and ``reports/trends.png``, written only when the store holds
-several runs of one (model, harness, device, configuration).
+"""Trends: ``reports/trends.md`` and ``reports/trends.png`` (and ``trends_<metric>.png``),
+written only when the store holds several runs of one (model, harness, machine, configuration).
 
-Registered in ``bench.report.generate.SECTIONS``. Reads the history the store holds
-(``Records.history``, every record, not only the latest) and labels each run by its start
-date (UTC), its git commit and its torch version (``Records.runs``). Reads only the results
-(no torch); the plot uses matplotlib's Agg backend and writes no timestamp or version, so the
-same results give the same bytes.
+Registered in ``bench.report.generate.SECTIONS``. The series, and whether a change is one or
+within the noise of the runs compared, come from ``bench.report.changes``. One section per
+machine: its headline table, each model's runs, its runs numbered (the plots' x axis). Reads
+only the results (no torch); the plots use matplotlib's Agg backend and write no timestamp or
+version, so the same results give the same bytes.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from bench.report.fmt import WARN, fmt_metric, is_number, md_table, metric_label, wrap
+from bench.report.changes import (
+    ALPHA,
+    HARNESS_METRICS,
+    NOISE_RUNS,
+    NOISE_SERIES,
+    SPEEDS,
+    Machine,
+    Series,
+    listed,
+    machines,
+    series,
+    shown_metrics,
+    verdict,
+)
+from bench.report.fmt import WARN, fmt_metric, md_table, metric_label, wrap
 from bench.report.plot import png_bytes
-from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, Run, untrusted
+from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, untrusted
 from bench.storage import atomic_write_bytes, atomic_write_text
+
+__all__ = ["PLOTTED", "panels", "plot_png", "series", "trend_figure", "trends_section"]
 
 MARKDOWN = "trends.md"
 PLOT = "trends.png"
-
-# The metrics followed over runs, in this order, where a record has them.
-TREND_METRICS = (
-    "params",
-    "infer_gmacs",
-    "infer_macts",
-    "depth",
-    "infer_samples_per_sec",
-    "train_samples_per_sec",
-    "median",
-    "p90",
-    "peak_mem_mb",
-    "top1",
-    "top5",
-)
-
-
-def _tick(run: Run) -> str:
-    return f"{run.run_id}\n{run.date}\n{run.commit}\ntorch {run.torch}"
-
-
-def _run_order(run: Run) -> tuple[str, str]:
-    return run.started_utc, run.run_id
-
-
-@dataclass
-class Series:
-    """One configuration measured in several runs: (run, metrics) oldest first."""
-
-    model: str
-    harness: str
-    device: str
-    config_key: str
-    points: list[tuple[Run, dict]]
-    distinct: str = ""  # what tells it from other series of the same model and harness
-
-    @property
-    def title(self) -> str:
-        extra = f" {self.distinct}" if self.distinct else ""
-        return f"{self.model}: {self.harness} ({self.device}){extra}"
-
-    def metrics(self) -> list[str]:
-        have = {k for _, m in self.points for k, v in m.items() if is_number(v)}
-        return [k for k in TREND_METRICS if k in have]
-
-
-def series(records: Records) -> list[Series]:
-    """Every configuration with successful records from two runs or more."""
-    history = records.history
-    if history.empty:
-        return []
-    ok = history[history["status"] == "ok"]
-    out = []
-    keys = ["model", "harness", "device", "config_key"]
-    for (model, harness, device, config_key), group in ok.groupby(keys, sort=True):
-        points = {}
-        for rec in group.itertuples():
-            run = records.runs[rec.results_file]
-            points[rec.results_file] = (run, rec.metrics)  # a run's last record wins
-        if len(points) < 2:
-            continue
-        ordered = sorted(points.values(), key=lambda p: _run_order(p[0]))
-        s = Series(model, harness, device, config_key, ordered)
-        if s.metrics():
-            out.append(s)
-    _tell_apart(out)
-    return out
-
-
-def _tell_apart(all_series: list[Series]) -> None:
-    """Name the config values that differ between series of one model, harness and device."""
-    groups: dict[tuple, list[Series]] = {}
-    for s in all_series:
-        groups.setdefault((s.model, s.harness, s.device), []).append(s)
-    for group in groups.values():
-        configs = [json.loads(s.config_key) for s in group]
-        keys = sorted({k for c in configs for k in c})
-        varying = [k for k in keys if len({json.dumps(c.get(k)) for c in configs}) > 1]
-        for s, c in zip(group, configs, strict=True):
-            s.distinct = " ".join(filter(None, (_setting(k, c.get(k)) for k in varying)))
-
-
-# The metric a series is summed up by in the headline table, by harness.
-MAIN_METRIC = {
-    "throughput": "infer_samples_per_sec",
-    "finetune": "top1",
-    "params": "params",
-    "flops": "infer_gmacs",
-    "depth": "depth",
-}
-# The metrics of each harness that the tables and plots follow (the model's own properties
-# are followed in the harness that measures them, not in every record that copies them).
-HARNESS_METRICS = {
-    "throughput": (
-        "infer_samples_per_sec",
-        "train_samples_per_sec",
-        "median",
-        "p90",
-        "peak_mem_mb",
-    ),
-    "finetune": ("top1", "top5", "train_samples_per_sec"),
-    "params": ("params",),
-    "flops": ("infer_gmacs", "infer_macts"),
-    "depth": ("depth",),
-}
 MAX_SERIES = 8  # per panel of a plot
-# The metrics plotted (step times follow samples/s, top-5 follows top-1).
-PLOTTED = (
-    "infer_samples_per_sec",
-    "train_samples_per_sec",
-    "peak_mem_mb",
-    "top1",
-    "params",
-    "infer_gmacs",
-    "infer_macts",
-    "depth",
-)
-SHORT_KEYS = {
-    "batch_size": "bs",
-    "img_size": "img",
-    "finetune_img_size": "px",
-    "world_size": "procs",
-}
+FONT = 9  # points: the smallest type on a plot
+# The metrics plotted: speeds and memory (step times follow samples/s; accuracy and the
+# deterministic metrics are read in the tables).
+PLOTTED = ("infer_samples_per_sec", "train_samples_per_sec", "peak_mem_mb")
 
 
-def _main(s: Series) -> str | None:
-    have = s.metrics()
-    main = MAIN_METRIC.get(s.harness)
-    if main in have:
-        return main
-    return "train_samples_per_sec" if "train_samples_per_sec" in have else (have or [None])[0]
-
-
-def _values(s: Series, metric: str) -> list[tuple[Run, float]]:
-    """The series' trusted values of ``metric`` (timings too short to trust left out)."""
-    return [
-        (run, m[metric]) for run, m in s.points if is_number(m.get(metric)) and not untrusted(m)
-    ]
-
-
-def _change(pts: list[tuple[Run, float]]) -> str:
-    if len(pts) < 2:
-        return f"- {WARN}"
-    first, last = pts[0][1], pts[-1][1]
-    if first == last:
-        return "unchanged"
-    return f"{100.0 * (last - first) / abs(first):+.1f}%" if first else "-"
-
-
-def _machines(s: Series) -> str:
-    names = dict.fromkeys(f"{run.machine_name or '-'}, torch {run.torch}" for run, _ in s.points)
-    return "; ".join(names)
-
-
-def _headline_rows(all_series: list[Series]) -> list[dict]:
-    rows = []
-    for i, s in enumerate(all_series, 1):
-        main = _main(s) or ""
-        pts = _values(s, main)
+def _headline_rows(machine: Machine) -> tuple[list[dict], int]:
+    """One row per series judged on its main metric; and how many had too few trusted values."""
+    rows, unjudged = [], 0
+    for s in machine.series:
+        main = s.main or ""
+        v = verdict(s, main, machine.noise)
+        if v.first is None or v.latest is None:
+            unjudged += 1
+            continue
         rows.append(
             {
-                "#": str(i),
                 "Model": s.model,
                 "Harness": s.harness,
-                "Configuration": s.distinct or "-",
-                "Machine, torch": _machines(s),
+                "Configuration": s.configuration,
                 "Metric": metric_label(main),
-                "First": fmt_metric(main, pts[0][1]) if pts else "-",
-                "Latest": fmt_metric(main, pts[-1][1]) if pts else "-",
-                "Change": _change(pts),
+                "Runs": str(v.runs),
+                "First": fmt_metric(main, v.first[1]),
+                "Latest": fmt_metric(main, v.latest[1]),
+                "Change": v.text,
             }
         )
-    return rows
+    return rows, unjudged
 
 
-def _detail_rows(all_series: list[Series], group: tuple) -> list[dict]:
-    """Every run's figures of the series of one (model, harness, device)."""
-    harness = group[1]
-    mine = [(i, s) for i, s in enumerate(all_series, 1) if (s.model, s.harness, s.device) == group]
-    have = {m for _, s in mine for m in s.metrics()}
-    metrics = [m for m in HARNESS_METRICS.get(harness, TREND_METRICS) if m in have]
+def _detail_rows(machine: Machine, mine: list[Series]) -> list[dict]:
+    """Every run's figures of the series of one model and harness on one machine."""
+    have = {m for s in mine for m in shown_metrics(s)}
+    metrics = [m for m in HARNESS_METRICS.get(mine[0].harness, ()) if m in have]
     rows = []
-    for i, s in mine:
-        for run, values in s.points:
-            flag = f" {WARN}" if untrusted(values) else ""
+    for s in mine:
+        for p in s.points:
+            flag = f" {WARN}" if untrusted(p.metrics) else ""
             rows.append(
-                {"#": str(i), "Run": f"`{run.run_id}` {run.date}"}
-                | {metric_label(m): fmt_metric(m, values.get(m)) + flag for m in metrics}
+                {"Configuration": s.configuration}
+                | {"Run": f"#{machine.position(p.run)} `{p.run.run_id}`"}
+                | {metric_label(m): fmt_metric(m, p.metrics.get(m)) + flag for m in metrics}
             )
     return rows
 
 
-def _runs_rows(all_series: list[Series]) -> list[dict]:
-    runs = sorted({run for s in all_series for run, _ in s.points}, key=_run_order)
+def _runs_rows(machine: Machine) -> list[dict]:
     return [
-        {
-            "Run": r.run_id,
-            "Date": r.date,
-            "Commit": r.commit,
-            "torch": r.torch,
-            "Machine": r.machine_name or "-",
-        }
-        for r in runs
+        {"#": str(n), "Run": r.run_id, "Date": r.date, "Commit": r.commit, "torch": r.torch}
+        for n, r in enumerate(machine.runs, 1)
     ]
 
 
-def _setting(key: str, value) -> str:
-    """A configuration value in few characters: 'bs 16', 'onnxruntime', 'compiled'."""
-    if key == "runtime":
-        return str(value or "torch")
-    if isinstance(value, bool):
-        return key if value else ""
-    return f"{SHORT_KEYS.get(key, key)} {value}"
+def _noise_text(machine: Machine) -> str:
+    if machine.noise is None:
+        return (
+            f"Fewer than {NOISE_SERIES} configurations were timed here in {NOISE_RUNS} trusted "
+            "runs or more, so the run-to-run noise is unknown: a timing's change is judged on "
+            "its two records alone."
+        )
+    band = machine.noise.band
+    return (
+        f"Run-to-run noise here: {machine.noise.text()} (a speed moving by a factor of up to "
+        f"{1 + band:.2f} either way), the median range (fastest run over slowest) of the "
+        f"{machine.noise.configurations} configurations timed in {NOISE_RUNS} trusted runs or "
+        "more."
+    )
+
+
+def _machine_lines(machine: Machine) -> list[str]:
+    rows, unjudged = _headline_rows(machine)
+    lines = ["", f"## {machine.name}", "", *wrap(_noise_text(machine)), ""]
+    lines += [md_table(rows)] if rows else ["No configuration here has two trusted values."]
+    if unjudged:
+        lines += ["", *wrap(f"{unjudged} configuration(s) with fewer than two trusted timings "
+                            f"({WARN}) are only in the tables below.")]  # fmt: skip
+    groups: dict[tuple, list[Series]] = {}
+    for s in machine.series:
+        groups.setdefault((s.model, s.harness), []).append(s)
+    for (model, harness), mine in groups.items():
+        lines += ["", f"### {model}: {harness}", "", md_table(_detail_rows(machine, mine))]
+    lines += ["", f"### Runs on {machine.name}", "", md_table(_runs_rows(machine))]
+    return lines
 
 
 def trends_markdown(all_series: list[Series]) -> str:
     text = (
-        "Every (model, harness, device, configuration) measured in more than one run. The first "
-        "table sums each up by one metric (first run, latest run, change); the tables after it "
-        "give every run's figures, and the last one each run's date, machine, commit (`+`: the "
-        "checkout had uncommitted changes) and torch version. Step times (median, p90) are in "
-        f"ms, peak memory in MiB. {WARN}: a timing too short or unsettled to trust (under "
-        f"{MIN_TIMED_S:g} s timed, a warm-up that did not stabilise, or step times varying more than "
-        f"{MAX_CV_PCT:g}%); it is left out of the "
-        "change and of the plots; a change of '- ⚠' had fewer than two trusted timings. "
-        "The plots show each metric relative to its first trusted run, "
-        f"at most {MAX_SERIES} configurations a panel: [{PLOT}]({PLOT}) for inference samples/s, "
-        "`trends_<metric>.png` for the others."
+        "Every (model, harness, machine, configuration) measured in more than one run, one "
+        "section per machine. Its first table sums each configuration up by one metric, "
+        "first and latest trusted run. A timing's change is named only when compare's test "
+        "calls it (Mann-Whitney U on the records' samples at "
+        f"p < {ALPHA:g}, else the step times' spread of both records in quadrature) and it is "
+        "larger than the machine's run-to-run noise; otherwise it reads 'within noise'. Top-1 "
+        "and top-5 changes are in points (pt). Parameters, depth and MACs are listed only where "
+        "they changed. The tables after it give every run's figures; the last one numbers the "
+        "machine's runs (the plots' x axis) with their date, commit (`+`: uncommitted changes) "
+        "and torch version. Step times (median, p90) are in ms, peak memory in MiB. "
+        f"Configuration '-': the only one of its model and harness there. {WARN}: a timing too "
+        f"short or unsettled to trust (under {MIN_TIMED_S:g} s timed, a warm-up that did not "
+        f"stabilise, or step times varying more than {MAX_CV_PCT:g}%), left out of the change "
+        f"and of the plots. [{PLOT}]({PLOT}) plots inference samples/s as the change from each "
+        "configuration's first trusted run, one machine a panel, the grey band its run-to-run "
+        "noise; `trends_<metric>.png` does the same for training samples/s and peak memory."
     )
+    alike = sum(not listed(s) for s in all_series)
+    if alike:
+        text += (
+            f" Not listed: {alike} configuration(s) of parameters, depth or MACs that every run "
+            "measured alike."
+        )
     lines = [
         "# Trends",
         "",
         "Generated by `python -m bench report` from `results/`; do not edit by hand.",
         *wrap(text),
-        "",
-        md_table(_headline_rows(all_series)),
     ]
-    for group in dict.fromkeys((s.model, s.harness, s.device) for s in all_series):
-        title = f"## {group[0]}: {group[1]} ({group[2]})"
-        lines += ["", title, "", md_table(_detail_rows(all_series, group))]
-    lines += ["", "## Runs", "", md_table(_runs_rows(all_series))]
+    for machine in machines(all_series):
+        lines += _machine_lines(machine)
     return "\n".join(lines) + "\n"
-
-
-def _relative(s: Series, metric: str, runs: list[Run]) -> tuple[list[int], list[float]]:
-    """Positions (in ``runs``) and values in % of the series' first trusted value."""
-    pts = [(runs.index(run), v) for run, v in _values(s, metric)]
-    if not pts or pts[0][1] == 0:
-        return [], []
-    first = pts[0][1]
-    return [x for x, _ in pts], [100.0 * (v - first) / abs(first) for _, v in pts]
 
 
 def plotted(all_series: list[Series], metric: str) -> list[Series]:
@@ -279,52 +162,67 @@ def plotted(all_series: list[Series], metric: str) -> list[Series]:
     two trusted values that differ."""
     out = []
     for s in all_series:
-        if metric not in HARNESS_METRICS.get(s.harness, ()):
-            continue
-        values = [v for _, v in _values(s, metric)]
+        values = [v for _, v in s.values(metric)] if metric in s.metrics() else []
         if len(values) >= 2 and len(set(values)) > 1:
             out.append(s)
     return out
 
 
-def panels(all_series: list[Series], metric: str) -> list[list[Series]]:
-    """The plotted series of ``metric`` in panels of at most ``MAX_SERIES``, one model's
-    configurations together where they fit."""
-    chunks: list[list[Series]] = []
-    for s in sorted(plotted(all_series, metric), key=lambda s: (s.model, s.title)):
-        if not chunks or len(chunks[-1]) >= MAX_SERIES:
-            chunks.append([])
-        chunks[-1].append(s)
-    return chunks
+def panels(all_series: list[Series], metric: str) -> list[tuple[Machine, list[Series]]]:
+    """The plotted series of ``metric``: one machine a panel, at most ``MAX_SERIES`` each."""
+    out = []
+    for machine in machines(all_series):
+        mine = sorted(plotted(machine.series, metric), key=lambda s: (s.model, s.distinct))
+        out += [(machine, mine[i : i + MAX_SERIES]) for i in range(0, len(mine), MAX_SERIES)]
+    return out
 
 
-def _label(s: Series) -> str:
-    text = f"{s.model} ({s.device}) {s.distinct}".strip()
-    return "\n".join(wrap(text, 48))
+def _points(machine: Machine, s: Series, metric: str) -> tuple[list[int], list[float]]:
+    """The series' runs on the machine's run numbers, in % of its first trusted value, NaN
+    where a run between two of its points did not measure it (a gap, not a line)."""
+    values = {machine.position(p.run): v for p, v in s.values(metric)}
+    first = values[min(values)]
+    xs = list(range(min(values), max(values) + 1))
+    nan = float("nan")
+    return xs, [100.0 * (values[x] - first) / abs(first) if x in values else nan for x in xs]
 
 
-def _panel(ax, group: list[Series], metric: str) -> None:
-    runs = sorted({run for s in group for run, _ in s.points}, key=_run_order)
+def _panel(ax, machine: Machine, group: list[Series], metric: str, xs: tuple[int, int]) -> None:
+    """One machine's series of ``metric`` over the run numbers ``xs`` (first, last)."""
+    from matplotlib.ticker import MaxNLocator
+
+    if machine.noise is not None and metric in SPEEDS:
+        band = machine.noise.band  # a factor of 1 + band either way
+        ax.axhspan(100 * (1 / (1 + band) - 1), 100 * band, color="grey", alpha=0.15, lw=0,
+                   label=f"run-to-run noise ({machine.noise.text()})")  # fmt: skip
     for i, s in enumerate(group):
-        xs, ys = _relative(s, metric, runs)
-        ax.plot(xs, ys, marker="os^Dv<>p"[i % 8], label=_label(s))
+        x, y = _points(machine, s, metric)
+        label = "\n".join(wrap(f"{s.model} {s.distinct}".strip(), 36))
+        ax.plot(x, y, marker="os^Dv<>p"[i % 8], color=f"C{i}", label=label)
     ax.axhline(0, color="grey", linewidth=0.5)
     ax.grid(True, alpha=0.3)
-    ax.set_ylabel("change from first run (%)", fontsize=8)
-    ax.set_xticks(
-        range(len(runs)),
-        [f"{r.run_id}\n{r.date}" for r in runs],
-        fontsize=6,
-        rotation=30,
-        ha="right",
-    )
-    ax.set_xlim(-0.5, len(runs) - 0.5)
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_xlim(xs[0] - 0.5, xs[1] + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=FONT)
+    ax.set_ylabel("change from first run (%)", fontsize=FONT)
+    ax.set_xlabel(f"run # on this machine (trends.md: Runs on {machine.name})", fontsize=FONT)
+    ax.legend(fontsize=FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
-def plot_png(all_series: list[Series], metric: str = "infer_samples_per_sec") -> bytes | None:
+def _run_span(groups, metric: str) -> dict[str, tuple[int, int]]:
+    """Each machine's first and last run number that a panel of ``metric`` plots."""
+    used: dict[str, list[int]] = {}
+    for machine, group in groups:
+        for s in group:
+            used.setdefault(machine.name, []).extend(
+                machine.position(p.run) for p, _ in s.values(metric)
+            )
+    return {name: (min(xs), max(xs)) for name, xs in used.items()}
+
+
+def trend_figure(all_series: list[Series], metric: str = "infer_samples_per_sec"):
     """Small multiples of one metric: each configuration's change from its first trusted
-    run, in %, at most ``MAX_SERIES`` a panel, legends outside the axes."""
+    run, in %, one machine a panel, legends outside the axes; None when nothing changed."""
     groups = panels(all_series, metric)
     if not groups:
         return None
@@ -334,18 +232,29 @@ def plot_png(all_series: list[Series], metric: str = "infer_samples_per_sec") ->
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
-        len(groups), 1, figsize=(11, 0.6 + 3.2 * len(groups)), dpi=100, squeeze=False
-    )
+        len(groups), 1, figsize=(11, 0.4 + 3.6 * len(groups)), dpi=100, squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    spans = _run_span(groups, metric)
+    count = {name: sum(m.name == name for m, _ in groups) for name in spans}
+    seen: dict[str, int] = {}
+    for ax, (machine, group) in zip(axes[:, 0], groups, strict=True):
+        seen[machine.name] = seen.get(machine.name, 0) + 1
+        n, of = seen[machine.name], count[machine.name]
+        _panel(ax, machine, group, metric, spans[machine.name])
+        more = f", {n} of {of}" if of > 1 else ""
+        ax.set_title(f"{machine.name}: {metric_label(metric)}{more}", fontsize=FONT + 1)
+    return fig
+
+
+def plot_png(all_series: list[Series], metric: str = "infer_samples_per_sec") -> bytes | None:
+    """``trend_figure`` as PNG bytes (None when nothing changed)."""
+    fig = trend_figure(all_series, metric)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
     try:
-        for n, (ax, group) in enumerate(zip(axes[:, 0], groups, strict=True), 1):
-            _panel(ax, group, metric)
-            ax.set_title(
-                f"{metric_label(metric)}: change from each configuration's first run, "
-                f"panel {n} of {len(groups)}",
-                fontsize=9,
-            )
-        axes[-1, 0].set_xlabel("run: id and start date (UTC)", fontsize=8)
-        fig.tight_layout()
         return png_bytes(fig)
     finally:
         plt.close(fig)
@@ -358,7 +267,7 @@ def plot_name(metric: str) -> str:
 def trends_section(records: Records, table, out_dir) -> list[Path]:
     """Write trends.md and its plots when some configuration was measured in several runs."""
     all_series = series(records)
-    if not all_series:
+    if not machines(all_series):
         return []
     out = Path(out_dir)
     atomic_write_text(out / MARKDOWN, trends_markdown(all_series))

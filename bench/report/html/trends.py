@@ -1,13 +1,15 @@
-"""The page's trends: every configuration measured in several runs, its first and latest value
-of each metric, and one small-multiples plot per metric that changed."""
+"""The page's trends: every configuration measured in several runs on one machine, its first and
+latest value of each metric and whether that is a change beyond the runs' noise (the verdicts
+of ``bench.report.changes``, as in trends.md), and the plots trends.md links to."""
 
 from __future__ import annotations
 
+from bench.report.changes import Machine, Series, machines, shown_metrics, verdict
+from bench.report.fmt import metric_label
 from bench.report.html.cells import num, text
-from bench.report.html.plots import trend_panels
 from bench.report.html.render import Cell, Figure, Row, Table, Text
 from bench.report.records import Records, Run
-from bench.report.trends import TREND_METRICS, Series, series
+from bench.report.trends import PLOTTED, plot_png, series
 
 KINDS = {
     "params": "count",
@@ -24,66 +26,46 @@ KINDS = {
 }
 
 
-# Step times (median, p90) mirror samples/s: the table shows them, the plots do not.
-PLOTTED = tuple(m for m in TREND_METRICS if m not in ("median", "p90"))
-
-
 def _label(run: Run) -> str:
     return f"run {run.run_id}, {run.started_utc[:16].replace('T', ' ')} UTC, commit {run.commit}, torch {run.torch}"
 
 
-def _values(s: Series, metric: str) -> list[tuple[Run, float]]:
-    return [
-        (label, float(m[metric]))
-        for label, m in s.points
-        if isinstance(m.get(metric), (int, float)) and not isinstance(m.get(metric), bool)
-    ]
-
-
-def _row(s: Series, metric: str) -> Row | None:
-    vals = _values(s, metric)
-    if len(vals) < 2:
+def _row(machine: Machine, s: Series, metric: str) -> Row | None:
+    v = verdict(s, metric, machine.noise)
+    if v.first is None or v.latest is None:
         return None
-    (first_run, first), (last_run, last) = vals[0], vals[-1]
-    change = 100 * (last - first) / abs(first) if first else None
+    (first_point, first), (last_point, last) = v.first, v.latest
+    first_run, last_run = first_point.run, last_point.run
     kind = KINDS.get(metric, "gmacs")
     cells = (
         text(s.model),
         text(s.harness),
-        text(s.device),
-        text(s.distinct, "the only configuration"),
-        text(metric),
-        num(len(vals), "count"),
+        text(machine.name),
+        text(s.distinct, "the only configuration of this model and harness on this machine"),
+        text(metric_label(metric)),
+        num(v.runs, "count"),
         num(first, kind, title=_label(first_run)),
         num(last, kind, title=_label(last_run)),
-        num(change, "pct", "the first value is 0"),
+        Cell(v.text, title="a change beyond the runs' noise" if v.changed else ""),
         Cell(
-            f"{first_run.run_id} → {last_run.run_id}",
+            f"#{machine.position(first_run)} → #{machine.position(last_run)}",
             title=f"{_label(first_run)} → {_label(last_run)}",
         ),
     )
     return Row(cells, title=f"configuration {s.config_key}")
 
 
-def _figures(all_series: list[Series], order: list[Run]) -> list[Figure]:
-    ticks = [f"{r.run_id} {r.started_utc[5:10]}" for r in order]
+def _figures(all_series: list[Series]) -> list[Figure]:
     figures = []
     for metric in PLOTTED:
-        lines = []
-        for s in all_series:
-            vals = _values(s, metric)
-            if len(vals) < 2 or not vals[0][1] or len({v for _, v in vals}) < 2:
-                continue
-            first = vals[0][1]
-            pts = [(order.index(r), 100 * (v - first) / abs(first)) for r, v in vals]
-            what = f"{s.model} {s.device} {s.distinct}".replace("runtime=None", "runtime=torch")
-            lines.append((what, pts))
-        if lines:
+        png = plot_png(all_series, metric)
+        if png is not None:
             figures.append(
                 Figure(
-                    trend_panels(metric, lines, ticks),
-                    f"trends of {metric}",
-                    f"{metric}: the {len(lines)} configurations whose value changed",
+                    png,
+                    f"trends of {metric_label(metric)}",
+                    f"{metric_label(metric)}: change from each configuration's first trusted "
+                    "run, one machine a panel, the grey band its run-to-run noise",
                 )
             )
     return figures
@@ -91,15 +73,17 @@ def _figures(all_series: list[Series], order: list[Run]) -> list[Figure]:
 
 def trends_blocks(records: Records) -> list:
     all_series = series(records)
-    rows = tuple(r for s in all_series for m in s.metrics() if (r := _row(s, m)) is not None)
-    order = sorted(
-        {label for s in all_series for label, _ in s.points},
-        key=lambda r: (r.started_utc, r.run_id),
+    rows = tuple(
+        r
+        for machine in machines(all_series)
+        for s in machine.series
+        for m in shown_metrics(s)
+        if (r := _row(machine, s, m)) is not None
     )
     columns = (
         "Model",
         "Harness",
-        "Device",
+        "Machine",
         "Configuration",
         "Metric",
         "Runs",
@@ -110,10 +94,13 @@ def trends_blocks(records: Records) -> list:
     )
     return [
         Text(
-            "Every (model, harness, device, configuration) measured in more than one run: each "
-            "metric's first and latest value (hover for the runs' date, commit and torch). The "
-            "plots show the configurations whose value changed, in % of their first run."
+            "Every (model, harness, machine, configuration) measured in more than one run: each "
+            "metric's first and latest trusted value (hover for the runs' date, commit and "
+            "torch; '#n' numbers the machine's runs as trends.md does). A timing's change is "
+            "named only when compare's test calls it and it exceeds the machine's run-to-run "
+            "noise, else 'within noise'; top-1 changes are in points; parameters, depth and "
+            "MACs appear only where they changed."
         ),
         Table("trends", columns, rows, empty="No configuration measured in two runs yet."),
-        *_figures(all_series, order),
+        *_figures(all_series),
     ]

@@ -10,6 +10,8 @@ from bench.storage import ResultStore
 
 AVX2 = "AMD EPYC · AVX2 · 2 vCPU"
 AVX512 = "AMD EPYC · AVX-512 BF16 VNNI · 2 vCPU"
+# The machine section each label comes from (the reader recomputes labels from it).
+FLAGS = {AVX2: ["avx2", "fma"], AVX512: ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni"]}
 
 
 def speed(model: str, sps: float, spread: float = 0.01, batch: int = 16, machine: str = AVX2,
@@ -37,7 +39,9 @@ def write_runs(root, runs: list[list[dict]]):
         started = f"2026-01-{n:02d}T00:00:00.000000Z"
         header = {"tool": {"name": "cnn-bench", "version": "0.1.0"}, "run_id": f"run{n:05d}",
                   "started_utc": started, "status": "running",
-                  "machine": {"id": "Test-CPU", "cpu": "AMD EPYC"}, "versions": {"torch": "2.14.1"},
+                  "machine": {"id": "Test-CPU", "cpu": "AMD EPYC", "cores": 2,
+                              "cpu_flags": FLAGS[records[0]["device_name"]]},
+                  "versions": {"torch": "2.14.1"},
                   "commit": {"id": "0123456789abcdef", "dirty": False}, "config": {}}  # fmt: skip
         doc = ResultStore(root).new_run(header)
         doc.add(records)

@@ -77,13 +77,13 @@ def sections(records: Records, table=None) -> list[Section]:
             "chapter",
             "The chapter's table, measured",
             [
-                *chapter_blocks(frame),
                 *_figure(
                     accuracy_vs_speed(frame),
                     "ImageNet top-1 against samples/s",
                     "Accuracy against speed: published top-1 against the best inference "
                     "samples/s; the Pareto front (nothing both faster and more accurate) in red.",
                 ),
+                *chapter_blocks(frame),
             ],
         ),
         Section(

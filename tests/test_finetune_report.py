@@ -139,6 +139,23 @@ def test_tables_group_by_machine_and_precision():
     assert "⚠ failed" not in text
 
 
+LONG_LABEL = "Intel(R) Xeon(R) Platinum 8480+ · AVX-512 BF16 VNNI AMX · 224 vCPU"
+
+
+def test_a_long_machine_label_stays_in_headings_within_160_characters():
+    from bench.report.antipatterns import antipatterns_markdown
+    from bench.report.finetune import finetune_markdown
+    from bench.report.fmt import MAX_LINE
+
+    rows = [_row("torchvision:mobilenet_v2", device_name=LONG_LABEL, machine_name=LONG_LABEL,
+                 init="pretrained", protocol="linear", init_source="pkg", top1=30.0)]  # fmt: skip
+    rows += [{**r, "device_name": LONG_LABEL, "machine_name": LONG_LABEL} for r in _arms()]
+    for text in (finetune_markdown(rows), antipatterns_markdown(rows)):
+        assert max(len(line) for line in text.splitlines()) <= MAX_LINE
+        assert all(LONG_LABEL not in line for line in text.splitlines() if line.startswith("|"))
+    assert f"### On {LONG_LABEL} (CPU, fp32)" in finetune_markdown(rows)
+
+
 def test_budget_counts_images_and_optimiser_steps():
     from bench.report.trained import budget, steps_per_epoch
 
@@ -146,6 +163,49 @@ def test_budget_counts_images_and_optimiser_steps():
     assert steps_per_epoch(_row("m")) == 63
     assert steps_per_epoch(_row("m", train_samples=65)) == 1  # a last batch of one is skipped
     assert budget(_row("m", train_samples=500, epochs=5)) == (2500, 40)
+
+
+def _arms(**common) -> list[dict]:
+    rows = []
+    for arm, tops in (("full", (80, 81, 79)), ("staged", (90, 91, 89)), ("linear", (70, 71, 69))):
+        for seed, top1 in enumerate(tops):
+            rows.append(
+                _row("m", init="pretrained", protocol=arm, train_limit=500, train_samples=500,
+                     epochs=5, lr=1e-3, seed=seed, top1=float(top1), init_source="pkg",
+                     run_id=f"{arm[:4]}{seed:04d}", **common)
+            )  # fmt: skip
+    return rows
+
+
+def test_antipatterns_state_budget_rate_denominator_and_seeds():
+    from bench.report.antipatterns import antipatterns_markdown
+
+    rows = _arms()
+    for aug, top1 in (("none", 90.0), ("digits", 95.0), ("rot180", 88.0)):
+        rows += [_row("c", train_limit=500, train_samples=500, augment=aug, seed=s, top1=top1 + s,
+                      run_id=f"{aug[:4]}{s:04d}") for s in range(3)]  # fmt: skip
+    text = antipatterns_markdown(rows)
+    assert "@ 0.001" not in text
+    assert ("Model", "Budget per arm", "Peak LR", "full (all layers from the start)",
+            "staged (head first)", "linear (head only)") in _headers(text)  # fmt: skip
+    assert "| 2,500 images, 40 steps |" in text
+    assert re.search(r"of 200 +\|", text)  # 6↔9 errors out of the 100 held-out 6s and 100 9s
+    assert "Welch" in text
+    assert "two standard deviations" not in text
+    assert "ResNet-50" in text
+    assert "pkg" in text
+    assert "[^full0003]" not in text
+    assert "[^full0002]: run `full0002`" in text
+    assert "machines" not in text
+
+
+def test_antipatterns_warn_when_seeds_ran_on_two_machines():
+    from bench.report.antipatterns import antipatterns_markdown
+
+    rows = _arms()
+    rows[0] = {**rows[0], "device_name": "Other CPU"}
+    text = " ".join(antipatterns_markdown(rows).split())  # prose is wrapped
+    assert "⚠ The seeds ran on 2 machines: Other CPU; Test CPU." in text
 
 
 def test_optimiser_text_is_what_the_harness_builds():

@@ -208,6 +208,20 @@ def test_antipatterns_warn_when_seeds_ran_on_two_machines():
     assert "⚠ The seeds ran on 2 machines: Other CPU; Test CPU." in text
 
 
+def test_page_training_tables_have_the_markdown_columns(committed_reports):
+    page = (committed_reports / "index.html").read_text(encoding="utf-8")
+    heads = {
+        tuple(re.findall(r"<th [^>]*>([^<]*)</th>", m))
+        for m in re.findall(r"<thead><tr>(.*?)</tr></thead>", page)
+    }
+    heads = {tuple(h.replace("&amp;", "&") for h in hs) for hs in heads}
+    for name in ("finetune.md", "antipatterns.md"):
+        md = _headers((committed_reports / name).read_text(encoding="utf-8"))
+        missing = [h for h in md if h not in heads]
+        assert md, name
+        assert not missing, (name, missing)
+
+
 def test_optimiser_text_is_what_the_harness_builds():
     torch = pytest.importorskip("torch")
     from bench.harness.finetune.config import TrainConfig

@@ -12,6 +12,8 @@ from conftest import REPO
 
 from bench.report.generate import generate
 
+DOCS = REPO / "docs" / "finetune.md"
+
 
 @pytest.fixture(scope="module")
 def committed_reports(tmp_path_factory):
@@ -240,3 +242,11 @@ def test_optimiser_text_is_what_the_harness_builds():
     assert lrs[0] < lrs[9] == pytest.approx(TrainConfig().lr)  # warm-up over one epoch
     assert lrs[-1] < 0.01 * lrs[9]  # cosine down to about 0
     assert "linear warm-up over at most one epoch, then a cosine decay to 0" in OPTIMISER
+
+
+def test_docs_state_the_antipattern_rule_the_code_uses():
+    text = " ".join(DOCS.read_text(encoding="utf-8").split())  # prose is wrapped
+    assert "two standard deviations" not in text
+    assert "three seeds" not in text
+    assert "Welch" in text
+    assert "95% confidence interval" in text

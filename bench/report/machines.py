@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bench.environment import NO_FLAGS
-from bench.report.blocks import Table
+from bench.report.blocks import Bullets, Tbl
 from bench.report.records import Records, Run
 
 MACHINES_INTRO = (
@@ -81,6 +81,8 @@ def note_texts(found: list[Machine]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def machines_tables(records: Records, table=None) -> list[Table]:
+def machines_blocks(records: Records, table=None) -> list:
     found = machines(records)
-    return [Table("", [m.row() for m in found], note_texts(found), empty="No results yet.")]
+    blocks: list = [Tbl("machines", tuple(m.row() for m in found), empty="No results yet.")]
+    notes = note_texts(found)
+    return [*blocks, Bullets(notes)] if notes else blocks

@@ -3,7 +3,7 @@ figures, parameters, depth and MACs at batch 1, and the two MAC counters side by
 
 from __future__ import annotations
 
-from bench.report.blocks import Table
+from bench.report.blocks import Heading, Tbl
 from bench.report.fmt import fmt_gmacs, fmt_int, fmt_number
 
 MODELS_INTRO = (
@@ -50,9 +50,10 @@ def counting_rows(records: list[dict]) -> list[dict]:
     ]
 
 
-def models_tables(records, table) -> list[Table]:
+def models_blocks(records, table) -> list:
     static = _static(table)
     return [
-        Table("", model_rows(static)),
-        Table("Two counts of MACs", counting_rows(static)),
+        Tbl("models", tuple(model_rows(static)), empty="No results yet."),
+        Heading("Two counts of MACs"),
+        Tbl("models-macs", tuple(counting_rows(static)), empty="No results yet."),
     ]

@@ -104,7 +104,11 @@ def sections(records: Records, table=None) -> list[Section]:
                 ),
             ],
         ),
-        Section("finetune", "Fine-tuning", [*finetune_blocks(frame), *_curves(frame)]),
+        Section(
+            "finetune",
+            "Accuracy after training: from scratch and fine-tuned",
+            [*finetune_blocks(frame), *_curves(frame)],
+        ),
         Section(
             "validate", "Validate: pretrained weights on labelled images", validate_blocks(frame)
         ),

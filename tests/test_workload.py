@@ -302,3 +302,14 @@ def test_throughput_md_fits_160_characters_whatever_the_machines_label(tmp_path)
     assert f"### {LONG}" in md
     wide = [line for line in md.splitlines() if len(line) > MAX_LINE]
     assert not wide, wide
+
+
+def test_a_machine_without_an_exact_native_figure_is_named_under_the_question(tmp_path):
+    gpu = {**_record("resnet50", 23430.7, precision="bf16"), "device": "cuda",
+           "device_name": "NVIDIA H200"}  # fmt: skip
+    md = _generate(tmp_path, [_record("resnet50", 17.8), gpu])
+    question = md.split("## Best inference samples/s: the chapter's question")[1].split("\n## ")[0]
+    assert "23,430.7" not in question
+    assert "native input size on NVIDIA H200" in " ".join(question.split())
+    other = md.split("## Best inference samples/s: other workloads")[1]
+    assert "### NVIDIA H200: bf16 on random init at 224 px" in other

@@ -145,11 +145,20 @@ def best_markdown(rows: list[dict], notes: Footnotes) -> list[str]:
     best = best_rows(rows)
     lines = ["## Best inference samples/s: " + QUESTION, "", *wrap(QUESTION_TEXT), ""]
     question = best.pop((0, QUESTION), {})
-    if not question:
-        lines += ["No trusted exact-precision record at a model's native input size yet.", ""]
     for machine, models in question.items():
         table = [_row(r, notes, weights=False) for r in models.values()]
         lines += [f"### {machine}", "", md_table(table), ""]
+    others = sorted({m for machines in best.values() for m in machines} - set(question))
+    if others:
+        lines += [
+            *wrap(
+                f"No trusted exact-precision record at a model's native input size on "
+                f"{', '.join(others)}: the figures measured there are other workloads' (below)."
+            ),
+            "",
+        ]
+    elif not question:
+        lines += ["No trusted exact-precision record at a model's native input size yet.", ""]
     if best:
         lines += ["## Best inference samples/s: other workloads", "", *wrap(OTHER_TEXT), ""]
     for cls, machines in best.items():

@@ -123,7 +123,7 @@ def test_runtimes_side_by_side_skipped_rows_and_above_peak_flag(tmp_path):
     assert "⚠ above peak" in md
     assert "## Skipped (not measurable here)" in md
     assert "inference only" in md
-    failed = md.split("## Failed throughput measurements")[1].split("##")[0]
+    failed = md.split("## Failed throughput measurements")[1].split("\n## ")[0]
     assert "export to ONNX failed" in failed
     assert "inference only" not in failed
     # the torch-only report has neither the table nor the plot

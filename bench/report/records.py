@@ -53,6 +53,7 @@ from typing import Any
 
 from bench.environment import machine_key
 from bench.report.fmt import cpu_flags_text
+from bench.report.workload import INFERENCE_FORM, levers_text  # noqa: F401 (re-exported)
 from bench.storage import ResultStore, read_document
 
 # What makes two records measurements of the same thing: the latest of them is shown.
@@ -61,7 +62,6 @@ RECORD_KEY = ("model", "harness", "device", "device_name", "config_key")
 # ``fold_bn`` only when a lever was pulled; the inference form is the record's
 # ``metrics['model_form']``).
 OPTIMIZE_CHOICES = ("precision", "layout", "compiled", "runtime", "compile_mode", "fold_bn")
-INFERENCE_FORM = "inference"  # a reparameterised model's form (bench.harness.reparam)
 # A timing of less than this (seconds, all timed rounds together) is too short to trust.
 MIN_TIMED_S = 1.0
 # Step times that vary more than this (coefficient of variation, %) are too unsettled to trust.
@@ -272,20 +272,6 @@ def is_chosen(candidate: dict, config: dict, metrics: dict | None = None) -> boo
 
     model_form = (metrics or {}).get("model_form")
     return choice(candidate, candidate.get("form")) == choice(config, model_form)
-
-
-def levers_text(d: dict) -> list[str]:
-    """What sets a candidate or a configuration apart beyond precision, layout, compiled and
-    runtime, in words: its torch.compile mode, 'BN folded', 'reparameterised' (a candidate's
-    ``form``, or a record's or tidy row's ``model_form``). Empty cells of a tidy row count as
-    absent."""
-    mode = d.get("compile_mode")
-    out = [mode] if isinstance(mode, str) else []
-    if d.get("fold_bn") is True:
-        out.append("BN folded")
-    if INFERENCE_FORM in (d.get("form"), d.get("model_form")):
-        out.append("reparameterised")
-    return out
 
 
 def _asked(config: dict, key: str) -> str:

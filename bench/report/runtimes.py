@@ -1,12 +1,19 @@
 """Runtimes side by side, for ``reports/throughput.md`` and ``reports/runtimes.png``: the best
-inference samples/s of each runtime per model, device, batch and input size, each speed-up set against
-the eager PyTorch record that differs from it in the fewest things (and naming the others).
-Reads the tidy table only (no torch); the plot is drawn with matplotlib's Agg backend."""
+trusted inference samples/s of each runtime per machine and workload (``workload_key`` less the
+runtime, layout and levers: model, weights, batch, input size and precision held equal), each
+speed-up set against the eager PyTorch record that differs from it in the fewest things (and
+naming the others). Reads the tidy table only (no torch); the plot is drawn with matplotlib's
+Agg backend, one panel per machine and input size."""
 
 from __future__ import annotations
 
-from bench.report.fmt import WARN, fmt_int, fmt_sps, is_missing, md_table, wrap
+from typing import NamedTuple
+
+from bench.report.best import machine_of
+from bench.report.fmt import WARN, fmt_int, fmt_sps, is_missing, is_number, md_table, wrap
 from bench.report.plot import png_bytes
+from bench.report.records import untrusted
+from bench.report.workload import LOSSY, LOSSY_MARK, Workload, precision_text, workload_key
 
 HARNESS = "throughput"
 RUNTIME_PLOT = "runtimes.png"
@@ -32,32 +39,47 @@ def runtime_of(r: dict) -> str:
     return "torch" if is_missing(v) else str(v)
 
 
-def _best_by_runtime(table) -> list[tuple[str, str, float, float, dict, list[dict]]]:
-    """(model, device, batch, input size, {label: best record or None}, every record) for each
-    model, device, batch and input size where another runtime than PyTorch was measured (a
-    speed at 64 px is never set beside one at 224 px)."""
+class Group(NamedTuple):
+    """The rows of one workload on one machine that differ only in how they were run."""
+
+    machine: str
+    workload: Workload  # the first row's (its runtime, layout and levers aside)
+    best: dict  # {column label: the best row or None}
+    rows: list[dict]
+
+
+# What a runtime comparison may vary: the runtime, and the layout and levers each runtime
+# chose (named in the speed-up's cell where they differ from the baseline's).
+VARIED = ("runtime", "layout", "levers")
+
+
+def _best_by_runtime(table) -> list[Group]:
+    """Each machine's workloads (``workload_key`` less ``VARIED``: a 64 px speed is never set
+    beside a 224 px one, nor INT8 beside fp32) where at least two of ``SIDE_BY_SIDE``'s columns
+    were measured, with the best row of each column."""
     rows = throughput_rows(table)
     if rows.empty or "runtime" not in rows.columns or "infer_samples_per_sec" not in rows.columns:
         return []
-    rows = rows[rows["infer_samples_per_sec"].notna()]
-    rows = rows.assign(
-        device_name=rows["device_name"].fillna(rows["device"]),
-        infer_img_size=rows["infer_img_size"].fillna(0) if "infer_img_size" in rows else 0,
-    )
+    recs = [
+        r
+        for r in rows.to_dict("records")
+        if is_number(r.get("infer_samples_per_sec")) and not untrusted(r)
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        groups.setdefault((machine_of(r), workload_key(r).without(*VARIED)), []).append(r)
     out = []
-    keys = ["model", "device_name", "infer_batch_size", "infer_img_size"]
-    for (model, device, batch, size), group in rows.groupby(keys, sort=False):
-        recs = group.to_dict("records")
+    for (machine, _), mine in sorted(groups.items(), key=lambda kv: kv[0][0]):
         best = {}
         for label, runtime, compiled in SIDE_BY_SIDE:
-            mine = [
+            cell = [
                 r
-                for r in recs
+                for r in mine
                 if runtime_of(r) == runtime and (r.get("compiled") is True) == compiled
             ]
-            best[label] = max(mine, key=lambda r: r["infer_samples_per_sec"]) if mine else None
-        if best["ONNX Runtime"] is not None or best["OpenVINO"] is not None:
-            out.append((model, device, batch, size, best, recs))
+            best[label] = max(cell, key=lambda r: r["infer_samples_per_sec"]) if cell else None
+        if sum(r is not None for r in best.values()) >= 2:
+            out.append(Group(machine, workload_key(mine[0]), best, mine))
     return out
 
 
@@ -92,60 +114,107 @@ def _speedup_cell(label: str, r: dict | None, eager: dict | None, recs: list[dic
     return f"{fmt_sps(sps)} ({sps / base['infer_samples_per_sec']:.2f}x{detail})"
 
 
-def side_by_side(table) -> list[dict]:
-    """Per model, device and batch: the best inference samples/s of each runtime and its
-    speed-up over eager PyTorch; an empty list when no other runtime was measured."""
+def _lead(g: Group, weights: bool) -> dict:
+    """A row's first cells: what its workload is."""
+    w = g.workload
+    row = {"Model": w.model}
+    if weights:
+        row["Weights (sha256)"] = (w.weights_sha256 or "-")[:12]
+    return row | {"Batch": fmt_int(w.batch), "px": fmt_int(w.img_size),
+                  "Precision": precision_text(w.precision)}  # fmt: skip
+
+
+def side_by_side(table) -> list[tuple[str, dict]]:
+    """(machine, row) per workload: the best inference samples/s of each runtime and its
+    speed-up over eager PyTorch; an empty list when no two runtimes measured one workload."""
+    groups = _best_by_runtime(table)
+    weights = any(g.workload.weights_sha256 for g in groups)
     out = []
-    for model, device, batch, size, best, recs in _best_by_runtime(table):
-        row = {"Model": model, "Device": device, "Batch": fmt_int(batch), "px": fmt_int(size)}
-        for label in best:
-            row[label] = _speedup_cell(label, best[label], best["PyTorch eager"], recs)
-        out.append(row)
+    for g in groups:
+        row = _lead(g, weights)
+        for label in g.best:
+            row[label] = _speedup_cell(label, g.best[label], g.best["PyTorch eager"], g.rows)
+        out.append((g.machine, row))
     return out
 
 
-def _agreement(table) -> list[dict]:
+def _agreement(table) -> list[tuple[str, dict]]:
+    groups = [g for g in _best_by_runtime(table) if g.best["ONNX Runtime"] or g.best["OpenVINO"]]
+    weights = any(g.workload.weights_sha256 for g in groups)
     out = []
-    for model, device, batch, size, best, _ in _best_by_runtime(table):
-        row = {"Model": model, "Device": device, "Batch": fmt_int(batch), "px": fmt_int(size)}
+    for g in groups:
+        row = _lead(g, weights)
         for label in ("ONNX Runtime", "OpenVINO"):
-            r = best.get(label)
+            r = g.best.get(label)
             if r is None or is_missing(r.get("max_abs_diff")):
                 row[label] = "-"
                 continue
             top1 = "same top-1" if r.get("top1_agree") is True else f"{WARN} top-1 differs"
             row[label] = f"{r['max_abs_diff']:.2g}, {top1}"
-        out.append(row)
+        out.append((g.machine, row))
     return out
+
+
+def _per_machine(rows: list[tuple[str, dict]]) -> list[str]:
+    lines = []
+    for machine in dict.fromkeys(m for m, _ in rows):
+        lines += ["", f"### {machine}", "", md_table([r for m, r in rows if m == machine])]
+    return lines
+
+
+RUNTIMES_TEXT = (
+    "Best inference samples/s of each runtime per machine and workload (model, weights, batch, "
+    "input size px, precision: a row never mixes two), among the timings that can be trusted, "
+    "and its speed-up over eager PyTorch at the same workload. A speed-up names every other "
+    "difference from that baseline (layout); compiled PyTorch is set against eager PyTorch at "
+    f"its own layout where that was measured. {LOSSY_MARK} after a precision: bf16, fp16 or "
+    "INT8, whose outputs differ from fp32's beyond rounding. Rows where fewer than two runtimes "
+    f"were measured are left out. The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT})."
+)
 
 
 def runtimes_markdown(table) -> list[str]:
     sbs = side_by_side(table)
     if not sbs:
         return []
-    text = (
-        "Best inference samples/s of each runtime per model, device, batch and input size (px), "
-        "and its speed-up over eager PyTorch at the same batch and size. A speed-up names every other "
-        "difference from that baseline (layout, precision); compiled PyTorch is set against "
-        "eager PyTorch at its own layout where that was measured. "
-        f"The plot is [{RUNTIME_PLOT}]({RUNTIME_PLOT})."
-    )
     return [
         "",
         "## Runtimes side by side",
         "",
-        *wrap(text),
-        "",
-        md_table(sbs),
+        *wrap(RUNTIMES_TEXT),
+        *_per_machine(sbs),
         "",
         "Agreement with eager PyTorch fp32 on the same input (max abs diff, top-1):",
-        "",
-        md_table(_agreement(table)),
+        *_per_machine(_agreement(table)),
     ]
 
 
+def _bars(ax, panel: list[Group]) -> None:
+    """One panel's grouped bars, one colour per runtime (only those measured in the panel); a
+    lossy precision's bars hatched."""
+    labels = [label for label, _, _ in SIDE_BY_SIDE if any(g.best[label] for g in panel)]
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        colour = f"C{[s[0] for s in SIDE_BY_SIDE].index(label)}"
+        xs = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(panel))]
+        drawn = [(x, g) for x, g in zip(xs, panel, strict=True) if g.best[label]]
+        for j, (x, g) in enumerate(drawn):
+            hatch = "//" if g.workload.precision in LOSSY else None
+            ax.bar(x, g.best[label]["infer_samples_per_sec"], width, color=colour, hatch=hatch,
+                   label=None if j else label)  # fmt: skip
+    names = [f"{g.workload.model} @{g.workload.batch}, {precision_text(g.workload.precision)}"
+             for g in panel]  # fmt: skip
+    ax.set_xticks(range(len(names)), names, fontsize=7, rotation=30, ha="right")
+    ax.set_xlim(-0.6, max(len(panel), 4) - 0.4)  # one workload is not one wide bar
+    ax.set_yscale("log")
+    ax.set_ylabel("inference samples/s")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
+
+
 def runtimes_png(table) -> bytes | None:
-    """Samples/s of each runtime per model and batch (grouped bars, log scale); PNG bytes."""
+    """Samples/s of each runtime per workload (grouped bars, log scale), one panel per machine
+    and input size; PNG bytes."""
     groups = _best_by_runtime(table)
     if not groups:
         return None
@@ -154,22 +223,18 @@ def runtimes_png(table) -> bytes | None:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    labels = [label for label, _, _ in SIDE_BY_SIDE if any(g[4][label] for g in groups)]
-    names = [f"{model} @{batch:.0f}, {size:.0f} px" for model, _, batch, size, _, _ in groups]
-    width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(names) + 2), 5), dpi=100)
+    panels: dict[tuple, list[Group]] = {}
+    for g in groups:
+        panels.setdefault((g.machine, g.workload.img_size), []).append(g)
+    widest = max(len(p) for p in panels.values())
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8, 0.8 * widest + 4), 0.6 + 3.4 * len(panels)),
+                             squeeze=False, layout="constrained")  # fmt: skip
     try:
-        for i, label in enumerate(labels):
-            values = [g[4][label]["infer_samples_per_sec"] if g[4][label] else 0 for g in groups]
-            xs = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(names))]
-            ax.bar(xs, values, width, label=label)
-        ax.set_xticks(range(len(names)), names, fontsize=7, rotation=40, ha="right")
-        ax.set_yscale("log")
-        ax.set_ylabel("inference samples / s (best measured)")
-        ax.set_title("Runtimes side by side")
-        ax.grid(True, axis="y", which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        return png_bytes(fig)
+        for ax, ((machine, px), panel) in zip(axes[:, 0], sorted(panels.items()), strict=True):
+            _bars(ax, panel)
+            ax.set_title(f"{machine}, {px} px input", fontsize=9)
+        fig.suptitle("Runtimes side by side: best trusted samples/s per workload "
+                     "(hatched: a lossy precision)", fontsize=9)  # fmt: skip
+        return png_bytes(fig, dpi=100)
     finally:
         plt.close(fig)

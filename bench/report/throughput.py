@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
+from bench.report.best import best_markdown, machine_of, short_config
 from bench.report.fmt import (
     CHOSEN,
     WARN,
@@ -25,7 +26,6 @@ from bench.report.fmt import (
     md_table,
     wrap,
 )
-from bench.report.plot import png_bytes
 from bench.report.quantization import quantization_markdown
 from bench.report.records import (
     MAX_CV_PCT,
@@ -35,17 +35,12 @@ from bench.report.records import (
     levers_text,
     untrusted,
 )
-from bench.report.runtimes import (
-    RUNTIME_PLOT,
-    runtime_of,
-    runtimes_markdown,
-    runtimes_png,
-    throughput_rows,
-)
+from bench.report.runtimes import RUNTIME_PLOT, runtimes_markdown, runtimes_png, throughput_rows
+from bench.report.speedplot import PLOT, plot_png
+from bench.report.workload import LOSSY_MARK, precision_text
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 HARNESS = "throughput"
-PLOT = "throughput_vs_gmacs.png"
 # An 'of peak' against a peak below this share of the device's best peak is marked.
 LOW_PEAK = 0.8
 PEAK_TEXT = (
@@ -69,7 +64,9 @@ ABOVE_PEAK_TEXT = (
 CANDIDATE_WIDTH = 46  # the candidates table's names, so that its lines fit 160 characters
 CANDIDATES_TEXT = (
     "Each `--optimize` run tries these candidates on one model and keeps the fastest that "
-    f"agrees with eager fp32 ({CHOSEN} after its samples/s); one run's candidates are listed "
+    f"agrees with eager fp32 ({CHOSEN} after its samples/s; a lossy one, marked "
+    f"{LOSSY_MARK}, only where its top-1 stays within the run's accuracy budget), at the "
+    "run's input size (px) and batch; one table per machine; one run's candidates are listed "
     "together, with the best samples/s and, in brackets, every timed round's where the run "
     "recorded them (older runs kept only the best). A candidate's name is clipped at "
     f"{CANDIDATE_WIDTH} characters; the page (index.html) lists its levers in full."
@@ -86,22 +83,6 @@ def config_text(config: dict) -> str:
     )
     text += "".join(f", {lever}" for lever in levers_text(config))
     return text + (" (chosen by --optimize)" if config.get("optimize") else "")
-
-
-def _short_config(r: dict) -> str:
-    mode = r.get("mode") or "infer"
-    batch = fmt_int(r.get(f"{mode}_batch_size"))
-    if r.get("batch_size_reduced") is True:
-        batch += f" (asked {fmt_int(r.get('batch_size'))})"
-    parts = [
-        f"{'' if mode == 'infer' else mode + ' '}{fmt_int(r.get(f'{mode}_img_size'))}px bs {batch}",
-        str(r.get("precision")),
-        str(r.get("layout")),
-        "compiled" if r.get("compiled") is True else "eager",
-        RUNTIME_LABELS.get(runtime_of(r), runtime_of(r)),
-        *levers_text(r),
-    ]
-    return " ".join(parts) + (" (optimize)" if r.get("optimize") is True else "")
 
 
 def _peak_label(method) -> str:
@@ -145,8 +126,8 @@ def _timing_row(i: int, r: dict, notes: Footnotes) -> dict:
     return {
         "#": str(i),
         "Model": r["model"],
-        "Device": str(r.get("device_name") or r.get("device")),
-        "Configuration": _short_config(r),
+        "px": fmt_int(r.get("img_size")),
+        "Configuration": short_config(r),
         "Samples/s": fmt_sps(r.get(f"{mode}_samples_per_sec")) + (f" {WARN}" if flag else ""),
         "Median (ms)": fmt_number(r.get("median"), ",.2f"),
         "Timed (s)": fmt_number(r.get("total_time_s"), ",.2f"),
@@ -182,6 +163,7 @@ def _compute_row(i: int, r: dict, peaks: PeakNotes) -> dict:
     return {
         "#": str(i),
         "Model": r["model"],
+        "px": fmt_int(r.get("img_size")),
         "GMACs": fmt_gmacs(r.get("infer_gmacs")),
         "GMAC/s": fmt_number(r.get("achieved_gmacs_per_sec"), ",.1f"),
         "Peak GMAC/s": fmt_number(r.get("peak_gmacs_per_sec"), ",.0f"),
@@ -189,16 +171,15 @@ def _compute_row(i: int, r: dict, peaks: PeakNotes) -> dict:
         "Compile (s)": fmt_number(r.get("compile_time_s"), ",.1f"),
         "Peak mem (MiB)": _memory_cell(r),
         "Threads": fmt_int(r.get("threads")),
-        "Run": peaks.notes.run(r),
     }
 
 
-def _candidates(frame, notes: Footnotes) -> list[dict]:
+def _candidates(frame, notes: Footnotes) -> tuple[list[dict], list[str]]:
     """--optimize candidates of the latest throughput records: one run's together, with
-    every round's samples/s."""
-    rows = []
+    every round's samples/s; and the machine of each."""
+    rows, machines = [], []
     if frame.empty:
-        return rows
+        return rows, machines
     ok = frame[(frame["harness"] == HARNESS) & (frame["status"] == "ok")]
     for rec in ok.sort_values(["model", "run_id"], kind="stable").itertuples():
         cands = rec.metrics.get("candidates")
@@ -208,11 +189,12 @@ def _candidates(frame, notes: Footnotes) -> list[dict]:
         for c in cands:
             rounds = c.get("rounds_samples_per_sec")
             reason = c.get("error") or ""
+            machines.append(machine_of(rec._asdict()))
             rows.append(
                 {
                     "Run": notes.run(rec._asdict()),
                     "Model": rec.model,
-                    "Device": str(rec.device_name or rec.device),
+                    "px": fmt_int(rec.config.get("img_size")),
                     "Batch": fmt_int(rec.config.get("batch_size")),
                     "Candidate": clip(_candidate_text(c), CANDIDATE_WIDTH),
                     "Samples/s: best (every round)": _rounds_cell(
@@ -224,15 +206,15 @@ def _candidates(frame, notes: Footnotes) -> list[dict]:
                     "Note": notes.numbered("n", reason) if reason else "",
                 }
             )
-    return rows
+    return rows, machines
 
 
 def _candidate_text(c: dict) -> str:
     """An --optimize candidate in words: 'bf16 channels_last eager PyTorch BN folded'."""
     runtime = RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime"))
     compiled = "compiled" if c.get("compiled") else "eager"
-    return " ".join([str(c.get("precision")), str(c.get("layout")), compiled, runtime,
-                     *levers_text(c)])  # fmt: skip
+    return " ".join([precision_text(c.get("precision")), str(c.get("layout")), compiled,
+                     runtime, *levers_text(c)])  # fmt: skip
 
 
 def _rounds_cell(best, rounds, chosen: bool) -> str:
@@ -257,91 +239,84 @@ def _with_config(rows):
         mode=[c.get("mode", "-") for c in rows["config"]],
         batch=[fmt_int(c.get("batch_size")) for c in rows["config"]],
         precision=[c.get("precision", "-") for c in rows["config"]],
+        px=[fmt_int(c.get("img_size")) for c in rows["config"]],
     )
 
 
-def _headline(rows: list[dict], notes: Footnotes) -> list[dict]:
-    """The best inference samples/s of each model on each device, and how it was had."""
-    best: dict[tuple, dict] = {}
-    for r in rows:
-        sps = r.get("infer_samples_per_sec")
-        key = (r["model"], str(r.get("device_name") or r.get("device")))
-        if (r.get("mode") or "infer") == "infer" and is_number(sps) and not untrusted(r):
-            if key not in best or sps > best[key]["infer_samples_per_sec"]:
-                best[key] = r
-    return [
-        {
-            "Model": model,
-            "Device": device,
-            "Best samples/s": fmt_sps(r["infer_samples_per_sec"]),
-            "Configuration": _short_config(r),
-            "Step median (ms)": fmt_number(r.get("median"), ",.2f"),
-            "Run": notes.run(r),
-        }
-        for (model, device), r in best.items()
-    ]
+def _machine_tables(table: list[dict], machines: list[str]) -> list[str]:
+    """``table``'s rows as one table per machine, each under a heading naming it."""
+    lines = []
+    for machine in dict.fromkeys(machines):
+        mine = [r for r, m in zip(table, machines, strict=True) if m == machine]
+        lines += [f"### {machine}", "", md_table(mine), ""]
+    return lines
 
 
 def _measurements(table, notes: Footnotes) -> list[str]:
-    rows = throughput_rows(table).to_dict("records")
+    rows = sorted(throughput_rows(table).to_dict("records"), key=machine_of)
     if not rows:
         return [
             "No throughput results yet: `python -m bench run --models chapter --harness throughput`."
         ]
     peaks = PeakNotes(rows, notes)
     numbered = list(enumerate(rows, 1))
-    compute = [_compute_row(i, r, peaks) for i, r in numbered]
+    machines = [machine_of(r) for r in rows]
     timing = _without_empty([_timing_row(i, r, notes) for i, r in numbered], "J/sample")
+    compute = [_compute_row(i, r, peaks) for i, r in numbered]
     lines = [
-        "## Best inference samples/s",
-        "",
-        *wrap(
-            "Per model and device, the configuration with the most inference samples/s "
-            "among the records whose timing can be trusted (see the next table)."
-        ),
-        "",
-        md_table(_headline(rows, notes)),
-        "",
+        *best_markdown(rows, notes),
         "## Every measurement: timing",
         "",
         *wrap(
             f"{WARN} after samples/s: the timing is too short or unsettled to trust "
             f"(under {MIN_TIMED_S:g} s timed, a warm-up that did not stabilise, or step times "
             f"varying more than {MAX_CV_PCT:g}%); "
-            "such records are left out of the best figures and of the trend plots."
+            "such records are left out of the best figures and of the plots. px: the input's "
+            "height and width."
         ),
         "",
-        md_table(timing),
-        "",
+        *_machine_tables(timing, machines),
         "## Every measurement: compute, peak and memory",
         "",
-        *wrap(PEAK_TEXT),
+        *wrap(f"# is the row of the timing table, which names its run. {PEAK_TEXT}"),
         "",
-        md_table(compute),
+        *_machine_tables(compute, machines),
     ]
     if "J/sample" in timing[0]:
-        lines += ["", *wrap(ENERGY_TEXT)]
+        lines += [*wrap(ENERGY_TEXT), ""]
     if any(f"% {WARN}" in c["Of peak (method)"] for c in compute):
-        lines += ["", *wrap(ABOVE_PEAK_TEXT)]
-    return [*lines, "", *notes.lines()]
+        lines += [*wrap(ABOVE_PEAK_TEXT), ""]
+    return [*lines, *notes.lines()]
 
 
 def _not_measured(frame) -> list[str]:
-    """The latest throughput records that failed, and those skipped as not measurable."""
+    """The latest throughput records that failed, and those skipped as not measurable, one
+    table per machine."""
     lines = []
     bad = frame[(frame["harness"] == HARNESS) & ~frame["status"].isin(["ok", "skipped"])]
     if not bad.empty:
-        lines += ["", "## Failed throughput measurements", ""]
-        cols = ["model", "device", "device_name", "error"]
+        lines += ["", "## Failed throughput measurements"]
+        cols = ["model", "error"]
         if any(c.get("runtime") for c in bad["config"]):
             bad = _with_config(bad)
-            cols = ["model", "device", "runtime", "mode", "batch", "error"]
-        lines.append(md_table(_clipped(bad[cols])))
+            cols = ["model", "runtime", "mode", "batch", "px", "error"]
+        lines += _machine_frames(bad, cols)
     skipped = _skipped(frame)
     if not skipped.empty:
-        lines += ["", "## Skipped (not measurable here)", ""]
-        cols = ["model", "device", "runtime", "mode", "batch", "precision", "error"]
-        lines.append(md_table(_clipped(skipped[cols].rename(columns={"error": "reason"}))))
+        lines += ["", "## Skipped (not measurable here)"]
+        cols = ["model", "runtime", "mode", "batch", "px", "precision", "error"]
+        lines += _machine_frames(skipped.rename(columns={"error": "reason"}), cols, "reason")
+    return lines
+
+
+def _machine_frames(frame, cols: list[str], last: str = "error") -> list[str]:
+    """``frame``'s ``cols`` (the last named ``last``), one table per machine under a heading
+    naming it."""
+    cols = [*cols[:-1], last]
+    machines = [machine_of(r) for r in frame.to_dict("records")]
+    lines = []
+    for machine, group in frame.assign(_machine=machines).groupby("_machine", sort=True):
+        lines += ["", f"### {machine}", "", md_table(_clipped(group[cols]))]
     return lines
 
 
@@ -366,7 +341,7 @@ def throughput_markdown(frame, table) -> str:
         *_measurements(table, notes),
         *runtimes_markdown(table),
     ]
-    cands = _candidates(frame, notes)
+    cands, machines = _candidates(frame, notes)
     if cands:
         lines += [
             "",
@@ -374,81 +349,13 @@ def throughput_markdown(frame, table) -> str:
             "",
             *wrap(CANDIDATES_TEXT),
             "",
-            md_table(cands),
-            "",
+            *_machine_tables(cands, machines),
             *notes.lines(),
         ]
     lines += quantization_markdown(frame, notes)
     if not frame.empty:
         lines += _not_measured(frame)
     return "\n".join(lines) + "\n"
-
-
-def _chapter_labels() -> dict[str, str]:
-    from bench.registry.cards import load_cards
-
-    return {
-        name: card.display_name
-        for name, card in load_cards().items()
-        if card.in_chapter_table or card.source == "chapter"
-    }
-
-
-def plot_png(table) -> bytes | None:
-    """Best inference samples/s per model and device against GMACs, log-log; PNG bytes."""
-    rows = throughput_rows(table)
-    needed = {"infer_samples_per_sec", "infer_gmacs"}
-    if rows.empty or not needed <= set(rows.columns):
-        return None
-    rows = rows[rows["infer_samples_per_sec"].notna() & (rows["infer_gmacs"] > 0)]
-    if rows.empty:
-        return None
-    rows = rows.assign(device_name=rows["device_name"].fillna(rows["device"]))
-    keys = ["model", "device", "device_name"]  # an H200 and an H100 are two groups
-    best = (
-        rows.sort_values([*keys, "infer_samples_per_sec"], kind="stable")
-        .groupby(keys, sort=True)
-        .tail(1)
-    )
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    labels = _chapter_labels()
-    fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
-    try:
-        groups = best.groupby(["device", "device_name"], sort=True)
-        for marker, ((device, name), group) in zip("os^Dv<>p", groups, strict=False):
-            ax.scatter(
-                group["infer_gmacs"],
-                group["infer_samples_per_sec"],
-                marker=marker,
-                label=f"{device}: {name}",
-            )
-            # labels of neighbouring points (in order of GMACs) go round their points in turn
-            ordered = group[group["model"].isin(labels)].sort_values(["infer_gmacs", "model"])
-            for i, r in enumerate(ordered.itertuples()):
-                dx, dy = ((5, 4), (-5, -11), (5, -11), (-5, 4))[i % 4]
-                ax.annotate(
-                    labels[r.model],
-                    (r.infer_gmacs, r.infer_samples_per_sec),
-                    fontsize=8,
-                    textcoords="offset points",
-                    xytext=(dx, dy),
-                    ha="left" if dx > 0 else "right",
-                )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("GMACs per sample (fvcore, batch 1)")
-        ax.set_ylabel("inference samples / s (best configuration measured)")
-        ax.set_title("Throughput against compute")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        return png_bytes(fig)
-    finally:
-        plt.close(fig)
 
 
 def throughput_section(records: Records, table, out_dir) -> list[Path]:
@@ -458,7 +365,7 @@ def throughput_section(records: Records, table, out_dir) -> list[Path]:
     md = out / "throughput.md"
     atomic_write_text(md, throughput_markdown(records.latest, table))
     written.append(md)
-    png = plot_png(table)
+    png = plot_png(throughput_rows(table).to_dict("records"))
     if png is not None:
         atomic_write_bytes(out / PLOT, png)
         written.append(out / PLOT)

@@ -8,9 +8,9 @@ import contextlib
 
 from bench.registry.cards import chapter_table
 from bench.report.chapter import best_speed
-from bench.report.html.cells import device, runtime
 from bench.report.html.chapter import ok_records
 from bench.report.plot import png_bytes
+from bench.report.speedplot import gmacs_figure, plot_points
 
 DPI = 90
 MAX_SERIES = 8
@@ -38,40 +38,14 @@ def _png(plt, fig) -> bytes:
 
 
 def speed_vs_gmacs(frame) -> bytes | None:
-    """Best inference samples/s per model against its GMACs, one series per device and runtime."""
-    best: dict[tuple, dict] = {}
-    for r in ok_records(frame, "throughput"):
-        m = r["metrics"]
-        sps, gmacs = m.get("infer_samples_per_sec"), m.get("infer_gmacs")
-        if not sps or not gmacs:
-            continue
-        key = (device(r), runtime(r["config"]), r["model"])
-        if key not in best or sps > best[key]["metrics"]["infer_samples_per_sec"]:
-            best[key] = r
-    if not best:
+    """The best trusted inference samples/s of each model, machine and workload against its
+    GMACs, one panel per input size, a lossy precision's points hollow (the markdown report's
+    plot: ``bench.report.speedplot``)."""
+    panels = plot_points(ok_records(frame, "throughput"))
+    if not panels:
         return None
     with _pyplot() as plt:
-        fig, ax = plt.subplots(figsize=(9.5, 5.2), layout="constrained")
-        series = sorted({k[:2] for k in best})
-        for i, (dev, rt) in enumerate(series):
-            pts = [r["metrics"] for k, r in sorted(best.items()) if k[:2] == (dev, rt)]
-            ax.scatter(
-                [p["infer_gmacs"] for p in pts],
-                [p["infer_samples_per_sec"] for p in pts],
-                marker=MARKERS[i % len(MARKERS)],
-                color=f"C{i % 10}",
-                label=f"{dev}, {rt}",
-            )
-        ax.set(
-            xscale="log",
-            yscale="log",
-            xlabel="GMACs per sample (fvcore, batch 1)",
-            ylabel="inference samples/s (best configuration)",
-            title="Throughput against compute, by device and runtime",
-        )
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
-        return _png(plt, fig)
+        return _png(plt, gmacs_figure(plt, panels))
 
 
 def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:

@@ -11,6 +11,12 @@ from bench.report.html.chapter import ok_records
 from bench.report.html.render import Cell, Row, Table, Text
 from bench.report.quantization import COMMAND, HOW, TEXT, int8_rows, not_measured
 from bench.report.records import is_chosen, levers_text, untrusted
+from bench.report.workload import LOSSY, precision_text
+
+LOSSY_TITLE = (
+    "bf16, fp16 and INT8 change the outputs beyond rounding: not the chapter's question, "
+    "which is answered at an exact precision (fp32, tf32)"
+)
 
 
 def _by_model(rows: list[dict]) -> list[dict]:
@@ -35,6 +41,12 @@ def _memory(r: dict, m: dict) -> Cell:
     return num(m.get("peak_mem_mb"), "mib", "not measured", title=what)
 
 
+def _precision(precision) -> Cell:
+    """A precision, marked '(lossy)' with why on hover where it is bf16, fp16 or INT8."""
+    cell = text(precision_text(precision) if precision else None)
+    return replace(cell, title=LOSSY_TITLE) if precision in LOSSY else cell
+
+
 def _speed(m: dict, mode: str) -> Cell:
     """Samples/s, marked ⚠ with the reason when the timing is too short or unsettled to trust
     (such figures are left out of the chapter table's best speed)."""
@@ -54,7 +66,8 @@ def _throughput_row(r: dict) -> Row:
         text(runtime(c)),
         text(mode),
         num(batch, "count"),
-        text(c.get("precision")),
+        num(c.get("img_size", m.get(f"{mode}_img_size")), "count", "not recorded"),
+        _precision(c.get("precision")),
         text(c.get("layout")),
         text("yes" if c.get("compiled") else "no"),
         _speed(m, mode),
@@ -79,6 +92,7 @@ THROUGHPUT_COLUMNS = (
     "Runtime",
     "Mode",
     "Batch",
+    "px",
     "Precision",
     "Layout",
     "Compiled",
@@ -99,8 +113,9 @@ def throughput_blocks(frame) -> list:
         Text(
             "Every configuration measured, its latest record. Samples/s is samples over the "
             "timed time after a warm-up until the step time is stable; step times are per "
-            "batch. GMAC/s is GMACs x samples/s (x3 for training); 'Of peak' divides it by a "
-            "large matrix product's GMAC/s measured in the same run (hover for the method). "
+            "batch; px is the input's height and width. GMAC/s is GMACs x samples/s (x3 for "
+            "training); 'Of peak' divides it by a large matrix product's GMAC/s measured in the "
+            "same run (hover for the method). (lossy) after a precision: bf16, fp16 or INT8. "
             "⚠ after samples/s: a timing too short or unsettled to trust (hover for why); such "
             "figures are not the chapter table's best speed. CPU memory is the increase over the "
             "worker's baseline where recorded, else the worker's whole peak (hover)."
@@ -124,8 +139,9 @@ def candidates_blocks(frame) -> list:
                 text(r["model"]),
                 text(device(r)),
                 num(r["config"].get("batch_size"), "count"),
+                num(r["config"].get("img_size"), "count", "not recorded"),
                 text(runtime(c)),
-                text(c.get("precision")),
+                _precision(c.get("precision")),
                 text(c.get("layout")),
                 text("yes" if c.get("compiled") else "no"),
                 text(", ".join(levers_text(c)) or None, "none"),
@@ -138,6 +154,7 @@ def candidates_blocks(frame) -> list:
         "Model",
         "Device",
         "Batch",
+        "px",
         "Runtime",
         "Precision",
         "Layout",
@@ -151,7 +168,8 @@ def candidates_blocks(frame) -> list:
     return [
         Text(
             "Each --optimize record's candidates, grouped by run: the configuration chosen is "
-            "the fastest whose outputs agree with PyTorch eager fp32."
+            "the fastest whose outputs agree with PyTorch eager fp32 (a lossy one, marked, "
+            "within the run's accuracy budget). px: the input's height and width."
         ),
         Table("candidates", columns, tuple(out), empty="No --optimize records yet."),
     ]

@@ -145,7 +145,7 @@ def test_quantization_section_sets_int8_against_the_best_exact_fp32(tmp_path):
 
     store = ResultStore(tmp_path / "results")
     doc = store.new_run({"run_id": "q1", "started_utc": "2026-01-01T00:00:00.000000Z",
-                         "machine": {"id": "m", "cpu": "Test CPU"}})  # fmt: skip
+                         "machine": {"id": "m", "cpu": "Test Chip", "cores": 2, "cpu_flags": ["avx2"]}})  # fmt: skip
     gate = {"fp32_top1": 97.0, "accuracy_budget": 0.5}
     fine = [_cand("fp32", 100.0), _cand("fp32", 150.0, "onnxruntime"),
             _cand("fp32", 900.0, "openvino", agree=False), _cand("bf16", 400.0),
@@ -200,8 +200,9 @@ def test_quantization_section_sets_int8_against_the_best_exact_fp32(tmp_path):
     assert table["simple_cnn"]["Speed-up"] == "-"
     assert "quantization failed: Boom" in section
     assert "Not measured yet: alexnet, vgg16" in section
-    assert "Top-1 on 1,000 images of digits held-out" in section
+    flat = " ".join(section.split())
+    assert "Top-1 on 1,000 images of digits held-out" in flat
     # one run, one device, one set of images (lenet5's though fp32 was chosen): named once,
     # under the table, and the table has no Device column
-    assert "Every row comes from one run[^q1] on Test CPU. Top-1 on 1,000 images" in section
+    assert "Every row comes from one run[^q1] on Test Chip · AVX2 · 2 vCPU. Top-1 on 1,000" in flat
     assert "Device" not in head

@@ -7,21 +7,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import REPO
+from conftest import LONG_MACHINE
 
 from bench.report.generate import generate
 from bench.storage import ResultStore
 
 SIZE = re.compile(r"\b\d+ ?px\b")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "int8")
-
-
-@pytest.fixture(scope="module")
-def committed_reports(tmp_path_factory):
-    """The reports generated from the committed results/ (what readers see)."""
-    out = tmp_path_factory.mktemp("committed")
-    generate(REPO / "results", out)
-    return out
 
 
 def tables(markdown: str) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -70,8 +62,8 @@ OWNED_ELSEWHERE = {
     "finetune.md": "the fine-tune details' samples/s (finetune)",
     "trends.md": "the trend tables' samples/s (trends)",
 }
-REPORTS = ("antipatterns.md", "chapter.md", "finetune.md", "models.md", "throughput.md",
-           "trends.md")  # fmt: skip
+REPORTS = ("antipatterns.md", "chapter.md", "finetune.md", "machines.md", "models.md",
+           "throughput.md", "trends.md")  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -115,10 +107,14 @@ CHECKPOINT = {
 }
 
 
-def _generate(tmp_path, records) -> str:
+TEST_MACHINE = {"id": "test-machine", "cpu": "Test Chip", "cores": 2, "cpu_flags": ["avx2"]}
+TEST_LABEL = "Test Chip · AVX2 · 2 vCPU"  # how the reader names a CPU row of that machine
+
+
+def _generate(tmp_path, records, machine=None) -> str:
     store = ResultStore(tmp_path / "results")
     doc = store.new_run({"run_id": "wl000001", "started_utc": "2026-01-01T00:00:00.000000Z",
-                         "machine": {"id": "test-machine", "cpu": "Test CPU"}})  # fmt: skip
+                         "machine": {**TEST_MACHINE, **(machine or {})}})  # fmt: skip
     doc.add(records)
     generate(store.root, tmp_path / "out")
     return (tmp_path / "out" / "throughput.md").read_text(encoding="utf-8")
@@ -184,7 +180,7 @@ def test_the_committed_best_tables_are_each_one_workload(committed_reports):
 def test_one_workload_of_fp32_at_224_px_gives_one_best_table_and_no_other(tmp_path):
     md = _generate(tmp_path, [_record("resnet50", 17.8), _record("vgg16", 5.1)])
     best = _best_tables(md)
-    question = "Throughput / Best inference samples/s: the chapter's question / Test CPU"
+    question = f"Throughput / Best inference samples/s: the chapter's question / {TEST_LABEL}"
     assert [t[0] for t in best] == [question]
     assert not unsized_speed_tables(md)
     assert "other workloads" not in md
@@ -280,7 +276,7 @@ def test_the_pages_speed_tables_name_input_size_and_a_lossy_precision(tmp_path):
         assert ("64", "int8 (lossy)") in cells, (table.table_id, cells)
 
 
-LONG = "Intel(R) Xeon(R) Platinum 8480+ · AVX-512 BF16 VNNI AMX · 224 vCPU"
+LONG = "Intel Xeon Platinum 8480+ · AVX-512 BF16 VNNI AMX · 224 vCPU"
 
 
 def test_throughput_md_fits_160_characters_whatever_the_machines_label(tmp_path):
@@ -298,7 +294,7 @@ def test_throughput_md_fits_160_characters_whatever_the_machines_label(tmp_path)
         _record("resnet50", 17.8), _record("resnet50", 30.2, runtime="openvino"),
         _record("resnet50", 926.3, px=64, precision="int8", runtime="openvino", optimize=True,
                 candidates=[cand], **CHECKPOINT),
-        failed, skipped]])  # fmt: skip
+        failed, skipped]], machine=LONG_MACHINE)  # fmt: skip
     assert f"### {LONG}" in md
     wide = [line for line in md.splitlines() if len(line) > MAX_LINE]
     assert not wide, wide

@@ -17,7 +17,7 @@ from bench.harness.base import Job
 from bench.harness.depth import DepthHarness
 from bench.harness.flops import FlopsHarness
 from bench.harness.params import ParamsHarness
-from bench.registry.cards import load_cards
+from bench.registry.cards import chapter_table, load_cards
 from bench.registry.lookup import Registry
 
 
@@ -68,4 +68,24 @@ def test_card_figures_quoting_torchvision_match_its_metadata():
                 problems.append(
                     f"{card.name}.{field}: card {getattr(pub, field)} torchvision {meta[meta_key]}"
                 )
+    assert not problems, "\n".join(problems)
+
+
+def test_every_chapter_card_names_its_papers_figures():
+    """The paper's top-1 sits beside the weights' in chapter.md: each card of the chapter's table
+    says where its paper's figures come from (a table), or why it has none, and never quotes
+    torchvision's weights as the paper."""
+    problems = []
+    for card in chapter_table():
+        paper = card.paper
+        if not paper.source:
+            problems.append(f"{card.name}: [paper] has no source")
+        elif paper.top1 is not None and "Table" not in paper.source:
+            problems.append(f"{card.name}: [paper] top1 names no table: {paper.source}")
+        elif paper.top1 is None and "no " not in paper.source:
+            problems.append(f"{card.name}: [paper] gives no top-1 and does not say why")
+        if "torchvision" in paper.source:
+            problems.append(f"{card.name}: [paper] quotes torchvision, not the paper")
+        if paper.top1 is not None and paper.top1 == card.published.top1:
+            problems.append(f"{card.name}: [paper] top1 is the weights' figure")
     assert not problems, "\n".join(problems)

@@ -32,11 +32,19 @@ class ChapterRow:
     params: str = "-"
     top1: str = "-"
     innovation: str = ""
+    # What the chapter counts as layers where it is not the depth harness's weight layers on the
+    # longest path (ViT-B/16's 12 are transformer blocks): the report says "counts differently".
+    layers_counts: str = ""
+    # What a reviewer found the chapter's top-1 to be, where it matches no reference (AlexNet's
+    # 63.3% is the paper's 7-CNN ensemble): the report's verdict names it.
+    top1_is: str = ""
 
 
 @dataclass(frozen=True)
 class Published:
-    """Reference values published elsewhere, each with where it comes from."""
+    """The figures of published weights (torchvision's or timm's weight metadata) or a hand
+    count, each with where it comes from: the top-1 here is that of the weights, not the
+    paper's (``Paper``)."""
 
     params: int | None = None
     params_source: str = ""
@@ -46,6 +54,17 @@ class Published:
     top1_source: str = ""
     depth: int | None = None
     depth_source: str = ""
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The figures of the architecture's own paper (``[paper]`` in its card): ImageNet-1k top-1
+    and parameters, each None where the paper gives none, and ``source``: the paper, the table
+    and the setting (or why there is no figure)."""
+
+    top1: float | None = None
+    params: float | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ class ModelCard:
     build_kwargs: dict[str, Any] = field(default_factory=dict)
     chapter: ChapterRow | None = None
     published: Published = field(default_factory=Published)
+    paper: Paper = field(default_factory=Paper)
     conv_table: ConvRow | None = None
     formula: dict[str, str] = field(default_factory=dict)
     dims: dict[str, int] = field(default_factory=dict)
@@ -179,6 +199,7 @@ def parse_card(text: str, origin: str) -> ModelCard:
             build_kwargs=dict(raw.get("build_kwargs", {})),
             chapter=ChapterRow(**raw["chapter"]) if "chapter" in raw else None,
             published=Published(**raw.get("published", {})),
+            paper=Paper(**raw.get("paper", {})),
             conv_table=ConvRow(**raw["conv_table"]) if "conv_table" in raw else None,
             formula=dict(raw.get("formula", {})),
             dims={k: int(v) for k, v in raw.get("dims", {}).items()},

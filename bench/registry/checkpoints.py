@@ -34,7 +34,9 @@ def check_weights_path(path: str | None) -> None:
 
 
 def checkpoint_header(path: Path) -> dict | None:
-    """(run_key, epochs done) of a fine-tune checkpoint, or None for any other file."""
+    """(run_key, epochs done, input) of a fine-tune checkpoint, or None for any other file;
+    ``input`` is the model's input as trained (in_chans, mean, std), None in checkpoints
+    written before it was stored."""
     import torch
 
     try:
@@ -43,7 +45,12 @@ def checkpoint_header(path: Path) -> dict | None:
         return None
     if not isinstance(obj, dict) or not isinstance(obj.get("run_key"), dict):
         return None
-    return {"run_key": obj["run_key"], "epoch": obj.get("epoch")}
+    trained = obj.get("input")
+    return {
+        "run_key": obj["run_key"],
+        "epoch": obj.get("epoch"),
+        "input": dict(trained) if isinstance(trained, dict) else None,
+    }
 
 
 def _fits(header: dict, model: str, dataset: str | None, img_size: int | None) -> bool:

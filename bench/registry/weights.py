@@ -377,16 +377,35 @@ def file_in_chans(state: dict) -> int:
     return int(first.shape[1]) if first is not None else 3
 
 
-def finetune_run_key(path: str) -> dict | None:
-    """The ``run_key`` a fine-tune checkpoint was written with (how it was trained: the data
-    set, the initial weights, the image size), or None for a plain state dict. The file is mapped,
-    not read again (``load_state_file`` has read its tensors)."""
+def finetune_header(path: str) -> dict | None:
+    """A fine-tune checkpoint's header (``bench.registry.checkpoints.checkpoint_header``: the
+    ``run_key`` it was trained under and its ``input``), or None for a plain state dict. The
+    file is mapped, not read again (``load_state_file`` has read its tensors)."""
     from bench.registry.checkpoints import checkpoint_header
 
     if Path(path).suffix == ".safetensors":
         return None
-    header = checkpoint_header(Path(path))
+    return checkpoint_header(Path(path))
+
+
+def finetune_run_key(path: str) -> dict | None:
+    """The ``run_key`` a fine-tune checkpoint was written with (how it was trained: the data
+    set, the initial weights, the image size), or None for a plain state dict."""
+    header = finetune_header(path)
     return header["run_key"] if header else None
+
+
+def _file_normalisation(header: dict | None, in_chans: int):
+    """(mean, std) to prepare a file's input with: a fine-tune checkpoint's own, as trained;
+    else ImageNet's for a 3-channel file, except a checkpoint trained from scratch written
+    before checkpoints stored their input (None: its data's own statistics)."""
+    trained = (header or {}).get("input") or {}
+    if trained.get("mean") is not None and trained.get("std") is not None:
+        return tuple(trained["mean"]), tuple(trained["std"])
+    run_key = (header or {}).get("run_key") or {}
+    if in_chans == 3 and run_key.get("init") != "scratch":
+        return IMAGENET_MEAN, IMAGENET_STD
+    return None, None
 
 
 def _file_candidates(spec, num_classes: int | None, in_chans: int):
@@ -406,8 +425,8 @@ def _file_candidates(spec, num_classes: int | None, in_chans: int):
 
 def _build_from_file(spec, num_classes: int | None, data_channels: int, path: str):
     """The model with the file's weights, exactly: the head is replaced only when its class
-    count differs from ``num_classes`` (None: keep the file's). A fine-tune checkpoint from a
-    model trained from scratch keeps its data's own normalisation (mean and std None)."""
+    count differs from ``num_classes`` (None: keep the file's). A fine-tune checkpoint's input
+    is prepared as it was trained (``_file_normalisation``)."""
     state = load_state_file(path)
     in_chans = file_in_chans(state)
     errors = []
@@ -419,10 +438,9 @@ def _build_from_file(spec, num_classes: int | None, data_channels: int, path: st
             continue
         if num_classes is not None and head_classes(model) != num_classes:
             reset_classifier(model, num_classes)
-        run_key = finetune_run_key(path)
-        scratch = run_key is not None and run_key.get("init") == "scratch"
-        mean = IMAGENET_MEAN if in_chans == 3 and not scratch else None
-        std = IMAGENET_STD if in_chans == 3 and not scratch else None
+        header = finetune_header(path)
+        run_key = header["run_key"] if header else None
+        mean, std = _file_normalisation(header, in_chans)
         init = Init("pretrained", "file", Path(path).name, sha256_file(path), in_chans, mean, std)
         if run_key is not None:
             init.notes.append(f"fine-tune checkpoint: {run_key.get('dataset')}, "

@@ -1,16 +1,21 @@
 """The section "Quantization: speed-up and accuracy cost by architecture" of ``throughput.md``.
 
 One row per INT8 candidate (ONNX Runtime's, OpenVINO's) of the latest ``--optimize`` record per
-model, device, batch and input size that tried INT8: its top-1 beside eager fp32's on the same images,
-the drop, and INT8's samples/s over the best fp32 candidate of the same run (the fastest that
-agrees with eager fp32: eager, a runtime, folded or reparameterised), both timed in the same
-alternating rounds. The chapter's models that have no such record are named, with the command
-that measures them. Reads only the results (no torch).
+model, device, batch and input size that tried INT8, in two tables per device:
+- accuracy: the checkpoint it quantized (sha256, and the fine-tune run that made it:
+  ``bench.report.checkpoints``), INT8's top-1 beside eager fp32's on the same images, the drop;
+- speed: INT8's samples/s over the fastest other candidate of the same run that passed its
+  checks (fp32 agreeing with eager fp32, or bf16/fp16 agreeing and within the accuracy budget:
+  eager, compiled, a runtime, folded or reparameterised), named, both timed in the same
+  alternating rounds.
+The chapter's models that have no such record are named, with the command that measures them.
+Reads only the results (no torch).
 """
 
 from __future__ import annotations
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
+from bench.report.checkpoints import Trace, finetune_index, trace
 from bench.report.fmt import (
     CHOSEN,
     WARN,
@@ -27,6 +32,7 @@ from bench.report.records import is_chosen, levers_text
 HARNESS = "throughput"
 INT8 = "int8"
 TITLE = "Quantization: speed-up and accuracy cost by architecture"
+TITLE_SHORT = "INT8"
 COMMAND = (
     "python -m bench run --models chapter --harness finetune --epochs 3 --img-size 64\n"
     "python -m bench run --models chapter --harness throughput --optimize --device cpu \\\n"
@@ -35,14 +41,18 @@ COMMAND = (
 TEXT = (
     "Each row is one INT8 candidate of an `--optimize` run of a model with real weights (ONNX "
     "Runtime's static QDQ quantization, or OpenVINO's through NNCF; both calibrated on real "
-    "images) against eager fp32 on the same held-out images. *Drop* is "
+    "images) against eager fp32 on the same held-out images. *Checkpoint* is the first 12 hex "
+    "digits of the sha256 of the file quantized, *Fine-tune run* the run whose fine-tune record "
+    f"has that sha256 and *Fine-tune top-1* its figure for it; {WARN} on *fp32 top-1* marks a "
+    "checkpoint that this run scored otherwise, and its note says why. A checkpoint's file "
+    "name hashes its configuration, not its weights: trained again (on another machine, at "
+    "another commit), it keeps its name, so only the sha256 ties it to a record. *Drop* is "
     "fp32's top-1 minus INT8's, in points (negative: INT8 scored higher); "
     f"{WARN} marks a drop over the run's `--accuracy-budget`, which `--optimize` never chooses. "
-    "*Best fp32* is the fastest candidate of the same run that agrees with eager fp32 (PyTorch "
-    "eager or compiled, ONNX Runtime, OpenVINO, folded or reparameterised); *Speed-up* is "
-    "INT8's samples/s over it, both timed in the same alternating rounds. *fp32 top-1* is the "
-    "listed checkpoint's, scored in the row's run: a checkpoint trained on another CPU can score "
-    "otherwise than the fine-tune report's record (its kernels round differently)."
+    "*Against* is the fastest other candidate of the same run that passed its checks (fp32 "
+    "agreeing with eager fp32, or bf16 agreeing and within the budget; PyTorch eager or "
+    "compiled, ONNX Runtime, OpenVINO, folded or reparameterised); *Speed-up* is INT8's "
+    "samples/s over its samples/s, both timed in the same alternating rounds."
 )
 MARKS = f"{CHOSEN} marks the INT8 candidate that `--optimize` chose."
 HOW = "The chapter's models are fine-tuned on the digits at 64 px, then quantized, by these two commands:"
@@ -63,11 +73,20 @@ def _speed(c: dict, mode: str):
     return v if is_number(v) and not c.get("error") else None
 
 
-def _best_fp32(cands: list[dict], mode: str) -> dict | None:
-    exact = [
-        c for c in cands if c.get("precision") == "fp32" and c.get("top1_agree") and _speed(c, mode)
-    ]
-    return max(exact, key=lambda c: _speed(c, mode)) if exact else None
+def passed_checks(c: dict) -> bool:
+    """A candidate other than INT8 that may stand against INT8: it agrees with eager fp32
+    (``top1_agree``) and, where a lossy one was scored, is within the accuracy budget."""
+    return (
+        c.get("precision") != INT8
+        and bool(c.get("top1_agree"))
+        and c.get("within_budget") is not False
+    )
+
+
+def fastest_other(cands: list[dict], mode: str) -> dict | None:
+    """The fastest candidate of a run other than INT8 that passed its checks (fp32 or bf16)."""
+    ok = [c for c in cands if passed_checks(c) and _speed(c, mode)]
+    return max(ok, key=lambda c: _speed(c, mode)) if ok else None
 
 
 def _chosen(cands: list[dict], config: dict, metrics: dict) -> str:
@@ -86,17 +105,19 @@ def images_text(m: dict) -> str:
 
 
 def int8_rows(frame) -> list[dict]:
-    """One plain row per model, device, batch and input size (the latest ``--optimize`` record
-    that tried INT8), in the chapter's order: the figures the markdown and the page show, and
-    ``record`` (the record as a dict, for its provenance)."""
+    """One plain row per INT8 candidate of the latest ``--optimize`` record per model, device,
+    batch and input size that tried INT8, in the chapter's order: the figures the markdown and
+    the page show, ``trace`` (the checkpoint's ``Trace``) and ``record`` (the record as a dict,
+    for its provenance)."""
+    index = finetune_index(frame)
     rows = []
     for rec, int8 in _latest_int8(frame):
         mode = rec.config.get("mode", "infer")
-        best = _best_fp32(rec.metrics["candidates"], mode)
+        other = fastest_other(rec.metrics["candidates"], mode)
         # one over the budget is measured and shown (its error says why it was not chosen)
         fast = int8.get(f"{mode}_samples_per_sec")
         fast = fast if is_number(fast) else None
-        base = _speed(best, mode) if best else None
+        base = _speed(other, mode) if other else None
         runtime = int8.get("runtime", "onnxruntime")
         rows.append(
             {
@@ -105,12 +126,13 @@ def int8_rows(frame) -> list[dict]:
                 "device": str(rec.device_name or rec.device),
                 "batch": rec.config.get("batch_size"),
                 "img_size": rec.config.get("img_size"),
+                "trace": trace(frame, rec, index),
                 "fp32_top1": int8.get("fp32_top1"),
                 "int8_top1": int8.get("candidate_top1"),
                 "drop": int8.get("top1_drop"),
                 "over_budget": int8.get("within_budget") is False,
-                "best_fp32": base,
-                "best_fp32_label": _label(best) if best else None,
+                "other": base,
+                "other_label": _label(other) if other else None,
                 "int8": fast,
                 "int8_error": None if fast else str(int8.get("error") or "not timed"),
                 "speedup": fast / base if fast and base else None,
@@ -124,32 +146,60 @@ def int8_rows(frame) -> list[dict]:
     return rows
 
 
-def _markdown_row(r: dict, notes: Footnotes, once: bool, one_device: bool) -> dict:
-    """A row of the markdown table (under 160 characters: the device name and the best fp32
-    candidate's name are clipped, the run and images are named under the table when every row
-    shares them, ``once``, and so is the device, ``one_device``)."""
+def _trace_cells(t: Trace, notes: Footnotes) -> dict:
+    """The checkpoint's cells: its sha256, the fine-tune run ('-' with a note when none) and
+    that run's top-1."""
+    if t.run_id is None:
+        run = "-" + notes.numbered("ckpt-", f"{t.file}: {t.note}." if t.file else f"{t.note}.")
+    else:
+        run = t.run_id
+    return {
+        "Checkpoint": t.short,
+        "Fine-tune run": run,
+        "Fine-tune top-1": fmt_number(t.finetune_top1, ".1f"),
+    }
+
+
+def _accuracy_row(r: dict, notes: Footnotes, once: bool) -> dict:
+    """A row of the accuracy table (the run and images are named under the table when every
+    row shares them, ``once``)."""
     images = notes.numbered("int8-", r["images"]) if r["images"] and not once else ""
     run = "" if once else notes.run(r["record"])
-    best = r["best_fp32"]
-    label = (r["best_fp32_label"] or "").removeprefix("fp32 ")
+    t: Trace = r["trace"]
+    differs = t.run_id is not None and t.note is not None
+    fp32 = fmt_number(r["fp32_top1"], ".1f")
+    if differs:
+        fp32 = f"{fp32} {WARN}" + notes.numbered("ckpt-", f"{t.note}.")
+    return {
+        "Model": f"{r['model']}{run}",
+        **_trace_cells(t, notes),
+        "INT8 by": r["runtime"],
+        "fp32 top-1": fp32,
+        "INT8 top-1": fmt_number(r["int8_top1"], ".1f") + images,
+        "Drop": (f"{WARN} " if r["over_budget"] else "") + fmt_number(r["drop"], "+.1f"),
+    }
+
+
+def _speed_row(r: dict, notes: Footnotes, once: bool, sizes: bool) -> dict:
+    """A row of the speed table: INT8 against the fastest other candidate that passed its
+    checks, both named (``sizes``: a batch x px column, when the rows differ in it)."""
+    run = "" if once else notes.run(r["record"])
     if r["int8"]:
         int8 = fmt_sps(r["int8"]) + (f" {CHOSEN}" if r["is_chosen"] else "")
     else:
         int8 = notes.numbered("int8-error-", r["int8_error"])
-    row = {
-        "Model": f"{r['model']}{run}",
-        "Device": clip(r["device"], 20),
-        "Batch x px": f"{r['batch']} x {r['img_size']}",
-        "INT8 by": r["runtime"],
-        "fp32 top-1": fmt_number(r["fp32_top1"], ".1f"),
-        "INT8 top-1": fmt_number(r["int8_top1"], ".1f") + images,
-        "Drop": (f"{WARN} " if r["over_budget"] else "") + fmt_number(r["drop"], "+.1f"),
-        "Best fp32 (samples/s)": f"{fmt_sps(best)} ({clip(label, 30)})" if best else "-",
-        "INT8 (samples/s)": int8,
-        "Speed-up": f"{r['speedup']:.2f}x" if r["speedup"] else "-",
-    }
-    if one_device:
-        del row["Device"]
+    row = {"Model": f"{r['model']}{run}"}
+    if sizes:
+        row["Batch x px"] = f"{r['batch']} x {r['img_size']}"
+    row.update(
+        {
+            "INT8 by": r["runtime"],
+            "INT8 (samples/s)": int8,
+            "Against": clip(r["other_label"] or "-", 46),
+            "Its samples/s": fmt_sps(r["other"]) if r["other"] else "-",
+            "Speed-up": f"{r['speedup']:.2f}x" if r["speedup"] else "-",
+        }
+    )
     return row
 
 
@@ -193,28 +243,40 @@ def not_measured(rows: list[dict]) -> list[str]:
     return [m for m in chapter_models() if m not in measured]
 
 
+def _device_lines(rows: list[dict], notes: Footnotes, heading: str) -> list[str]:
+    """One device's two tables, what they share named once (the run, the images, the batch
+    and input size), then their notes."""
+    images = {r["images"] for r in rows}
+    once = len(images) == 1 and len({r["record"]["run_id"] for r in rows}) == 1
+    shapes = {(r["batch"], r["img_size"]) for r in rows}
+    lines = [heading, ""]
+    if len(shapes) == 1:
+        batch, px = next(iter(shapes))
+        lines += [f"Batch {batch}, {px} px input.", ""]
+    speed = [_speed_row(r, notes, once, len(shapes) > 1) for r in rows]
+    lines += ["Accuracy:", "", md_table([_accuracy_row(r, notes, once) for r in rows]), ""]
+    lines += ["Speed:", "", md_table(speed), ""]
+    if once:
+        shared = f"Every row comes from one run{notes.run(rows[0]['record'])}. {images.pop()}"
+        lines += [*wrap(shared.strip()), ""]
+    return lines + notes.lines()
+
+
 def quantization_markdown(frame, notes: Footnotes) -> list[str]:
-    """The section's lines, its new footnotes after its table (none when no run tried INT8)."""
+    """The section's lines: per device, its accuracy and speed tables, then their footnotes
+    (none when no run tried INT8)."""
     rows = int8_rows(frame)
     if not rows:
         return []
-    images = {r["images"] for r in rows}
-    once = len(images) == 1 and len({r["record"]["run_id"] for r in rows}) == 1
-    devices = {r["device"] for r in rows}
-    one_device = len(devices) == 1
-    table = md_table([_markdown_row(r, notes, once, one_device) for r in rows])
-    lines = ["", f"## {TITLE}", "", *wrap(f"{TEXT} {MARKS} {HOW}"), "", "```", COMMAND, "```"]
-    lines += ["", table, ""]
-    on = f" on {devices.pop()}" if one_device else ""
-    if once:
-        shared = f"Every row comes from one run{notes.run(rows[0]['record'])}{on}. {images.pop()}"
-        lines += [*wrap(shared.strip()), ""]
-    elif on:
-        lines += [f"Every row was measured{on}.", ""]
+    lines = ["", f"## {TITLE}", "", *wrap(f"{TEXT} {MARKS} {HOW}"), "", "```", COMMAND, "```", ""]
+    devices = list(dict.fromkeys(r["device"] for r in rows))
+    for device in devices:
+        mine = [r for r in rows if r["device"] == device]
+        lines += _device_lines(mine, notes, f"### {TITLE_SHORT} on {device}")
     weights = dict.fromkeys(r["weights"] for r in rows if r["weights"])
     if weights:
         lines += [*wrap(f"Weights: {', '.join(weights)}."), ""]
     missing = not_measured(rows)
     if missing:
         lines += [*wrap(f"Not measured yet: {', '.join(missing)}."), ""]
-    return lines + notes.lines()
+    return lines

@@ -68,6 +68,7 @@ def save_checkpoint(loop: Loop, checkpoint: Path | None, run_key: dict | None, e
         "curve": loop.curve,
         "train_time_s": loop.train_time,
         "config": asdict(loop.cfg),
+        "input": loop.input_norm,
     }
     atomic_torch_save(state, checkpoint)
 

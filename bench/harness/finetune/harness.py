@@ -337,7 +337,20 @@ def _record_config(cfg, data, init_label: str, config: FinetuneConfig, world: in
     return out
 
 
-def _record_metrics(result, data, init, checkpoint: Path) -> dict:
+def checkpoint_identity(checkpoint: Path) -> dict:
+    """How a record names its checkpoint: the file's name in ``--checkpoint-dir`` (never a
+    path: a folder differs from machine to machine) and the sha256 of its content as written,
+    which a throughput record with ``--weights`` names as ``init_sha256``; None on another
+    rank than the first (it writes nothing) or without a file."""
+    from bench.dist import is_main_process
+    from bench.registry.weights import sha256_file
+
+    if not (is_main_process() and checkpoint.is_file()):
+        return {"checkpoint_file": None, "checkpoint_sha256": None}
+    return {"checkpoint_file": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)}
+
+
+def _record_metrics(result, data, init, checkpoint: dict) -> dict:
     repeat = data.channels == 1 and init.in_chans != 1
     return {
         "top1": result.top1,
@@ -356,7 +369,7 @@ def _record_metrics(result, data, init, checkpoint: Path) -> dict:
         "input": "channel repeat" if repeat else f"in_chans={init.in_chans}",
         **init.as_metrics(),
         "resumed_from_epoch": result.resumed_from_epoch,
-        "checkpoint": str(checkpoint),
+        **checkpoint,  # checkpoint_file, checkpoint_sha256
         "curve": result.curve,
         "confusion": result.confusion,
         **result.extra,  # train_step_times_ms
@@ -444,7 +457,7 @@ class FinetuneHarness:
         return [
             Measurement(
                 config=_record_config(cfg, data, init.init, config, world),
-                metrics=_record_metrics(result, data, init, checkpoint),
+                metrics=_record_metrics(result, data, init, checkpoint_identity(checkpoint)),
                 device=device.split(":")[0],
                 device_name=name,
             )

@@ -43,6 +43,9 @@ class Loop:
     ddp_model: Any = None
     confusion: list | None = None  # the last evaluation's confusion matrix
     step_times_ms: dict = field(default_factory=dict)  # epoch -> this rank's step times
+    # the input the model was trained on (in_chans, mean, std): a checkpoint carries it, so that
+    # whoever scores the checkpoint prepares its images the same way
+    input_norm: dict = field(default_factory=dict)
 
 
 def _device_type(cfg: TrainConfig) -> str:
@@ -101,4 +104,9 @@ def set_up(model, data, cfg: TrainConfig, in_chans: int, mean, std) -> Loop:
         sampler=sampler,
         steps_per_epoch=math.ceil(len(sampler) / local_batch),
         scaler=scaler,
+        input_norm={
+            "in_chans": int(in_chans),
+            "mean": [float(v) for v in mean],
+            "std": [float(v) for v in std],
+        },
     )

@@ -232,8 +232,9 @@ def failures_blocks(frame) -> list:
 
 
 def quantization_blocks(frame) -> list:
-    """INT8's speed-up over the best exact fp32 candidate and its top-1 cost, by architecture
-    (the rows of ``bench.report.quantization``)."""
+    """INT8's speed-up over the fastest other candidate that passed its checks (fp32 or bf16,
+    named), its top-1 cost, and the checkpoint with the fine-tune run that made it, by
+    architecture (the rows of ``bench.report.quantization``)."""
     rows = int8_rows(frame)
     out = []
     for r in rows:
@@ -241,23 +242,33 @@ def quantization_blocks(frame) -> list:
         if r["over_budget"]:
             drop = replace(drop, text=f"{drop.text} ⚠", title="over the run's --accuracy-budget")
         model = replace(text(r["model"]), title=f"weights: {r['weights']}" if r["weights"] else "")
+        t = r["trace"]  # the checkpoint and the fine-tune run that made it
+        fp32 = num(r["fp32_top1"], "top1", "not scored", title=r["images"])
+        if t.run_id is not None and t.note:  # scored otherwise than its fine-tune record
+            fp32 = replace(fp32, text=f"{fp32.text} ⚠", title=t.note)
         cells = (
             model,
             text(r["device"]),
             num(r["batch"], "count"),
             num(r["img_size"], "count"),
+            replace(text(t.short), title=t.note or ""),
+            replace(text(t.run_id), title=t.note or ""),
+            num(t.finetune_top1, "top1", t.note or ""),
             text(r["runtime"]),
-            num(r["fp32_top1"], "top1", "not scored", title=r["images"]),
+            fp32,
             num(r["int8_top1"], "top1", "not scored", title=r["images"]),
             drop,
-            num(r["best_fp32"], "rate", "no fp32 candidate agreed", title=r["best_fp32_label"]),
+            text(r["other_label"], "none passed its checks"),
+            num(r["other"], "rate", "none passed its checks"),
             num(r["int8"], "rate", r["int8_error"] or ""),
-            num(r["speedup"], "ratio", "INT8 or fp32 not timed"),
+            num(r["speedup"], "ratio", "INT8 or the other not timed"),
             text(r["chosen"]),
         )
         out.append(row(cells, r["record"]))
-    columns = ("Model", "Device", "Batch", "px", "INT8 by", "fp32 top-1", "INT8 top-1", "Drop (points)",
-               "Best fp32 samples/s", "INT8 samples/s", "Speed-up", "Chosen", "Run")  # fmt: skip
+    columns = ("Model", "Device", "Batch", "px", "Checkpoint", "Fine-tune run",
+               "Fine-tune top-1", "INT8 by", "fp32 top-1",
+               "INT8 top-1", "Drop (points)", "Against", "Its samples/s", "INT8 samples/s",
+               "Speed-up", "Chosen", "Run")  # fmt: skip
     missing = not_measured(rows) if rows else []
     return [
         Text(TEXT.replace("*", "").replace("`", "")),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import REPO
+from conftest import REPO, STORE
 
 from bench.registry.cards import load_cards
 from bench.report.fmt import WARN
@@ -29,7 +29,7 @@ def chapter(tmp_path_factory) -> list[str]:
 def committed(tmp_path_factory) -> str:
     """chapter.md generated from the committed results/ (what a reader sees)."""
     out = tmp_path_factory.mktemp("committed")
-    generate(REPO / "results", out)
+    generate(STORE, out)
     return (out / "chapter.md").read_text(encoding="utf-8")
 
 
@@ -212,7 +212,7 @@ def test_the_page_has_the_markdown_columns_and_verdicts():
     from bench.report.html.chapter import chapter_blocks, conv_blocks
     from bench.report.records import read_records
 
-    frame = read_records(REPO / "results").latest
+    frame = read_records(STORE).latest
     tables = {b.table_id: b for b in [*chapter_blocks(frame), *conv_blocks(frame)]
               if hasattr(b, "table_id")}  # fmt: skip
     assert tables["chapter"].columns == HEADLINE_COLUMNS

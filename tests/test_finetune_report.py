@@ -8,7 +8,7 @@ import itertools
 import re
 
 import pytest
-from conftest import REPO
+from conftest import REPO, STORE
 
 from bench.report.generate import generate
 
@@ -19,7 +19,7 @@ DOCS = REPO / "docs" / "finetune.md"
 def committed_reports(tmp_path_factory):
     """The reports generated from the committed results/ (what readers see)."""
     out = tmp_path_factory.mktemp("committed")
-    generate(REPO / "results", out)
+    generate(STORE, out)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.report.html.blocks import page_blocks
 from bench.report.html.chapter import chapter_blocks, conv_blocks
 from bench.report.html.plots import accuracy_vs_speed, finetune_curves, speed_vs_gmacs
 from bench.report.html.provenance import anchor, run_text, runs_oldest_first
@@ -20,6 +21,7 @@ from bench.report.html.speed import (
 from bench.report.html.training import antipattern_blocks, finetune_blocks, finetune_records
 from bench.report.html.trends import trends_page_blocks
 from bench.report.records import Records
+from bench.report.section1 import section1_blocks
 from bench.report.tidy import tidy
 from bench.storage import atomic_write_text
 
@@ -84,6 +86,7 @@ def sections(records: Records, table=None) -> list[Section]:
                     "samples/s; the Pareto front (nothing both faster and more accurate) in red.",
                 ),
                 *chapter_blocks(frame),
+                *page_blocks(section1_blocks(table), "section1"),
             ],
         ),
         Section(

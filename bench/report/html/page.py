@@ -12,9 +12,8 @@ from bench.report.html.provenance import anchor, run_text, runs_oldest_first
 from bench.report.html.render import Cell, Figure, Row, Section, Table, Text, render_page
 from bench.report.html.sections import registered
 from bench.report.html.speed import (
-    candidates_blocks,
     failures_blocks,
-    quantization_blocks,
+    report_blocks,
     throughput_blocks,
     validate_blocks,
 )
@@ -99,12 +98,7 @@ def sections(records: Records, table=None) -> list[Section]:
                     "samples/s against GMACs",
                     "Best inference samples/s against GMACs, by device and runtime (log-log).",
                 ),
-                Section("candidates", "--optimize candidates", candidates_blocks(frame)),
-                Section(
-                    "quantization",
-                    "Quantization: speed-up and accuracy cost by architecture",
-                    quantization_blocks(frame),
-                ),
+                *report_blocks(frame, table),
             ],
         ),
         Section(

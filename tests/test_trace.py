@@ -152,9 +152,11 @@ def test_each_quantization_row_names_its_checkpoint_and_the_finetune_run_that_ma
     from bench.report.generate import generate
 
     written = {p.name: p for p in generate(_trace_store(tmp_path), tmp_path / "r")}
-    page = written["index.html"].read_text().split('id="quantization-table"')[1]
-    assert ">aaaaaaaaaaaa<" in page.split("</table>")[0]  # the page names them too
-    assert ">ft000001<" in page.split("</table>")[0]
+    page = written["index.html"].read_text().split('id="int8-accuracy-')[1]
+    accuracy_on_page = page.split("</table>")[0]  # the page draws the same table
+    assert ">aaaaaaaaaaaa<" in accuracy_on_page
+    assert ">ft000001<" in accuracy_on_page
+    assert "no fine-tune record in results/ has its sha256" in accuracy_on_page  # on hover
     md = written["throughput.md"]
     section = md.read_text().split("## Quantization: speed-up and accuracy cost by architecture")[1]
     accuracy = section.split("Accuracy:")[1].split("Speed:")[0]

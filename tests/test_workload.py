@@ -256,8 +256,9 @@ def test_the_plots_are_drawn_with_a_lossy_series_named(tmp_path):
 
 def test_the_pages_speed_tables_name_input_size_and_a_lossy_precision(tmp_path):
     from bench.report.html.render import Table
-    from bench.report.html.speed import candidates_blocks, throughput_blocks
+    from bench.report.html.speed import report_blocks, throughput_blocks
     from bench.report.records import read_records
+    from bench.report.tidy import tidy
 
     cand = {"runtime": "openvino", "precision": "int8", "layout": "nchw", "compiled": False,
             "infer_samples_per_sec": 926.3, "top1_agree": True}  # fmt: skip
@@ -265,11 +266,15 @@ def test_the_pages_speed_tables_name_input_size_and_a_lossy_precision(tmp_path):
                          _record("resnet50", 926.3, px=64, precision="int8", runtime="openvino",
                                  optimize=True, candidates=[cand], **CHECKPOINT)])  # fmt: skip
     frame = read_records(tmp_path / "results").latest
-    for blocks in (throughput_blocks(frame), candidates_blocks(frame)):
-        (table,) = [b for b in blocks if isinstance(b, Table)]
-        px, precision = table.columns.index("px"), table.columns.index("Precision")
-        cells = {(r.cells[px].text, r.cells[precision].text) for r in table.rows}
-        assert ("64", "int8 (lossy)") in cells, (table.table_id, cells)
+    (table,) = [b for b in throughput_blocks(frame) if isinstance(b, Table)]
+    px, precision = table.columns.index("px"), table.columns.index("Precision")
+    cells = {(r.cells[px].text, r.cells[precision].text) for r in table.rows}
+    assert ("64", "int8 (lossy)") in cells, cells
+    blocks = report_blocks(frame, tidy(frame))
+    (cands,) = [b for b in blocks if isinstance(b, Table) and b.table_id.startswith("candidates-")]
+    px, candidate = cands.columns.index("px"), cands.columns.index("Candidate")
+    cells = {(r.cells[px].text, r.cells[candidate].text) for r in cands.rows}
+    assert ("64", "int8 (lossy) nchw eager OpenVINO") in cells, cells
 
 
 LONG = "Intel Xeon Platinum 8480+ · AVX-512 BF16 VNNI AMX · 224 vCPU"

@@ -16,16 +16,8 @@ Rows are the tidy table's (flat) or the records' (``config`` and ``metrics``); p
 from __future__ import annotations
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
-from bench.report.fmt import (
-    Footnotes,
-    fmt_int,
-    fmt_number,
-    fmt_sps,
-    is_missing,
-    is_number,
-    md_table,
-    wrap,
-)
+from bench.report.blocks import Heading, Para, Tbl, slug
+from bench.report.fmt import fmt_int, fmt_number, fmt_sps, is_missing, is_number
 from bench.report.records import untrusted
 from bench.report.workload import LOSSY_MARK, answers_question, precision_text, workload_key
 
@@ -125,7 +117,7 @@ def _title(cls: tuple, rows: list[dict]) -> str:
     return f"{names} on {cls[2]}{trained} at {cls[1]} px"
 
 
-def _row(r: dict, notes: Footnotes, weights: bool) -> dict:
+def _row(r: dict, weights: bool) -> dict:
     w = workload_key(r)
     m = metrics_of(r)
     out = {"Model": w.model}
@@ -136,35 +128,36 @@ def _row(r: dict, notes: Footnotes, weights: bool) -> dict:
         "Best samples/s": fmt_sps(m["infer_samples_per_sec"]),
         "Configuration": short_config(r),
         "Step median (ms)": fmt_number(m.get("median"), ",.2f"),
-        "Run": notes.run(r),
     }
 
 
-def best_markdown(rows: list[dict], notes: Footnotes) -> list[str]:
+def _table(table_id: str, found: list[dict], weights: bool) -> Tbl:
+    return Tbl(table_id, tuple(_row(r, weights) for r in found), tuple(found))
+
+
+def best_blocks(rows: list[dict]) -> list:
     """The best tables: the chapter's question per machine, then every other workload."""
     best = best_rows(rows)
-    lines = ["## Best inference samples/s: " + QUESTION, "", *wrap(QUESTION_TEXT), ""]
+    out: list = [Heading("Best inference samples/s: " + QUESTION), Para(QUESTION_TEXT)]
     question = best.pop((0, QUESTION), {})
     for machine, models in question.items():
-        table = [_row(r, notes, weights=False) for r in models.values()]
-        lines += [f"### {machine}", "", md_table(table), ""]
+        out += [Heading(machine, 3), _table(f"best-{slug(machine)}", list(models.values()), False)]
     others = sorted({m for machines in best.values() for m in machines} - set(question))
     if others:
-        lines += [
-            *wrap(
+        out.append(
+            Para(
                 f"No trusted exact-precision record at a model's native input size on "
                 f"{', '.join(others)}: the figures measured there are other workloads' (below)."
-            ),
-            "",
-        ]
+            )
+        )
     elif not question:
-        lines += ["No trusted exact-precision record at a model's native input size yet.", ""]
+        out.append(Para("No trusted exact-precision record at a model's native input size yet."))
     if best:
-        lines += ["## Best inference samples/s: other workloads", "", *wrap(OTHER_TEXT), ""]
+        out += [Heading("Best inference samples/s: other workloads"), Para(OTHER_TEXT)]
     for cls, machines in best.items():
         for machine, models in machines.items():
             found = list(models.values())
             checkpoints = any(workload_key(r).weights_sha256 for r in found)
-            table = [_row(r, notes, weights=checkpoints) for r in found]
-            lines += [f"### {machine}: {_title(cls, found)}", "", md_table(table), ""]
-    return lines
+            tid = f"best-{slug(machine)}-{cls[1]}px-{slug(cls[2])}"
+            out += [Heading(f"{machine}: {_title(cls, found)}", 3), _table(tid, found, checkpoints)]
+    return out

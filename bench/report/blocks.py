@@ -8,10 +8,11 @@ the markdown ends the row with that record's run footnote, the page with its run
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass
 
-from bench.report.fmt import MAX_LINE, Footnotes, md_table, wrap
+from bench.report.fmt import MAX_LINE, Footnotes, clip, md_table, wrap
 
 RUN = "Run"
 
@@ -34,11 +35,25 @@ class Bullets:
 
 
 @dataclass(frozen=True)
+class Code:
+    """Lines shown as typed: a fenced block in the markdown, a list on the page."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Notes:
+    """Where the footnotes of the blocks above (back to the last ``Notes``) are written in the
+    markdown; the page shows each note on its cells' hover instead."""
+
+
+@dataclass(frozen=True)
 class Tbl:
     table_id: str
     rows: tuple[dict, ...]
     recs: tuple[dict | None, ...] = ()  # the record behind each row: a Run column when given
     empty: str = "No records yet."
+    clipped: tuple[tuple[str, int], ...] = ()  # (column, width): clipped in the markdown only
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -47,9 +62,24 @@ class Tbl:
         return (*self.rows[0], RUN) if self.recs else tuple(self.rows[0])
 
 
+def slug(text: str) -> str:
+    """``text`` as a stable part of a page id: 'NVIDIA H100 80GB' -> 'nvidia-h100-80gb'."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
+
+
+def _md_rows(b: Tbl, notes: Footnotes) -> list[dict]:
+    widths = dict(b.clipped)
+    return [
+        {k: clip(v, widths[k]) if k in widths else v for k, v in row.items()}
+        | ({RUN: notes.run(rec)} if b.recs else {})
+        for row, rec in zip(b.rows, b.recs or b.rows, strict=True)
+    ]
+
+
 def markdown(blocks: list, notes: Footnotes) -> list[str]:
     """The blocks as markdown lines, a blank line after each; run footnotes go to ``notes``."""
     out: list[str] = []
+    since = 0
     for b in blocks:
         if isinstance(b, Heading):
             out.append("#" * b.level + " " + b.text)
@@ -60,11 +90,15 @@ def markdown(blocks: list, notes: Footnotes) -> list[str]:
                 out += textwrap.wrap(f"- {item}", width=MAX_LINE - 10, subsequent_indent="  ",
                                      break_long_words=False, break_on_hyphens=False)  # fmt: skip
         elif isinstance(b, Tbl):
-            rows = [
-                {**row, RUN: notes.run(rec)} if b.recs else row
-                for row, rec in zip(b.rows, b.recs or b.rows, strict=True)
-            ]
-            out.append(md_table(rows) or b.empty)
+            out.append(md_table(_md_rows(b, notes)) or b.empty)
+        elif isinstance(b, Code):
+            out += ["```", *b.text.splitlines(), "```"]
+        elif isinstance(b, Notes):  # the notes of the blocks since the last Notes
+            written = notes.lines("\n".join(out[since:]))
+            out += written
+            since = len(out)
+            if not written:
+                continue  # no blank line for no notes
         else:
             raise TypeError(f"not a report block: {type(b).__name__}")
         out.append("")

@@ -176,7 +176,7 @@ class Footnotes:
 
     def __init__(self) -> None:
         self._notes: dict[str, str] = {}
-        self._written = 0
+        self._written: set[str] = set()
 
     def mark(self, label: str, text: str) -> str:
         self._notes.setdefault(label, text)
@@ -196,15 +196,26 @@ class Footnotes:
         run_id = str(get("run_id") or "-")
         return self.mark(run_id, provenance(get))
 
-    def lines(self) -> list[str]:
-        """The notes marked since the last call, each wrapped (continuation lines indented,
-        as markdown footnotes take them)."""
-        new = list(self._notes.items())[self._written :]
-        self._written = len(self._notes)
+    def text(self, label: str) -> str:
+        """The text of the note marked ``[^label]`` ('' when none is)."""
+        return self._notes.get(label, "")
+
+    def lines(self, text: str | None = None) -> list[str]:
+        """The notes not written yet, each wrapped (continuation lines indented, as markdown
+        footnotes take them): every one in the order first marked, or those whose markers
+        ``text`` holds, in the order they appear there."""
+        if text is None:
+            labels = list(self._notes)
+        else:
+            labels = [
+                k for k in dict.fromkeys(re.findall(r"\[\^([^\]]+)\]", text)) if k in self._notes
+            ]
+        new = [(k, self._notes[k]) for k in labels if k not in self._written]
+        self._written.update(k for k, _ in new)
         out = []
-        for label, text in new:
+        for label, note in new:
             out += textwrap.wrap(
-                f"[^{label}]: {text}",
+                f"[^{label}]: {note}",
                 width=MAX_LINE - 10,
                 subsequent_indent="    ",
                 break_long_words=False,

@@ -15,6 +15,7 @@ Reads only the results (no torch).
 from __future__ import annotations
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
+from bench.report.blocks import Code, Heading, Notes, Para, Tbl, slug
 from bench.report.checkpoints import Trace, finetune_index, trace
 from bench.report.fmt import (
     CHOSEN,
@@ -24,8 +25,6 @@ from bench.report.fmt import (
     fmt_number,
     fmt_sps,
     is_number,
-    md_table,
-    wrap,
 )
 from bench.report.records import is_chosen, levers_text
 
@@ -243,40 +242,44 @@ def not_measured(rows: list[dict]) -> list[str]:
     return [m for m in chapter_models() if m not in measured]
 
 
-def _device_lines(rows: list[dict], notes: Footnotes, heading: str) -> list[str]:
+def _device_blocks(rows: list[dict], notes: Footnotes, device: str) -> list:
     """One device's two tables, what they share named once (the run, the images, the batch
     and input size), then their notes."""
     images = {r["images"] for r in rows}
     once = len(images) == 1 and len({r["record"]["run_id"] for r in rows}) == 1
     shapes = {(r["batch"], r["img_size"]) for r in rows}
-    lines = [heading, ""]
+    heading = f"{TITLE_SHORT} on {device}"
     if len(shapes) == 1:
         batch, px = next(iter(shapes))
-        lines += [f"Batch {batch}, {px} px input.", ""]
-    speed = [_speed_row(r, notes, once, len(shapes) > 1) for r in rows]
-    lines += ["Accuracy:", "", md_table([_accuracy_row(r, notes, once) for r in rows]), ""]
-    lines += ["Speed:", "", md_table(speed), ""]
+        heading += f": batch {batch}, {px} px input"
+    out: list = [Heading(heading, 3)]
+    accuracy = tuple(_accuracy_row(r, notes, once) for r in rows)
+    speed = tuple(_speed_row(r, notes, once, len(shapes) > 1) for r in rows)
+    out += [Para("Accuracy:"), Tbl(f"int8-accuracy-{slug(device)}", accuracy),
+            Para("Speed:"), Tbl(f"int8-speed-{slug(device)}", speed)]  # fmt: skip
     if once:
         shared = f"Every row comes from one run{notes.run(rows[0]['record'])}. {images.pop()}"
-        lines += [*wrap(shared.strip()), ""]
-    return lines + notes.lines()
+        out.append(Para(shared.strip()))
+    return [*out, Notes()]
 
 
-def quantization_markdown(frame, notes: Footnotes) -> list[str]:
-    """The section's lines: per device, its accuracy and speed tables, then their footnotes
+def quantization_blocks(frame, notes: Footnotes) -> list:
+    """The section's blocks: per device, its accuracy and speed tables, then their footnotes
     (none when no run tried INT8)."""
     rows = int8_rows(frame)
     if not rows:
         return []
-    lines = ["", f"## {TITLE}", "", *wrap(f"{TEXT} {MARKS} {HOW}"), "", "```", COMMAND, "```", ""]
-    devices = list(dict.fromkeys(r["device"] for r in rows))
-    for device in devices:
-        mine = [r for r in rows if r["device"] == device]
-        lines += _device_lines(mine, notes, f"### {TITLE_SHORT} on {device}")
+    out: list = [
+        Heading(TITLE, anchor="quantization"),
+        Para(f"{TEXT} {MARKS} {HOW}"),
+        Code(COMMAND),
+    ]
+    for device in dict.fromkeys(r["device"] for r in rows):
+        out += _device_blocks([r for r in rows if r["device"] == device], notes, device)
     weights = dict.fromkeys(r["weights"] for r in rows if r["weights"])
     if weights:
-        lines += [*wrap(f"Weights: {', '.join(weights)}."), ""]
+        out.append(Para(f"Weights: {', '.join(weights)}."))
     missing = not_measured(rows)
     if missing:
-        lines += [*wrap(f"Not measured yet: {', '.join(missing)}."), ""]
-    return lines
+        out.append(Para(f"Not measured yet: {', '.join(missing)}."))
+    return out

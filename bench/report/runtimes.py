@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from bench.report.best import machine_of
-from bench.report.fmt import WARN, fmt_int, fmt_sps, is_missing, is_number, md_table, wrap
+from bench.report.blocks import Heading, Para, Tbl, slug
+from bench.report.fmt import WARN, fmt_int, fmt_sps, is_missing, is_number
 from bench.report.plot import png_bytes
 from bench.report.records import untrusted
 from bench.report.workload import LOSSY, LOSSY_MARK, Workload, precision_text, workload_key
@@ -155,11 +156,12 @@ def _agreement(table) -> list[tuple[str, dict]]:
     return out
 
 
-def _per_machine(rows: list[tuple[str, dict]]) -> list[str]:
-    lines = []
+def _per_machine(rows: list[tuple[str, dict]], prefix: str) -> list:
+    out: list = []
     for machine in dict.fromkeys(m for m, _ in rows):
-        lines += ["", f"### {machine}", "", md_table([r for m, r in rows if m == machine])]
-    return lines
+        mine = tuple(r for m, r in rows if m == machine)
+        out += [Heading(machine, 3), Tbl(f"{prefix}-{slug(machine)}", mine)]
+    return out
 
 
 RUNTIMES_TEXT = (
@@ -173,19 +175,16 @@ RUNTIMES_TEXT = (
 )
 
 
-def runtimes_markdown(table) -> list[str]:
+def runtimes_blocks(table) -> list:
     sbs = side_by_side(table)
     if not sbs:
         return []
     return [
-        "",
-        "## Runtimes side by side",
-        "",
-        *wrap(RUNTIMES_TEXT),
-        *_per_machine(sbs),
-        "",
-        "Agreement with eager PyTorch fp32 on the same input (max abs diff, top-1):",
-        *_per_machine(_agreement(table)),
+        Heading("Runtimes side by side"),
+        Para(RUNTIMES_TEXT),
+        *_per_machine(sbs, "runtimes"),
+        Para("Agreement with eager PyTorch fp32 on the same input (max abs diff, top-1):"),
+        *_per_machine(_agreement(table), "agreement"),
     ]
 
 

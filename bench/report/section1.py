@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from bench.report.fmt import WARN, wrap
+from bench.report.blocks import Heading, Para, Tbl
+from bench.report.blocks import markdown as blocks_markdown
+from bench.report.fmt import WARN, Footnotes
 
 # Section 1's figure, as printed: a 5x5 input, a 3x3 kernel and the 3x3 output it shows.
 WORKED_INPUT = (
@@ -72,7 +74,7 @@ def worked_example_wrong() -> int:
     )
 
 
-def _worked_example() -> list[str]:
+def _worked_example() -> list:
     computed = cross_correlate(WORKED_INPUT, WORKED_KERNEL)
     wrong = worked_example_wrong()
     verdict = (
@@ -81,16 +83,14 @@ def _worked_example() -> list[str]:
         else f"{WARN} is wrong: {wrong} of 9 values differ. Each output sums the five input "
         "values under the kernel's ones: on this checkerboard all 1 or all 0."
     )
-    return [
-        "| The worked example | rows (top to bottom) |",
-        "|---|---|",
-        f"| input 5x5 | {_grid(WORKED_INPUT)} |",
-        f"| kernel 3x3 | {_grid(WORKED_KERNEL)} |",
-        f"| output as printed | {_grid(PRINTED_OUTPUT)} |",
-        f"| output computed (stride 1, no padding) | {_grid(computed)} |",
-        "",
-        *wrap(f"The printed output {verdict}"),
-    ]
+    rows = (
+        ("input 5x5", WORKED_INPUT),
+        ("kernel 3x3", WORKED_KERNEL),
+        ("output as printed", PRINTED_OUTPUT),
+        ("output computed (stride 1, no padding)", computed),
+    )
+    table = tuple({"The worked example": k, "rows (top to bottom)": _grid(v)} for k, v in rows)
+    return [Tbl("section1-worked", table), Para(f"The printed output {verdict}")]
 
 
 def _printed(n: int, k: int, p: int, s: int) -> str:
@@ -98,12 +98,8 @@ def _printed(n: int, k: int, p: int, s: int) -> str:
     return str(printed) if printed.denominator == 1 else f"{float(printed):g} {WARN}"
 
 
-def _sizes() -> list[str]:
-    lines = [
-        "| input | kernel | stride | valid: formula as printed | valid: conv2d gives | "
-        "same: padding | same: formula as printed | same: conv2d gives | same keeps size |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
+def _sizes() -> list:
+    rows = []
     fractional, same_broken = 0, []
     for n, k, s in SIZE_CASES:
         p = (k - 1) // 2
@@ -111,44 +107,55 @@ def _sizes() -> list[str]:
         same = conv_size(n, k, p, s)
         if same != n:
             same_broken.append(f"{n} -> {same}")
-        lines.append(
-            f"| {n} | {k} | {s} | {_printed(n, k, 0, s)} | {conv_size(n, k, 0, s)} | {p} | "
-            f"{_printed(n, k, p, s)} | {same} | {'yes' if same == n else 'no'} |"
+        rows.append(
+            {
+                "input": str(n),
+                "kernel": str(k),
+                "stride": str(s),
+                "valid: formula as printed": _printed(n, k, 0, s),
+                "valid: conv2d gives": str(conv_size(n, k, 0, s)),
+                "same: padding": str(p),
+                "same: formula as printed": _printed(n, k, p, s),
+                "same: conv2d gives": str(same),
+                "same keeps size": "yes" if same == n else "no",
+            }
         )
-    lines += [
-        "",
-        *wrap(
+    return [
+        Tbl("section1-sizes", tuple(rows)),
+        Para(
             f"The output-size formula needs rounding down ({fractional} cases above), which it "
             'does not say; "same" padding (k - 1) / 2 keeps the size only at stride 1 (at '
             "stride 2: " + ", ".join(same_broken) + ")."
         ),
     ]
-    return lines
 
 
-def _trainable_share(table) -> list[str]:
+def _trainable_share(table) -> str:
     cols = ["params", "head_params"]
-    missing = [f"No `params` record of `{TRANSFER_MODEL}` with `head_params` yet."]
+    missing = f"No `params` record of `{TRANSFER_MODEL}` with `head_params` yet."
     if table.empty or not {"model", *cols} <= set(table.columns):
         return missing
     rows = table[table["model"] == TRANSFER_MODEL].dropna(subset=cols)
     if rows.empty:
         return missing
     total, head = int(rows.iloc[0]["params"]), int(rows.iloc[0]["head_params"])
-    return wrap(
+    return (
         "Code example 4 (ResNet-50, backbone frozen, new 2048 -> 512 -> 5 head) prints what "
         f"the chapter does not: measured on `{TRANSFER_MODEL}`, `全パラメータ: {total:,}` and "
         f"`学習可能: {head:,} ({head / total:.1%})`."
     )
 
 
-def section1_markdown(table) -> list[str]:
+def section1_blocks(table) -> list:
+    """The section's blocks (``bench.report.blocks``): chapter.md and the page draw them."""
     return [
-        "## The chapter's section 1, recomputed",
-        "",
+        Heading("The chapter's section 1, recomputed", anchor="section1"),
         *_worked_example(),
-        "",
         *_sizes(),
-        "",
-        *_trainable_share(table),
+        Para(_trainable_share(table)),
     ]
+
+
+def section1_markdown(table) -> list[str]:
+    """The section's markdown lines (no blank line after the last)."""
+    return blocks_markdown(section1_blocks(table), Footnotes())[:-1]

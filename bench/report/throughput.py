@@ -11,7 +11,9 @@ import re
 from pathlib import Path
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
-from bench.report.best import best_markdown, machine_of, short_config
+from bench.report.best import best_blocks, machine_of, short_config
+from bench.report.blocks import Heading, Notes, Para, Tbl, slug
+from bench.report.blocks import markdown as blocks_markdown
 from bench.report.fmt import (
     CHOSEN,
     WARN,
@@ -26,7 +28,7 @@ from bench.report.fmt import (
     md_table,
     wrap,
 )
-from bench.report.quantization import quantization_markdown
+from bench.report.quantization import quantization_blocks
 from bench.report.records import (
     MAX_CV_PCT,
     MIN_TIMED_S,
@@ -35,7 +37,7 @@ from bench.report.records import (
     levers_text,
     untrusted,
 )
-from bench.report.runtimes import RUNTIME_PLOT, runtimes_markdown, runtimes_png, throughput_rows
+from bench.report.runtimes import RUNTIME_PLOT, runtimes_blocks, runtimes_png, throughput_rows
 from bench.report.speedplot import PLOT, plot_png
 from bench.report.workload import LOSSY_MARK, precision_text
 from bench.storage import atomic_write_bytes, atomic_write_text
@@ -62,6 +64,8 @@ ABOVE_PEAK_TEXT = (
     "on a quiet machine."
 )
 CANDIDATE_WIDTH = 46  # the candidates table's names, so that its lines fit 160 characters
+OPTIMIZE = "python -m bench run --models chapter --harness throughput --optimize"
+CLIPPED = (("Candidate", CANDIDATE_WIDTH),)  # in the markdown; the page shows it whole
 CANDIDATES_TEXT = (
     "Each `--optimize` run tries these candidates on one model and keeps the fastest that "
     f"agrees with eager fp32 ({CHOSEN} after its samples/s; a lossy one, marked "
@@ -120,7 +124,7 @@ class PeakNotes:
         return text
 
 
-def _timing_row(i: int, r: dict, notes: Footnotes) -> dict:
+def _timing_row(i: int, r: dict) -> dict:
     mode = r.get("mode") or "infer"
     flag = untrusted(r)
     return {
@@ -132,7 +136,6 @@ def _timing_row(i: int, r: dict, notes: Footnotes) -> dict:
         "Median (ms)": fmt_number(r.get("median"), ",.2f"),
         "Timed (s)": fmt_number(r.get("total_time_s"), ",.2f"),
         "J/sample": fmt_number(r.get("energy_j_per_sample"), ".3g"),
-        "Run": notes.run(r),
     }
 
 
@@ -174,12 +177,12 @@ def _compute_row(i: int, r: dict, peaks: PeakNotes) -> dict:
     }
 
 
-def _candidates(frame, notes: Footnotes) -> tuple[list[dict], list[str]]:
+def _candidates(frame, notes: Footnotes) -> tuple[list[dict], list[dict], list[str]]:
     """--optimize candidates of the latest throughput records: one run's together, with
-    every round's samples/s; and the machine of each."""
-    rows, machines = [], []
+    every round's samples/s; the record and the machine of each."""
+    rows, recs, machines = [], [], []
     if frame.empty:
-        return rows, machines
+        return rows, recs, machines
     ok = frame[(frame["harness"] == HARNESS) & (frame["status"] == "ok")]
     for rec in ok.sort_values(["model", "run_id"], kind="stable").itertuples():
         cands = rec.metrics.get("candidates")
@@ -187,26 +190,24 @@ def _candidates(frame, notes: Footnotes) -> tuple[list[dict], list[str]]:
             continue
         mode = rec.config.get("mode", "infer")
         for c in cands:
-            rounds = c.get("rounds_samples_per_sec")
             reason = c.get("error") or ""
-            machines.append(machine_of(rec._asdict()))
+            recs.append(rec._asdict())
+            machines.append(machine_of(recs[-1]))
+            chosen = is_chosen(c, rec.config, rec.metrics)
             rows.append(
                 {
-                    "Run": notes.run(rec._asdict()),
                     "Model": rec.model,
                     "px": fmt_int(rec.config.get("img_size")),
                     "Batch": fmt_int(rec.config.get("batch_size")),
-                    "Candidate": clip(_candidate_text(c), CANDIDATE_WIDTH),
+                    "Candidate": _candidate_text(c),
                     "Samples/s: best (every round)": _rounds_cell(
-                        c.get(f"{mode}_samples_per_sec"),
-                        rounds,
-                        is_chosen(c, rec.config, rec.metrics),
+                        c.get(f"{mode}_samples_per_sec"), c.get("rounds_samples_per_sec"), chosen
                     ),
                     "Max abs diff": fmt_number(c.get("max_abs_diff"), ".2g"),
                     "Note": notes.numbered("n", reason) if reason else "",
                 }
             )
-    return rows, machines
+    return rows, recs, machines
 
 
 def _candidate_text(c: dict) -> str:
@@ -243,50 +244,52 @@ def _with_config(rows):
     )
 
 
-def _machine_tables(table: list[dict], machines: list[str]) -> list[str]:
-    """``table``'s rows as one table per machine, each under a heading naming it."""
-    lines = []
+def _machine_blocks(prefix: str, rows: list[dict], machines: list[str], recs=None, **kw) -> list:
+    """``rows`` as one table per machine, each under a heading naming it (``recs``: the
+    record of each row, for a Run column)."""
+    out: list = []
     for machine in dict.fromkeys(machines):
-        mine = [r for r, m in zip(table, machines, strict=True) if m == machine]
-        lines += [f"### {machine}", "", md_table(mine), ""]
-    return lines
+        mine = [i for i, m in enumerate(machines) if m == machine]
+        table = tuple(rows[i] for i in mine)
+        ids = tuple(recs[i] for i in mine) if recs else ()
+        out += [Heading(machine, 3), Tbl(f"{prefix}-{slug(machine)}", table, ids, **kw)]
+    return out
 
 
-def _measurements(table, notes: Footnotes) -> list[str]:
+def _measurements(table, notes: Footnotes) -> list:
     rows = sorted(throughput_rows(table).to_dict("records"), key=machine_of)
     if not rows:
         return [
-            "No throughput results yet: `python -m bench run --models chapter --harness throughput`."
+            Para(
+                "No throughput results yet: "
+                "`python -m bench run --models chapter --harness throughput`."
+            )
         ]
     peaks = PeakNotes(rows, notes)
     numbered = list(enumerate(rows, 1))
     machines = [machine_of(r) for r in rows]
-    timing = _without_empty([_timing_row(i, r, notes) for i, r in numbered], "J/sample")
+    timing = _without_empty([_timing_row(i, r) for i, r in numbered], "J/sample")
     compute = [_compute_row(i, r, peaks) for i, r in numbered]
-    lines = [
-        *best_markdown(rows, notes),
-        "## Every measurement: timing",
-        "",
-        *wrap(
+    out = [
+        *best_blocks(rows),
+        Heading("Every measurement: timing"),
+        Para(
             f"{WARN} after samples/s: the timing is too short or unsettled to trust "
             f"(under {MIN_TIMED_S:g} s timed, a warm-up that did not stabilise, or step times "
             f"varying more than {MAX_CV_PCT:g}%); "
             "such records are left out of the best figures and of the plots. px: the input's "
             "height and width."
         ),
-        "",
-        *_machine_tables(timing, machines),
-        "## Every measurement: compute, peak and memory",
-        "",
-        *wrap(f"# is the row of the timing table, which names its run. {PEAK_TEXT}"),
-        "",
-        *_machine_tables(compute, machines),
+        *_machine_blocks("timing", timing, machines, rows),
+        Heading("Every measurement: compute, peak and memory"),
+        Para(f"The # column is the row of the timing table, which names its run. {PEAK_TEXT}"),
+        *_machine_blocks("compute", compute, machines),
     ]
     if "J/sample" in timing[0]:
-        lines += [*wrap(ENERGY_TEXT), ""]
+        out.append(Para(ENERGY_TEXT))
     if any(f"% {WARN}" in c["Of peak (method)"] for c in compute):
-        lines += [*wrap(ABOVE_PEAK_TEXT), ""]
-    return [*lines, *notes.lines()]
+        out.append(Para(ABOVE_PEAK_TEXT))
+    return [*out, Notes()]
 
 
 def _not_measured(frame) -> list[str]:
@@ -324,6 +327,24 @@ def _clipped(frame) -> list[dict]:
     return [{k: clip(str(v)) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
+def throughput_blocks(frame, table, notes: Footnotes) -> list:
+    """throughput.md's sections as blocks (``bench.report.blocks``), its footnotes marked in
+    ``notes``: the best tables, every measurement, runtimes side by side, the --optimize
+    candidates and quantization."""
+    out = [*_measurements(table, notes), *runtimes_blocks(table)]
+    cands, recs, machines = _candidates(frame, notes)
+    out.append(Heading("--optimize candidates", anchor="candidates"))
+    if cands:
+        out += [
+            Para(CANDIDATES_TEXT),
+            *_machine_blocks("candidates", cands, machines, recs, clipped=CLIPPED),
+            Notes(),
+        ]
+    else:
+        out.append(Para(f"No `--optimize` run yet: `{OPTIMIZE}`."))
+    return out + quantization_blocks(frame, notes)
+
+
 def throughput_markdown(frame, table) -> str:
     text = (
         "Samples/s is samples over the total timed time after a warm-up that runs until the "
@@ -332,27 +353,16 @@ def throughput_markdown(frame, table) -> str:
         f"The plot is [{PLOT}]({PLOT})."
     )
     notes = Footnotes()
+    blocks = throughput_blocks(frame, table, notes)
     lines = [
         "# Throughput",
         "",
         "Generated by `python -m bench report` from `results/`; do not edit by hand.",
         *wrap(text),
         "",
-        *_measurements(table, notes),
-        *runtimes_markdown(table),
+        *blocks_markdown(blocks, notes),
+        *notes.lines(),
     ]
-    cands, machines = _candidates(frame, notes)
-    if cands:
-        lines += [
-            "",
-            "## --optimize candidates",
-            "",
-            *wrap(CANDIDATES_TEXT),
-            "",
-            *_machine_tables(cands, machines),
-            *notes.lines(),
-        ]
-    lines += quantization_markdown(frame, notes)
     if not frame.empty:
         lines += _not_measured(frame)
     return "\n".join(lines) + "\n"

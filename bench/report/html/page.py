@@ -5,21 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.report.html.blocks import page_blocks
 from bench.report.html.chapter import chapter_blocks, conv_blocks
 from bench.report.html.plots import accuracy_vs_speed, finetune_curves, speed_vs_gmacs
 from bench.report.html.provenance import anchor, run_text, runs_oldest_first
 from bench.report.html.render import Cell, Figure, Row, Section, Table, Text, render_page
 from bench.report.html.sections import registered
 from bench.report.html.speed import (
-    candidates_blocks,
     failures_blocks,
-    quantization_blocks,
+    report_blocks,
     throughput_blocks,
     validate_blocks,
 )
 from bench.report.html.training import antipattern_blocks, finetune_blocks, finetune_records
 from bench.report.html.trends import trends_page_blocks
 from bench.report.records import Records
+from bench.report.section1 import section1_blocks
 from bench.report.tidy import tidy
 from bench.storage import atomic_write_text
 
@@ -84,6 +85,7 @@ def sections(records: Records, table=None) -> list[Section]:
                     "samples/s; the Pareto front (nothing both faster and more accurate) in red.",
                 ),
                 *chapter_blocks(frame),
+                *page_blocks(section1_blocks(table), "section1"),
             ],
         ),
         Section(
@@ -96,12 +98,7 @@ def sections(records: Records, table=None) -> list[Section]:
                     "samples/s against GMACs",
                     "Best inference samples/s against GMACs, by device and runtime (log-log).",
                 ),
-                Section("candidates", "--optimize candidates", candidates_blocks(frame)),
-                Section(
-                    "quantization",
-                    "Quantization: speed-up and accuracy cost by architecture",
-                    quantization_blocks(frame),
-                ),
+                *report_blocks(frame, table),
             ],
         ),
         Section(

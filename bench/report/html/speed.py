@@ -1,16 +1,19 @@
-"""The page's measured tables: throughput (every runtime), the ``--optimize`` candidates of each
-run, validate's accuracy, and the measurements that failed or were skipped."""
+"""The page's measured tables: throughput (every configuration in one table, then
+throughput.md's tables), validate's accuracy, and the measurements that failed or were
+skipped."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from bench.registry.lookup import natural_key as natural
+from bench.report.fmt import Footnotes
+from bench.report.html.blocks import page_blocks
 from bench.report.html.cells import device, num, row, runtime, text
 from bench.report.html.chapter import ok_records
 from bench.report.html.render import Cell, Row, Table, Text
-from bench.report.quantization import COMMAND, HOW, TEXT, int8_rows, not_measured
-from bench.report.records import is_chosen, levers_text, untrusted
+from bench.report.records import untrusted
+from bench.report.throughput import throughput_blocks as report_throughput_blocks
 from bench.report.workload import LOSSY, precision_text
 
 LOSSY_TITLE = (
@@ -124,55 +127,12 @@ def throughput_blocks(frame) -> list:
     ]
 
 
-def candidates_blocks(frame) -> list:
-    """One row per candidate of every --optimize record, a run's candidates together."""
-    out = []
-    recs = sorted(ok_records(frame, "throughput"), key=lambda r: (r["run_id"], natural(r["model"])))
-    for r in recs:
-        cands = r["metrics"].get("candidates")
-        if not isinstance(cands, list):
-            continue
-        mode = r["config"].get("mode", "infer")
-        for c in cands:
-            chosen = is_chosen(c, r["config"], r["metrics"])
-            cells = (
-                text(r["model"]),
-                text(device(r)),
-                num(r["config"].get("batch_size"), "count"),
-                num(r["config"].get("img_size"), "count", "not recorded"),
-                text(runtime(c)),
-                _precision(c.get("precision")),
-                text(c.get("layout")),
-                text("yes" if c.get("compiled") else "no"),
-                text(", ".join(levers_text(c)) or None, "none"),
-                num(c.get(f"{mode}_samples_per_sec"), "rate", c.get("error") or "not measured"),
-                num(c.get("max_abs_diff"), "diff", "not compared"),
-                text("chosen" if chosen else None, "not chosen"),
-            )
-            out.append(row(cells, r))
-    columns = (
-        "Model",
-        "Device",
-        "Batch",
-        "px",
-        "Runtime",
-        "Precision",
-        "Layout",
-        "Compiled",
-        "Levers",
-        "Samples/s",
-        "Max abs diff",
-        "Chosen",
-        "Run",
-    )
-    return [
-        Text(
-            "Each --optimize record's candidates, grouped by run: the configuration chosen is "
-            "the fastest whose outputs agree with PyTorch eager fp32 (a lossy one, marked, "
-            "within the run's accuracy budget). px: the input's height and width."
-        ),
-        Table("candidates", columns, tuple(out), empty="No --optimize records yet."),
-    ]
+def report_blocks(frame, table) -> list:
+    """throughput.md's sections (``bench.report.throughput.throughput_blocks``) with its
+    columns: the best tables, every measurement, runtimes side by side, the --optimize
+    candidates (named in full) and quantization; a footnote's text on its cell's hover."""
+    notes = Footnotes()
+    return page_blocks(report_throughput_blocks(frame, table, notes), "throughput-part", notes)
 
 
 def validate_blocks(frame) -> list:
@@ -229,50 +189,3 @@ def failures_blocks(frame) -> list:
     ]
     columns = ("Model", "Harness", "Device", "Status", "Runtime", "Reason", "Run")
     return [Table("failures", columns, tuple(out), empty="None.")]
-
-
-def quantization_blocks(frame) -> list:
-    """INT8's speed-up over the fastest other candidate that passed its checks (fp32 or bf16,
-    named), its top-1 cost, and the checkpoint with the fine-tune run that made it, by
-    architecture (the rows of ``bench.report.quantization``)."""
-    rows = int8_rows(frame)
-    out = []
-    for r in rows:
-        drop = num(r["drop"], "points", "not scored", title=r["images"])
-        if r["over_budget"]:
-            drop = replace(drop, text=f"{drop.text} ⚠", title="over the run's --accuracy-budget")
-        model = replace(text(r["model"]), title=f"weights: {r['weights']}" if r["weights"] else "")
-        t = r["trace"]  # the checkpoint and the fine-tune run that made it
-        fp32 = num(r["fp32_top1"], "top1", "not scored", title=r["images"])
-        if t.run_id is not None and t.note:  # scored otherwise than its fine-tune record
-            fp32 = replace(fp32, text=f"{fp32.text} ⚠", title=t.note)
-        cells = (
-            model,
-            text(r["device"]),
-            num(r["batch"], "count"),
-            num(r["img_size"], "count"),
-            replace(text(t.short), title=t.note or ""),
-            replace(text(t.run_id), title=t.note or ""),
-            num(t.finetune_top1, "top1", t.note or ""),
-            text(r["runtime"]),
-            fp32,
-            num(r["int8_top1"], "top1", "not scored", title=r["images"]),
-            drop,
-            text(r["other_label"], "none passed its checks"),
-            num(r["other"], "rate", "none passed its checks"),
-            num(r["int8"], "rate", r["int8_error"] or ""),
-            num(r["speedup"], "ratio", "INT8 or the other not timed"),
-            text(r["chosen"]),
-        )
-        out.append(row(cells, r["record"]))
-    columns = ("Model", "Device", "Batch", "px", "Checkpoint", "Fine-tune run",
-               "Fine-tune top-1", "INT8 by", "fp32 top-1",
-               "INT8 top-1", "Drop (points)", "Against", "Its samples/s", "INT8 samples/s",
-               "Speed-up", "Chosen", "Run")  # fmt: skip
-    missing = not_measured(rows) if rows else []
-    return [
-        Text(TEXT.replace("*", "").replace("`", "")),
-        Text(HOW, items=tuple(COMMAND.replace("\\\n    ", "").splitlines())),
-        Table("quantization", columns, tuple(out), empty="No --optimize run has tried INT8 yet."),
-        *([Text(f"Not measured yet: {', '.join(missing)}.")] if missing else []),
-    ]

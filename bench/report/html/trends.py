@@ -5,7 +5,7 @@ the same columns, and the plots trends.md links to."""
 from __future__ import annotations
 
 from bench.report.fmt import metric_label
-from bench.report.html.blocks import MARKUP, page_blocks
+from bench.report.html.blocks import page_blocks, plain
 from bench.report.html.render import Figure, Text
 from bench.report.records import Records
 from bench.report.trends import PLOTTED, plot_png, series, trends_blocks, trends_intro
@@ -32,5 +32,5 @@ def trends_page_blocks(records: Records) -> list:
     blocks = trends_blocks(all_series)
     if not blocks:
         return [Text("No configuration measured in two runs yet.")]
-    intro = Text(MARKUP.sub("", trends_intro(all_series)))
+    intro = Text(plain(trends_intro(all_series)))
     return [intro, *page_blocks(blocks, "trends-part"), *_figures(all_series)]

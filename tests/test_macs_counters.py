@@ -1,10 +1,14 @@
-"""MACs for every model that runs: both counters on models that tripped one of them."""
+"""A MACs figure for every model that runs: fvcore's, else torch's FlopCounterMode's, labelled."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import pytest
 import torch
 from torch import nn
 
+from bench.errors import CountError
 from bench.harness.base import Job
 from bench.harness.depth import DepthHarness
 from bench.harness.flops import FlopsHarness
@@ -40,6 +44,23 @@ class TinyCaiT(nn.Module):
         return cls_token[:, 0]
 
 
+@dataclass
+class Output:
+    logits: torch.Tensor
+
+
+class Untraceable(nn.Module):
+    """A model whose output torch.jit.trace, fvcore's tracer, refuses (an object, not tensors);
+    FlopCounterMode, which watches the model run, counts it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+
+    def forward(self, x):
+        return Output(self.conv(x))
+
+
 def tiny_job(model: nn.Module) -> Job:
     spec = ModelSpec(name="tiny", source="test", input_size=(3, 4, 4), builder=lambda **kw: model)
     return Job(spec)
@@ -53,7 +74,38 @@ def test_a_model_whose_class_token_view_requires_grad_is_counted_by_both_counter
     # function to be set" from FlopCounterMode's module tracker
     job = tiny_job(TinyCaiT())
     (m,) = FlopsHarness().measure(job)
+    assert m.metrics["macs_counter"] == "fvcore"
     assert m.metrics["macs"] == TINY_CAIT_MACS
     assert m.metrics["flopcounter_gmacs"] == round(TINY_CAIT_MACS / 1e9, 6)
+    assert "flopcounter_error" not in m.metrics
     assert DepthHarness().measure(job)[0].metrics["depth"] == 3  # embed, kv, q k^T
     assert all(p.requires_grad for p in job.model().parameters()), "parameters left frozen"
+
+
+def test_a_model_fvcore_cannot_trace_gets_flopcounters_figure_labelled():
+    (m,) = FlopsHarness().measure(tiny_job(Untraceable()))
+    conv = 2 * 3 * 9 * 2 * 2
+    assert m.metrics["macs_counter"] == "torch.flop_counter"
+    assert m.metrics["macs"] == conv
+    assert m.metrics["infer_gmacs"] == m.metrics["flopcounter_gmacs"] == round(conv / 1e9, 6)
+    assert m.metrics["fvcore_error"].startswith("RuntimeError: ")
+    assert "infer_macts" not in m.metrics  # activations are fvcore's count only
+
+
+def test_a_model_fvcore_traces_keeps_fvcores_figure():
+    model = nn.Sequential(nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2)).eval()
+    (m,) = FlopsHarness().measure(tiny_job(model))
+    conv, norm = 2 * 3 * 9 * 2 * 2, 2 * 2 * 2 * 2  # fvcore: batch norm 2 per element
+    assert m.metrics["macs_counter"] == "fvcore"
+    assert m.metrics["macs"] == conv + norm
+    assert m.metrics["flopcounter_gmacs"] == round(conv / 1e9, 6)
+    assert "fvcore_error" not in m.metrics
+
+
+def test_a_model_neither_counter_can_count_names_both_failures():
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise ValueError("no forward here")
+
+    with pytest.raises(CountError, match=r"fvcore: ValueError.*FlopCounterMode: ValueError"):
+        FlopsHarness().measure(tiny_job(Broken()))

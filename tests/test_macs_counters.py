@@ -109,3 +109,44 @@ def test_a_model_neither_counter_can_count_names_both_failures():
 
     with pytest.raises(CountError, match=r"fvcore: ValueError.*FlopCounterMode: ValueError"):
         FlopsHarness().measure(tiny_job(Broken()))
+
+
+def models_md(*rows: dict) -> str:
+    import pandas as pd
+
+    from bench.report.generate import models_markdown
+
+    return models_markdown(pd.DataFrame([{"source": "timm", "params": 10, **r} for r in rows]))
+
+
+def test_models_md_labels_a_figure_flopcounter_gave():
+    text = models_md(
+        {"model": "traced", "macs_counter": "fvcore", "infer_gmacs": 1.5, "flopcounter_gmacs": 1.4},
+        {
+            "model": "untraced",
+            "macs_counter": "torch.flop_counter",
+            "infer_gmacs": 2.5,
+            "flopcounter_gmacs": 2.5,
+            "fvcore_error": "RuntimeError: Only tuples, lists and Variables are supported",
+        },
+    )
+    lines = text.splitlines()
+    (marked,) = [line for line in lines if "[^flopcounter]" in line and line.startswith("|")]
+    assert marked.startswith("| untraced")
+    assert "2.5 [^flopcounter]" in marked
+    assert any(
+        line.startswith("[^flopcounter]: Counted by torch's FlopCounterMode") for line in lines
+    )
+    (second,) = [line for line in lines if line.startswith("| untraced") and "not traced" in line]
+    assert "not traced: RuntimeError: Only tuples" in second
+    assert second.split("|")[2].strip() == "-", "fvcore's column shows fvcore's figure only"
+    assert max(len(line) for line in lines) <= 160
+
+
+def test_models_md_stays_quiet_when_fvcore_counted():
+    text = models_md(
+        {"model": "traced", "macs_counter": "fvcore", "infer_gmacs": 1.5},
+        {"model": "old", "infer_gmacs": 0.5},
+    )
+    assert "[^" not in text
+    assert "not traced" not in text

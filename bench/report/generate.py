@@ -12,7 +12,16 @@ from pathlib import Path
 from bench.report.antipatterns import antipatterns_section
 from bench.report.chapter import chapter_markdown
 from bench.report.finetune import finetune_section
-from bench.report.fmt import fmt_gmacs, fmt_int, fmt_number, md_table, wrap
+from bench.report.fmt import (
+    Footnotes,
+    clip,
+    fmt_gmacs,
+    fmt_int,
+    fmt_number,
+    is_missing,
+    md_table,
+    wrap,
+)
 from bench.report.html import write_page
 from bench.report.records import read_records
 from bench.report.throughput import throughput_section
@@ -31,6 +40,32 @@ SECTIONS: dict[str, Callable] = {
 }
 
 
+# The counter the flops harness names (metrics macs_counter) where fvcore could not trace a model
+FLOPCOUNTER = "torch.flop_counter"
+FLOPCOUNTER_NOTE = (
+    "Counted by torch's FlopCounterMode (its FLOPs halved): fvcore could not trace the model "
+    "(why: the second table). It counts convolutions, matrix products and attention, not "
+    "normalisation, pooling or upsampling as fvcore does, so it reads a little lower."
+)
+
+
+def _by_flopcounter(r: dict) -> bool:
+    return r.get("macs_counter") == FLOPCOUNTER
+
+
+def _gmacs_cell(r: dict, notes: Footnotes) -> str:
+    """The model's GMACs, marked when FlopCounterMode gave the figure instead of fvcore."""
+    cell = fmt_gmacs(r.get("infer_gmacs"))
+    return f"{cell} {notes.mark('flopcounter', FLOPCOUNTER_NOTE)}" if _by_flopcounter(r) else cell
+
+
+def _uncounted_cell(r: dict) -> str:
+    if _by_flopcounter(r):
+        return clip(f"not traced: {r.get('fvcore_error') or '-'}", 60)
+    ops = r.get("uncounted_ops")
+    return "-" if is_missing(ops) or not ops else ops
+
+
 def models_markdown(table) -> str:
     """Every measured model (chapter or not): the static harnesses' figures."""
     if table.empty:
@@ -39,6 +74,7 @@ def models_markdown(table) -> str:
     if "harness" in static.columns:
         static = static[static["harness"].isna()]
     records = static.to_dict("records")
+    notes = Footnotes()
     rows = [
         {
             "Model": r["model"],
@@ -46,7 +82,7 @@ def models_markdown(table) -> str:
             "Input": fmt_int(r.get("infer_img_size")),
             "Params": fmt_int(r.get("params")),
             "Depth": fmt_int(r.get("depth")),
-            "GMACs": fmt_gmacs(r.get("infer_gmacs")),
+            "GMACs": _gmacs_cell(r, notes),
             "Activations (M)": fmt_gmacs(r.get("infer_macts")),
             "State dict (MB)": fmt_number(r.get("state_dict_mb"), ",.1f"),
         }
@@ -55,9 +91,9 @@ def models_markdown(table) -> str:
     counting = [
         {
             "Model": r["model"],
-            "GMACs (fvcore)": fmt_gmacs(r.get("infer_gmacs")),
+            "GMACs (fvcore)": "-" if _by_flopcounter(r) else fmt_gmacs(r.get("infer_gmacs")),
             "GMACs (FlopCounterMode)": fmt_gmacs(r.get("flopcounter_gmacs")),
-            "Ops fvcore did not count": r.get("uncounted_ops") or "-",
+            "Ops fvcore did not count": _uncounted_cell(r),
         }
         for r in records
     ]
@@ -74,6 +110,7 @@ def models_markdown(table) -> str:
             "",
             md_table(rows),
             "",
+            *([*notes.lines(), ""] if notes else []),
             "## Two counts of MACs",
             "",
             md_table(counting),

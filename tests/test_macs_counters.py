@@ -150,3 +150,15 @@ def test_models_md_stays_quiet_when_fvcore_counted():
     )
     assert "[^" not in text
     assert "not traced" not in text
+
+
+def test_models_md_fits_a_screen_with_timms_uncounted_ops():
+    # bat_resnext26ts at fvcore's count: 10 kinds of op uncounted, a 129-character cell
+    ops = (
+        "adaptive_max_pool2dx16 addx16 divx16 eyex12 feature_dropoutx8 max_pool2dx1 mulx60 "
+        "sigmoidx16 silu_x27 sumx16"
+    )
+    name = "vit_large_patch14_clip_quickgelu_336.openai_ft_in12k"[:50]
+    text = models_md({"model": name, "infer_gmacs": 191.1, "uncounted_ops": ops})
+    assert max(len(line) for line in text.splitlines()) <= 160
+    assert "adaptive_max_pool2dx16 addx16" in text

@@ -96,5 +96,9 @@ class RuntimeStepError(BenchError):
     """A runtime step failed (export, conversion, session, first run); the message names it."""
 
 
+class CountError(BenchError):
+    """No counter could count a model's MACs; the message says why each one failed."""
+
+
 class WorkerError(BenchError):
     """The isolated measurement raised, crashed or timed out."""

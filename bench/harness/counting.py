@@ -9,7 +9,11 @@ attention's ``q @ k`` (both operands from the input) counts nothing. The count i
 the model runs, so any model that runs is measured.
 
 FLOPs: torch's FlopCounterMode (2 per multiply-accumulate), with the attention kernels it
-lacks added; ``sdpa_macs`` is the attention formula fvcore's handles use too.
+lacks added; ``sdpa_macs`` is the attention formula fvcore's handles use too. The pass runs
+with the parameters' ``requires_grad`` off: a view of a parameter taken under ``no_grad``
+(CaiT's ``cls_token.expand(...)`` handed to its class-attention blocks) still requires grad
+but has no gradient function, and FlopCounterMode's module tracker, which hooks the backward
+of every module input that requires grad, stops on it ("Expected gradient function to be set").
 
 Running a model is most of what the two harnesses cost. FlopCounterMode (a dispatch mode) and
 the depth tracker (a function mode) can watch the same forward pass, so the first of the two
@@ -19,6 +23,7 @@ harnesses to ask runs it once and keeps both counts on the Job for the other.
 from __future__ import annotations
 
 import weakref
+from contextlib import contextmanager
 from math import prod
 from typing import Any
 
@@ -71,6 +76,19 @@ class _DepthMap:
         self._d[id(t)] = (weakref.ref(t), value)
 
 
+@contextmanager
+def frozen_parameters(model):
+    """``model``'s parameters with ``requires_grad`` off, restored on leaving."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def measure_depth(model, example, outer=None) -> int:
     """Weight layers on the longest input-to-output path of ``model(example)``; ``outer``:
     a mode to run the same pass under (``eager_counts`` counts FLOPs with it)."""
@@ -99,7 +117,8 @@ def measure_depth(model, example, outer=None) -> int:
                 depth.set(t, max(d, depth.get(t) or 0))
             return out
 
-    with torch.no_grad(), outer if outer is not None else contextlib.nullcontext():
+    outer = outer if outer is not None else contextlib.nullcontext()
+    with torch.no_grad(), frozen_parameters(model), outer:
         x = example.clone()
         depth.set(x, 0)
         with DepthMode():
@@ -149,6 +168,15 @@ def flopcounter_mode():
     from torch.utils.flop_counter import FlopCounterMode
 
     return FlopCounterMode(display=False, custom_mapping=_flopcounter_attention_formulas())
+
+
+def count_flops(model, example) -> int:
+    """FlopCounterMode's FLOPs (2 per multiply-accumulate) for ``model(example)``."""
+    import torch
+
+    with torch.no_grad(), frozen_parameters(model), flopcounter_mode() as counter:
+        model(example)
+    return int(counter.get_total_flops())
 
 
 def eager_counts(job: Job) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def note_texts(found: list[Machine]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def machines_blocks(records: Records, table=None) -> list:
+def machines_blocks(records: Records, table=None, notes=None) -> list:
     found = machines(records)
     blocks: list = [Tbl("machines", tuple(m.row() for m in found), empty="No results yet.")]
     notes = note_texts(found)

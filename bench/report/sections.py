@@ -25,13 +25,13 @@ from bench.storage import atomic_write_text
 @dataclass(frozen=True)
 class Section:
     """A report section: ``name`` is its markdown file's stem and its anchor on the page;
-    ``blocks(records, table)`` computes its blocks from the store as read and the tidy table
-    of its latest records."""
+    ``blocks(records, table, notes)`` computes its blocks from the store as read and the tidy
+    table of its latest records, marking its footnotes in ``notes`` (``fmt.Footnotes``)."""
 
     name: str
     title: str
     intro: str
-    blocks: Callable[[Records, Any], list]
+    blocks: Callable[[Records, Any, Footnotes], list]
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -40,9 +40,8 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
-def markdown(section: Section, blocks: list) -> str:
+def markdown(section: Section, blocks: list, notes: Footnotes) -> str:
     """A section's markdown file: its title, intro, then its blocks (and their footnotes)."""
-    notes = Footnotes()
     lines = [f"# {section.title}", "", *wrap(section.intro), "", *blocks_markdown(blocks, notes)]
     extra = notes.lines()
     return "\n".join([*lines, *extra, ""] if extra else lines)
@@ -53,6 +52,8 @@ def write_sections(records: Records, table, out_dir: Path) -> list[Path]:
     written = []
     for section in SECTIONS:
         path = Path(out_dir) / f"{section.name}.md"
-        atomic_write_text(path, markdown(section, section.blocks(records, table)))
+        notes = Footnotes()
+        blocks = section.blocks(records, table, notes)
+        atomic_write_text(path, markdown(section, blocks, notes))
         written.append(path)
     return written

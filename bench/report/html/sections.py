@@ -3,6 +3,7 @@ the markdown's columns and rows (``bench.report.html.blocks``)."""
 
 from __future__ import annotations
 
+from bench.report.fmt import Footnotes
 from bench.report.html.blocks import MARKUP, page_blocks
 from bench.report.html.render import Section, Text
 from bench.report.sections import SECTIONS
@@ -10,11 +11,9 @@ from bench.report.sections import SECTIONS
 
 def registered(records, table) -> list[Section]:
     """Every registered section as a section of the page, in the registry's order."""
-    return [
-        Section(
-            s.name,
-            s.title,
-            [Text(MARKUP.sub("", s.intro)), *page_blocks(s.blocks(records, table), s.name)],
-        )
-        for s in SECTIONS
-    ]
+    out = []
+    for s in SECTIONS:
+        notes = Footnotes()
+        blocks = page_blocks(s.blocks(records, table, notes), s.name, notes)
+        out.append(Section(s.name, s.title, [Text(MARKUP.sub("", s.intro)), *blocks]))
+    return out

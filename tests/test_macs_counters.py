@@ -114,9 +114,11 @@ def test_a_model_neither_counter_can_count_names_both_failures():
 def models_md(*rows: dict) -> str:
     import pandas as pd
 
-    from bench.report.generate import models_markdown
+    from bench.report.sections import SECTIONS, section_markdown
 
-    return models_markdown(pd.DataFrame([{"source": "timm", "params": 10, **r} for r in rows]))
+    (models,) = [s for s in SECTIONS if s.name == "models"]
+    table = pd.DataFrame([{"source": "timm", "params": 10, **r} for r in rows])
+    return section_markdown(models, None, table)
 
 
 def test_models_md_labels_a_figure_flopcounter_gave():

@@ -47,13 +47,17 @@ def markdown(section: Section, blocks: list, notes: Footnotes) -> str:
     return "\n".join([*lines, *extra, ""] if extra else lines)
 
 
+def section_markdown(section: Section, records: Records | None, table) -> str:
+    """A registered section's markdown file, computed from the store and its tidy table."""
+    notes = Footnotes()
+    return markdown(section, section.blocks(records, table, notes), notes)
+
+
 def write_sections(records: Records, table, out_dir: Path) -> list[Path]:
     """Write every registered section's markdown file."""
     written = []
     for section in SECTIONS:
         path = Path(out_dir) / f"{section.name}.md"
-        notes = Footnotes()
-        blocks = section.blocks(records, table, notes)
-        atomic_write_text(path, markdown(section, blocks, notes))
+        atomic_write_text(path, section_markdown(section, records, table))
         written.append(path)
     return written

@@ -19,7 +19,8 @@ def test_run_then_report(tmp_path, capsys):
     assert "61,706" in out
     assert "128,714" in out
     assert main(["report", "--results", str(store), "--out", str(reports)]) == 0
-    assert "61,706" in (reports / "chapter.md").read_text()
+    assert "61,706" in (reports / "models.md").read_text()
+    assert "60K / 61.7K" in (reports / "chapter.md").read_text()  # chapter / measured
     assert (reports / "results.csv").read_text().count("\n") == 3
 
 

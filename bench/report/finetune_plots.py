@@ -43,7 +43,7 @@ def _label(r: dict) -> str:
     return (
         f"{init_label(r)}, {train_images(r)} img, lr {fmt_number(r.get('lr'), 'g')}, "
         f"aug {r.get('augment')}, {r.get('finetune_img_size')} px, bs {r.get('batch_size')}, "
-        f"seed {r.get('seed')}, x{r.get('world_size', 1)} {r['device']}"
+        f"seed {r.get('seed')}, x{r.get('world_size', 1)} on {r.get('device_name') or r['device']}"
     )
 
 
@@ -124,17 +124,26 @@ def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
         if g is not None and r.get("top1") is not None:
             points.append((g, r["top1"], r))
     path = out / "finetune_accuracy_vs_gmacs.png"
-    fig, ax = plt.subplots(figsize=(9, 4.8))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
     markers = {"scratch": "o", "pretrained": "^"}
     data = sorted({data_label(r) for _, _, r in points}) or ["no records"]
     colours = plt.get_cmap("tab20").colors
+
+    def machine(r: dict) -> str:
+        return str(r.get("device_name") or r["device"])
+
+    counts: dict[str, int] = {}
+    for _, _, r in points:
+        counts[machine(r)] = counts.get(machine(r), 0) + 1
+    most = max(sorted(counts), key=counts.get) if counts else "-"  # the title names it
     for i, (g, top1, r) in enumerate(sorted(points, key=lambda p: (p[0], p[1]))):
+        on = f", on {machine(r)}" if machine(r) != most else ""
         ax.scatter(
             [g],
             [top1],
             marker=markers.get(str(r.get("init")), "s"),
             color=colours[i % 20],
-            label=f"{r['model']} ({init_label(r)})",
+            label=f"{r['model']} ({init_label(r)}{on})",
         )
     if points:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -154,9 +163,10 @@ def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
     ax.set_xlabel("GMACs per image at the fine-tune image size (log)")
     ax.set_ylabel("held-out top-1 (%)")
     epochs, px = recipe if recipe else ("-", "-")
+    others = " (others: in the legend)" if len(counts) > 1 else ""
     ax.set_title(
-        f"Top-1 against compute: {'; '.join(data)}, {epochs} epochs at {px} px\n"
-        "(o trained from scratch, ^ fine-tuned from ImageNet)",
+        f"Top-1 against compute: {'; '.join(data)}, {epochs} epochs at {px} px, fp32\n"
+        f"on {most}{others}\no trained from scratch, ^ fine-tuned from ImageNet",
         fontsize=9,
     )
     ax.grid(True, alpha=0.3)

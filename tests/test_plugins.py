@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -89,9 +90,9 @@ def test_example_harness_plugin_end_to_end(installed_example, tmp_path):
     reports = tmp_path / "reports"
     made = run_cli("report", "--results", str(out), "--out", str(reports))
     assert made.returncode == 0, made.stderr
-    header, *rows = (reports / "results.csv").read_text().splitlines()
-    column = header.split(",").index("output_sensitivity")
-    assert sum(1 for r in rows if r.split(",")[column]) == 2
+    with open(reports / "results.csv", newline="") as f:  # quoted cells hold commas
+        rows = list(csv.DictReader(f))
+    assert sum(1 for r in rows if r["output_sensitivity"]) == 2
 
     failed = run_cli("run", "--models", "tiny_convnet", "--harness", "sensitivity",
                      "--sensitivity-fail", "--out", str(out), extra_path=installed_example)  # fmt: skip

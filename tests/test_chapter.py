@@ -223,3 +223,54 @@ def test_the_page_has_the_markdown_columns_and_verdicts():
     assert verdicts["AlexNet"].startswith(WARN)
     assert verdicts["VGG-16"].startswith("holds")
     assert "counts differently" in verdicts["ViT-B/16"]
+
+
+def _speed_record(model: str, sps: float) -> dict:
+    config = {"img_size": 224, "batch_size": 1, "mode": "infer", "precision": "fp32",
+              "layout": "nchw", "compiled": False}  # fmt: skip
+    metrics = {"infer_samples_per_sec": sps, "total_time_s": 5.0, "cv_pct": 2.0,
+               "warmup_stable": True}  # fmt: skip
+    return {"model": model, "source": "timm", "harness": "throughput", "status": "ok",
+            "device": "cpu", "config": config, "metrics": metrics}  # fmt: skip
+
+
+def _two_machine_store(root, on_b: list[tuple[str, float]]):
+    from bench.storage import ResultStore
+
+    store = ResultStore(root)
+    for run_id, flags, recs in (
+        ("aaaa0001", ["avx2"], [("resnet50", 10.0), ("vgg16", 2.0), ("alexnet", 50.0)]),
+        ("bbbb0001", ["avx2", "avx512f"], on_b),
+    ):
+        if not recs:
+            continue
+        doc = store.new_run({"run_id": run_id, "started_utc": "2026-01-01T00:00:00.000000Z",
+                             "machine": {"id": run_id, "cpu": "Chip", "cores": 2,
+                                         "cpu_flags": flags}})  # fmt: skip
+        doc.add([_speed_record(m, v) for m, v in recs])
+    return root
+
+
+def _cpu_column(tmp_path, on_b) -> dict[str, str]:
+    store = _two_machine_store(tmp_path / "results", on_b)
+    generate(store, tmp_path / "out")
+    lines = (tmp_path / "out" / "chapter.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if "| CPU samples/s " in line)
+    _, rows = _table(lines[start:], "Model")
+    return {r["Model"]: r["CPU samples/s"] for r in rows}, "\n".join(lines)
+
+
+def test_a_speed_column_reads_one_machine(tmp_path):
+    # machine B measured only ConvNeXt-T, faster: it is not set beside machine A's figures
+    column, text = _cpu_column(tmp_path, [("convnext_tiny", 99.0), ("resnet50", 40.0)])
+    assert column["ResNet-50"].startswith("10.0")
+    assert column["ConvNeXt-T"].startswith("- ")
+    assert "One machine a column: CPU samples/s on Chip · AVX2 · 2 vCPU." in " ".join(text.split())
+    assert "measured only on Chip · AVX-512 · 2 vCPU" in " ".join(text.split())
+
+
+def test_a_speed_column_of_one_machine_shows_every_figure(tmp_path):
+    column, _ = _cpu_column(tmp_path, [])
+    assert column["ResNet-50"].startswith("10.0")
+    assert column["AlexNet"].startswith("50.0")
+    assert column["ConvNeXt-T"].startswith("- ")  # not measured anywhere

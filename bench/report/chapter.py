@@ -116,10 +116,32 @@ def native_speeds(latest, card: ModelCard, device: str, exact: bool = True) -> l
     return out
 
 
+def column_machine(latest, device: str) -> str | None:
+    """The one machine a speed column of the chapter's table reads: of a device kind's
+    machines, the one with a trusted figure for the most of the chapter's models (ties: the
+    first label in order), so a column never sets two machines' speeds side by side."""
+    counts: dict[str, int] = {}
+    for card in chapter_table():
+        names = {
+            str(r.get("device_name"))
+            for r in native_speeds(latest, card, device)
+            if not untrusted(r["metrics"])
+        }
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return max(sorted(counts), key=counts.get) if counts else None
+
+
 def best_speed(latest, card: ModelCard, device: str) -> dict | None:
-    """The ``native_speeds`` record with the most inference samples/s whose timing can be
-    trusted (``records.untrusted``); None when there is none."""
-    trusted = [r for r in native_speeds(latest, card, device) if not untrusted(r["metrics"])]
+    """The ``native_speeds`` record of the column's machine (``column_machine``) with the most
+    inference samples/s whose timing can be trusted (``records.untrusted``); None when there
+    is none."""
+    machine = column_machine(latest, device)
+    trusted = [
+        r
+        for r in native_speeds(latest, card, device)
+        if not untrusted(r["metrics"]) and str(r.get("device_name")) == machine
+    ]
     return max(trusted, key=lambda r: r["metrics"]["infer_samples_per_sec"], default=None)
 
 
@@ -227,6 +249,16 @@ def _headline(table, notes: Footnotes) -> list[str]:
     ]
 
 
+def columns_text(latest) -> str:
+    """Which machine each speed column reads (``column_machine``)."""
+    parts = [
+        f"{kind} samples/s on {machine}"
+        for kind, device in (("CPU", "cpu"), ("GPU", "cuda"))
+        if (machine := column_machine(latest, device))
+    ]
+    return f"One machine a column: {'; '.join(parts)}." if parts else ""
+
+
 def native_workload_text() -> str:
     """The chapter's speed rule, in words (the report and docs/reports.md state it)."""
     return (
@@ -252,6 +284,11 @@ def _speed_cell(latest, card: ModelCard, device: str, notes: Footnotes) -> str:
     prefix = "c" if device == "cpu" else "g"
     if rec is None:
         measured = native_speeds(latest, card, device)
+        machine = column_machine(latest, device)
+        elsewhere = sorted({str(r.get("device_name")) for r in measured} - {machine})
+        if measured and elsewhere and not any(r.get("device_name") == machine for r in measured):
+            why = f"measured only on {', '.join(elsewhere)} (throughput.md), not this column's"
+            return f"- {notes.numbered('n', why)}"
         if not measured:
             kind = "CPU" if device == "cpu" else "GPU"
             why = f"not measured: no {kind} throughput record at the model's native input size"
@@ -321,7 +358,8 @@ def _measured(records: Records, table, notes: Footnotes) -> list[str]:
         "## Measured here: speed and MNIST top-1",
         "",
         *wrap(
-            f"{native_workload_text()} {finetune_text(records.latest)} Notes: configuration, "
+            f"{native_workload_text()} {columns_text(records.latest)} "
+            f"{finetune_text(records.latest)} Notes: configuration, "
             "device, run."
         ),
         "",

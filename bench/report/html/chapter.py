@@ -11,6 +11,7 @@ from bench.report.chapter import (
     MEASURED_COLUMNS,
     answer_text,
     best_speed,
+    columns_text,
     finetune_text,
     is_chapter_finetune,
     native_speeds,
@@ -127,7 +128,8 @@ def chapter_blocks(frame) -> list:
         Text(rule_text()),
         Table("chapter", HEADLINE_COLUMNS, tuple(r for r, _ in judged)),
         Text(
-            f"{native_workload_text()} {finetune_text(frame)} Hover a figure for its "
+            f"{native_workload_text()} {columns_text(frame)} {finetune_text(frame)} Hover a "
+            "figure for its "
             "configuration, device and run; it links to the run."
         ),
         Table("chapter-measured", MEASURED_COLUMNS, tuple(_measured_row(frame, c) for c in cards)),

@@ -105,15 +105,34 @@ def _common_recipe(rows: list[dict]) -> tuple | None:
     return max(counts, key=counts.get) if counts else None
 
 
-def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
-    import matplotlib
+def _machine(r: dict) -> str:
+    return str(r.get("device_name") or r["device"])
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    recipe = _common_recipe(rows)
+def _scatter(ax, points: list[tuple], colours) -> str:
+    """One point per (GMACs, top-1, record); returns the machine most points come from (the
+    title names it; a point from another machine names its own in the legend)."""
+    markers = {"scratch": "o", "pretrained": "^"}
+    counts: dict[str, int] = {}
+    for _, _, r in points:
+        counts[_machine(r)] = counts.get(_machine(r), 0) + 1
+    most = max(sorted(counts), key=counts.get) if counts else "-"
+    for i, (g, top1, r) in enumerate(sorted(points, key=lambda p: (p[0], p[1]))):
+        on = f", on {_machine(r)}" if _machine(r) != most else ""
+        ax.scatter(
+            [g],
+            [top1],
+            marker=markers.get(str(r.get("init")), "s"),
+            color=colours[i % 20],
+            label=f"{r['model']} ({init_label(r)}{on})",
+        )
+    return most + (" (others: in the legend)" if len(counts) > 1 else "")
+
+
+def _latest_points(rows: list[dict], table, recipe) -> list[tuple]:
+    """(GMACs, top-1, record): one per model and init, the latest record of the recipe."""
     latest: dict[tuple, dict] = {}
-    for r in rows:  # one point per model and init: the latest record of the common recipe
+    for r in rows:
         key = (r["model"], str(r.get("init")))
         if not r.get("train_limit") and _recipe(r) == recipe:
             if key not in latest or r["finished_utc"] > latest[key]["finished_utc"]:
@@ -123,33 +142,25 @@ def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
         g = _gmacs(table, r["model"], r.get("finetune_img_size"))
         if g is not None and r.get("top1") is not None:
             points.append((g, r["top1"], r))
+    return points
+
+
+def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recipe = _common_recipe(rows)
+    points = _latest_points(rows, table, recipe)
     path = out / "finetune_accuracy_vs_gmacs.png"
     fig, ax = plt.subplots(figsize=(10, 4.8))
-    markers = {"scratch": "o", "pretrained": "^"}
     data = sorted({data_label(r) for _, _, r in points}) or ["no records"]
-    colours = plt.get_cmap("tab20").colors
-
-    def machine(r: dict) -> str:
-        return str(r.get("device_name") or r["device"])
-
-    counts: dict[str, int] = {}
-    for _, _, r in points:
-        counts[machine(r)] = counts.get(machine(r), 0) + 1
-    most = max(sorted(counts), key=counts.get) if counts else "-"  # the title names it
-    for i, (g, top1, r) in enumerate(sorted(points, key=lambda p: (p[0], p[1]))):
-        on = f", on {machine(r)}" if machine(r) != most else ""
-        ax.scatter(
-            [g],
-            [top1],
-            marker=markers.get(str(r.get("init")), "s"),
-            color=colours[i % 20],
-            label=f"{r['model']} ({init_label(r)}{on})",
-        )
-    if points:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    where = _scatter(ax, points, plt.get_cmap("tab20").colors)
     if points:
         from matplotlib.ticker import NullFormatter
 
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
     else:
@@ -163,10 +174,9 @@ def plot_accuracy_vs_gmacs(rows: list[dict], table, out: Path) -> list[Path]:
     ax.set_xlabel("GMACs per image at the fine-tune image size (log)")
     ax.set_ylabel("held-out top-1 (%)")
     epochs, px = recipe if recipe else ("-", "-")
-    others = " (others: in the legend)" if len(counts) > 1 else ""
     ax.set_title(
         f"Top-1 against compute: {'; '.join(data)}, {epochs} epochs at {px} px, fp32\n"
-        f"on {most}{others}\no trained from scratch, ^ fine-tuned from ImageNet",
+        f"on {where}\no trained from scratch, ^ fine-tuned from ImageNet",
         fontsize=9,
     )
     ax.grid(True, alpha=0.3)

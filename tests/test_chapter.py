@@ -274,3 +274,33 @@ def test_a_speed_column_of_one_machine_shows_every_figure(tmp_path):
     assert column["ResNet-50"].startswith("10.0")
     assert column["AlexNet"].startswith("50.0")
     assert column["ConvNeXt-T"].startswith("- ")  # not measured anywhere
+
+
+def _mnist_column(tmp_path, folders) -> tuple[dict[str, str], str]:
+    """chapter.md's MNIST column from the fixture store's runs in ``folders`` (machine ids)."""
+    import shutil
+
+    store = tmp_path / "results"
+    for folder in STORE.iterdir():
+        if any(f in folder.name for f in folders):
+            shutil.copytree(folder, store / folder.name)
+    generate(store, tmp_path / "out")
+    text = (tmp_path / "out" / "chapter.md").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if "| MNIST top-1 (64 px) " in line)
+    _, rows = _table(lines[start:], "Model")
+    return {r["Model"]: r["MNIST top-1 (64 px)"] for r in rows}, " ".join(text.split())
+
+
+def test_the_mnist_column_reads_one_machine(tmp_path):
+    # ResNet-50 was retrained on the AVX-512 VM (97.1); the other seven only on the older VM
+    column, text = _mnist_column(tmp_path, ["flags-not-recorded-2-vCPU", "AVX-512"])
+    assert column["ResNet-50"].startswith("96.7%")
+    assert column["VGG-16"].startswith("97.1%")
+    assert "MNIST top-1 on AMD EPYC · flags not recorded · 2 vCPU" in text
+
+
+def test_the_mnist_column_of_one_machine_takes_its_figure(tmp_path):
+    column, text = _mnist_column(tmp_path, ["AVX-512"])
+    assert column["ResNet-50"].startswith("97.1%")
+    assert "MNIST top-1 on AMD EPYC · AVX-512 BF16 VNNI · 2 vCPU" in text

@@ -145,9 +145,26 @@ def best_speed(latest, card: ModelCard, device: str) -> dict | None:
     return max(trusted, key=lambda r: r["metrics"]["infer_samples_per_sec"], default=None)
 
 
+def finetune_machine(latest) -> str | None:
+    """The one machine the MNIST column reads: the one whose records of the chapter's fine-tune
+    command cover the most of the chapter's models (ties: the first label in order)."""
+    names = {c.name for c in chapter_table()}
+    covered: dict[str, set] = {}
+    for r in finetune_rows(latest):
+        if r["model"] in names and is_chapter_finetune(r):
+            covered.setdefault(str(r.get("device_name")), set()).add(r["model"])
+    return max(sorted(covered), key=lambda k: len(covered[k])) if covered else None
+
+
 def _chapter_finetune(latest, model: str) -> dict | None:
-    """The latest fine-tune record of the chapter's command for a model (full data)."""
-    rows = [r for r in finetune_rows(latest) if r["model"] == model and is_chapter_finetune(r)]
+    """The latest fine-tune record of the chapter's command for a model (full data), on the
+    column's machine (``finetune_machine``)."""
+    machine = finetune_machine(latest)
+    rows = [
+        r
+        for r in finetune_rows(latest)
+        if r["model"] == model and is_chapter_finetune(r) and str(r.get("device_name")) == machine
+    ]
     return max(rows, key=lambda r: (r["finished_utc"], r["run_id"])) if rows else None
 
 
@@ -256,6 +273,8 @@ def columns_text(latest) -> str:
         for kind, device in (("CPU", "cpu"), ("GPU", "cuda"))
         if (machine := column_machine(latest, device))
     ]
+    if tuned := finetune_machine(latest):
+        parts.append(f"MNIST top-1 on {tuned}")
     return f"One machine a column: {'; '.join(parts)}." if parts else ""
 
 

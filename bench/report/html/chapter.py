@@ -12,6 +12,7 @@ from bench.report.chapter import (
     answer_text,
     best_speed,
     columns_text,
+    finetune_machine,
     finetune_text,
     is_chapter_finetune,
     native_speeds,
@@ -68,10 +69,13 @@ def _speed_cell(frame, card: ModelCard, kind: str, label: str) -> Cell:
 
 
 def _finetuned(frame, card: ModelCard) -> dict | None:
+    machine = finetune_machine(frame)
     rows = [
         r
         for r in ok_records(frame, "finetune")
-        if r["model"] == card.name and is_chapter_finetune({**r["config"], **r["metrics"]})
+        if r["model"] == card.name
+        and is_chapter_finetune({**r["config"], **r["metrics"]})
+        and str(r.get("device_name")) == machine
     ]
     return max(rows, key=lambda r: r["finished_utc"]) if rows else None
 

@@ -179,17 +179,16 @@ def _accuracy_row(r: dict, notes: Footnotes, once: bool) -> dict:
     }
 
 
-def _speed_row(r: dict, notes: Footnotes, once: bool, sizes: bool) -> dict:
+def _speed_row(r: dict, notes: Footnotes, once: bool) -> dict:
     """A row of the speed table: INT8 against the fastest other candidate that passed its
-    checks, both named (``sizes``: a batch x px column, when the rows differ in it)."""
+    checks, both named, at the batch and input size they were timed at (a speed names its
+    workload in its own row, as every other speed table does)."""
     run = "" if once else notes.run(r["record"])
     if r["int8"]:
         int8 = fmt_sps(r["int8"]) + (f" {CHOSEN}" if r["is_chosen"] else "")
     else:
         int8 = notes.numbered("int8-error-", r["int8_error"])
-    row = {"Model": f"{r['model']}{run}"}
-    if sizes:
-        row["Batch x px"] = f"{r['batch']} x {r['img_size']}"
+    row = {"Model": f"{r['model']}{run}", "Batch x px": f"{r['batch']} x {r['img_size']}"}
     row.update(
         {
             "INT8 by": r["runtime"],
@@ -254,7 +253,7 @@ def _device_blocks(rows: list[dict], notes: Footnotes, device: str) -> list:
         heading += f": batch {batch}, {px} px input"
     out: list = [Heading(heading, 3)]
     accuracy = tuple(_accuracy_row(r, notes, once) for r in rows)
-    speed = tuple(_speed_row(r, notes, once, len(shapes) > 1) for r in rows)
+    speed = tuple(_speed_row(r, notes, once) for r in rows)
     out += [Para("Accuracy:"), Tbl(f"int8-accuracy-{slug(device)}", accuracy),
             Para("Speed:"), Tbl(f"int8-speed-{slug(device)}", speed)]  # fmt: skip
     if once:

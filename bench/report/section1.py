@@ -112,11 +112,11 @@ def _sizes() -> list:
                 "input": str(n),
                 "kernel": str(k),
                 "stride": str(s),
-                "valid: formula as printed": _printed(n, k, 0, s),
-                "valid: conv2d gives": str(conv_size(n, k, 0, s)),
+                "valid: as printed": _printed(n, k, 0, s),
+                "valid: conv2d": str(conv_size(n, k, 0, s)),
                 "same: padding": str(p),
-                "same: formula as printed": _printed(n, k, p, s),
-                "same: conv2d gives": str(same),
+                "same: as printed": _printed(n, k, p, s),
+                "same: conv2d": str(same),
                 "same keeps size": "yes" if same == n else "no",
             }
         )

@@ -11,8 +11,8 @@ from conftest import STORE
 
 from bench.cli import main
 from bench.compare import Threshold, compare, speed_test
-from bench.compare.stats import samples_of
 from bench.environment import cpu_flags
+from bench.stats import samples_of
 from bench.storage import ResultStore
 
 BATCH = 16

@@ -53,8 +53,8 @@ from bench.compare.metrics import (
     parse_thresholds,
 )
 from bench.compare.sides import Entry, Side, combined_noise, noise_spread
-from bench.compare.stats import SpeedTest, speed_test
 from bench.compare.table import Comparison, MultiComparison
+from bench.stats import SpeedTest, speed_test
 
 __all__ = [
     "DIRECTIONS",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bench.compare.metrics import Change, Threshold, change_of, direction, is_timed
 from bench.compare.sides import Entry, combined_noise
-from bench.compare.stats import SpeedTest
+from bench.stats import SpeedTest
 
 # Step-time statistics that measure a spread, not a speed: compared without a test.
 SPREADS = ("stddev", "iqr", "cv_pct")

@@ -17,10 +17,10 @@ from bench.compare.judge import judge
 from bench.compare.machines import cross_machine, machine_pair
 from bench.compare.metrics import HEADLINE, NEITHER, Threshold, change_text, direction, is_timed
 from bench.compare.sides import Entry, Side, load_side, store_run_sides
-from bench.compare.stats import speed_test
 from bench.compare.table import NOTES, Comparison, MultiComparison, Row
 from bench.errors import ConfigError
 from bench.registry.lookup import natural_key
+from bench.stats import speed_test
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.compare.stats import samples_of
 from bench.errors import ConfigError
 from bench.report.records import Run, latest, read_records
-from bench.stats import combined_spread, spread_of
+from bench.stats import combined_spread, samples_of, spread_of
 
 logger = logging.getLogger(__name__)
 

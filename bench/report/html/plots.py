@@ -117,7 +117,7 @@ def _curve_label(r: dict) -> str:
     return (
         f"{c.get('init')} {c.get('protocol')} {c.get('augment')}, {size} imgs, "
         f"{c.get('finetune_img_size')}px, lr {c.get('lr'):g}, bs {c.get('batch_size')}, "
-        f"seed {c.get('seed')}, {r['device']}"
+        f"seed {c.get('seed')}, {r.get('device_name') or r['device']}"
     )
 
 
@@ -162,18 +162,3 @@ def _panels(lines: list[tuple[str, list[tuple[float, float]]]]):
             ax.grid(True, alpha=0.3)
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
         return plt, fig, list(axes[:, 0])
-
-
-def trend_panels(
-    metric: str, lines: list[tuple[str, list[tuple[int, float]]]], runs: list[str]
-) -> bytes:
-    """Small multiples for one metric: at most eight series a panel, change from each series'
-    first run in %, runs in time order on the x axis."""
-    plt, fig, axes = _panels(lines)
-    for ax in axes:
-        used = sorted({int(x) for line in ax.get_lines() for x in line.get_xdata()})
-        ax.set_xticks(used, [runs[x] for x in used], fontsize=7, rotation=60, ha="right")
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set_ylabel("change from first run (%)", fontsize=8)
-    axes[0].set_title(f"{metric}: change over runs")
-    return _png(plt, fig)

@@ -4,7 +4,7 @@ the markdown's columns and rows (``bench.report.html.blocks``)."""
 from __future__ import annotations
 
 from bench.report.fmt import Footnotes
-from bench.report.html.blocks import MARKUP, page_blocks
+from bench.report.html.blocks import page_blocks, plain
 from bench.report.html.render import Section, Text
 from bench.report.sections import SECTIONS
 
@@ -15,5 +15,5 @@ def registered(records, table) -> list[Section]:
     for s in SECTIONS:
         notes = Footnotes()
         blocks = page_blocks(s.blocks(records, table, notes), s.name, notes)
-        out.append(Section(s.name, s.title, [Text(MARKUP.sub("", s.intro)), *blocks]))
+        out.append(Section(s.name, s.title, [Text(plain(s.intro)), *blocks]))
     return out

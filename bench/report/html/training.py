@@ -10,7 +10,7 @@ from bench.report.antipatterns import antipattern_blocks as antipattern_report_b
 from bench.report.blocks import Para
 from bench.report.finetune import INTRO as FINETUNE_INTRO
 from bench.report.finetune import finetune_blocks as finetune_report_blocks
-from bench.report.html.blocks import MARKUP, page_blocks
+from bench.report.html.blocks import page_blocks, plain
 from bench.report.html.chapter import ok_records
 from bench.report.html.render import Text
 from bench.report.trained import finetune_rows
@@ -33,7 +33,7 @@ def finetune_records(frame) -> list[dict]:
 def finetune_blocks(frame) -> list:
     rows = finetune_rows(frame)
     if not rows:
-        return [Text(MARKUP.sub("", FINETUNE_INTRO)), Text("No fine-tune records yet.")]
+        return [Text(plain(FINETUNE_INTRO)), Text("No fine-tune records yet.")]
     blocks = [Para(FINETUNE_INTRO), *finetune_report_blocks(rows)]
     return page_blocks(blocks, "finetune-part")
 

@@ -183,7 +183,8 @@ def test_a_runs_provenance_names_its_machine_by_label():
 def test_the_chosen_candidate_is_told_apart_by_every_lever():
     """Batch norm folded, a compile mode and the inference form are what --optimize chose too:
     the candidate that differs only in one of them is not the chosen one, and names it."""
-    from bench.report.records import is_chosen, levers_text
+    from bench.report.records import is_chosen
+    from bench.report.workload import levers_text
 
     plain = {"runtime": "torch", "precision": "bf16", "layout": "channels_last", "compiled": False,
              "form": "training"}  # fmt: skip

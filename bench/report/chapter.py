@@ -32,11 +32,11 @@ from bench.report.fmt import (
     provenance,
     wrap,
 )
-from bench.report.records import Records, levers_text, untrusted
+from bench.report.records import Records, untrusted
 from bench.report.section1 import section1_markdown, worked_example_wrong
 from bench.report.tidy import failures, measured_for
 from bench.report.verdicts import COUNTS_DIFFERENTLY, PARAMS_SHARE, TOP1_POINTS, judge
-from bench.report.workload import answers_question, workload_key
+from bench.report.workload import answers_question, levers_text, workload_key
 
 MAX_LINES = 120  # chapter.md is one page
 ANSWER_WITHIN = 40  # the judged table and its verdicts end within these first lines

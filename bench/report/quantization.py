@@ -26,7 +26,8 @@ from bench.report.fmt import (
     fmt_sps,
     is_number,
 )
-from bench.report.records import is_chosen, levers_text
+from bench.report.records import is_chosen
+from bench.report.workload import levers_text
 
 HARNESS = "throughput"
 INT8 = "int8"

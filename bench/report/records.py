@@ -53,7 +53,7 @@ from typing import Any
 
 from bench.environment import machine_key
 from bench.report.fmt import cpu_flags_text
-from bench.report.workload import INFERENCE_FORM, levers_text  # noqa: F401 (re-exported)
+from bench.report.workload import INFERENCE_FORM
 from bench.storage import ResultStore, read_document
 
 # What makes two records measurements of the same thing: the latest of them is shown.

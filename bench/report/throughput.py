@@ -34,12 +34,11 @@ from bench.report.records import (
     MIN_TIMED_S,
     Records,
     is_chosen,
-    levers_text,
     untrusted,
 )
 from bench.report.runtimes import RUNTIME_PLOT, runtimes_blocks, runtimes_png, throughput_rows
 from bench.report.speedplot import PLOT, plot_png
-from bench.report.workload import LOSSY_MARK, precision_text
+from bench.report.workload import LOSSY_MARK, levers_text, precision_text
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 HARNESS = "throughput"

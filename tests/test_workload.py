@@ -256,7 +256,7 @@ def test_the_plots_are_drawn_with_a_lossy_series_named(tmp_path):
 
 def test_the_pages_speed_tables_name_input_size_and_a_lossy_precision(tmp_path):
     from bench.report.html.render import Table
-    from bench.report.html.speed import report_blocks, throughput_blocks
+    from bench.report.html.throughput import report_blocks, throughput_blocks
     from bench.report.records import read_records
     from bench.report.tidy import tidy
 

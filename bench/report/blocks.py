@@ -1,5 +1,5 @@
 """A report section as plain blocks that both renderers draw: the markdown here, the page in
-``bench.report.html.training``. A section computes its headings, paragraphs and tables once,
+``bench.report.html.blocks``. A section computes its headings, paragraphs and tables once,
 so the page shows the same tables, with the same columns, as the markdown.
 
 A table's rows are dicts (column -> cell text) with, beside each, the record it comes from:

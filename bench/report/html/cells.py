@@ -4,6 +4,7 @@ provenance of the record a row comes from."""
 from __future__ import annotations
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
+from bench.registry.lookup import natural_key as natural
 from bench.report.fmt import is_missing
 from bench.report.fmt import provenance as fmt_provenance
 from bench.report.html.provenance import anchor
@@ -77,3 +78,16 @@ def runtime(config: dict) -> str:
 def device(rec: dict) -> str:
     name = rec.get("device_name")
     return f"{rec['device']}: {name}" if name and not is_missing(name) else str(rec["device"])
+
+
+def by_model(rows: list[dict]) -> list[dict]:
+    """Records in the page's order: by model (naturally), device, machine, configuration."""
+    return sorted(
+        rows,
+        key=lambda r: (
+            natural(r["model"]),
+            r["device"],
+            str(r.get("device_name")),
+            r["config_key"],
+        ),
+    )

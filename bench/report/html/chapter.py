@@ -22,7 +22,7 @@ from bench.report.chapter import (
     weights_notes,
 )
 from bench.report.convtypes import CONV_COLUMNS
-from bench.report.html.cells import device, num, provenance, run_href, text
+from bench.report.html.cells import by_model, device, num, provenance, row, run_href, runtime, text
 from bench.report.html.render import Cell, Row, Table, Text
 from bench.report.section1 import worked_example_wrong
 from bench.report.verdicts import Judged, judge
@@ -174,3 +174,27 @@ def conv_blocks(frame) -> list:
         ),
         Table("conv-types", CONV_COLUMNS, tuple(_conv_row(frame, c, standard) for c in cards)),
     ]
+
+
+def failures_blocks(frame) -> list:
+    if frame.empty:
+        return [Text("None.")]
+    bad = frame[frame["status"] != "ok"].to_dict("records")
+    out = [
+        row(
+            (
+                text(r["model"]),
+                text(r["harness"]),
+                text(device(r)),
+                text(r["status"]),
+                text(
+                    runtime(r["config"]) if r["harness"] == "throughput" else None, "not throughput"
+                ),
+                text(r.get("error"), "no message"),
+            ),
+            r,
+        )
+        for r in by_model(bad)
+    ]
+    columns = ("Model", "Harness", "Device", "Status", "Runtime", "Reason", "Run")
+    return [Table("failures", columns, tuple(out), empty="None.")]

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.report.html.antipatterns import antipattern_blocks
 from bench.report.html.blocks import page_blocks
-from bench.report.html.chapter import chapter_blocks, conv_blocks
+from bench.report.html.chapter import chapter_blocks, conv_blocks, failures_blocks
+from bench.report.html.finetune import finetune_blocks, finetune_records
 from bench.report.html.plots import accuracy_vs_speed, finetune_curves, speed_vs_gmacs
 from bench.report.html.provenance import anchor, run_text, runs_oldest_first
 from bench.report.html.render import Cell, Figure, Row, Section, Table, Text, render_page
 from bench.report.html.sections import registered
-from bench.report.html.speed import (
-    failures_blocks,
-    report_blocks,
-    throughput_blocks,
-    validate_blocks,
-)
-from bench.report.html.training import antipattern_blocks, finetune_blocks, finetune_records
+from bench.report.html.throughput import report_blocks, throughput_blocks
 from bench.report.html.trends import trends_page_blocks
+from bench.report.html.validate import validate_blocks
 from bench.report.records import Records
 from bench.report.section1 import section1_blocks
 from bench.report.tidy import tidy

@@ -1,12 +1,9 @@
-"""The page's training sections: the same blocks as finetune.md and antipatterns.md (headings,
-paragraphs, tables with the same columns), drawn as the page's sortable tables, each row's
-run linked to the runs table with its provenance on hover."""
+"""The page's fine-tune section: finetune.md's blocks (headings, paragraphs, tables with the
+same columns) drawn as the page's sortable tables, each row's run linked to the runs table."""
 
 from __future__ import annotations
 
 from bench.registry.lookup import natural_key as natural
-from bench.report.antipatterns import INTRO as ANTIPATTERN_INTRO
-from bench.report.antipatterns import antipattern_blocks as antipattern_report_blocks
 from bench.report.blocks import Para
 from bench.report.finetune import INTRO as FINETUNE_INTRO
 from bench.report.finetune import finetune_blocks as finetune_report_blocks
@@ -36,8 +33,3 @@ def finetune_blocks(frame) -> list:
         return [Text(plain(FINETUNE_INTRO)), Text("No fine-tune records yet.")]
     blocks = [Para(FINETUNE_INTRO), *finetune_report_blocks(rows)]
     return page_blocks(blocks, "finetune-part")
-
-
-def antipattern_blocks(frame) -> list:
-    blocks = [Para(ANTIPATTERN_INTRO), *antipattern_report_blocks(finetune_rows(frame))]
-    return page_blocks(blocks, "antipatterns-part")

@@ -1,15 +1,13 @@
-"""The page's measured tables: throughput (every configuration in one table, then
-throughput.md's tables), validate's accuracy, and the measurements that failed or were
-skipped."""
+"""The page's throughput section: every configuration in one table, then throughput.md's
+tables with their columns."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from bench.registry.lookup import natural_key as natural
 from bench.report.fmt import Footnotes
 from bench.report.html.blocks import page_blocks
-from bench.report.html.cells import device, num, row, runtime, text
+from bench.report.html.cells import by_model, device, num, row, runtime, text
 from bench.report.html.chapter import ok_records
 from bench.report.html.render import Cell, Row, Table, Text
 from bench.report.records import untrusted
@@ -20,18 +18,6 @@ LOSSY_TITLE = (
     "bf16, fp16 and INT8 change the outputs beyond rounding: not the chapter's question, "
     "which is answered at an exact precision (fp32, tf32)"
 )
-
-
-def _by_model(rows: list[dict]) -> list[dict]:
-    return sorted(
-        rows,
-        key=lambda r: (
-            natural(r["model"]),
-            r["device"],
-            str(r.get("device_name")),
-            r["config_key"],
-        ),
-    )
 
 
 def _memory(r: dict, m: dict) -> Cell:
@@ -111,7 +97,7 @@ THROUGHPUT_COLUMNS = (
 
 
 def throughput_blocks(frame) -> list:
-    rows = _by_model(ok_records(frame, "throughput"))
+    rows = by_model(ok_records(frame, "throughput"))
     return [
         Text(
             "Every configuration measured, its latest record. Samples/s is samples over the "
@@ -133,59 +119,3 @@ def report_blocks(frame, table) -> list:
     candidates (named in full) and quantization; a footnote's text on its cell's hover."""
     notes = Footnotes()
     return page_blocks(report_throughput_blocks(frame, table, notes), "throughput-part", notes)
-
-
-def validate_blocks(frame) -> list:
-    out = []
-    for r in _by_model(ok_records(frame, "validate")):
-        c, m = r["config"], r["metrics"]
-        cells = (
-            text(r["model"]),
-            text(c.get("val_data")),
-            num(m.get("val_images"), "count"),
-            num(m.get("val_top1"), "top1", "not measured"),
-            num(m.get("val_top5"), "top1", "not measured"),
-            text(m.get("init_source"), "no weights recorded"),
-            text(c.get("transforms")),
-            text(device(r)),
-        )
-        out.append(row(cells, r))
-    columns = (
-        "Model",
-        "Data",
-        "Images",
-        "Top-1",
-        "Top-5",
-        "Weights",
-        "Transforms",
-        "Device",
-        "Run",
-    )
-    return [
-        Text("Pretrained weights scored on labelled images (--harness validate --pretrained)."),
-        Table("validate", columns, tuple(out), empty="No validate records yet."),
-    ]
-
-
-def failures_blocks(frame) -> list:
-    if frame.empty:
-        return [Text("None.")]
-    bad = frame[frame["status"] != "ok"].to_dict("records")
-    out = [
-        row(
-            (
-                text(r["model"]),
-                text(r["harness"]),
-                text(device(r)),
-                text(r["status"]),
-                text(
-                    runtime(r["config"]) if r["harness"] == "throughput" else None, "not throughput"
-                ),
-                text(r.get("error"), "no message"),
-            ),
-            r,
-        )
-        for r in _by_model(bad)
-    ]
-    columns = ("Model", "Harness", "Device", "Status", "Runtime", "Reason", "Run")
-    return [Table("failures", columns, tuple(out), empty="None.")]

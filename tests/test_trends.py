@@ -194,8 +194,8 @@ def test_the_plots_are_readable_and_split_by_machine(tmp_path):
 
 
 def test_the_page_gives_the_same_verdicts(tmp_path):
+    from bench.report.html.page import sections
     from bench.report.html.render import Section, Table
-    from bench.report.html.trends import trends_page_blocks
 
     runs = [
         [speed("resnet50", 6.4, spread=0.25), static("resnet50", "finetune", {"top1": 96.7}),
@@ -204,7 +204,8 @@ def test_the_page_gives_the_same_verdicts(tmp_path):
          static("resnet50", "params", {"params": 7})],
     ]  # fmt: skip
     store = write_runs(tmp_path / "r", runs)
-    blocks = trends_page_blocks(read_records(store))
+    (page,) = [s for s in sections(read_records(store)) if s.section_id == "trends"]
+    blocks = page.blocks
     headings = [b.title for b in blocks if isinstance(b, Section)]
     assert headings[0] == AVX2  # one section per machine, named by its label
     table = next(b for b in blocks if isinstance(b, Table))

@@ -255,10 +255,10 @@ def test_the_plots_are_drawn_with_a_lossy_series_named(tmp_path):
 
 
 def test_the_pages_speed_tables_name_input_size_and_a_lossy_precision(tmp_path):
+    from bench.report.html.page import sections
     from bench.report.html.render import Table
-    from bench.report.html.throughput import report_blocks, throughput_blocks
+    from bench.report.html.throughput import throughput_blocks
     from bench.report.records import read_records
-    from bench.report.tidy import tidy
 
     cand = {"runtime": "openvino", "precision": "int8", "layout": "nchw", "compiled": False,
             "infer_samples_per_sec": 926.3, "top1_agree": True}  # fmt: skip
@@ -270,7 +270,10 @@ def test_the_pages_speed_tables_name_input_size_and_a_lossy_precision(tmp_path):
     px, precision = table.columns.index("px"), table.columns.index("Precision")
     cells = {(r.cells[px].text, r.cells[precision].text) for r in table.rows}
     assert ("64", "int8 (lossy)") in cells, cells
-    blocks = report_blocks(frame, tidy(frame))
+    (page,) = [
+        s for s in sections(read_records(tmp_path / "results")) if s.section_id == "throughput"
+    ]
+    blocks = page.blocks
     (cands,) = [b for b in blocks if isinstance(b, Table) and b.table_id.startswith("candidates-")]
     px, candidate = cands.columns.index("px"), cands.columns.index("Candidate")
     cells = {(r.cells[px].text, r.cells[candidate].text) for r in cands.rows}

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from pathlib import Path
 
-from bench.report.blocks import Bullets, Heading, Para, Tbl, markdown
+from bench.report.blocks import Bullets, Heading, Para, Tbl, document
 from bench.report.fmt import WARN, Footnotes, fmt_int, fmt_number
 from bench.report.records import Records
 from bench.report.trained import (
@@ -33,7 +32,6 @@ from bench.report.trained import (
     finetune_rows,
     init_label,
 )
-from bench.storage import atomic_write_text
 
 PROTOCOLS = ("full", "staged", "linear")
 AUGMENTS = ("none", "digits", "rot180")
@@ -320,18 +318,14 @@ def antipattern_blocks(rows: list[dict]) -> list:
     return [*_transfer(rows), *_augmentation(rows)]
 
 
+TITLE = "The chapter's anti-patterns, measured"
+
+
 def antipatterns_markdown(rows: list[dict]) -> str:
-    notes = Footnotes()
-    lines = [
-        "# The chapter's anti-patterns, measured",
-        "",
-        *markdown([Para(INTRO), *antipattern_blocks(rows)], notes),
-        *notes.lines(),
-    ]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    """antipatterns.md from the fine-tune rows (``bench.report.trained.finetune_rows``)."""
+    return document(TITLE, INTRO, antipattern_blocks(rows), Footnotes())
 
 
-def antipatterns_section(records: Records, table, out) -> list[Path]:
-    path = Path(out) / "antipatterns.md"
-    atomic_write_text(path, antipatterns_markdown(finetune_rows(records.latest)))
-    return [path]
+def antipatterns_section_blocks(records: Records, table, notes: Footnotes) -> list:
+    """antipatterns.md's blocks, from the latest fine-tune records."""
+    return antipattern_blocks(finetune_rows(records.latest))

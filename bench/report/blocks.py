@@ -103,3 +103,12 @@ def markdown(blocks: list, notes: Footnotes) -> list[str]:
             raise TypeError(f"not a report block: {type(b).__name__}")
         out.append("")
     return out
+
+
+def document(title: str, intro: str, blocks: list, notes: Footnotes) -> str:
+    """A report file: its title, intro, then its blocks, and the footnotes they marked in
+    ``notes`` that a ``Notes`` block has not written yet."""
+    lines = [f"# {title}", "", *wrap(intro), "", *markdown(blocks, notes)]
+    extra = notes.lines()
+    text = "\n".join([*lines, *extra] if extra else lines)
+    return text.rstrip("\n") + "\n"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bench.report.blocks import Bullets, Heading, Para, Tbl, markdown
+from bench.report.blocks import Bullets, Heading, Para, Tbl, document
 from bench.report.finetune_plots import curve_name, plot_accuracy_vs_gmacs, plot_curves
 from bench.report.fmt import WARN, Footnotes, fmt_int, fmt_number, is_missing
 from bench.report.records import Records
@@ -32,7 +32,6 @@ from bench.report.trained import (
     steps_per_epoch,
     train_images,
 )
-from bench.storage import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -265,24 +264,28 @@ def finetune_blocks(rows: list[dict]) -> list:
     return [*accuracy_blocks(rows), *pairs_blocks(rows)]
 
 
-def finetune_markdown(rows: list[dict]) -> str:
-    lines = ["# Accuracy after training: from scratch and fine-tuned", ""]
+TITLE = "Accuracy after training: from scratch and fine-tuned"
+
+
+def finetune_rows_blocks(rows: list[dict]) -> list:
+    """finetune.md's blocks: one table per training set and machine, the data sets, the plots."""
     if not rows:
-        return "\n".join(
-            [*lines, *markdown([Para(INTRO)], Footnotes()), "No fine-tune results yet.", ""]
-        )
-    notes = Footnotes()
-    body = markdown([Para(INTRO), *finetune_blocks(rows), *_datasets_and_plots(rows)], notes)
-    return "\n".join([*lines, *body, *notes.lines()]).rstrip("\n") + "\n"
+        return [Para("No fine-tune results yet.")]
+    return [*finetune_blocks(rows), *_datasets_and_plots(rows)]
 
 
-def finetune_section(records: Records, table, out) -> list[Path]:
-    out = Path(out)
+def finetune_section_blocks(records: Records, table, notes: Footnotes) -> list:
+    return finetune_rows_blocks(finetune_rows(records.latest))
+
+
+def finetune_markdown(rows: list[dict]) -> str:
+    """finetune.md from its rows (``bench.report.trained.finetune_rows``)."""
+    return document(TITLE, INTRO, finetune_rows_blocks(rows), Footnotes())
+
+
+def finetune_plots(records: Records, table, out) -> list[Path]:
+    """Write the learning curves and the accuracy-against-GMACs plot."""
     rows = finetune_rows(records.latest)
-    path = out / "finetune.md"
-    atomic_write_text(path, finetune_markdown(rows))
-    written = [path]
-    if rows:
-        written += plot_curves(rows, out)
-        written += plot_accuracy_vs_gmacs(rows, table, out)
-    return written
+    if not rows:
+        return []
+    return [*plot_curves(rows, Path(out)), *plot_accuracy_vs_gmacs(rows, table, Path(out))]

@@ -6,29 +6,14 @@ records share (model, harness, device, configuration), the latest one wins. No t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from bench.report.antipatterns import antipatterns_section
 from bench.report.chapter import chapter_markdown
-from bench.report.finetune import finetune_section
 from bench.report.html import write_page
 from bench.report.records import read_records
 from bench.report.sections import write_sections
-from bench.report.throughput import throughput_section
 from bench.report.tidy import tidy
-from bench.report.trends import trends_section
 from bench.storage import atomic_write_text
-
-# The report sections after chapter.md and models.md: name -> function(records, table, out_dir)
-# -> list of written paths, where ``records`` is the store as read (``bench.report.records``)
-# and ``table`` the tidy table of its latest records.
-SECTIONS: dict[str, Callable] = {
-    "throughput": throughput_section,
-    "finetune": finetune_section,
-    "trends": trends_section,
-    "antipatterns": antipatterns_section,
-}
 
 
 def generate(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
@@ -44,7 +29,5 @@ def generate(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     atomic_write_text(path, chapter_markdown(records, table))
     written.append(path)
     written += write_sections(records, table, out)
-    for section in SECTIONS.values():
-        written += section(records, table, out)
     written.append(write_page(records, out, table))
     return written

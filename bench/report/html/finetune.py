@@ -1,16 +1,10 @@
-"""The page's fine-tune section: finetune.md's blocks (headings, paragraphs, tables with the
-same columns) drawn as the page's sortable tables, each row's run linked to the runs table."""
+"""The fine-tune records as the page's learning curves read them (finetune.md's tables reach
+the page through ``bench.report.sections``)."""
 
 from __future__ import annotations
 
 from bench.registry.lookup import natural_key as natural
-from bench.report.blocks import Para
-from bench.report.finetune import INTRO as FINETUNE_INTRO
-from bench.report.finetune import finetune_blocks as finetune_report_blocks
-from bench.report.html.blocks import page_blocks, plain
 from bench.report.html.chapter import ok_records
-from bench.report.html.render import Text
-from bench.report.trained import finetune_rows
 
 
 def finetune_records(frame) -> list[dict]:
@@ -25,11 +19,3 @@ def finetune_records(frame) -> list[dict]:
             r["device"],
         ),
     )
-
-
-def finetune_blocks(frame) -> list:
-    rows = finetune_rows(frame)
-    if not rows:
-        return [Text(plain(FINETUNE_INTRO)), Text("No fine-tune records yet.")]
-    blocks = [Para(FINETUNE_INTRO), *finetune_report_blocks(rows)]
-    return page_blocks(blocks, "finetune-part")

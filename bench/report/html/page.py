@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.report.html.antipatterns import antipattern_blocks
 from bench.report.html.blocks import page_blocks
 from bench.report.html.chapter import chapter_blocks, conv_blocks, failures_blocks
-from bench.report.html.finetune import finetune_blocks, finetune_records
+from bench.report.html.finetune import finetune_records
 from bench.report.html.plots import accuracy_vs_speed, finetune_curves, speed_vs_gmacs
 from bench.report.html.provenance import anchor, run_text, runs_oldest_first
 from bench.report.html.render import Cell, Figure, Row, Section, Table, Text, render_page
-from bench.report.html.sections import registered
-from bench.report.html.throughput import report_blocks, throughput_blocks
-from bench.report.html.trends import trends_page_blocks
+from bench.report.html.sections import page_extras, registered
+from bench.report.html.throughput import throughput_blocks
+from bench.report.html.trends import trends_figures
 from bench.report.html.validate import validate_blocks
 from bench.report.records import Records
 from bench.report.section1 import section1_blocks
@@ -65,6 +64,22 @@ def _curves(frame) -> list:
     ]
 
 
+def _extras(records: Records, frame, table) -> dict:
+    """What the page adds to the registered sections: the table of every throughput
+    configuration and its plot before throughput.md's tables, the learning curves and the
+    trends' plots after their tables."""
+    speed_plot = _figure(
+        speed_vs_gmacs(frame),
+        "samples/s against GMACs",
+        "Best inference samples/s against GMACs, by device and runtime (log-log).",
+    )
+    return page_extras(
+        throughput=lambda: ([*throughput_blocks(frame), *speed_plot], []),
+        finetune=lambda: ([], _curves(frame)),
+        trends=lambda: ([], trends_figures(records)),
+    )
+
+
 def sections(records: Records, table=None) -> list[Section]:
     """The page's sections, in reading order; ``table`` is the tidy table of the latest
     records when the caller has it already."""
@@ -87,32 +102,12 @@ def sections(records: Records, table=None) -> list[Section]:
                 *page_blocks(section1_blocks(table), "section1"),
             ],
         ),
-        Section(
-            "throughput",
-            "Throughput",
-            [
-                *throughput_blocks(frame),
-                *_figure(
-                    speed_vs_gmacs(frame),
-                    "samples/s against GMACs",
-                    "Best inference samples/s against GMACs, by device and runtime (log-log).",
-                ),
-                *report_blocks(frame, table),
-            ],
-        ),
-        Section(
-            "finetune",
-            "Accuracy after training: from scratch and fine-tuned",
-            [*finetune_blocks(frame), *_curves(frame)],
-        ),
+        *registered(records, table, _extras(records, frame, table)),
         Section(
             "validate", "Validate: pretrained weights on labelled images", validate_blocks(frame)
         ),
-        Section("antipatterns", "The chapter's anti-patterns", antipattern_blocks(frame)),
-        Section("trends", "Trends over runs", trends_page_blocks(records)),
         Section("conv-types", "Types of convolution", conv_blocks(frame)),
         Section("failures", "Failed and skipped measurements", failures_blocks(frame)),
-        *registered(records, table),
         Section(
             "runs",
             "Runs: where every record comes from",

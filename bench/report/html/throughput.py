@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bench.report.fmt import Footnotes
-from bench.report.html.blocks import page_blocks
 from bench.report.html.cells import by_model, device, num, row, runtime, text
 from bench.report.html.chapter import ok_records
 from bench.report.html.render import Cell, Row, Table, Text
 from bench.report.records import untrusted
-from bench.report.throughput import throughput_blocks as report_throughput_blocks
 from bench.report.workload import LOSSY, precision_text
 
 LOSSY_TITLE = (
@@ -111,11 +108,3 @@ def throughput_blocks(frame) -> list:
         ),
         Table("throughput", THROUGHPUT_COLUMNS, tuple(_throughput_row(r) for r in rows)),
     ]
-
-
-def report_blocks(frame, table) -> list:
-    """throughput.md's sections (``bench.report.throughput.throughput_blocks``) with its
-    columns: the best tables, every measurement, runtimes side by side, the --optimize
-    candidates (named in full) and quantization; a footnote's text on its cell's hover."""
-    notes = Footnotes()
-    return page_blocks(report_throughput_blocks(frame, table, notes), "throughput-part", notes)

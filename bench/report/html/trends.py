@@ -1,14 +1,12 @@
-"""The page's trends: the blocks of trends.md (``bench.report.trends``: one section per
-machine, its headline table of changes, every run's figures and its numbered runs) drawn with
-the same columns, and the plots trends.md links to."""
+"""The page's trends figures: the plots trends.md links to (its tables reach the page through
+``bench.report.sections``)."""
 
 from __future__ import annotations
 
 from bench.report.fmt import metric_label
-from bench.report.html.blocks import page_blocks, plain
-from bench.report.html.render import Figure, Text
+from bench.report.html.render import Figure
 from bench.report.records import Records
-from bench.report.trends import PLOTTED, plot_png, series, trends_blocks, trends_intro
+from bench.report.trends import PLOTTED, plot_png, series
 
 
 def _figures(all_series) -> list[Figure]:
@@ -27,10 +25,6 @@ def _figures(all_series) -> list[Figure]:
     return figures
 
 
-def trends_page_blocks(records: Records) -> list:
-    all_series = series(records)
-    blocks = trends_blocks(all_series)
-    if not blocks:
-        return [Text("No configuration measured in two runs yet.")]
-    intro = Text(plain(trends_intro(all_series)))
-    return [intro, *page_blocks(blocks, "trends-part"), *_figures(all_series)]
+def trends_figures(records: Records) -> list[Figure]:
+    """The plots trends.md links to, one per followed metric with something to draw."""
+    return _figures(series(records))

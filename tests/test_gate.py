@@ -1,14 +1,14 @@
 """The accuracy gate of --optimize's lossy candidates (bench.harness.throughput.gate): the
 verdict on paired counts (interval and point rules, budgets in points and relative), the Gate
-on a tiny model with fake candidates."""
+on a tiny model with fake candidates, and the refusal of too few images at the command line."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DataError
 from bench.harness.throughput.config import ThroughputConfig
-from bench.harness.throughput.gate import verdict
+from bench.harness.throughput.gate import check_gate_images, verdict
 from bench.paired import PairedCounts
 
 # 1,000 images, eager fp32 right on 900: as the findings of issue 26 put it, a paired noise of
@@ -83,6 +83,8 @@ def test_budget_and_rule_options_are_checked():
             _config(accuracy_budget=bad)
     with pytest.raises(ConfigError, match="--accuracy-gate"):
         _config(accuracy_rule="strict")
+    with pytest.raises(ConfigError, match="--accuracy-min-images"):
+        _config(accuracy_min_images=0)
 
 
 def test_a_constant_candidate_is_refused_whatever_the_budget():
@@ -205,3 +207,56 @@ def test_the_gate_refuses_a_candidate_that_loses_images(monkeypatch):
     offset[0] = 0
     kept = _gate(monkeypatch, data, accuracy_budget=2.0, accuracy_rule="point")
     assert kept.judge("worse", worse, 600)["within_budget"] is True
+
+
+def test_the_gate_stops_on_too_few_images(monkeypatch):
+    from bench.harness.throughput.gate import GateData
+
+    full = _images()
+    few = GateData("few", full.calibration, full.images[:100], full.labels[:100], "c")
+    with pytest.raises(DataError, match=r"--accuracy-min-images 500.*--accuracy-min-images 100"):
+        _gate(monkeypatch, few).data()
+    assert len(_gate(monkeypatch, few, accuracy_min_images=100).data().labels) == 100
+
+
+# -- before any model ---------------------------------------------------------------------------
+def _gated(tmp_path, **options) -> ThroughputConfig:
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    return ThroughputConfig(optimize=True, weights=str(weights), **options)
+
+
+def test_too_few_images_stop_the_run_before_any_model(tmp_path):
+    with pytest.raises(ConfigError, match=r"--limit 100: .* pass --accuracy-min-images 100"):
+        check_gate_images(_gated(tmp_path, val_data="digits", limit=100))
+    with pytest.raises(ConfigError, match=r"--val-data digits: .* 360 images"):
+        check_gate_images(_gated(tmp_path, val_data="digits"))  # its held-out split
+    check_gate_images(_gated(tmp_path, val_data="digits", accuracy_min_images=360))
+    check_gate_images(_gated(tmp_path, val_data="digits", limit=100, accuracy_min_images=100))
+    # no gate, no refusal: without --optimize, or without real weights
+    check_gate_images(ThroughputConfig(val_data="digits", limit=100, weights=None))
+    check_gate_images(ThroughputConfig(optimize=True, val_data="digits", limit=100))
+
+
+def test_too_few_images_are_one_line_and_exit_2_at_the_command_line(tmp_path, capsys):
+    from bench.cli import main
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    argv = ["run", "--models", "simple_cnn", "--harness", "throughput", "--optimize",
+            "--weights", str(weights), "--val-data", "digits", "--out", str(tmp_path / "r")]  # fmt: skip
+    for extra, text in (
+        (["--limit", "100"], "pass --accuracy-min-images 100 to gate on these"),
+        ([], "pass --accuracy-min-images 360 to gate on these"),
+        (["--accuracy-budget", "half"], "--accuracy-budget"),
+        (["--accuracy-gate", "loose"], "--accuracy-gate"),
+    ):
+        try:
+            code = main([*argv, *extra])
+        except SystemExit as e:
+            code = e.code
+        err = capsys.readouterr().err
+        assert code == 2, extra
+        assert text in err, (extra, err)
+        assert err.strip().count("\n") == 0, err
+    assert not list((tmp_path / "r").glob("*/*.json"))  # nothing was measured

@@ -46,6 +46,7 @@ def trained(tmp_path_factory):
 
 
 def _run(rounds: int = 1, runtimes=("onnxruntime",), **options) -> ModelRun:
+    options.setdefault("accuracy_min_images", 360)  # the digits' held-out split
     config = ThroughputConfig(optimize=True, optimize_rounds=rounds, runtimes=runtimes,
                               min_time_s=0.02, min_steps=2, **options)  # fmt: skip
     run = RunConfig(device="cpu", batch_sizes=(16,), img_size=SIZE)

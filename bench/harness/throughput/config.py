@@ -20,6 +20,7 @@ TORCH = "torch"
 RUNTIMES = (TORCH, "onnxruntime", "openvino")
 DEFAULT_ACCURACY_BUDGET = 0.5  # top-1 points; "1%": 1% of eager fp32's top-1
 ACCURACY_RULES = ("interval", "point")  # --accuracy-gate: the interval's upper end, or the drop
+DEFAULT_ACCURACY_MIN_IMAGES = 500
 DEFAULT_CALIBRATION_IMAGES = 128
 LABELS = {TORCH: "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
@@ -85,6 +86,7 @@ class ThroughputConfig:
     limit: int | None = None
     accuracy_budget: float | str = DEFAULT_ACCURACY_BUDGET  # points, or "N%" of fp32's top-1
     accuracy_rule: str = ACCURACY_RULES[0]
+    accuracy_min_images: int = DEFAULT_ACCURACY_MIN_IMAGES
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
     # the run's matrix-product peaks, set by ThroughputHarness.prepare (not an option, and
     # not compared by --resume): (device, precision, tf32, gmacs_per_sec, method) each
@@ -125,6 +127,8 @@ def _check_gate_options(c: ThroughputConfig) -> None:
         )
     if int(c.calibration_images) <= 0 or (c.limit is not None and int(c.limit) <= 0):
         raise ConfigError("--calibration-images and --limit must be positive whole numbers.")
+    if int(c.accuracy_min_images) <= 0:
+        raise ConfigError("--accuracy-min-images must be a positive whole number.")
 
 
 def parse_budget(value: float | str) -> float | str:
@@ -238,6 +242,11 @@ def _add_gate_arguments(group, d: ThroughputConfig) -> None:
                        help="interval: the upper end of the 95%% interval of the drop (paired, "
                        "Newcombe) must be within the budget; point: the measured drop itself, "
                        f"as before (default: {d.accuracy_rule})")  # fmt: skip
+    group.add_argument("--accuracy-min-images", dest="accuracy_min_images", type=positive_int,
+                       default=S, metavar="N",
+                       help=f"with --optimize, stop (exit 2) when the accuracy gate would score "
+                       f"fewer than N images (default: {d.accuracy_min_images}, where one image "
+                       f"is {100 / d.accuracy_min_images:g} points of top-1)")  # fmt: skip
     group.add_argument("--calibration-images", dest="calibration_images", type=positive_int,
                        default=S, metavar="N",
                        help=f"images INT8 is calibrated on, disjoint from those it is scored "

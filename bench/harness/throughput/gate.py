@@ -3,8 +3,8 @@ be scored): real weights, labelled real images, and each candidate's predictions
 with eager fp32's (``Gate``, one per model, on ``ModelRun.gate``).
 
 A lossy candidate is eligible only when the run has real weights (``--weights``, a fine-tune
-checkpoint as well, or ``--pretrained``) and labelled images (``--val-data``), and it passes
-the gate (``verdict``):
+checkpoint as well, or ``--pretrained``) and labelled images (``--val-data``, at least
+``--accuracy-min-images`` of them scored), and it passes the gate (``verdict``):
 
 - image by image against eager fp32 on the same images: the images it loses (eager fp32 right,
   it wrong) and gains, McNemar's exact p, and the 95% interval of the drop of top-1 in points
@@ -269,6 +269,35 @@ def torch_predict(model, device: str, autocast=None):
 
 
 # -- the verdict --------------------------------------------------------------------------
+def _too_few(n: int, c: ThroughputConfig, what: str) -> str:
+    return (
+        f"{what}: the accuracy gate would score {n} images, fewer than --accuracy-min-images "
+        f"{c.accuracy_min_images} (one image is {100 / max(1, n):.2g} points of top-1); score "
+        f"more images, or pass --accuracy-min-images {n} to gate on these."
+    )
+
+
+def _available_images(c: ThroughputConfig) -> int:
+    """How many scoring images --val-data holds (before --limit)."""
+    if c.val_data in FINETUNE_SETS:
+        return len(_finetune_data(c.val_data).y_test)
+    from bench.harness.validate import folder_items
+
+    return max(0, len(folder_items(Path(c.val_data))) - int(c.calibration_images))
+
+
+def check_gate_images(c: ThroughputConfig) -> None:
+    """A ConfigError, before any model, when --optimize would gate lossy candidates on fewer
+    than --accuracy-min-images images (--limit, or the images --val-data holds)."""
+    if not c.optimize or lossy_skip_reason(c) is not None:
+        return
+    if c.limit is not None and c.limit < c.accuracy_min_images:
+        raise ConfigError(_too_few(int(c.limit), c, f"--limit {c.limit}"))
+    n = _available_images(c)
+    if n < c.accuracy_min_images:
+        raise ConfigError(_too_few(n, c, f"--val-data {c.val_data}"))
+
+
 def _refusal(m: dict, one_class: int | None) -> str | None:
     """Why the gate refuses a candidate (its metrics ``m``), or None."""
     n, budget = m["accuracy_images"], m["accuracy_budget"]
@@ -341,9 +370,13 @@ class Gate:
     _verdicts: dict = field(default_factory=dict, repr=False)
 
     def data(self) -> GateData:
-        """The calibration and scoring images."""
+        """The calibration and scoring images; a DataError when there are fewer than
+        --accuracy-min-images to score."""
         if self._data is None:
-            self._data = load_gate_data(self.job, self.settings, self.model, self.init)
+            data = load_gate_data(self.job, self.settings, self.model, self.init)
+            if len(data.labels) < self.settings.accuracy_min_images:
+                raise DataError(_too_few(len(data.labels), self.settings, data.name))
+            self._data = data
         return self._data
 
     def fp32_classes(self, batch: int):

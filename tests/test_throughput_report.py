@@ -168,7 +168,8 @@ def test_quantization_section_sets_int8_against_the_fastest_other_candidate(tmp_
             _cand("fp32", 900.0, "openvino", agree=False), _cand("bf16", 400.0),
             _cand("bf16", 800.0, "openvino", within_budget=False),
             _cand("int8", 450.0, "onnxruntime", agree=False, candidate_top1=96.8,
-                  top1_drop=0.2, within_budget=True, **gate),
+                  top1_drop=0.2, within_budget=True, accuracy_images=1000, images_lost=3,
+                  images_gained=1, top1_drop_low=-0.05, top1_drop_high=0.45, **gate),
             _cand("int8", 300.0, "openvino", agree=False, candidate_top1=97.0,
                   top1_drop=0.0, within_budget=True, **gate)]  # fmt: skip
     lossy = [_cand("fp32", 50.0),
@@ -200,7 +201,7 @@ def test_quantization_section_sets_int8_against_the_fastest_other_candidate(tmp_
     assert speed.count("<tr") == 5  # its header and the four INT8 candidates
     assert ">1.12x<" in speed
     accuracy = page.split('id="int8-accuracy-')[1].split("</table>")[0]
-    assert ">⚠ +7.0<" in accuracy
+    assert ">⚠ +7.0 [-]<" in accuracy  # a record from before the interval
     section = md.split("## Quantization: speed-up and accuracy cost by architecture")[1]
     accuracy, speed = _md_tables(section)
     table = {}
@@ -214,9 +215,19 @@ def test_quantization_section_sets_int8_against_the_fastest_other_candidate(tmp_
         "bf16 eager PyTorch",
         "400.0",
     )
-    assert (table["resnet50"]["Speed-up"], table["resnet50"]["Drop"]) == ("1.12x", "+0.2")
+    # the interval's bounds rounded outwards: -0.05 to -0.1, 0.45 to 0.5
+    assert (table["resnet50"]["Speed-up"], table["resnet50"]["Drop [95% CI]"]) == (
+        "1.12x",
+        "+0.2 [-0.1, 0.5]",
+    )
+    assert table["resnet50"]["Lost/gained of N"] == "3/1 of 1,000"
+    assert table["resnet50 by OpenVINO"]["Lost/gained of N"] == "-"  # no such fields: '-'
+    assert table["resnet50 by OpenVINO"]["Drop [95% CI]"] == "+0.0 [-]"
     assert table["resnet50"]["INT8 (samples/s)"] == "450.0 ✓"  # the one --optimize chose
-    assert (table["lenet5"]["Speed-up"], table["lenet5"]["Drop"]) == ("4.00x", f"{WARN} +7.0")
+    assert (table["lenet5"]["Speed-up"], table["lenet5"]["Drop [95% CI]"]) == (
+        "4.00x",
+        f"{WARN} +7.0 [-]",
+    )
     assert table["lenet5"]["INT8 (samples/s)"] == "200.0"  # over the budget: measured, shown
     assert table["simple_cnn"]["Speed-up"] == "-"
     assert "quantization failed: Boom" in section
@@ -228,3 +239,36 @@ def test_quantization_section_sets_int8_against_the_fastest_other_candidate(tmp_
     assert "### INT8 on Test Chip · AVX2 · 2 vCPU" in section
     assert "Every row comes from one run[^q1]. Top-1 on 1,000 images" in " ".join(section.split())
     assert not [row for row in accuracy + speed if "Device" in row]
+
+
+def test_quantization_tables_fit_a_screen_with_the_interval(tmp_path):
+    """The accuracy table with its interval, wide: the longest chapter model name, rows of two
+    runs (each row names its run and its images in footnotes), a wide drop and count."""
+    from bench.report.fmt import MAX_LINE, WARN
+
+    store = ResultStore(tmp_path / "results")
+    wide = {"fp32_top1": 86.8, "accuracy_budget": 0.5, "candidate_top1": 71.2,
+            "top1_drop": 15.6, "within_budget": False, "error": "refused: never chosen",
+            "accuracy_images": 1000, "images_lost": 157, "images_gained": 1,
+            "top1_drop_low": 13.14, "top1_drop_high": 18.21}  # fmt: skip
+    for run_id, data in (("1a2b3c4d", "digits held-out"), ("5e6f7a8b", "mnist5k held-out")):
+        doc = store.new_run({"run_id": run_id, "started_utc": "2026-01-01T00:00:00.000000Z",
+                             "machine": {"id": "m", "cpu": "Test Chip"}})  # fmt: skip
+        cands = [_cand("fp32", 100.0), _cand("int8", 90.0, "onnxruntime", agree=False, **wide),
+                 _cand("int8", 95.0, "openvino", agree=False, **wide)]  # fmt: skip
+        images = {"accuracy_images": 1000, "accuracy_data": data, "calibration_images": 128,
+                  "calibration_data": "training split"}  # fmt: skip
+        r = _record("vit_base_patch16_224", 1.0, 1.0, candidates=cands, accuracy_gate=images,
+                    init_file="vit.pt", init_sha256="0123456789abcdef" * 4)  # fmt: skip
+        r["config"].update(optimize=True, batch_size=16 if run_id < "5" else 32)
+        doc.add([r])
+    md = _generated_twice_alike(store.root, tmp_path)["throughput.md"].decode()
+    section = md.split("## Quantization: speed-up and accuracy cost by architecture")[1]
+    accuracy = _md_tables(section)[0]
+    assert accuracy[0]["Checkpoint"] == "0123456789ab"
+    assert accuracy[0]["Drop [95% CI]"] == f"{WARN} +15.6 [13.1, 18.3]"
+    assert accuracy[0]["Lost/gained of N"] == "157/1 of 1,000"
+    assert "[^1a2b3c4d]" in accuracy[0]["Model"]
+    lines = section.splitlines()
+    assert max(len(line) for line in lines) <= MAX_LINE
+    assert max(line.count(" | ") + 1 for line in lines if line.startswith("|")) <= 10

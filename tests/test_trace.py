@@ -155,17 +155,17 @@ def test_each_quantization_row_names_its_checkpoint_and_the_finetune_run_that_ma
     page = written["index.html"].read_text().split('id="int8-accuracy-')[1]
     accuracy_on_page = page.split("</table>")[0]  # the page draws the same table
     assert ">aaaaaaaaaaaa<" in accuracy_on_page
-    assert ">ft000001<" in accuracy_on_page
+    assert ">ft000001 (97.0)<" in accuracy_on_page
     assert "no fine-tune record in results/ has its sha256" in accuracy_on_page  # on hover
     md = written["throughput.md"]
     section = md.read_text().split("## Quantization: speed-up and accuracy cost by architecture")[1]
     accuracy = section.split("Accuracy:")[1].split("Speed:")[0]
     cells = [[c.strip() for c in x.split("|")[1:-1]] for x in accuracy.splitlines()[4:] if x]
     rows = {c[0]: c for c in cells}
-    assert rows["resnet50"][1:4] == ["aaaaaaaaaaaa", "ft000001", "97.0"]
-    assert WARN not in rows["resnet50"][5]  # 97.05 against 97.1: within 0.1
-    assert rows["efficientnet_b0"][1:4] == ["bbbbbbbbbbbb", "ft000001", "91.2"]
-    assert rows["efficientnet_b0"][5].startswith(f"86.8 {WARN}[^ckpt-")
+    assert rows["resnet50"][1:3] == ["aaaaaaaaaaaa", "ft000001 (97.0)"]  # the run, its top-1
+    assert WARN not in rows["resnet50"][4]  # 97.05 against 97.1: within 0.1
+    assert rows["efficientnet_b0"][1:3] == ["bbbbbbbbbbbb", "ft000001 (91.2)"]
+    assert rows["efficientnet_b0"][4].startswith(f"86.8 {WARN}[^ckpt-")
     assert "fine-tune run ft000001 scored this checkpoint 91.2, this run 86.8" in section
     assert rows["alexnet"][1:3] == ["cccccccccccc", "-[^ckpt-1]"]
     assert "alexnet-0123456789ab.pt: no fine-tune record in results/ has its sha256" in section

@@ -3,7 +3,9 @@
 One row per INT8 candidate (ONNX Runtime's, OpenVINO's) of the latest ``--optimize`` record per
 model, device, batch and input size that tried INT8, in two tables per device:
 - accuracy: the checkpoint it quantized (sha256, and the fine-tune run that made it:
-  ``bench.report.checkpoints``), INT8's top-1 beside eager fp32's on the same images, the drop;
+  ``bench.report.checkpoints``), INT8's top-1 beside eager fp32's on the same images, the
+  images it lost and gained of those scored, and the drop with its 95% paired interval (records
+  from before the interval: '-');
 - speed: INT8's samples/s over the fastest other candidate of the same run that passed its
   checks (fp32 agreeing with eager fp32, or bf16/fp16 agreeing and within the accuracy budget:
   eager, compiled, a runtime, folded or reparameterised), named, both timed in the same
@@ -13,6 +15,8 @@ Reads only the results (no torch).
 """
 
 from __future__ import annotations
+
+import math
 
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
 from bench.report.blocks import Code, Heading, Notes, Para, Tbl, slug
@@ -42,13 +46,17 @@ TEXT = (
     "Each row is one INT8 candidate of an `--optimize` run of a model with real weights (ONNX "
     "Runtime's static QDQ quantization, or OpenVINO's through NNCF; both calibrated on real "
     "images) against eager fp32 on the same held-out images. *Checkpoint* is the first 12 hex "
-    "digits of the sha256 of the file quantized, *Fine-tune run* the run whose fine-tune record "
-    f"has that sha256 and *Fine-tune top-1* its figure for it; {WARN} on *fp32 top-1* marks a "
+    "digits of the sha256 of the file quantized, *Fine-tune (top-1)* the run whose fine-tune record "
+    f"has that sha256 and, in brackets, its top-1 figure for it; {WARN} on *fp32 top-1* marks a "
     "checkpoint that this run scored otherwise, and its note says why. A checkpoint's file "
     "name hashes its configuration, not its weights: trained again (on another machine, at "
-    "another commit), it keeps its name, so only the sha256 ties it to a record. *Drop* is "
-    "fp32's top-1 minus INT8's, in points (negative: INT8 scored higher); "
-    f"{WARN} marks a drop over the run's `--accuracy-budget`, which `--optimize` never chooses. "
+    "another commit), it keeps its name, so only the sha256 ties it to a record. "
+    "*Lost/gained of N*: the images eager fp32 gets right and INT8 wrong, and the other way "
+    "round, of the N scored. *Drop [95% CI]* is fp32's top-1 minus INT8's, in points (negative: "
+    "INT8 scored higher), with its 95% interval from the paired images (Newcombe's, bounds "
+    f"rounded outwards; `-` for runs from before it); {WARN} marks a candidate the gate refused "
+    "(by the run's `--accuracy-gate`: the interval's upper end, or the drop itself, over "
+    "`--accuracy-budget`; or one class for every image), which `--optimize` never chooses. "
     "*Against* is the fastest other candidate of the same run that passed its checks (fp32 "
     "agreeing with eager fp32, or bf16 agreeing and within the budget; PyTorch eager or "
     "compiled, ONNX Runtime, OpenVINO, folded or reparameterised); *Speed-up* is INT8's "
@@ -130,6 +138,10 @@ def int8_rows(frame) -> list[dict]:
                 "fp32_top1": int8.get("fp32_top1"),
                 "int8_top1": int8.get("candidate_top1"),
                 "drop": int8.get("top1_drop"),
+                "drop_ci": (int8.get("top1_drop_low"), int8.get("top1_drop_high")),
+                "lost": int8.get("images_lost"),
+                "gained": int8.get("images_gained"),
+                "n": int8.get("accuracy_images"),
                 "over_budget": int8.get("within_budget") is False,
                 "other": base,
                 "other_label": _label(other) if other else None,
@@ -147,17 +159,13 @@ def int8_rows(frame) -> list[dict]:
 
 
 def _trace_cells(t: Trace, notes: Footnotes) -> dict:
-    """The checkpoint's cells: its sha256, the fine-tune run ('-' with a note when none) and
-    that run's top-1."""
+    """The checkpoint's cells: its sha256, and the fine-tune run with that run's top-1 ('-'
+    with a note when none)."""
     if t.run_id is None:
         run = "-" + notes.numbered("ckpt-", f"{t.file}: {t.note}." if t.file else f"{t.note}.")
     else:
-        run = t.run_id
-    return {
-        "Checkpoint": t.short,
-        "Fine-tune run": run,
-        "Fine-tune top-1": fmt_number(t.finetune_top1, ".1f"),
-    }
+        run = f"{t.run_id} ({fmt_number(t.finetune_top1, '.1f')})"
+    return {"Checkpoint": t.short, "Fine-tune (top-1)": run}
 
 
 def _accuracy_row(r: dict, notes: Footnotes, once: bool) -> dict:
@@ -176,8 +184,26 @@ def _accuracy_row(r: dict, notes: Footnotes, once: bool) -> dict:
         "INT8 by": r["runtime"],
         "fp32 top-1": fp32,
         "INT8 top-1": fmt_number(r["int8_top1"], ".1f") + images,
-        "Drop": (f"{WARN} " if r["over_budget"] else "") + fmt_number(r["drop"], "+.1f"),
+        "Lost/gained of N": _changed(r),
+        "Drop [95% CI]": (f"{WARN} " if r["over_budget"] else "") + _drop(r),
     }
+
+
+def _changed(r: dict) -> str:
+    """'12/7 of 1,000': the images INT8 lost and gained of those scored ('-' in older records)."""
+    if not all(is_number(r[k]) for k in ("lost", "gained", "n")):
+        return "-"
+    return f"{r['lost']:.0f}/{r['gained']:.0f} of {r['n']:,.0f}"
+
+
+def _drop(r: dict) -> str:
+    """'+0.2 [-0.5, 0.9]': the drop and its 95% interval, the bounds rounded outwards so that
+    the shown interval holds the recorded one ('[-]' in records from before the interval)."""
+    low, high = r["drop_ci"]
+    if not (is_number(low) and is_number(high)):
+        return f"{fmt_number(r['drop'], '+.1f')} [-]"
+    low, high = math.floor(round(10 * low, 6)) / 10, math.ceil(round(10 * high, 6)) / 10
+    return f"{fmt_number(r['drop'], '+.1f')} [{low:.1f}, {high:.1f}]"
 
 
 def _speed_row(r: dict, notes: Footnotes, once: bool) -> dict:

@@ -32,12 +32,13 @@ The runner measures each model in its own process (``isolate = True``; see
 
 The wing, top to bottom (each module imports only those below it): ``harness`` (the
 harness and one model's rows), ``optimize`` (the ``--optimize`` search) beside
-``batch_search`` (``--batch-search``), ``quantize`` (INT8 through ONNX Runtime and the accuracy
-gate's top-1 comparison), ``runtimes`` (ONNX Runtime and OpenVINO sessions and timing; a
+``batch_search`` (``--batch-search``), ``quantize`` (INT8 through ONNX Runtime and OpenVINO,
+and the lossy candidates' turn at the accuracy gate), ``runtimes`` (ONNX Runtime and OpenVINO sessions and timing; a
 candidate measured in its runtime), ``measure`` (one PyTorch candidate timed, with back-off on
 out of memory), ``levers`` (the PyTorch candidates of ``--optimize``: the layout x precision
 grid, batch norm folding, compile modes), ``peak`` (the run's matrix-product peak),
-``model_run`` (one model's measurement), ``gate`` (real weights and the gate's images),
+``model_run`` (one model's measurement), ``gate`` (real weights, the gate's images and the
+``Gate`` that judges each lossy candidate against eager fp32, image by image),
 ``reference`` (eager fp32 outputs and agreement), ``backend`` (device, threads and memory),
 ``config`` (options), ``timing`` (warm-up, timed loop and step statistics) and ``rounds``
 (``run --repeats``: one model's rounds merged per configuration). This package is cheap to import:

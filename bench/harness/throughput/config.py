@@ -18,7 +18,9 @@ DEFAULT_MIN_TIME_S = 2.0
 DEFAULT_MIN_STEPS = 10
 TORCH = "torch"
 RUNTIMES = (TORCH, "onnxruntime", "openvino")
-DEFAULT_ACCURACY_BUDGET = 0.5  # top-1 points
+DEFAULT_ACCURACY_BUDGET = 0.5  # top-1 points; "1%": 1% of eager fp32's top-1
+ACCURACY_RULES = ("interval", "point")  # --accuracy-gate: the interval's upper end, or the drop
+DEFAULT_ACCURACY_MIN_IMAGES = 500
 DEFAULT_CALIBRATION_IMAGES = 128
 LABELS = {TORCH: "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
@@ -82,7 +84,9 @@ class ThroughputConfig:
     weights: str | None = None
     val_data: str | None = None
     limit: int | None = None
-    accuracy_budget: float = DEFAULT_ACCURACY_BUDGET
+    accuracy_budget: float | str = DEFAULT_ACCURACY_BUDGET  # points, or "N%" of fp32's top-1
+    accuracy_rule: str = ACCURACY_RULES[0]
+    accuracy_min_images: int = DEFAULT_ACCURACY_MIN_IMAGES
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES
     # the run's matrix-product peaks, set by ThroughputHarness.prepare (not an option, and
     # not compared by --resume): (device, precision, tf32, gmacs_per_sec, method) each
@@ -113,20 +117,52 @@ def _check_gate_options(c: ThroughputConfig) -> None:
     if c.pretrained and c.weights:
         raise ConfigError("Give --pretrained or --weights PATH, not both.")
     check_weights_path(c.weights)
-    if not float(c.accuracy_budget) >= 0:
-        raise ConfigError(f"--accuracy-budget {c.accuracy_budget}: expected points >= 0.")
+    try:
+        object.__setattr__(c, "accuracy_budget", parse_budget(c.accuracy_budget))
+    except ValueError as e:
+        raise ConfigError(f"--accuracy-budget {c.accuracy_budget}: {e}.") from None
+    if c.accuracy_rule not in ACCURACY_RULES:
+        raise ConfigError(
+            f"--accuracy-gate {c.accuracy_rule}: expected {' or '.join(ACCURACY_RULES)}."
+        )
     if int(c.calibration_images) <= 0 or (c.limit is not None and int(c.limit) <= 0):
         raise ConfigError("--calibration-images and --limit must be positive whole numbers.")
+    if int(c.accuracy_min_images) <= 0:
+        raise ConfigError("--accuracy-min-images must be a positive whole number.")
 
 
-def _points(text: str) -> float:
+def parse_budget(value: float | str) -> float | str:
+    """--accuracy-budget: top-1 points (``0.5``: a float), or a share of eager fp32's top-1
+    (``1%``: the text, normalised); a ValueError saying what was expected otherwise."""
+    text = str(value).strip()
+    relative = text.endswith("%")
     try:
-        value = float(text)
+        number = float(text[:-1] if relative else text)
     except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected top-1 points >= 0, got '{text}'")
-    return value
+        number = -1.0
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(
+            "expected top-1 points >= 0 (0.5) or a percentage of eager fp32's top-1 (1%)"
+        )
+    return f"{number:g}%" if relative else number
+
+
+def budget_percent(budget: float | str) -> float | None:
+    """A relative budget's percentage (``1%``: 1.0), or None for points."""
+    return float(budget[:-1]) if isinstance(budget, str) else None
+
+
+def budget_points(budget: float | str, fp32_top1: float) -> float:
+    """The budget in top-1 points, a relative one taken of eager fp32's top-1 (percent)."""
+    pct = budget_percent(budget)
+    return float(budget) if pct is None else pct / 100 * fp32_top1
+
+
+def _budget(text: str) -> float | str:
+    try:
+        return parse_budget(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e}, got '{text}'") from None
 
 
 def add_arguments(group) -> None:
@@ -195,11 +231,22 @@ def _add_gate_arguments(group, d: ThroughputConfig) -> None:
                        "(mnist5k, digits, ...: its held-out split)")  # fmt: skip
     group.add_argument("--limit", type=positive_int, default=S, metavar="N",
                        help="score at most N images (a seeded, class-balanced subset)")  # fmt: skip
-    group.add_argument("--accuracy-budget", dest="accuracy_budget", type=_points, default=S,
-                       metavar="POINTS",
-                       help=f"with --optimize, a lossy candidate (INT8, fp16) is chosen only "
-                       f"when its top-1 on --val-data is within POINTS of eager fp32's "
-                       f"(default: {d.accuracy_budget:g})")  # fmt: skip
+    group.add_argument("--accuracy-budget", dest="accuracy_budget", type=_budget, default=S,
+                       metavar="POINTS|PCT%",
+                       help=f"with --optimize, a lossy candidate (INT8, fp16, bf16 when scored) "
+                       f"is chosen only when its loss of top-1 on --val-data against eager "
+                       f"fp32's, on the same images, is within POINTS, or within PCT%% of eager "
+                       f"fp32's top-1 (1%%) (default: {d.accuracy_budget:g} points)")  # fmt: skip
+    group.add_argument("--accuracy-gate", dest="accuracy_rule", choices=ACCURACY_RULES,
+                       default=S,
+                       help="interval: the upper end of the 95%% interval of the drop (paired, "
+                       "Newcombe) must be within the budget; point: the measured drop itself, "
+                       f"as before (default: {d.accuracy_rule})")  # fmt: skip
+    group.add_argument("--accuracy-min-images", dest="accuracy_min_images", type=positive_int,
+                       default=S, metavar="N",
+                       help=f"with --optimize, stop (exit 2) when the accuracy gate would score "
+                       f"fewer than N images (default: {d.accuracy_min_images}, where one image "
+                       f"is {100 / d.accuracy_min_images:g} points of top-1)")  # fmt: skip
     group.add_argument("--calibration-images", dest="calibration_images", type=positive_int,
                        default=S, metavar="N",
                        help=f"images INT8 is calibrated on, disjoint from those it is scored "

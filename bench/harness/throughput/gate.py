@@ -1,9 +1,18 @@
 """The accuracy gate of ``--optimize``'s lossy candidates (INT8, fp16; bf16 too when it can
-be scored): real weights, labelled real images, and top-1 on them.
+be scored): real weights, labelled real images, and each candidate's predictions on them paired
+with eager fp32's (``Gate``, one per model, on ``ModelRun.gate``).
 
 A lossy candidate is eligible only when the run has real weights (``--weights``, a fine-tune
-checkpoint as well, or ``--pretrained``) and labelled images (``--val-data``), and its top-1 on
-those images is within ``--accuracy-budget`` points of eager fp32's on the same images.
+checkpoint as well, or ``--pretrained``) and labelled images (``--val-data``, at least
+``--accuracy-min-images`` of them scored), and it passes the gate (``verdict``):
+
+- image by image against eager fp32 on the same images: the images it loses (eager fp32 right,
+  it wrong) and gains, McNemar's exact p, and the 95% interval of the drop of top-1 in points
+  (Newcombe's paired interval, ``bench.paired``);
+- ``--accuracy-gate interval`` (the default): the interval's upper end within
+  ``--accuracy-budget`` (points, or ``N%`` of eager fp32's top-1); ``point``: the measured drop
+  within it (the rule before the interval);
+- never a candidate that predicts one class for every image (a constant model).
 
 Images (``--val-data``):
 - a fine-tune data set name (``mnist5k``, ``digits``, ...; ``bench.harness.finetune.data``):
@@ -20,14 +29,15 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError, DataError
 from bench.harness.base import Job
-from bench.harness.throughput.config import ThroughputConfig
+from bench.harness.throughput.config import ThroughputConfig, budget_percent, budget_points
 from bench.harness.throughput.reference import first_tensor
+from bench.paired import PairedCounts, mcnemar_exact_p, newcombe_interval
 
 logger = logging.getLogger(__name__)
 
@@ -222,21 +232,27 @@ def _labels(items):
     return torch.tensor([it.classes[0] for it in items], dtype=torch.int64)
 
 
-def top1(predict, data: GateData, batch: int) -> float:
-    """Top-1 (percent) of ``predict`` (a batch of inputs to logits) on the scoring images, fed
-    in batches of exactly ``batch`` (the last one padded; a fixed-shape session needs it)."""
+def predicted_classes(predict, data: GateData, batch: int):
+    """The class ``predict`` (a batch of inputs to logits) gives each scoring image (a numpy
+    array), fed in batches of exactly ``batch`` (the last one padded; a fixed-shape session
+    needs it)."""
     import numpy as np
     import torch
 
-    hits, n = 0, len(data.labels)
+    out, n = [], len(data.labels)
     for i in range(0, n, batch):
         xb = data.images[i : i + batch]
         real = len(xb)
         if real < batch:
             xb = torch.cat([xb, xb[:1].expand(batch - real, *xb.shape[1:])])
-        out = np.asarray(predict(xb))[:real]
-        hits += int((out.argmax(1) == data.labels[i : i + real].numpy()).sum())
-    return round(100 * hits / max(1, n), 3)
+        out.append(np.asarray(predict(xb))[:real].argmax(1))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def top1(predict, data: GateData, batch: int) -> float:
+    """Top-1 (percent) of ``predict`` on the scoring images (``predicted_classes``)."""
+    hits = int((predicted_classes(predict, data, batch) == data.labels.numpy()).sum())
+    return round(100 * hits / max(1, len(data.labels)), 3)
 
 
 def torch_predict(model, device: str, autocast=None):
@@ -250,3 +266,140 @@ def torch_predict(model, device: str, autocast=None):
             return first_tensor(model(xb.to(device))).float().cpu().numpy()
 
     return predict
+
+
+# -- the verdict --------------------------------------------------------------------------
+def _too_few(n: int, c: ThroughputConfig, what: str) -> str:
+    return (
+        f"{what}: the accuracy gate would score {n} images, fewer than --accuracy-min-images "
+        f"{c.accuracy_min_images} (one image is {100 / max(1, n):.2g} points of top-1); score "
+        f"more images, or pass --accuracy-min-images {n} to gate on these."
+    )
+
+
+def _available_images(c: ThroughputConfig) -> int:
+    """How many scoring images --val-data holds (before --limit)."""
+    if c.val_data in FINETUNE_SETS:
+        return len(_finetune_data(c.val_data).y_test)
+    from bench.harness.validate import folder_items
+
+    return max(0, len(folder_items(Path(c.val_data))) - int(c.calibration_images))
+
+
+def check_gate_images(c: ThroughputConfig) -> None:
+    """A ConfigError, before any model, when --optimize would gate lossy candidates on fewer
+    than --accuracy-min-images images (--limit, or the images --val-data holds)."""
+    if not c.optimize or lossy_skip_reason(c) is not None:
+        return
+    if c.limit is not None and c.limit < c.accuracy_min_images:
+        raise ConfigError(_too_few(int(c.limit), c, f"--limit {c.limit}"))
+    n = _available_images(c)
+    if n < c.accuracy_min_images:
+        raise ConfigError(_too_few(n, c, f"--val-data {c.val_data}"))
+
+
+def _refusal(m: dict, one_class: int | None) -> str | None:
+    """Why the gate refuses a candidate (its metrics ``m``), or None."""
+    n, budget = m["accuracy_images"], m["accuracy_budget"]
+    scored = f"top-1 {m['candidate_top1']} against eager fp32's {m['fp32_top1']} on {n} images"
+    if one_class is not None:
+        return f"predicts class {one_class} for every one of {n} images: a constant model"
+    if m["accuracy_rule"] == "point":
+        if m["top1_drop"] <= budget:
+            return None
+        return f"{scored}: {m['top1_drop']} points lost, over the budget of {budget:g}"
+    if m["top1_drop_high"] <= budget:
+        return None
+    return (
+        f"{scored}: drop {m['top1_drop']:+.2f} points, 95% interval [{m['top1_drop_low']:+.2f}, "
+        f"{m['top1_drop_high']:+.2f}] ({m['images_lost']} lost, {m['images_gained']} gained, "
+        f"McNemar p={m['mcnemar_p']:.2g}): its upper end is over the budget of {budget:g}"
+    )
+
+
+def verdict(t: PairedCounts, c: ThroughputConfig, one_class: int | None = None) -> dict:
+    """The gate's metrics of a candidate against eager fp32 (``t``: eager fp32 first) and
+    whether it passes (``within_budget``; else ``gate_refusal`` says why): by ``c``'s rule
+    and budget, never when it predicts ``one_class`` for every image."""
+    fp32 = round(100 * t.first_right / max(1, t.n), 3)
+    cand = round(100 * t.second_right / max(1, t.n), 3)
+    low, high = newcombe_interval(t)
+    m = {
+        "accuracy_images": t.n,
+        "fp32_top1": fp32,
+        "candidate_top1": cand,
+        "top1_drop": round(fp32 - cand, 3),
+        "top1_drop_low": round(100 * low, 3),
+        "top1_drop_high": round(100 * high, 3),
+        "images_lost": t.first_only,  # right by eager fp32, wrong by the candidate
+        "images_gained": t.second_only,  # wrong by eager fp32, right by the candidate
+        "mcnemar_p": float(f"{mcnemar_exact_p(t.first_only, t.second_only):.4g}"),
+        "accuracy_rule": c.accuracy_rule,
+        "accuracy_budget": round(budget_points(c.accuracy_budget, fp32), 3),
+    }
+    if (pct := budget_percent(c.accuracy_budget)) is not None:
+        m["accuracy_budget_pct"] = pct
+    reason = _refusal(m, one_class)
+    m["within_budget"] = reason is None
+    if reason is not None:
+        m["gate_refusal"] = reason
+    return m
+
+
+def one_class(classes, labels) -> int | None:
+    """The class predicted for every image, when the images hold more than one class (a
+    constant model: calibrated on a blank image, say); else None."""
+    import numpy as np
+
+    predicted = np.unique(classes)
+    return int(predicted[0]) if len(predicted) == 1 and len(np.unique(labels)) > 1 else None
+
+
+@dataclass
+class Gate:
+    """The accuracy gate of one model (``ModelRun.gate``): its images, read once; eager fp32's
+    class for each, predicted once; and each candidate's verdict, judged once (``judge``)."""
+
+    job: Job
+    settings: ThroughputConfig
+    model: Any
+    init: Any
+    device: str
+    _data: GateData | None = field(default=None, repr=False)
+    _fp32: Any = field(default=None, repr=False)
+    _verdicts: dict = field(default_factory=dict, repr=False)
+
+    def data(self) -> GateData:
+        """The calibration and scoring images; a DataError when there are fewer than
+        --accuracy-min-images to score."""
+        if self._data is None:
+            data = load_gate_data(self.job, self.settings, self.model, self.init)
+            if len(data.labels) < self.settings.accuracy_min_images:
+                raise DataError(_too_few(len(data.labels), self.settings, data.name))
+            self._data = data
+        return self._data
+
+    def fp32_classes(self, batch: int):
+        """Eager fp32's class for each scoring image (the model NCHW, in eval mode)."""
+        if self._fp32 is None:
+            import torch
+
+            model = self.model.to(self.device).to(memory_format=torch.contiguous_format).eval()
+            self._fp32 = predicted_classes(torch_predict(model, self.device), self.data(), batch)
+        return self._fp32
+
+    def judge(self, key, predict, batch: int) -> dict:
+        """The verdict (``verdict``, with the images described) on the candidate ``key`` names,
+        whose ``predict`` maps a batch of inputs to logits; judged once per key."""
+        if key not in self._verdicts:
+            data = self.data()
+            fp32, cand = self.fp32_classes(batch), predicted_classes(predict, data, batch)
+            labels = data.labels.numpy()
+            r, k = fp32 == labels, cand == labels
+            t = PairedCounts(int((r & k).sum()), int((r & ~k).sum()), int((~r & k).sum()),
+                             int((~r & ~k).sum()))  # fmt: skip
+            self._verdicts[key] = {
+                **data.describe(),
+                **verdict(t, self.settings, one_class(cand, labels)),
+            }
+        return dict(self._verdicts[key])

@@ -20,7 +20,7 @@ from bench.harness.throughput.config import (
     ThroughputConfig,
     add_arguments,
 )
-from bench.harness.throughput.gate import check_val_data
+from bench.harness.throughput.gate import check_gate_images, check_val_data
 from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.optimize import optimize
@@ -44,9 +44,11 @@ class ThroughputHarness:
     @staticmethod
     def preflight(config: ThroughputConfig) -> None:
         """A runtime asked for by name must be installed, and --val-data must be images the
-        accuracy gate can read (exit 2 before any model)."""
+        accuracy gate can read, at least --accuracy-min-images of them scored (exit 2 before
+        any model)."""
         require(config.runtimes)
         check_val_data(config.val_data)
+        check_gate_images(config)
 
     @staticmethod
     def prepare(config: ThroughputConfig, run: RunConfig) -> ThroughputConfig:

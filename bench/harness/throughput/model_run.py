@@ -10,7 +10,7 @@ from typing import Any
 from bench.harness.base import Job
 from bench.harness.throughput.backend import peak_rss_since_reset_mb, reset_peak_rss_mb
 from bench.harness.throughput.config import Settings
-from bench.harness.throughput.gate import GateData, has_weights, load_gate_data, weighted_model
+from bench.harness.throughput.gate import Gate, has_weights, weighted_model
 from bench.harness.throughput.reference import eager_outputs
 
 logger = logging.getLogger(__name__)
@@ -33,8 +33,9 @@ def count_gmacs(model, job: Job) -> float | None:
 @dataclass
 class ModelRun:
     """One model on one device with the run's settings: the model (a copy of it for
-    training), its MACs per sample, its eager fp32 outputs (once per batch size) and the best
-    matrix-product peak sampled after its timings (per device, precision and TF32)."""
+    training), its MACs per sample, its eager fp32 outputs (once per batch size), the best
+    matrix-product peak sampled after its timings (per device, precision and TF32) and the
+    accuracy gate of its lossy candidates (``gate``)."""
 
     job: Job
     settings: Settings
@@ -49,7 +50,7 @@ class ModelRun:
     _train_model: Any = field(default=None, repr=False)
     _references: dict[int, Any] = field(default_factory=dict, repr=False)
     init: Any = None  # how real weights were loaded (--weights, --pretrained); None: random
-    _gate: GateData | None = field(default=None, repr=False)
+    _gate: Gate | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, job: Job, settings: Settings, device: str) -> ModelRun:
@@ -97,10 +98,12 @@ class ModelRun:
         peak = peak_rss_since_reset_mb() if self.rss_baseline_mb is not None else None
         return None if peak is None else round(peak - self.rss_baseline_mb, 1)
 
-    def gate_data(self) -> GateData:
-        """The accuracy gate's calibration and scoring images, read once."""
+    @property
+    def gate(self) -> Gate:
+        """The accuracy gate of this model's lossy candidates: its images, eager fp32's
+        predictions on them and each candidate's verdict, each made once."""
         if self._gate is None:
-            self._gate = load_gate_data(self.job, self.settings, self.model, self.init)
+            self._gate = Gate(self.job, self.settings, self.model, self.init, self.device)
         return self._gate
 
     def model_for(self, mode: str):

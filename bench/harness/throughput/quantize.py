@@ -13,10 +13,11 @@ INT8, two ways, each calibrated on the gate's calibration images:
 
 A quantized session is built once per model, runtime and batch size and re-timed in every round.
 
-The gate (``gate_metrics``): top-1 of eager fp32 and of the candidate on the same scoring
-images (``bench.harness.throughput.gate``); the drop in points, and whether it is within
-``--accuracy-budget``. Agreement with eager fp32 on the timing input is recorded for INT8 but
-does not decide (INT8 never agrees to 5e-2; its top-1 on real images does).
+The gate (``ModelRun.gate``, ``bench.harness.throughput.gate``): the candidate's predictions
+paired with eager fp32's on the same scoring images, the drop of top-1 with its interval, and
+whether it passes ``--accuracy-gate`` within ``--accuracy-budget``. Agreement with eager fp32 on
+the timing input is recorded for INT8 but does not decide (INT8 never agrees to 5e-2; its top-1
+on real images does).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import warnings
 from pathlib import Path
 
 from bench.harness.throughput.backend import backend_settings, dtype
-from bench.harness.throughput.gate import GateData, top1, torch_predict
+from bench.harness.throughput.config import TORCH
+from bench.harness.throughput.gate import torch_predict
 from bench.harness.throughput.measure import Candidate, time_steps, timed_metrics
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.reference import agreement
@@ -141,14 +143,14 @@ QUANTIZERS = {"onnxruntime": _ort_int8, "openvino": _openvino_int8}
 
 
 def _int8_session(run: ModelRun, batch: int, runtime: str) -> dict:
-    """The INT8 session of ``runtime`` for ``batch`` (built once per model, runtime and batch),
-    its build time and its gate metrics."""
+    """The INT8 session of ``runtime`` for ``batch`` (built once per model, runtime and batch)
+    and its build time."""
     key = ("int8_session", runtime, batch)
     if key in run.job.cache:
         return run.job.cache[key]
     import torch
 
-    data = run.gate_data()
+    data = run.gate.data()
     x = run.job.example_input(batch)
     model = run.model.eval().float().cpu().to(memory_format=torch.contiguous_format)
     threads = torch.get_num_threads()
@@ -157,14 +159,13 @@ def _int8_session(run: ModelRun, batch: int, runtime: str) -> dict:
     build_s = time.perf_counter() - start
     entry = {"predict": predict, "x": x, "threads": threads, "build_s": build_s,
              "provider": provider}  # fmt: skip
-    entry["gate"] = gate_metrics(run, top1(predict, data, batch), batch)
     run.job.cache[key] = entry
     return entry
 
 
 def measure_int8(run: ModelRun, cand: Candidate, batch: int) -> dict:
-    """An INT8 candidate (``cand.runtime``): quantized once, scored once, timed with PyTorch's
-    loop."""
+    """An INT8 candidate (``cand.runtime``): quantized once, judged by the gate once, timed
+    with PyTorch's loop."""
     s = _int8_session(run, batch, cand.runtime)
     feed = s["x"]
     with step(f"{cand.runtime} INT8 timing"):
@@ -176,48 +177,18 @@ def measure_int8(run: ModelRun, cand: Candidate, batch: int) -> dict:
     metrics.update(provider=s["provider"], export_time_s=round(s["build_s"], 3))
     agree = agreement(run.reference(batch), s["predict"](feed), INT8)
     agree.pop("agrees")  # recorded, not deciding: the accuracy gate decides
-    metrics.update(agree, **s["gate"])
+    metrics.update(agree, **run.gate.judge((INT8, cand.runtime, batch), s["predict"], batch))
     return metrics
 
 
-def eager_top1(run: ModelRun, batch: int) -> float:
-    """Eager fp32's top-1 on the scoring images (once per model)."""
-    if "eager_top1" not in run.job.cache:
-        import torch
-
-        model = run.model.to(run.device).to(memory_format=torch.contiguous_format).eval()
-        run.job.cache["eager_top1"] = top1(torch_predict(model, run.device), run.gate_data(),
-                                           batch)  # fmt: skip
-    return run.job.cache["eager_top1"]
-
-
-def gate_metrics(run: ModelRun, candidate_top1: float, batch: int) -> dict:
-    """Both top-1s on the same images, the drop in points and whether it is in budget."""
-    data: GateData = run.gate_data()
-    fp32 = eager_top1(run, batch)
-    drop = round(fp32 - candidate_top1, 3)
-    budget = float(run.settings.accuracy_budget)
-    return {
-        **data.describe(),
-        "fp32_top1": fp32,
-        "candidate_top1": candidate_top1,
-        "top1_drop": drop,
-        "accuracy_budget": budget,
-        "within_budget": drop <= budget,
-    }
-
-
 def torch_gate(run: ModelRun, cand: Candidate, batch: int) -> dict:
-    """A reduced-precision PyTorch candidate's gate metrics (once per candidate)."""
-    key = ("torch_gate", cand.precision, cand.channels_last)
-    if key not in run.job.cache:
-        import functools
+    """A reduced-precision PyTorch candidate's gate metrics (judged once per candidate)."""
+    import functools
 
-        import torch
+    import torch
 
-        autocast = functools.partial(torch.autocast, device_type=run.device,
-                                     dtype=dtype(cand.precision))  # fmt: skip
-        model = run.model.to(run.device).to(memory_format=torch.contiguous_format).eval()
-        score = top1(torch_predict(model, run.device, autocast), run.gate_data(), batch)
-        run.job.cache[key] = gate_metrics(run, score, batch)
-    return run.job.cache[key]
+    autocast = functools.partial(torch.autocast, device_type=run.device,
+                                 dtype=dtype(cand.precision))  # fmt: skip
+    model = run.model.to(run.device).to(memory_format=torch.contiguous_format).eval()
+    key = (TORCH, cand.precision, cand.channels_last)
+    return run.gate.judge(key, torch_predict(model, run.device, autocast), batch)

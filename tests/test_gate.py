@@ -27,7 +27,7 @@ def _config(**options) -> ThroughputConfig:
 
 
 def test_a_drop_whose_interval_crosses_the_budget_is_refused():
-    m = verdict(NOISY, _config())
+    m = verdict(NOISY, _config(accuracy_budget=0.5))
     assert FIELDS <= set(m)
     assert (m["accuracy_images"], m["images_lost"], m["images_gained"]) == (1000, 12, 10)
     assert m["top1_drop"] == pytest.approx(0.2)
@@ -40,7 +40,7 @@ def test_a_drop_whose_interval_crosses_the_budget_is_refused():
 
 
 def test_an_identical_candidate_passes():
-    m = verdict(SAME, _config())
+    m = verdict(SAME, _config(accuracy_budget=0.5))
     assert (m["top1_drop"], m["images_lost"], m["images_gained"], m["mcnemar_p"]) == (0, 0, 0, 1)
     assert m["top1_drop_low"] < 0 < m["top1_drop_high"] < 0.5
     assert m["within_budget"] is True
@@ -50,11 +50,13 @@ def test_an_identical_candidate_passes():
 def test_the_point_rule_keeps_the_old_behaviour():
     """The drop itself against the budget: a drop of exactly the budget passes (as before the
     interval), one over it is refused with the old text."""
-    assert verdict(NOISY, _config(accuracy_rule="point"))["within_budget"] is True
+    point = _config(accuracy_rule="point", accuracy_budget=0.5)
+    assert verdict(NOISY, point)["within_budget"] is True
     exact = PairedCounts(both=880, first_only=15, second_only=10, neither=95)  # drop 0.5
-    assert verdict(exact, _config(accuracy_rule="point"))["within_budget"] is True
-    assert verdict(exact, _config())["within_budget"] is False  # the interval rule does not
-    over = verdict(PairedCounts(880, 16, 10, 94), _config(accuracy_rule="point"))
+    assert verdict(exact, point)["within_budget"] is True
+    interval = _config(accuracy_budget=0.5)
+    assert verdict(exact, interval)["within_budget"] is False  # the interval rule does not
+    over = verdict(PairedCounts(880, 16, 10, 94), point)
     assert over["within_budget"] is False
     assert over["gate_refusal"] == (
         "top-1 89.0 against eager fp32's 89.6 on 1000 images: 0.6 points lost, over the budget "
@@ -73,6 +75,18 @@ def test_a_relative_budget_is_a_share_of_eager_fp32s_top1():
     assert verdict(LARGE, _config(accuracy_budget="1.5%"))["within_budget"] is True
     assert verdict(LARGE, _config(accuracy_budget="1%", accuracy_rule="point"))["within_budget"]
     assert "accuracy_budget_pct" not in verdict(LARGE, _config(accuracy_budget=0.9))
+
+
+def test_the_default_budget_is_mlperfs_99_percent_of_fp32():
+    """By default 1% of eager fp32's top-1 (0.9 points at 90.0): an unchanged candidate passes,
+    one losing 12 more images than it gains on 1,000 (drop 1.2) is refused."""
+    assert ThroughputConfig().accuracy_budget == "1%"
+    same = verdict(SAME, _config())
+    assert (same["accuracy_budget"], same["accuracy_budget_pct"]) == (0.9, 1.0)
+    assert same["within_budget"] is True
+    worse = verdict(PairedCounts(both=878, first_only=22, second_only=10, neither=90), _config())
+    assert worse["top1_drop"] == pytest.approx(1.2)
+    assert worse["within_budget"] is False
 
 
 def test_budget_and_rule_options_are_checked():

@@ -83,8 +83,8 @@ def test_int8_of_a_trained_model_is_within_budget_by_the_point_rule(trained):
 
 def test_the_interval_rule_refuses_int8_that_360_images_cannot_bound(trained):
     """On the digits' 360 held-out images even an INT8 that loses nothing has an interval
-    reaching about a point: over the budget of 0.5, measured and shown, never chosen."""
-    run = _run(weights=trained, val_data="digits")
+    reaching about a point: over a budget of 0.5, measured and shown, never chosen."""
+    run = _run(weights=trained, val_data="digits", accuracy_budget=0.5)
     metrics, chosen = optimize(run, Candidate("infer", "fp32", False, False), 16)
     row = _int8_row(metrics)
     assert (row["accuracy_rule"], row["accuracy_budget"]) == ("interval", 0.5)

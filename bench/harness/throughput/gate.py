@@ -235,6 +235,13 @@ def top1(predict, data: GateData, batch: int) -> float:
         if real < batch:
             xb = torch.cat([xb, xb[:1].expand(batch - real, *xb.shape[1:])])
         out = np.asarray(predict(xb))[:real]
+        if not np.isfinite(out).all():  # NaN logits have an arbitrary top-1: no score
+            from bench.errors import NotFiniteError
+
+            raise NotFiniteError(
+                f"the gate's outputs are not finite (NaN or inf) on {real} scoring images; "
+                "they cannot be scored: check the weights and this candidate's precision"
+            )
         hits += int((out.argmax(1) == data.labels[i : i + real].numpy()).sum())
     return round(100 * hits / max(1, n), 3)
 

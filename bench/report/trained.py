@@ -257,5 +257,5 @@ def top1_over_seeds(group: list[dict]) -> Top1 | None:
 
 TOP1_INTERVAL = (
     "±: a 95 % interval, over the seeds (Student's t) where several ran the configuration, "
-    "else one seed's binomial half-width on its held-out images"
+    "else one seed's binomial half-width on its n held-out images"
 )

@@ -102,3 +102,14 @@ class CountError(BenchError):
 
 class WorkerError(BenchError):
     """The isolated measurement raised, crashed or timed out."""
+
+
+class DivergedError(BenchError):
+    """A training is not a result: its loss or its outputs turned NaN or infinite, or it ended
+    at chance (``bench.harness.finetune.divergence`` says when). The message names the epoch,
+    the step and the learning rate, and what to change."""
+
+
+class NotFiniteError(BenchError):
+    """A model's outputs hold NaN or infinite values where they are scored (the validate
+    harness, the accuracy gate of ``--optimize``): a top-1 of them would mean nothing."""

@@ -304,3 +304,47 @@ def test_the_mnist_column_of_one_machine_takes_its_figure(tmp_path):
     column, text = _mnist_column(tmp_path, ["AVX-512"])
     assert column["ResNet-50"].startswith("97.1%")
     assert "MNIST top-1 on AMD EPYC · AVX-512 BF16 VNNI · 2 vCPU" in text
+
+
+def _mnist_store(root, seeds: dict[str, list[float]]):
+    """A store with the chapter's fine-tune command per model: one record per seed's top-1."""
+    from bench.storage import ResultStore
+
+    doc = ResultStore(root).new_run({"run_id": "cccc0001", "started_utc": "2026-01-01T00:00:00Z",
+                                     "machine": {"id": "c", "cpu": "Chip", "cores": 2,
+                                                 "cpu_flags": ["avx2"]}})  # fmt: skip
+    config = {"dataset": "mnist5k", "init": "scratch", "protocol": "full", "epochs": 3,
+              "finetune_img_size": 64, "img_size": 64, "batch_size": 64, "lr": 0.01,
+              "world_size": 1, "precision": "fp32"}  # fmt: skip
+    doc.add([{"model": m, "source": "timm", "harness": "finetune", "status": "ok",
+              "device": "cpu", "config": {**config, "seed": s},
+              "metrics": {"top1": v, "test_samples": 1000, "train_samples": 4000,
+                          "num_classes": 10}}
+             for m, values in seeds.items() for s, v in enumerate(values)])  # fmt: skip
+    return root
+
+
+def test_the_mnist_column_labels_one_seed_and_averages_several(tmp_path):
+    from bench.report.html.chapter import chapter_blocks
+    from bench.report.records import read_records
+
+    store = _mnist_store(tmp_path / "results", {"vgg16": [97.1], "resnet50": [97.0, 97.4, 97.2]})
+    generate(store, tmp_path / "out")
+    lines = (tmp_path / "out" / "chapter.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if "| MNIST top-1 (64 px) " in line)
+    _, rows = _table(lines[start:], "Model")
+    column = {r["Model"]: r["MNIST top-1 (64 px)"].split(" [^")[0] for r in rows}
+    # one seed: 1.96 * sqrt(0.971 * 0.029 / 1000) = 1.04 points on its 1,000 held-out digits
+    assert column["VGG-16"] == "97.1% ±1.0 (1 seed, n=1,000)"
+    # three seeds: their mean, Student's t(0.975, 2) = 4.303 times 0.2 / sqrt(3) = 0.50
+    assert column["ResNet-50"] == "97.2% ±0.5 (3 seeds)"
+    text = " ".join(lines)
+    assert "seeds 0, 1, 2, the latest: run `cccc0001`" in text
+    # the page shows the same figures
+    frame = read_records(store).latest
+    table = next(
+        b for b in chapter_blocks(frame) if getattr(b, "table_id", "") == "chapter-measured"
+    )
+    page = {r.cells[0].text: r.cells[5].text for r in table.rows}
+    assert page["VGG-16"] == column["VGG-16"]
+    assert page["ResNet-50"] == column["ResNet-50"]

@@ -98,6 +98,24 @@ def test_pretrained_without_weights_is_an_error_row(tmp_path):
     assert "--weights PATH" in rec["error"]
 
 
+@pytest.mark.parametrize(("lr", "said"), [
+    ("1e6", "DivergedError: training loss nan at epoch 1, step "),  # AdamW's steps blow up
+    ("10", "DivergedError: ended at chance after 1 epoch (lr 10): "),  # it learns nothing
+])  # fmt: skip
+def test_a_diverged_training_is_an_error_row_with_its_configuration(tmp_path, lr, said):
+    args = [a if a != "3" else "1" for a in ARGS]  # one epoch
+    code = main(["run", *args, "--lr", lr, "--out", str(tmp_path / "results"),
+                 "--checkpoint-dir", str(tmp_path / "ck")])  # fmt: skip
+    assert code == 1  # a failed record: exit 1, the row kept
+    (rec,) = _records(tmp_path / "results")
+    assert rec["status"] == "error"
+    assert rec["error"].startswith(said), rec["error"]
+    assert "lower --lr" in rec["error"]
+    assert "top1" not in rec["metrics"]  # never an ok top-1
+    assert rec["config"]["lr"] == float(lr)  # it stands in for any earlier record of it
+    assert rec["config"]["seed"] == 0
+
+
 def test_torchrun_gloo_matches_single_process(single_run, tmp_path):
     """Two CPU processes with DDP (gloo) reach the single process's accuracy within noise."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

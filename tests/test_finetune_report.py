@@ -92,9 +92,9 @@ def test_committed_convnext_39_is_marked_failed_and_resnet50_is_not(committed_re
     convnext = [line for line in h200.splitlines() if "| convnext_tiny " in line]
     resnet = [line for line in h200.splitlines() if "| resnet50 " in line]
     assert convnext
-    assert "39.00 ⚠ failed" in convnext[0]
+    assert "| 39.0 ±3.0 (1 seed) ⚠ failed " in convnext[0]
     assert resnet
-    assert "86.60" in resnet[0]
+    assert "| 86.6 ±2.1 (1 seed) " in resnet[0]
     assert "⚠" not in resnet[0]
 
 
@@ -119,8 +119,40 @@ def test_committed_accuracy_rows_name_data_start_machine_and_size(committed_repo
     assert accuracy
     assert all("| scratch " not in line for line in rows)
     headers = _headers(text)
-    assert ("#", "Model", "Training", "Input px", "Epochs", "Batch", "LR (peak)", "Augment",
+    assert ("#", "Model", "Training", "Input px", "Epochs", "Batch, lr", "Augment",
             "Top-1 %", "Run") in headers  # fmt: skip
+
+
+def _top1_cells(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The accuracy table and the details table of ``finetune_markdown(rows)``'s first machine."""
+    from bench.report.finetune import finetune_markdown
+
+    block = _table_under(finetune_markdown(rows), "(CPU, fp32)")
+    return _first_table(block), _first_table(block.split("one row a seed", 1)[1])
+
+
+def test_one_seed_shows_its_binomial_half_width_and_several_their_interval():
+    seeds = [_row("lenet5", seed=s, top1=v) for s, v in ((0, 97.0), (1, 97.4), (2, 97.2))]
+    accuracy, details = _top1_cells([_row("resnet50", top1=97.1), *seeds])
+    cells = {r["Model"]: r["Top-1 %"] for r in accuracy}
+    # 1.96 * sqrt(0.971 * 0.029 / 1000) = 1.04 points
+    assert cells["resnet50"] == "97.1 ±1.0 (1 seed)"
+    # Student's t(0.975, 2) = 4.303 times 0.2 / sqrt(3): 0.50 points
+    assert cells["lenet5"] == "97.2 ±0.5 (3 seeds)"
+    assert len(accuracy) == 2  # one row a configuration
+    number = next(a["#"] for a in accuracy if a["Model"] == "lenet5")
+    lenet = [r for r in details if r["#"] == number]
+    assert [(r["Seed"], r["Top-1 %"]) for r in lenet] == [("0", "97.00"), ("1", "97.40"),
+                                                          ("2", "97.20")]  # fmt: skip
+
+
+def test_seeds_of_other_configurations_stay_apart_and_the_mean_decides_failed():
+    rows = [_row("lenet5", seed=0, lr=0.01, top1=97.0), _row("lenet5", seed=1, lr=0.1, top1=40.0),
+            _row("lenet5", seed=2, lr=0.1, top1=50.0)]  # fmt: skip
+    accuracy, _ = _top1_cells(rows)
+    cells = {r["Batch, lr"]: r["Top-1 %"] for r in accuracy}
+    assert cells["64, 0.01"] == "97.0 ±1.1 (1 seed)"
+    assert cells["64, 0.1"].startswith("45.0 ±63.5 (2 seeds) ⚠ failed")  # t(0.975, 1) = 12.7
 
 
 def test_every_accuracy_table_states_its_optimiser_once(committed_reports):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DivergedError
 from bench.harness.finetune.augment import augment_batch
 from bench.harness.finetune.config import TrainConfig
 from bench.harness.finetune.data import load_dataset
@@ -128,3 +128,52 @@ def test_digit_augmentation_never_mirrors():
 def test_bad_protocol(registry, digits):
     with pytest.raises(ConfigError, match="Unknown protocol 'most'"):
         _run(registry, digits, _cfg(protocol="most"))
+
+
+def _nan_after(registry, steps: int, in_eval: bool = False):
+    """simple_cnn whose outputs turn NaN after ``steps`` training steps (or at evaluation)."""
+    import torch
+
+    class NanAfter(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = registry.get("simple_cnn").build(num_classes=10, in_chans=1)
+            self.calls = 0
+
+        def forward(self, x):
+            out = self.inner(x)
+            if self.training:
+                self.calls += 1
+            if (not self.training and in_eval) or (self.training and self.calls > steps):
+                return out * float("nan")
+            return out
+
+    torch.manual_seed(0)
+    return NanAfter()
+
+
+def test_a_nan_loss_stops_the_training_naming_epoch_step_and_lr(registry, digits):
+    """A quarter of digits in batches of 32: 12 steps an epoch; NaN from the 15th step on."""
+    model = _nan_after(registry, 14)
+    mean, std = digits.mean_std()
+    with pytest.raises(DivergedError) as e:
+        train(model, digits, _cfg(epochs=3), in_chans=1, mean=mean, std=std)
+    text = str(e.value)
+    assert text.startswith("training loss nan at epoch 2, step 3 of 12 (lr ")
+    assert "peak --lr 0.003); lower --lr" in text
+    assert "\n" not in text
+    assert [p["epoch"] for p in e.value.curve] == [1]  # the epoch before it, for the record
+
+
+def test_non_finite_held_out_outputs_are_a_divergence(registry, digits):
+    model = _nan_after(registry, 10**6, in_eval=True)
+    mean, std = digits.mean_std()
+    with pytest.raises(DivergedError, match=r"^held-out loss nan after epoch 1 \(lr 0.003\)"):
+        train(model, digits, _cfg(epochs=2), in_chans=1, mean=mean, std=std)
+
+
+def test_a_finite_training_raises_nothing(registry, digits):
+    model = _nan_after(registry, 10**6)  # the same wrapper, never NaN
+    mean, std = digits.mean_std()
+    result = train(model, digits, _cfg(epochs=1), in_chans=1, mean=mean, std=std)
+    assert len(result.curve) == 1

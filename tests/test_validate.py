@@ -86,3 +86,55 @@ def test_weights_that_cannot_be_had_offline_are_an_error_row(tmp_path, monkeypat
     (rec,) = _records(tmp_path)
     assert rec["status"] == "error"
     assert "--weights PATH" in rec["error"]
+
+
+def _tiny(nan: bool):
+    """A 1000-class model on any image: constant logits, NaN in one image's row when asked."""
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def forward(self, x):
+            out = torch.arange(1000.0).flip(0).repeat(len(x), 1)  # always class 0 first
+            if nan:
+                out[-1, 3] = float("nan")
+            return out
+
+    return Tiny()
+
+
+@pytest.mark.parametrize("nan", [False, True])
+def test_non_finite_outputs_are_an_error_not_a_top1(nan):
+    import torch
+
+    from bench.errors import NotFiniteError
+
+    items = v.photo_items()[:2]
+
+    def transform(image):
+        return torch.zeros(3, 4, 4)
+
+    if nan:
+        with pytest.raises(NotFiniteError, match=r"not finite \(NaN or inf\) for 1 of the 2 "):
+            v._score(_tiny(True), items, transform, "cpu", 8)
+    else:
+        assert v._score(_tiny(False), items, transform, "cpu", 8)["images"] == 2
+
+
+def test_weights_that_give_nan_are_an_error_row(tmp_path):
+    import torch
+
+    from bench.registry.lookup import Registry
+
+    model = Registry().get("chapter_resnet").build()  # 3 channels, 32 px: quick
+    weights = {
+        k: torch.full_like(t, float("nan")) if t.is_floating_point() else t
+        for k, t in model.state_dict().items()
+    }
+    torch.save(weights, tmp_path / "nan.pth")
+    done = run_cli("run", "--models", "chapter_resnet", "--harness", "validate", "--weights",
+                   str(tmp_path / "nan.pth"), "--out", str(tmp_path / "r"))  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    (rec,) = _records(tmp_path / "r")
+    assert rec["status"] == "error"
+    assert rec["error"].startswith("NotFiniteError: the model's outputs are not finite")
+    assert "val_top1" not in rec["metrics"]

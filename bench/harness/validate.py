@@ -12,6 +12,9 @@ Images (``--val-data``):
 ``--limit N`` takes a seeded, class-balanced subset. A file that cannot be read is skipped with
 a warning and counted (``skipped_images``); an empty class folder is a warning.
 
+Outputs that hold NaN or infinite values are a ``NotFiniteError`` (the record is an error row),
+never a top-1.
+
 Transforms: timm's resolved data config for timm models (input size, crop fraction,
 interpolation, mean and std), torchvision's weights transforms for ``torchvision:`` models,
 and ImageNet's usual resize 256 / centre crop 224 otherwise.
@@ -26,7 +29,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import ConfigError, DataError
+from bench.errors import ConfigError, DataError, NotFiniteError
 from bench.harness.base import Job, Measurement, RunConfig
 from bench.harness.options import nonneg_int, positive_int
 from bench.registry.checkpoints import check_weights_path
@@ -229,6 +232,20 @@ def eval_transform(spec, model, weights_file: str | None = None):
     }
 
 
+def check_finite(out) -> None:
+    """A ``NotFiniteError`` when a batch's outputs (images x classes) hold NaN or infinite
+    values: their top-1 would be an arbitrary class, a score of nothing."""
+    import torch
+
+    bad = int((~torch.isfinite(out)).any(dim=1).sum())
+    if bad:
+        raise NotFiniteError(
+            f"the model's outputs are not finite (NaN or inf) for {bad} of the {len(out)} "
+            "images of a batch; check the weights (--weights, --pretrained) and the "
+            "precision, then validate again"
+        )
+
+
 def _score(model, items: list[Item], transform, device: str, batch_size: int) -> dict:
     """Top-1/top-5 hits over the images that could be read; unreadable ones are counted."""
     import torch
@@ -241,7 +258,9 @@ def _score(model, items: list[Item], transform, device: str, batch_size: int) ->
         if not batch:
             return
         with torch.inference_mode():
-            top5 = model(torch.stack(batch).to(device)).float().topk(5, dim=1).indices.cpu()
+            out = model(torch.stack(batch).to(device)).float()
+            check_finite(out)
+            top5 = out.topk(5, dim=1).indices.cpu()
         for row, ok in zip(top5.tolist(), wanted, strict=True):
             hits1 += row[0] in ok
             hits5 += any(c in ok for c in row)

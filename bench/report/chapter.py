@@ -25,7 +25,6 @@ from bench.report.fmt import (
     fmt_gmacs,
     fmt_int,
     fmt_number,
-    fmt_pct,
     fmt_sps,
     is_number,
     md_table,
@@ -35,6 +34,7 @@ from bench.report.fmt import (
 from bench.report.records import Records, untrusted
 from bench.report.section1 import section1_markdown, worked_example_wrong
 from bench.report.tidy import failures, measured_for
+from bench.report.trained import TOP1_INTERVAL, seed_key, top1_over_seeds
 from bench.report.verdicts import COUNTS_DIFFERENTLY, PARAMS_SHARE, TOP1_POINTS, judge
 from bench.report.workload import answers_question, levers_text, workload_key
 
@@ -156,16 +156,43 @@ def finetune_machine(latest) -> str | None:
     return max(sorted(covered), key=lambda k: len(covered[k])) if covered else None
 
 
-def _chapter_finetune(latest, model: str) -> dict | None:
-    """The latest fine-tune record of the chapter's command for a model (full data), on the
-    column's machine (``finetune_machine``)."""
+def chapter_finetune_seeds(latest, model: str) -> list[dict]:
+    """The fine-tune records of the chapter's command for a model (full data) on the column's
+    machine (``finetune_machine``) that share the latest one's configuration but its seed:
+    one record, or one per seed (``trained.seed_key``), by seed."""
     machine = finetune_machine(latest)
     rows = [
         r
         for r in finetune_rows(latest)
         if r["model"] == model and is_chapter_finetune(r) and str(r.get("device_name")) == machine
     ]
+    if not rows:
+        return []
+    key = seed_key(max(rows, key=lambda r: (r["finished_utc"], r["run_id"])))
+    return [r for r in rows if seed_key(r) == key]
+
+
+def _chapter_finetune(latest, model: str) -> dict | None:
+    """The latest of ``chapter_finetune_seeds`` (None when there is none)."""
+    rows = chapter_finetune_seeds(latest, model)
     return max(rows, key=lambda r: (r["finished_utc"], r["run_id"])) if rows else None
+
+
+def mnist_top1_text(seeds: list[dict]) -> str:
+    """The MNIST column's figure: '97.1% ±1.0 (1 seed, n=1,000)', or over several seeds
+    '97.3% ±0.4 (3 seeds)' (``trained.top1_over_seeds``); '-' without a top-1."""
+    top1 = top1_over_seeds(seeds)
+    return top1.text(unit="%") if top1 is not None else "-"
+
+
+def mnist_note(seeds: list[dict], latest: dict) -> str:
+    """Where the MNIST figure comes from: the device kind, the seeds when several, the
+    (latest) run."""
+    kind = DEVICE_KINDS.get(latest.get("device"), latest.get("device"))
+    if len(seeds) < 2:
+        return f"{kind}, {_prov(latest)}"
+    numbers = ", ".join(fmt_int(r.get("seed")) for r in seeds)
+    return f"{kind}, seeds {numbers}, the latest: {_prov(latest)}"
 
 
 def _prov(rec) -> str:
@@ -334,13 +361,13 @@ def data_label(dataset) -> str:
 
 
 def _measured_row(card: ModelCard, records: Records, table, notes: Footnotes) -> dict:
+    seeds = chapter_finetune_seeds(records.latest, card.name)
     ft = _chapter_finetune(records.latest, card.name)
     if ft is None:
         tuned = f"- {notes.numbered('n', 'not measured: no record of the chapter command')}"
         recipe = "-"
     else:
-        text = f"{DEVICE_KINDS.get(ft.get('device'), ft.get('device'))}, {_prov(ft)}"
-        tuned = f"{fmt_pct(ft.get('top1'))} {notes.numbered('f', text)}"
+        tuned = f"{mnist_top1_text(seeds)} {notes.numbered('f', mnist_note(seeds, ft))}"
         recipe = f"{fmt_int(ft.get('batch_size'))}, {fmt_number(ft.get('lr'), 'g')}"
     cells = (
         card.display_name,
@@ -366,7 +393,8 @@ def finetune_text(latest) -> str:
     return (
         f"MNIST top-1: trained from scratch on {sizes} {data}, "
         f"{CHAPTER_FINETUNE['epochs']} epochs at {CHAPTER_FINETUNE['finetune_img_size']} px "
-        f"(AdamW, weight decay 0.01, warm-up, cosine), {held_out} held-out digits."
+        f"(AdamW, weight decay 0.01, warm-up, cosine), {held_out} held-out digits; "
+        f"{TOP1_INTERVAL}."
     )
 
 

@@ -20,7 +20,9 @@ from bench.report.fmt import WARN, Footnotes, fmt_int, fmt_number, is_missing
 from bench.report.records import Records
 from bench.report.trained import (
     OPTIMISER,
+    TOP1_INTERVAL,
     at_chance,
+    by_configuration,
     data_label,
     failed,
     failed_rule,
@@ -30,6 +32,7 @@ from bench.report.trained import (
     machine_label,
     precision,
     steps_per_epoch,
+    top1_over_seeds,
     train_images,
 )
 
@@ -49,28 +52,44 @@ def recipe_text(r: dict) -> str:
     )
 
 
-def top1_text(r: dict) -> str:
-    """The held-out top-1, marked when the run failed (``trained.failed``)."""
+def _mark(r: dict) -> str:
+    """' ⚠ at chance' or ' ⚠ failed' when the record's top-1 failed (``trained.failed``)."""
     mark = AT_CHANCE if at_chance(r) else FAILED if failed(r) else ""
-    return f"{fmt_number(r.get('top1'))} {mark}".rstrip()
+    return f" {mark}" if mark else ""
 
 
-def _accuracy_row(i: int, r: dict, small: bool) -> dict:
-    row = {
+def top1_text(r: dict) -> str:
+    """One record's held-out top-1, marked when the run failed (``trained.failed``)."""
+    return f"{fmt_number(r.get('top1'))}{_mark(r)}"
+
+
+def config_top1_text(group: list[dict]) -> str:
+    """One configuration's top-1 over its seeds (``trained.top1_over_seeds``), marked when
+    the mean failed: '97.1 ±1.0 (1 seed)', '34.5 ±3.7 (4 seeds) ⚠ failed'. The held-out count
+    is in the table's heading."""
+    top1 = top1_over_seeds(group)
+    if top1 is None:
+        return "-"
+    return top1.text(with_n=False) + _mark({**group[0], "top1": top1.mean})
+
+
+def latest_of(group: list[dict]) -> dict:
+    """The latest record of a configuration's seeds: its run is the row's."""
+    return max(group, key=lambda r: (str(r.get("finished_utc")), str(r.get("run_id"))))
+
+
+def _accuracy_row(i: int, group: list[dict]) -> dict:
+    r = group[0]
+    return {
         "#": str(i),
         "Model": r["model"],
         "Training": init_label(r),
         "Input px": fmt_int(r.get("finetune_img_size")),
         "Epochs": fmt_int(r.get("epochs")),
+        "Batch, lr": f"{fmt_int(r.get('batch_size'))}, {fmt_number(r.get('lr'), 'g')}",
+        "Augment": str(r.get("augment", "-")),
+        "Top-1 %": config_top1_text(group),
     }
-    if small:
-        row["Seed"] = fmt_int(r.get("seed"))
-    else:
-        row["Batch"] = fmt_int(r.get("batch_size"))
-    row["LR (peak)"] = fmt_number(r.get("lr"), "g")
-    row["Augment"] = str(r.get("augment", "-"))
-    row["Top-1 %"] = top1_text(r)
-    return row
 
 
 def _detail_row(i: int, r: dict) -> dict:
@@ -81,10 +100,10 @@ def _detail_row(i: int, r: dict) -> dict:
     steps = per_epoch * int(r["epochs"]) if per_epoch and r.get("epochs") else None
     return {
         "#": str(i),
-        "Input px": fmt_int(r.get("finetune_img_size")),
-        "Batch": fmt_int(r.get("batch_size")),
+        "Seed": fmt_int(r.get("seed")),
         "Procs": fmt_int(r.get("world_size", 1)),
         "Steps": fmt_int(steps),
+        "Top-1 %": fmt_number(r.get("top1")),
         "Top-5 %": fmt_number(r.get("top5")),
         "Best top-1 % (epoch)": f"{fmt_number(r.get('best_top1'))} ({r.get('best_epoch', '-')})",
         "Train time (s)": fmt_number(r.get("train_time_s"), ",.1f"),
@@ -115,8 +134,8 @@ def optimiser_para(rows: list[dict]) -> Para:
     if any(r.get("protocol") == "staged" for r in rows):
         schedule += (
             "; staged: the head alone for a quarter of the epochs, then every layer with the "
-            "backbone at a lower rate, each phase with its own warm-up and decay (LR (peak) is "
-            "the head's)"
+            "backbone at a lower rate, each phase with its own warm-up and decay (the peak "
+            "learning rate shown is the head's)"
         )
     return Para(f"Optimiser for every row: {schedule}.")
 
@@ -127,33 +146,40 @@ SMALL_TEXT = (
 )
 
 
+DETAILS_TEXT = "The same runs in detail, one row a seed (Steps: optimiser steps over all epochs):"
+
+
 def accuracy_blocks(rows: list[dict]) -> list:
-    """Per training set, per machine: the accuracy table, then its runs' details (matched by
-    #); a note naming every failed run."""
+    """Per training set, per machine: the accuracy table, a row per configuration (its seeds
+    as one figure, ``config_top1_text``), then its runs' details, a row per seed (matched by
+    #); a note naming every failed configuration."""
     blocks: list = []
-    numbered_all: list[tuple[int, dict]] = []
+    numbered_all: list[tuple[int, list[dict]]] = []
     for s, ((small, _, label), group) in enumerate(_grouped(rows, data_key), 1):
         blocks.append(Heading(f"Trained on {label}, scored on {held_out_label(group[0])}", 2))
         if small:
             blocks.append(Para(SMALL_TEXT))
         for m, (_, recs) in enumerate(_grouped(group, machine_key), 1):
-            numbered = list(enumerate(recs, len(numbered_all) + 1))
+            numbered = list(enumerate(by_configuration(recs), len(numbered_all) + 1))
             numbered_all += numbered
             tid = f"finetune-{s}-{m}"
+            accuracy = tuple(_accuracy_row(n, g) for n, g in numbered)
             blocks += [
                 Heading(f"On {machine_label(recs[0])}", 3, tid),
                 optimiser_para(recs),
-                Tbl(tid, tuple(_accuracy_row(n, r, bool(small)) for n, r in numbered), tuple(recs)),
-                Para("The same runs in detail (Steps: optimiser steps over all epochs):"),
-                Tbl(f"{tid}-details", tuple(_detail_row(n, r) for n, r in numbered)),
+                Tbl(tid, accuracy, tuple(latest_of(g) for _, g in numbered)),
+                Para(DETAILS_TEXT),
+                Tbl(f"{tid}-details", tuple(_detail_row(n, r) for n, g in numbered for r in g)),
             ]
     return [*blocks, *_failed_notes(numbered_all)]
 
 
-def _failed_notes(numbered: list[tuple[int, dict]]) -> list:
+def _failed_notes(numbered: list[tuple[int, list[dict]]]) -> list:
     """One note per rule (it depends on the number of classes) naming the failed rows."""
     by_rule: dict[str, list[str]] = {}
-    for n, r in numbered:
+    for n, group in numbered:
+        top1 = top1_over_seeds(group)
+        r = {**group[0], "top1": top1.mean if top1 else None}
         if failed(r):
             by_rule.setdefault(failed_rule(r), []).append(f"#{n} {r['model']}")
     return [
@@ -251,8 +277,11 @@ def _datasets_and_plots(rows: list[dict]) -> list:
 
 INTRO = (
     "Generated by `python -m bench report` from `results/` (records of `--harness finetune`); do "
-    "not edit by hand. Top-1/top-5 are percentages on the held-out split after the last epoch, "
-    "one seed per row unless a Seed column says otherwise; *best* is the best epoch's top-1 "
+    "not edit by hand. Top-1/top-5 are percentages on the held-out split after the last epoch; "
+    "Batch, lr: the global batch size and the peak learning rate. "
+    "An accuracy row is one configuration: runs that differ only in their seed are one row, "
+    f"their mean top-1 with its {TOP1_INTERVAL} (as many as the heading's held-out count); its "
+    "Run is the latest seed's, and the details give each seed. *Best* is the best epoch's top-1 "
     "(reported, not used to pick the model). Train samples/s counts training images per second "
     "over all processes, evaluation excluded. Each table holds one training set on one machine "
     "at one precision."

@@ -5,6 +5,9 @@ Runs only when asked (``--harness finetune``). The data set is held in memory (s
 ``bench.registry.weights``), and ``bench.harness.finetune.train`` trains it. Under
 ``torchrun`` it trains with DistributedDataParallel; only rank 0 writes anything.
 
+A training that diverged or ended at chance (``bench.harness.finetune.divergence``) is an
+error row that keeps its configuration and the epochs before it, never an ok top-1.
+
 Image size: ``--img-size`` when given; otherwise the model's native size on a GPU, and on
 the CPU the native size capped at ``CPU_MAX_IMG_SIZE`` so that a default run stays quick.
 """
@@ -19,9 +22,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DivergedError, error_text
 from bench.harness.base import Job, Measurement, RunConfig
 from bench.harness.finetune.config import AUGMENTS, PROTOCOLS, TrainConfig, check_choices
+from bench.harness.finetune.divergence import check_learnt
 from bench.harness.options import nonneg_int as _nonneg_int
 from bench.harness.options import positive_float as _positive_float
 from bench.harness.options import positive_int as _positive_int
@@ -376,6 +380,40 @@ def _record_metrics(result, data, init, checkpoint: dict) -> dict:
     }
 
 
+def _trained(model, data, cfg, norm: tuple, checkpoint: Path, resume: bool, run_key: dict):
+    """``train`` (``norm``: in_chans, mean, std), then a ``DivergedError`` when it ended at
+    chance (``divergence.check_learnt``); the error carries the epochs trained (``curve``)."""
+    from bench.harness.finetune.train import train
+
+    in_chans, mean, std = norm
+    result = train(model, data, cfg, in_chans=in_chans, mean=mean, std=std,
+                   checkpoint=checkpoint, resume=resume, run_key=run_key)  # fmt: skip
+    try:
+        check_learnt(result.top1, result.confusion, cfg.epochs, cfg.lr)
+    except DivergedError as e:
+        e.curve = result.curve
+        raise
+    return result
+
+
+def _diverged(e: DivergedError, config: dict, data, device: str, name) -> Measurement:
+    """An error row for a training that is not a result (``divergence``): its configuration,
+    so that it stands in for any earlier record of it, and the epochs before it."""
+    return Measurement(
+        config=config,
+        metrics={
+            "dataset_sha256": data.fingerprint(),
+            "test_samples": len(data.y_test),
+            "num_classes": data.num_classes,
+            "curve": list(getattr(e, "curve", [])),
+        },
+        device=device.split(":")[0],
+        device_name=name,
+        status="error",
+        error=error_text(e),
+    )
+
+
 class FinetuneHarness:
     name = "finetune"
     add_arguments = staticmethod(add_arguments)
@@ -413,7 +451,6 @@ class FinetuneHarness:
         import torch
 
         from bench.dist import is_main_process, world_size
-        from bench.harness.finetune.train import train
         from bench.registry.weights import build_model
 
         config = job.config if job.config is not None else FinetuneConfig()
@@ -434,17 +471,13 @@ class FinetuneHarness:
         world = world_size()
         run_key = _run_key(job, data, init, cfg, world)
         checkpoint = _checkpoint(job, config, run_key)
-        result = train(
-            model,
-            data,
-            cfg,
-            in_chans=init.in_chans,
-            mean=mean,
-            std=std,
-            checkpoint=checkpoint,
-            resume=job.run.execution.resume,
-            run_key=run_key,
-        )
+        record_config = _record_config(cfg, data, init.init, config, world)
+        name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
+        try:
+            result = _trained(model, data, cfg, (init.in_chans, mean, std), checkpoint,
+                              job.run.execution.resume, run_key)  # fmt: skip
+        except DivergedError as e:
+            return [_diverged(e, record_config, data, device, name)]
         if is_main_process():
             logger.info(
                 "%s on %s: top-1 %.2f%% after %d epochs",
@@ -453,10 +486,9 @@ class FinetuneHarness:
                 result.top1,
                 cfg.epochs,
             )
-        name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
         return [
             Measurement(
-                config=_record_config(cfg, data, init.init, config, world),
+                config=record_config,
                 metrics=_record_metrics(result, data, init, checkpoint_identity(checkpoint)),
                 device=device.split(":")[0],
                 device_name=name,

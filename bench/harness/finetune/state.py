@@ -43,6 +43,10 @@ class Loop:
     ddp_model: Any = None
     confusion: list | None = None  # the last evaluation's confusion matrix
     step_times_ms: dict = field(default_factory=dict)  # epoch -> this rank's step times
+    # the last epoch's learning rate at each step, and (on the device) its first step whose
+    # loss was not finite, or its number of steps when none was (bench.harness.finetune.divergence)
+    step_lrs: list = field(default_factory=list)
+    bad_step: Any = None
     # the input the model was trained on (in_chans, mean, std): a checkpoint carries it, so that
     # whoever scores the checkpoint prepares its images the same way
     input_norm: dict = field(default_factory=dict)

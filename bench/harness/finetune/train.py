@@ -9,20 +9,26 @@ are such epochs: not the first one run by this process (CUDA's context, the allo
 autotuning) nor the first of a new phase (new backward kernels to choose once the backbone
 trains); ``train_time_s`` is every epoch's time. Under torchrun an epoch lasts as long as its
 slowest rank.
+
+An epoch whose training loss, or whose held-out loss, is not finite ends the training with a
+``DivergedError`` that names the epoch, the first such step and its learning rate
+(``bench.harness.finetune.divergence``); the exception carries the epochs before it (``curve``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DivergedError
 from bench.harness.finetune.checkpoint import load_checkpoint, save_checkpoint
 from bench.harness.finetune.config import TrainConfig, TrainResult
 from bench.harness.finetune.distributed import all_sum, slowest_rank_time
+from bench.harness.finetune.divergence import check_test_loss, check_training_loss
 from bench.harness.finetune.evaluate import autocast, evaluate
 from bench.harness.finetune.optim import make_optimizer
 from bench.harness.finetune.state import Loop, set_up
@@ -82,9 +88,9 @@ def _show_step(bar, sums) -> None:
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.1f}%")
 
 
-def _step(loop: Loop, sel, sums) -> None:
+def _step(loop: Loop, sel, sums):
     """One optimiser step on the training images ``sel`` (indices on the data's device); its
-    loss and hits added to ``sums`` on the device."""
+    loss and hits added to ``sums`` on the device; the loss returned (on the device)."""
     import torch
     import torch.nn.functional as F
 
@@ -102,6 +108,7 @@ def _step(loop: Loop, sel, sums) -> None:
         sums[0] += loss.detach() * len(sel)
         sums[1] += out.argmax(1).eq(yb).sum()
         sums[2] += len(sel)
+    return loss.detach()
 
 
 def _mark(loop: Loop):
@@ -150,12 +157,19 @@ def _train_epoch(loop: Loop, epoch: int):
     if loop.device_type == "cuda":
         torch.cuda.synchronize()
     t0, marks = time.perf_counter(), []
+    loop.step_lrs = []
+    # the first step whose loss is not finite, kept on the device: no host synchronisation
+    loop.bad_step = torch.full((), loop.steps_per_epoch, dtype=torch.long, device=sums.device)
     for i in range(0, len(order), loop.local_batch):
         sel = order[i : i + loop.local_batch]
         if len(sel) < 2 and loop.world == 1:
             continue  # a batch of one breaks batch norm
         start = _mark(loop)
-        _step(loop, sel, sums)
+        k = len(loop.step_lrs)
+        loop.step_lrs.append(loop.optimizer.param_groups[0]["lr"])
+        loss = _step(loop, sel, sums)
+        keep = torch.isfinite(loss) | (loop.bad_step < k)
+        loop.bad_step = torch.where(keep, loop.bad_step, k)
         marks.append((start, _mark(loop)))
         if bar is not None:
             _show_step(bar, sums)
@@ -168,10 +182,28 @@ def _train_epoch(loop: Loop, epoch: int):
     return all_sum(sums, loop.world), slowest_rank_time(seconds, loop.world, loop.cfg.device)
 
 
-def _epoch_point(loop: Loop, epoch: int, sums, seconds: float, setup: bool) -> dict:
+def _check_training_loss(loop: Loop, epoch: int, sums) -> None:
+    """A ``DivergedError`` when the epoch's training loss was not finite (summed over ranks,
+    so every rank raises alike), naming this rank's first such step and its learning rate."""
+    loss_sum = float(sums[0])
+    if math.isfinite(loss_sum):
+        return
+    bad = int(loop.bad_step)
+    bad = bad if bad < len(loop.step_lrs) else None  # another rank saw it
+    check_training_loss(loss_sum, epoch + 1, bad, loop.steps_per_epoch, loop.step_lrs, loop.cfg.lr)
+
+
+def _evaluate(loop: Loop, epoch: int) -> dict:
+    """``evaluate`` on the held-out split; a ``DivergedError`` when its loss is not finite."""
     _, _, x_test, y_test = loop.data
     metrics = evaluate(loop.model, x_test, y_test, loop.prep, loop.cfg, loop.rank, loop.world)
+    check_test_loss(metrics["loss"], epoch, loop.cfg.lr)
     loop.confusion = metrics["confusion"]
+    return metrics
+
+
+def _epoch_point(loop: Loop, epoch: int, sums, seconds: float, setup: bool) -> dict:
+    metrics = _evaluate(loop, epoch + 1)
     n = max(1.0, float(sums[2]))
     return {
         "epoch": epoch + 1,
@@ -193,11 +225,9 @@ def _result(loop: Loop) -> TrainResult:
         raise ConfigError("Nothing was trained: --epochs must be at least 1.")
     final = loop.curve[-1]
     if loop.start_epoch >= loop.cfg.epochs:  # resumed a finished run: evaluate again
-        _, _, x_test, y_test = loop.data
-        metrics = evaluate(loop.model, x_test, y_test, loop.prep, loop.cfg, loop.rank, loop.world)
+        metrics = _evaluate(loop, loop.cfg.epochs)
         final = {**final, **{k: round(metrics[k], 3) for k in ("top1", "top5")}}
         final["test_loss"] = round(metrics["loss"], 5)
-        loop.confusion = metrics["confusion"]
     best = max(loop.curve, key=lambda p: (p["top1"], -p["epoch"]))
     speed, speed_epochs = steady_samples_per_sec(loop.curve)
     return TrainResult(
@@ -239,7 +269,12 @@ def train(
         setup = _enter_phase(loop, epoch)
         sums, seconds = _train_epoch(loop, epoch)
         loop.train_time += seconds
-        point = _epoch_point(loop, epoch, sums, seconds, setup)
+        try:
+            _check_training_loss(loop, epoch, sums)
+            point = _epoch_point(loop, epoch, sums, seconds, setup)
+        except DivergedError as e:
+            e.curve = loop.curve  # the epochs before it, for the error row
+            raise
         loop.curve.append(point)
         if loop.rank == 0:
             logger.info("epoch %d: %s", epoch + 1, point)

@@ -245,7 +245,15 @@ def predicted_classes(predict, data: GateData, batch: int):
         real = len(xb)
         if real < batch:
             xb = torch.cat([xb, xb[:1].expand(batch - real, *xb.shape[1:])])
-        out.append(np.asarray(predict(xb))[:real].argmax(1))
+        out_b = np.asarray(predict(xb))[:real]
+        if not np.isfinite(out_b).all():  # NaN logits have an arbitrary top-1: no score
+            from bench.errors import NotFiniteError
+
+            raise NotFiniteError(
+                f"the gate's outputs are not finite (NaN or inf) on {real} scoring images; "
+                "they cannot be scored: check the weights and this candidate's precision"
+            )
+        out.append(out_b.argmax(1))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 

@@ -11,10 +11,11 @@ from bench.report.chapter import (
     MEASURED_COLUMNS,
     answer_text,
     best_speed,
+    chapter_finetune_seeds,
     columns_text,
-    finetune_machine,
     finetune_text,
-    is_chapter_finetune,
+    mnist_note,
+    mnist_top1_text,
     native_speeds,
     native_workload_text,
     rule_text,
@@ -25,6 +26,7 @@ from bench.report.convtypes import CONV_COLUMNS
 from bench.report.html.cells import by_model, device, num, provenance, row, run_href, runtime, text
 from bench.report.html.render import Cell, Row, Table, Text
 from bench.report.section1 import worked_example_wrong
+from bench.report.trained import top1_over_seeds
 from bench.report.verdicts import Judged, judge
 
 
@@ -68,28 +70,23 @@ def _speed_cell(frame, card: ModelCard, kind: str, label: str) -> Cell:
     return Cell(cell.text, cell.sort, title, cell.href, True)
 
 
-def _finetuned(frame, card: ModelCard) -> dict | None:
-    machine = finetune_machine(frame)
-    rows = [
-        r
-        for r in ok_records(frame, "finetune")
-        if r["model"] == card.name
-        and is_chapter_finetune({**r["config"], **r["metrics"]})
-        and str(r.get("device_name")) == machine
-    ]
-    return max(rows, key=lambda r: r["finished_utc"]) if rows else None
+def _finetuned_cell(frame, card: ModelCard) -> tuple[Cell, Cell]:
+    """The MNIST cell, as chapter.md writes it (its seeds' interval), with its seeds and run on
+    hover and a link to the (latest) run; and the recipe cell."""
+    seeds = chapter_finetune_seeds(frame, card.name)
+    if not seeds:
+        why = "not measured: no record of the chapter command"
+        return num(None, "top1", why), text(None, "not measured")
+    tuned = max(seeds, key=lambda r: (r["finished_utc"], r["run_id"]))
+    top1 = top1_over_seeds(seeds)
+    title = f"trained from scratch on {device(tuned)}; {mnist_note(seeds, tuned)}"
+    cell = Cell(mnist_top1_text(seeds), top1.mean if top1 else "", title, run_href(tuned), True)
+    return cell, Cell(f"{tuned.get('batch_size')}, {tuned.get('lr'):g}")
 
 
 def _measured_row(frame, card: ModelCard) -> Row:
     missing = f"no record of {card.name}: run python -m bench run --models {card.name}"
-    tuned = _finetuned(frame, card)
-    tuned_cell = linked(tuned, "top1", "top1", "not measured: no record of the chapter command")
-    recipe = text(None, "not measured")
-    if tuned is not None:
-        c = tuned["config"]
-        title = f"trained from scratch on {device(tuned)}; {provenance(tuned)}"
-        tuned_cell = Cell(tuned_cell.text, tuned_cell.sort, title, tuned_cell.href, True)
-        recipe = Cell(f"{c.get('batch_size')}, {c.get('lr'):g}")
+    tuned_cell, recipe = _finetuned_cell(frame, card)
     cells = (
         Cell(card.display_name, title=card.name),
         Cell(f"{card.input_size[1]} px", sort=card.input_size[1]),

@@ -31,7 +31,7 @@ from bench.report.changes import (
 )
 from bench.report.fmt import WARN, Footnotes, fmt_metric, metric_label, wrap
 from bench.report.plot import png_bytes
-from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, untrusted
+from bench.report.records import UNTRUSTED_RULE, Records, untrusted
 from bench.storage import atomic_write_bytes, atomic_write_text
 
 __all__ = ["PLOTTED", "panels", "plot_png", "series", "trend_figure", "trends_section"]
@@ -152,8 +152,7 @@ def trends_intro(all_series: list[Series]) -> str:
         "machine's runs (the plots' x axis) with their date, commit (`+`: uncommitted changes) "
         "and torch version. Step times (median, p90) are in ms, peak memory in MiB. "
         f"Configuration '-': the only one of its model and harness there. {WARN}: a timing too "
-        f"short or unsettled to trust (under {MIN_TIMED_S:g} s timed, a warm-up that did not "
-        f"stabilise, or step times varying more than {MAX_CV_PCT:g}%), left out of the change "
+        f"short or unsettled to trust ({UNTRUSTED_RULE}), left out of the change "
         f"and of the plots. [{PLOT}]({PLOT}) plots inference samples/s as the change from each "
         "configuration's first trusted run, one machine a panel, the grey band its run-to-run "
         "noise; `trends_<metric>.png` does the same for training samples/s and peak memory."

@@ -20,7 +20,7 @@ from bench.compare.sides import Entry, Side, load_side, store_run_sides
 from bench.compare.table import NOTES, Comparison, MultiComparison, Row
 from bench.errors import ConfigError
 from bench.registry.lookup import natural_key
-from bench.stats import speed_test
+from bench.stats import RANK_ROUNDS, speed_test
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +232,9 @@ class _Builder:
             )
         self.unmatched(only_base, only_new)
         tested = any(r.p_value is not None for r in self.rows)
-        note = NOTES.format(alpha=self.options.alpha, confidence=self.options.confidence)
+        note = NOTES.format(
+            alpha=self.options.alpha, confidence=self.options.confidence, rank=RANK_ROUNDS
+        )
         return Comparison(self.base, self.new, self.rows, self.failures, note if tested else "")
 
     def match(self, bidx: dict, nidx: dict) -> tuple[list[Entry], list[Entry]]:

@@ -61,10 +61,13 @@ class Row:
 
 COLUMNS = tuple(Row("", "", "", "", "", None, None, None, None, "").as_dict())
 NOTES = (
-    "Speeds are judged on the records' samples: Mann-Whitney U (two-sided, alpha {alpha}) and "
-    "a {confidence:.0%} bootstrap interval of the ratio of medians, over rounds where both "
-    "records have two or more, else over steps (one round: within-run noise only); a "
-    "threshold fails only when the whole interval lies beyond it."
+    "Speeds are judged on the records' samples (two-sided, alpha {alpha}; {confidence:.0%} "
+    "intervals): on their rounds where both records have two or more (a t-test on the logs of "
+    "the rounds' samples/s below {rank} rounds a side, Mann-Whitney U with a bootstrap interval "
+    "of the ratio of medians from {rank}), else on their median step time, by a block bootstrap "
+    "over contiguous blocks, so that steps that drift together are not counted as independent "
+    "(one round: within-run noise only); a threshold fails only when the whole interval lies "
+    "beyond it."
 )
 
 SPREAD_NOTE = (

@@ -1,0 +1,91 @@
+"""`bench compare`'s gates on what records really hold: few rounds and autocorrelated steps
+(seeded synthetic records; each floor has a quiet case beside it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_compare_verdicts import sampled_record, speed_line, write_store
+
+from bench.cli import main
+from bench.stats import STEPS, samples_of, speed_test
+
+GATE = "infer_samples_per_sec:-10%"
+
+
+def rounds_stores(tmp_path, rounds: int, new_speed: float, seed: int = 0):
+    """Two stores of one record each, ``rounds`` rounds of 40 steps a side, 3% drift between
+    rounds (and 3% step noise)."""
+    base = sampled_record(100.0, 0.03, 2 * seed, rounds, 40)
+    new = sampled_record(new_speed, 0.03, 2 * seed + 1, rounds, 40)
+    return (write_store(tmp_path / "base", [base], "base0001"),
+            write_store(tmp_path / "new", [new], "new00001"))  # fmt: skip
+
+
+# -- rounds: few of them must still be able to show a change --------------------------------
+@pytest.mark.parametrize("rounds", [2, 3, 5])
+def test_30_percent_slowdown_with_3_percent_drift_fails_at_few_rounds(tmp_path, capsys, rounds):
+    base, new = rounds_stores(tmp_path, rounds, 70.0)
+    assert main(["compare", str(base), str(new), "--fail", GATE]) == 1
+    line = speed_line(capsys.readouterr().out)
+    assert f"worse; FAIL {GATE}" in line
+    assert f"over {rounds}/{rounds} rounds" in line
+
+
+@pytest.mark.parametrize("rounds", [2, 3, 5])
+def test_one_speed_at_few_rounds_passes_the_gate(tmp_path, capsys, rounds):
+    base, new = rounds_stores(tmp_path, rounds, 100.0)
+    assert main(["compare", str(base), str(new), "--fail", GATE]) == 0
+    assert "FAIL" not in speed_line(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("rounds", [2, 3, 5])
+def test_two_draws_of_one_distribution_at_few_rounds_are_rarely_significant(rounds):
+    quiet = 0
+    for trial in range(100):
+        a = samples_of(sampled_record(100.0, 0.03, 2 * trial, rounds, 10)["metrics"])
+        b = samples_of(sampled_record(100.0, 0.03, 2 * trial + 1, rounds, 10)["metrics"])
+        test = speed_test(a, b)
+        assert test.unit == "rounds"
+        quiet += not test.significant(0.05)
+    assert quiet >= 90
+
+
+def test_two_rounds_are_judged_by_a_t_interval_never_a_bootstrap_of_two_values(tmp_path, capsys):
+    base, new = rounds_stores(tmp_path, 2, 70.0)
+    main(["compare", str(base), str(new)])
+    line = speed_line(capsys.readouterr().out)
+    assert "t-test on log rounds: p=" in line
+    assert "Mann-Whitney" not in line
+
+
+# -- one round: steps that drift together are not independent samples -----------------------
+def ar1_steps(seed: int, rho: float = 0.7, n: int = 200, level: float = 160.0) -> list[float]:
+    """``n`` step times (ms) around ``level`` whose 5% noise is AR(1) with correlation ``rho``
+    from one step to the next."""
+    rng = np.random.default_rng(seed)
+    shocks = rng.standard_normal(n)
+    x = np.empty(n)
+    x[0] = shocks[0]
+    for i in range(1, n):
+        x[i] = rho * x[i - 1] + np.sqrt(1 - rho**2) * shocks[i]
+    return (level * (1 + 0.05 * x)).tolist()
+
+
+def test_autocorrelated_steps_of_one_distribution_are_rarely_significant():
+    quiet = 0
+    for trial in range(100):
+        a, b = ({STEPS: ar1_steps(2 * trial + i)} for i in (0, 1))
+        test = speed_test(a, b)
+        assert test.unit == "steps"
+        quiet += not test.significant(0.05)
+    assert quiet >= 90
+
+
+def test_autocorrelated_steps_still_show_a_10_percent_slowdown():
+    for trial in range(20):
+        base = {STEPS: ar1_steps(2 * trial)}
+        new = {STEPS: ar1_steps(2 * trial + 1, level=176.0)}
+        test = speed_test(base, new)
+        assert test.significant(0.05)
+        assert test.high < 1  # the whole interval: slower

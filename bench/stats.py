@@ -18,13 +18,14 @@ A speed (``speed_test``) is judged on
 - else the median step time (``block_test``), and the verdict then rests on the noise within
   one run only.
 
-The median step time is judged by a block bootstrap (``block_test``, which takes any
-step-time statistic): the steps are cut into contiguous blocks (at most ``MAX_BLOCKS``; each
-``BLOCK_TAU`` times as long as the steps' autocorrelation time, read from their lag-1
-correlation, and at least ``MIN_BLOCK`` steps), blocks are drawn with replacement, and the
-spread of the statistic over the draws is its standard error; the two sides' log ratio is
-then read against Student's t with the Welch-Satterthwaite degrees of freedom of the blocks.
-Steps that drift together are thus never counted as independent samples.
+A step-time statistic (``step_test``: the median, mean, p90, p99, max, min, IQR...) is judged
+on the step times by a block bootstrap of that statistic: the steps are cut into contiguous
+blocks (at most ``MAX_BLOCKS``; each ``BLOCK_TAU`` times as long as the steps' autocorrelation
+time, read from their lag-1 correlation, and at least ``MIN_BLOCK`` steps), blocks are drawn
+with replacement, and the spread of the statistic over the draws is its standard error; the
+two sides' log ratio is then read against Student's t with the Welch-Satterthwaite degrees of
+freedom of the blocks. Steps that drift together are thus never counted as independent
+samples, and a tail is judged on its own quantile, not on the median.
 
 Every interval is new over base: for a speed, new speed over base speed (1.02 is 2% faster);
 for a step statistic, new value over base value. The resampling is seeded, so the same records
@@ -49,16 +50,18 @@ SEED = 0
 MAX_BLOCKS = 10  # step times are cut into at most this many contiguous blocks
 MIN_BLOCK = 5  # steps in a block, at least
 BLOCK_TAU = 5  # a block spans at least this many autocorrelation times of the steps
+# The step-time statistics a block bootstrap judges (the record's metrics of the same names).
+STEP_STATISTICS = ("min", "max", "mean", "median", "p90", "p99", "stddev", "iqr", "cv_pct")
 
 
 @dataclass(frozen=True)
 class SpeedTest:
     """A test of two records' timings on their samples.
 
-    ``ratio``, ``low`` and ``high``: new speed over base speed (1.02 is 2% faster), the point
-    estimate and the ``confidence`` interval. ``p``: the two-sided p-value of ``method``.
-    ``unit``: 'rounds' or 'steps', with ``n_base``/``n_new`` of them; ``within_run_only``:
-    judged on the steps of one round.
+    ``ratio``, ``low`` and ``high``: new over base, the point estimate and the ``confidence``
+    interval; of the speed when ``of_speed`` (1.02 is 2% faster), else of the step-time
+    statistic itself. ``p``: the two-sided p-value of ``method``. ``unit``: 'rounds' or
+    'steps', with ``n_base``/``n_new`` of them; ``within_run_only``: a record had one round.
     """
 
     unit: str
@@ -70,6 +73,7 @@ class SpeedTest:
     high: float
     confidence: float
     method: str = "Mann-Whitney U"
+    of_speed: bool = True
     within_run_only: bool = False
 
     def significant(self, alpha: float) -> bool:
@@ -216,6 +220,10 @@ def block_test(base, new, statistic: str, confidence: float):
     return p, sn / sb, math.exp(low), math.exp(high), method
 
 
+def _one_round(base: dict, new: dict) -> bool:
+    return min(len(s.get(ROUNDS, [])) for s in (base, new)) < 2
+
+
 def speed_test(base: dict, new: dict, confidence: float = 0.95) -> SpeedTest | None:
     """Test two records' speeds (``samples_of`` of each): on their rounds, else on their
     median step time; None when they lack the samples."""
@@ -233,6 +241,21 @@ def speed_test(base: dict, new: dict, confidence: float = 0.95) -> SpeedTest | N
     p, ratio, low, high, method = found  # of the step time: a speed is its inverse
     return SpeedTest("steps", *map(len, steps), p, 1 / ratio, 1 / high, 1 / low, confidence,
                      method, within_run_only=True)  # fmt: skip
+
+
+def step_test(base: dict, new: dict, statistic: str, confidence: float = 0.95):
+    """Test one step-time statistic (``STEP_STATISTICS``) of two records on their step times;
+    None when either has fewer than ``MIN_STEPS``."""
+    steps = [s.get(STEPS, []) for s in (base, new)]
+    if statistic not in STEP_STATISTICS or min(map(len, steps)) < MIN_STEPS:
+        return None
+    found = block_test(*steps, statistic, confidence)
+    if found is None:
+        return None
+    p, ratio, low, high, method = found
+    alone = _one_round(base, new)
+    return SpeedTest("steps", *map(len, steps), p, ratio, low, high, confidence, method,
+                     of_speed=False, within_run_only=alone)  # fmt: skip
 
 
 def _number(metrics: dict, key: str) -> float | None:

@@ -1,5 +1,5 @@
-"""`bench compare`'s gates on what records really hold: few rounds and autocorrelated steps
-(seeded synthetic records; each floor has a quiet case beside it)."""
+"""`bench compare`'s gates on what records really hold: few rounds, autocorrelated steps and
+tail step times (seeded synthetic records; each floor has a quiet case beside it)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,51 @@ def test_autocorrelated_steps_still_show_a_10_percent_slowdown():
         test = speed_test(base, new)
         assert test.significant(0.05)
         assert test.high < 1  # the whole interval: slower
+
+
+# -- tails are judged on their own quantile --------------------------------------------------
+def tail_record(seed: int, slow: float = 0.0, rounds: int = 3, steps: int = 60) -> dict:
+    """A record of ``rounds`` rounds whose step times have 1% noise, with ``slow`` of each
+    round's steps (picked at random) 1.6x slower; every round's speed is its median step
+    time's, so that the rounds (and the median) stay put while the tail moves."""
+    rng = np.random.default_rng(seed)
+    times = 160.0 * (1 + 0.01 * rng.standard_normal((rounds, steps)))
+    for row in times:
+        row[rng.permutation(steps)[: round(slow * steps)]] *= 1.6
+    record = sampled_record(100.0, 0.01, seed, rounds, steps)
+    speeds = (1000 * 16 / np.median(times, axis=1)).tolist()
+    record["metrics"].update({
+        "step_times_ms": times.ravel().tolist(), "rounds_samples_per_sec": speeds,
+        "infer_samples_per_sec": float(np.median(speeds)), "median": float(np.median(times)),
+        "p90": float(np.percentile(times, 90)),
+    })  # fmt: skip
+    return record
+
+
+def tail_stores(tmp_path, slow: float):
+    return (write_store(tmp_path / "base", [tail_record(0)], "base0001"),
+            write_store(tmp_path / "new", [tail_record(1, slow)], "new00001"))  # fmt: skip
+
+
+def row_of(out: str, metric: str) -> str:
+    return next(ln for ln in out.splitlines() if f"| {metric} " in ln)
+
+
+def test_a_slower_tail_fails_its_gate_while_the_rounds_stay_put(tmp_path, capsys):
+    base, new = tail_stores(tmp_path, slow=0.3)
+    argv = ["compare", str(base), str(new), "--metrics", "infer_samples_per_sec,median,p90",
+            "--fail", "p90:+10%", "--fail", GATE]  # fmt: skip
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "worse; FAIL p90:+10%" in row_of(out, "p90")
+    assert "block bootstrap of the p90" in row_of(out, "p90")
+    assert "FAIL" not in speed_line(out)
+    assert "worse" not in row_of(out, "median")
+    assert "regression: resnet50 p90" in err
+    assert "infer_samples_per_sec" not in err
+
+
+def test_an_unchanged_tail_passes_its_gate(tmp_path, capsys):
+    base, new = tail_stores(tmp_path, slow=0.0)
+    assert main(["compare", str(base), str(new), "--fail", "p90:+10%"]) == 0
+    assert "FAIL" not in capsys.readouterr().out

@@ -13,14 +13,14 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.compare.judge import judge
+from bench.compare.judge import judge, sample_test
 from bench.compare.machines import cross_machine, machine_pair
 from bench.compare.metrics import HEADLINE, NEITHER, Threshold, change_text, direction, is_timed
 from bench.compare.sides import Entry, Side, load_side, store_run_sides
 from bench.compare.table import NOTES, Comparison, MultiComparison, Row
 from bench.errors import ConfigError
 from bench.registry.lookup import natural_key
-from bench.stats import RANK_ROUNDS, speed_test
+from bench.stats import RANK_ROUNDS
 
 logger = logging.getLogger(__name__)
 
@@ -147,10 +147,9 @@ class _Builder:
         machines = "" if self.by_name else cross_machine(b, n)
         if machines and not self.options.cross_machine and any(map(is_timed, selected)):
             _refuse_cross_machine(b, *machine_pair(b, n))
-        test = None
-        if b.samples and n.samples and any(map(is_timed, selected)):
-            test = speed_test(b.samples, n.samples, self.options.confidence)
+        tests: dict = {}  # the pair's tests on samples, shared by the metrics they judge
         for metric in selected:
+            test = sample_test(b, n, metric, self.options.confidence, tests)
             self.metric_row(shown, b, n, metric, test, machines)
 
     def metric_row(self, shown: Entry, b: Entry, n: Entry, metric: str, test, machines) -> None:

@@ -61,13 +61,14 @@ class Row:
 
 COLUMNS = tuple(Row("", "", "", "", "", None, None, None, None, "").as_dict())
 NOTES = (
-    "Speeds are judged on the records' samples (two-sided, alpha {alpha}; {confidence:.0%} "
-    "intervals): on their rounds where both records have two or more (a t-test on the logs of "
-    "the rounds' samples/s below {rank} rounds a side, Mann-Whitney U with a bootstrap interval "
-    "of the ratio of medians from {rank}), else on their median step time, by a block bootstrap "
-    "over contiguous blocks, so that steps that drift together are not counted as independent "
-    "(one round: within-run noise only); a threshold fails only when the whole interval lies "
-    "beyond it."
+    "Timings are judged on the records' samples (two-sided, alpha {alpha}; {confidence:.0%} "
+    "intervals): a speed on its rounds where both records have two or more (a t-test on the "
+    "logs of the rounds' samples/s below {rank} rounds a side, Mann-Whitney U with a bootstrap "
+    "interval of the ratio of medians from {rank}), else on its median step time; each "
+    "step-time statistic (median, p90, p99, max...) on that statistic of the step times, by a "
+    "block bootstrap over contiguous blocks, so that steps that drift together are not counted "
+    "as independent (one round: within-run noise only). A threshold fails only when the change "
+    "is significant and its whole interval lies beyond it."
 )
 
 SPREAD_NOTE = (

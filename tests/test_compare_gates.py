@@ -1,5 +1,5 @@
-"""`bench compare`'s gates on what records really hold: few rounds, autocorrelated steps and
-tail step times (seeded synthetic records; each floor has a quiet case beside it)."""
+"""`bench compare`'s gates on what records really hold: few rounds, autocorrelated steps, tail
+step times and untimed metrics (seeded synthetic records; each floor has a quiet case beside it)."""
 
 from __future__ import annotations
 
@@ -137,3 +137,40 @@ def test_an_unchanged_tail_passes_its_gate(tmp_path, capsys):
     base, new = tail_stores(tmp_path, slow=0.0)
     assert main(["compare", str(base), str(new), "--fail", "p90:+10%"]) == 0
     assert "FAIL" not in capsys.readouterr().out
+
+
+# -- untimed metrics: memory within its tolerance is the same --------------------------------
+def memory_stores(tmp_path, pairs: list[tuple[float, float]]):
+    """One record per (base, new) peak memory, MiB: one configuration measured twice."""
+    sides = []
+    for side, k in (("base", 0), ("new", 1)):
+        records = []
+        for i, mems in enumerate(pairs):
+            record = sampled_record(100.0, 0.01, seed=2 * i + k, model=f"model{i}")
+            record["metrics"]["peak_mem_mb"] = mems[k]
+            records.append(record)
+        sides.append(write_store(tmp_path / side, records, f"{side:0<8}"[:8]))
+    return sides
+
+
+def memory_rows(out: str) -> list[str]:
+    return [ln for ln in out.splitlines() if "| peak_mem_mb " in ln]
+
+
+def test_memory_that_moves_under_1_percent_or_1_mib_is_the_same(tmp_path, capsys):
+    # 830.6 -> 830.4 MiB (the issue's), 0.9% of 5000 MiB, and 0.8 MiB of a 20 MiB model (4%)
+    base, new = memory_stores(tmp_path, [(830.6, 830.4), (5000.0, 5045.0), (20.0, 20.8)])
+    assert main(["compare", str(base), str(new), "--fail", "peak_mem_mb:+0.5%"]) == 0
+    out = capsys.readouterr().out
+    rows = memory_rows(out)
+    assert len(rows) == 3
+    assert all("same (within 1% or 1 MiB)" in ln for ln in rows)
+    assert not any(w in ln for ln in rows for w in ("better", "worse"))
+    assert "Peak memory within 1% or 1 MiB of the base reads 'same'" in out
+
+
+def test_memory_that_grows_beyond_its_tolerance_is_worse_and_fails(tmp_path, capsys):
+    base, new = memory_stores(tmp_path, [(830.6, 850.0)])  # +2.3%, 19 MiB
+    assert main(["compare", str(base), str(new), "--fail", "peak_mem_mb:+2%"]) == 1
+    (row,) = memory_rows(capsys.readouterr().out)
+    assert "worse; FAIL peak_mem_mb:+2%" in row

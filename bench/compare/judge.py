@@ -1,13 +1,22 @@
 """Judging one metric of a matched pair: which test on samples judges it (``sample_test``),
 and what its change means (``judge``): a test on the records' samples where both carry them
-(``bench.stats``), else the spread rule (step-time IQR over median, in quadrature), labelled."""
+(``bench.stats``), else the spread rule (step-time IQR over median, in quadrature), labelled;
+an untimed metric within its tolerance is the same."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from bench.compare.metrics import Change, Threshold, change_of, direction, is_timed
+from bench.compare.metrics import (
+    Change,
+    Threshold,
+    Tolerance,
+    change_of,
+    direction,
+    is_timed,
+    tolerance,
+)
 from bench.compare.sides import Entry, combined_noise
 from bench.stats import STEP_STATISTICS, SpeedTest, speed_test, step_test
 
@@ -37,9 +46,9 @@ class Judgement:
 
     ``test``: the test on samples (None without samples or for an untimed metric);
     ``low``/``high``: its interval as changes of this metric; ``noise_pct``: the spread
-    rule's combined spread, in %, when there are no samples; ``note``: why a timing was not
-    judged; ``quiet``: not significant, within noise or not judged, so that no threshold
-    fails.
+    rule's combined spread, in %, when there are no samples; ``within``: the tolerance the
+    change lies within; ``note``: why a timing was not judged; ``quiet``: not significant,
+    within noise or tolerance, or not judged, so that no threshold fails.
     """
 
     change: Change
@@ -48,6 +57,7 @@ class Judgement:
     high: Change | None = None
     noise_pct: float | None = None
     quiet: bool = False
+    within: Tolerance | None = None
     note: str = ""
 
     def crossed(self, thresholds: list[Threshold], metric: str) -> list[Threshold]:
@@ -64,6 +74,8 @@ class Judgement:
     def verdict(self, metric: str, crossed: list[Threshold]) -> str:
         if self.change.abs == 0:
             return "same"
+        if self.within is not None:
+            return f"same (within {self.within})"
         if self.note:
             return "not judged"
         if self.quiet:
@@ -98,6 +110,9 @@ def _interval(test: SpeedTest, metric: str, base: float) -> tuple[Change, Change
 def judge(b: Entry, n: Entry, metric: str, test: SpeedTest | None, alpha: float) -> Judgement:
     """Judge ``metric`` of a matched pair; ``test`` is its test on samples, if any."""
     change = change_of(b.metrics[metric], n.metrics[metric])
+    within = tolerance(metric)
+    if within is not None and change.abs != 0 and within.holds(change):
+        return Judgement(change, quiet=True, within=within)
     if not is_timed(metric):
         return Judgement(change)
     if test is not None:

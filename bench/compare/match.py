@@ -17,10 +17,9 @@ from bench.compare.judge import judge, sample_test
 from bench.compare.machines import cross_machine, machine_pair
 from bench.compare.metrics import HEADLINE, NEITHER, Threshold, change_text, direction, is_timed
 from bench.compare.sides import Entry, Side, load_side, store_run_sides
-from bench.compare.table import NOTES, Comparison, MultiComparison, Row
+from bench.compare.table import Comparison, MultiComparison, Row, notes_of
 from bench.errors import ConfigError
 from bench.registry.lookup import natural_key
-from bench.stats import RANK_ROUNDS
 
 logger = logging.getLogger(__name__)
 
@@ -230,11 +229,8 @@ class _Builder:
                 _index(only_base, self.key), _index(only_new, self.key)
             )
         self.unmatched(only_base, only_new)
-        tested = any(r.p_value is not None for r in self.rows)
-        note = NOTES.format(
-            alpha=self.options.alpha, confidence=self.options.confidence, rank=RANK_ROUNDS
-        )
-        return Comparison(self.base, self.new, self.rows, self.failures, note if tested else "")
+        note = notes_of(self.rows, self.options.alpha, self.options.confidence)
+        return Comparison(self.base, self.new, self.rows, self.failures, note)
 
     def match(self, bidx: dict, nidx: dict) -> tuple[list[Entry], list[Entry]]:
         """Pair the entries of equal keys; return what is left on either side."""

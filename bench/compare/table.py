@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.compare.machines import machine_lines
-from bench.compare.metrics import Change, change_text
+from bench.compare.metrics import MEMORY_TOLERANCE, Change, change_text
 from bench.compare.sides import Side
 from bench.report.fmt import metric_cell
+from bench.stats import RANK_ROUNDS
 
 
 @dataclass
@@ -75,6 +76,19 @@ SPREAD_NOTE = (
     "Verdicts without a p-value are on records without samples: the spread rule (each step-time "
     "IQR over its median, the two in quadrature), not a test."
 )
+TOLERANCE_NOTE = f"Peak memory within {MEMORY_TOLERANCE} of the base reads 'same'."
+
+
+def notes_of(rows: list[Row], alpha: float, confidence: float) -> str:
+    """What the table's verdicts rest on, for the rows it has."""
+    notes = []
+    if any(r.p_value is not None for r in rows):
+        notes.append(NOTES.format(alpha=alpha, confidence=confidence, rank=RANK_ROUNDS))
+    if any(r.noise_pct is not None for r in rows):
+        notes.append(SPREAD_NOTE)
+    if any(r.verdict.startswith("same (within") for r in rows):
+        notes.append(TOLERANCE_NOTE)
+    return " ".join(notes)
 
 
 def _side_lines(title: str, side: Side) -> list[str]:
@@ -88,7 +102,7 @@ class Comparison:
     new: Side
     rows: list[Row] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    note: str = ""  # how speeds were judged, when any row was judged on samples
+    note: str = ""  # what the verdicts rest on (notes_of)
 
     def render(self, fmt: str = "markdown") -> str:
         if fmt == "json":
@@ -207,8 +221,6 @@ def _wide_markdown(multi: MultiComparison) -> str:
     else:
         lines.append("No metric in common.")
     notes = list(dict.fromkeys(p.note for p in multi.pairs if p.note))
-    if any(r.noise_pct is not None for p in multi.pairs for r in p.rows):
-        notes.append(SPREAD_NOTE)
     lines += [y for note in notes for y in ("", note)]
     if multi.failures:
         lines += ["", "Thresholds crossed:", *(f"- {f}" for f in multi.failures)]

@@ -1,5 +1,6 @@
 """`bench compare`'s gates on what records really hold: few rounds, autocorrelated steps, tail
-step times and untimed metrics (seeded synthetic records; each floor has a quiet case beside it)."""
+step times, untimed metrics and many tests in one table (seeded synthetic records; each floor has
+a quiet case beside it)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from test_compare_verdicts import sampled_record, speed_line, write_store
 
 from bench.cli import main
-from bench.stats import STEPS, samples_of, speed_test
+from bench.stats import STEPS, holm, samples_of, speed_test
 
 GATE = "infer_samples_per_sec:-10%"
 
@@ -174,3 +175,45 @@ def test_memory_that_grows_beyond_its_tolerance_is_worse_and_fails(tmp_path, cap
     assert main(["compare", str(base), str(new), "--fail", "peak_mem_mb:+2%"]) == 1
     (row,) = memory_rows(capsys.readouterr().out)
     assert "worse; FAIL peak_mem_mb:+2%" in row
+
+
+# -- many tests in one table: Holm's correction -----------------------------------------------
+def test_holm_multiplies_the_smallest_p_by_the_number_of_tests():
+    assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.03]) == [0.03]
+    assert holm([]) == []
+
+
+def rounds_record(model: str, rounds: list[float]) -> dict:
+    record = sampled_record(100.0, 0.01, seed=0, model=model)
+    record["metrics"].update({"rounds_samples_per_sec": rounds,
+                              "infer_samples_per_sec": float(np.median(rounds))})  # fmt: skip
+    return record
+
+
+def holm_stores(tmp_path, unchanged: int):
+    """resnet50 from rounds [100, 102] to [94, 95] (alone: p = 0.027, interval about -11% to
+    -2%), beside ``unchanged`` models whose rounds stay the same."""
+    others = [rounds_record(f"model{i}", [50.0, 51.0]) for i in range(unchanged)]
+    base = [rounds_record("resnet50", [100.0, 102.0]), *others]
+    new = [rounds_record("resnet50", [94.0, 95.0]), *others]
+    return (write_store(tmp_path / "base", base, "base0001"),
+            write_store(tmp_path / "new", new, "new00001"))  # fmt: skip
+
+
+def test_one_test_alone_fails_the_gate_and_states_its_correction(tmp_path, capsys):
+    base, new = holm_stores(tmp_path, unchanged=0)
+    assert main(["compare", str(base), str(new), "--fail", "infer_samples_per_sec:-1%"]) == 1
+    out = capsys.readouterr().out
+    assert "(Holm 0.027)" in speed_line(out)
+    assert "Multiple comparisons: Holm's correction over the 1 test(s)" in out
+
+
+def test_the_same_change_among_five_tests_is_not_significant_after_holm(tmp_path, capsys):
+    base, new = holm_stores(tmp_path, unchanged=4)
+    assert main(["compare", str(base), str(new), "--fail", "infer_samples_per_sec:-1%"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("| resnet50 ")]
+    assert "not significant" in line
+    assert "p=0.027 (Holm 0.14)" in line
+    assert "Multiple comparisons: Holm's correction over the 5 test(s)" in out

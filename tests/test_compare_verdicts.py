@@ -205,8 +205,8 @@ def test_compare_three_runs_prints_three_columns(tmp_path, capsys):
     assert [c.strip() for c in header.split("|")[4:7]] == [
         "1: run00000 (base)", "2: run00001", "3: run00002"]  # fmt: skip
     line = speed_line(out)
-    assert "(-9.92%, worse; FAIL infer_samples_per_sec:-5%, p=4.2e-22)" in line
-    assert "(+10.03%, better, p=1.5e-23)" in line
+    assert "(-9.92%, worse; FAIL infer_samples_per_sec:-5%, Holm p=4.2e-22)" in line
+    assert "(+10.03%, better, Holm p=1.5e-23)" in line
     assert "regression: run00001: resnet50 infer_samples_per_sec" in err
 
 

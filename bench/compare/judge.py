@@ -1,12 +1,15 @@
 """Judging one metric of a matched pair: which test on samples judges it (``sample_test``),
 and what its change means (``judge``): a test on the records' samples where both carry them
 (``bench.stats``), else the spread rule (step-time IQR over median, in quadrature), labelled;
-an untimed metric within its tolerance is the same."""
+an untimed metric within its tolerance is the same.
+
+A test's verdict here is on its own p-value; ``Judgement.adjusted`` sets it on the p-value
+that the table's correction for many tests gives (``match``)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.compare.metrics import (
     Change,
@@ -45,10 +48,11 @@ class Judgement:
     """What one metric's change means.
 
     ``test``: the test on samples (None without samples or for an untimed metric);
-    ``low``/``high``: its interval as changes of this metric; ``noise_pct``: the spread
-    rule's combined spread, in %, when there are no samples; ``within``: the tolerance the
-    change lies within; ``note``: why a timing was not judged; ``quiet``: not significant,
-    within noise or tolerance, or not judged, so that no threshold fails.
+    ``low``/``high``: its interval as changes of this metric; ``p_adjusted``: its p-value
+    after the table's correction; ``noise_pct``: the spread rule's combined spread, in %,
+    when there are no samples; ``within``: the tolerance the change lies within; ``note``:
+    why a timing was not judged; ``quiet``: not significant, within noise or tolerance, or
+    not judged, so that no threshold fails.
     """
 
     change: Change
@@ -57,8 +61,18 @@ class Judgement:
     high: Change | None = None
     noise_pct: float | None = None
     quiet: bool = False
+    p_adjusted: float | None = None
     within: Tolerance | None = None
     note: str = ""
+
+    @property
+    def tested(self) -> bool:
+        """Whether its test counts in the table's correction."""
+        return self.test is not None
+
+    def adjusted(self, p: float, alpha: float) -> Judgement:
+        """The same judgement on the corrected p-value ``p``."""
+        return replace(self, p_adjusted=p, quiet=p >= alpha)
 
     def crossed(self, thresholds: list[Threshold], metric: str) -> list[Threshold]:
         """The thresholds on ``metric`` this change fails: with a test, only those that the
@@ -85,12 +99,13 @@ class Judgement:
         return f"{word}; FAIL {', '.join(map(str, crossed))}" if crossed else word
 
     def evidence(self) -> str:
-        """The test's p-value and interval, or the rule used instead; '' for untimed metrics."""
+        """The test's p-values and interval, or the rule used instead; '' for untimed
+        metrics."""
         if self.note:
             return self.note
         if self.test is not None:
             alone = "; one round: within-run noise only" if self.test.within_run_only else ""
-            return self.test.text() + alone
+            return self.test.text(self.p_adjusted) + alone
         if self.noise_pct == 0:
             return "no samples, no spread recorded"
         if self.noise_pct is not None:

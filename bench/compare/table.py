@@ -31,6 +31,7 @@ class Row:
     failed: bool = False
     test: str = ""  # the test's p-value and interval, or the rule used instead
     p_value: float | None = None
+    p_adjusted: float | None = None  # after the table's correction for its number of tests
     interval: tuple[float | None, float | None] | None = None  # of the change, in %
     machines: str = ""  # 'A vs B' for a cross-machine pair
 
@@ -50,6 +51,7 @@ class Row:
             "verdict": self.verdict,
             "failed": self.failed,
             "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
             "ci_low_pct": low,
             "ci_high_pct": high,
             "test": self.test,
@@ -69,7 +71,7 @@ NOTES = (
     "step-time statistic (median, p90, p99, max...) on that statistic of the step times, by a "
     "block bootstrap over contiguous blocks, so that steps that drift together are not counted "
     "as independent (one round: within-run noise only). A threshold fails only when the change "
-    "is significant and its whole interval lies beyond it."
+    "is significant after the correction and its whole interval lies beyond it."
 )
 
 SPREAD_NOTE = (
@@ -91,6 +93,16 @@ def notes_of(rows: list[Row], alpha: float, confidence: float) -> str:
     return " ".join(notes)
 
 
+def correction_line(tests: int) -> str:
+    """The line under a table that names its correction for many tests."""
+    if not tests:
+        return "Multiple comparisons: no test on samples in this table, so no correction."
+    return (
+        f"Multiple comparisons: Holm's correction over the {tests} test(s) on samples in this "
+        "table; verdicts and --fail use the corrected p (the test column's 'Holm')."
+    )
+
+
 def _side_lines(title: str, side: Side) -> list[str]:
     pad = " " * len(title)
     return [f"{title}{side.label}", *(f"{pad}on {m}" for m in machine_lines(side))]
@@ -103,6 +115,7 @@ class Comparison:
     rows: list[Row] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     note: str = ""  # what the verdicts rest on (notes_of)
+    correction: str = ""  # the correction for many tests (correction_line)
 
     def render(self, fmt: str = "markdown") -> str:
         if fmt == "json":
@@ -111,6 +124,7 @@ class Comparison:
                 "new": self.new.label,
                 "machines": {"base": machine_lines(self.base), "new": machine_lines(self.new)},
                 "rows": [r.as_dict() for r in self.rows],
+                "correction": self.correction,
                 "failures": self.failures,
             }
             return json.dumps(doc, indent=1) + "\n"
@@ -154,8 +168,7 @@ def _markdown(cmp: Comparison, limit: int = 30) -> str:
             names = [f"{r.model} [{r.where()}]" if r.where() else r.model for r in only]
             more = f", ... and {len(names) - limit} more" if len(names) > limit else ""
             lines += ["", f"Only in {side} ({len(names)}): {', '.join(names[:limit])}{more}"]
-    if cmp.note:
-        lines += ["", cmp.note]
+    lines += [y for text in (cmp.note, cmp.correction) if text for y in ("", text)]
     if cmp.failures:
         lines += ["", "Thresholds crossed:", *(f"- {f}" for f in cmp.failures)]
     return "\n".join(lines) + "\n"
@@ -190,7 +203,7 @@ def _cell(r: Row) -> str:
     if r.change is None or r.change.abs == 0:
         return f"{metric_cell(r.new)} ({r.verdict})" if r.change is None else metric_cell(r.new)
     pct = f"{r.change.pct:+.2f}%" if r.change.pct is not None else change_text(r.change)
-    p = f", p={r.p_value:.2g}" if r.p_value is not None else ""
+    p = f", Holm p={r.p_adjusted:.2g}" if r.p_adjusted is not None else ""
     return f"{metric_cell(r.new)} ({pct}, {r.verdict}{p})"
 
 
@@ -221,6 +234,7 @@ def _wide_markdown(multi: MultiComparison) -> str:
     else:
         lines.append("No metric in common.")
     notes = list(dict.fromkeys(p.note for p in multi.pairs if p.note))
+    notes += [f"{p.new.column}: {p.correction}" for p in multi.pairs]
     lines += [y for note in notes for y in ("", note)]
     if multi.failures:
         lines += ["", "Thresholds crossed:", *(f"- {f}" for f in multi.failures)]

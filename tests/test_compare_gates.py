@@ -1,6 +1,6 @@
 """`bench compare`'s gates on what records really hold: few rounds, autocorrelated steps, tail
-step times, untimed metrics and many tests in one table (seeded synthetic records; each floor has
-a quiet case beside it)."""
+step times, untimed metrics, many tests in one table and untrusted timings (seeded synthetic
+records; each floor has a quiet case beside it)."""
 
 from __future__ import annotations
 
@@ -217,3 +217,40 @@ def test_the_same_change_among_five_tests_is_not_significant_after_holm(tmp_path
     assert "not significant" in line
     assert "p=0.027 (Holm 0.14)" in line
     assert "Multiple comparisons: Holm's correction over the 5 test(s)" in out
+
+
+# -- untrusted timings are never called better or worse --------------------------------------
+@pytest.mark.parametrize(
+    ("flaw", "reason"),
+    [
+        ({"total_time_s": 0.3}, "new: timed 0.30 s < 1 s"),
+        ({"warmup_stable": False}, "new: warm-up did not stabilise"),
+        ({"cv_pct": 40.0}, "new: step times vary 40% > 25%"),
+        ({"rounds_samples_per_sec": [50.0, 70.0, 72.0]}, "new: rounds disagree by 31% > 25%"),
+    ],
+)
+def test_an_untrusted_timing_reads_re_measure_and_is_listed_not_gated(tmp_path, capsys,
+                                                                       flaw, reason):  # fmt: skip
+    new = sampled_record(70.0, 0.03, 1, 3, 40)
+    new["metrics"].update(flaw)
+    base = write_store(tmp_path / "base", [sampled_record(100.0, 0.03, 0, 3, 40)], "base0001")
+    new = write_store(tmp_path / "new", [new], "new00001")
+    assert main(["compare", str(base), str(new), "--fail", GATE]) == 0
+    out, err = capsys.readouterr()
+    line = speed_line(out)
+    assert "untrusted: re-measure" in line
+    assert reason in line
+    assert not any(w in line for w in ("better", "worse", "FAIL"))
+    assert "untrusted, not gated (re-measure): resnet50 infer_samples_per_sec" in err
+    assert reason in err
+    assert "rounds disagreeing by more than 25%" in out  # the rule, stated under the table
+
+
+def test_the_same_slowdown_timed_well_fails(tmp_path, capsys):
+    new = sampled_record(70.0, 0.03, 1, 3, 40)
+    new["metrics"].update({"total_time_s": 5.0, "warmup_stable": True, "cv_pct": 3.0})
+    base = write_store(tmp_path / "base", [sampled_record(100.0, 0.03, 0, 3, 40)], "base0001")
+    new = write_store(tmp_path / "new", [new], "new00001")
+    assert main(["compare", str(base), str(new), "--fail", GATE]) == 1
+    out, err = capsys.readouterr()
+    assert "untrusted" not in out + err

@@ -1,7 +1,7 @@
 """Judging one metric of a matched pair: which test on samples judges it (``sample_test``),
 and what its change means (``judge``): a test on the records' samples where both carry them
 (``bench.stats``), else the spread rule (step-time IQR over median, in quadrature), labelled;
-an untimed metric within its tolerance is the same.
+an untimed metric within its tolerance is the same; an untrusted timing is not judged.
 
 A test's verdict here is on its own p-value; ``Judgement.adjusted`` sets it on the p-value
 that the table's correction for many tests gives (``match``)."""
@@ -25,6 +25,7 @@ from bench.stats import STEP_STATISTICS, SpeedTest, speed_test, step_test
 
 # Step-time statistics that measure a spread, not a speed: without samples, not judged.
 SPREADS = ("stddev", "iqr", "cv_pct")
+UNTRUSTED = "untrusted: re-measure"
 
 
 def sample_test(b: Entry, n: Entry, metric: str, confidence: float, cache: dict):
@@ -50,9 +51,10 @@ class Judgement:
     ``test``: the test on samples (None without samples or for an untimed metric);
     ``low``/``high``: its interval as changes of this metric; ``p_adjusted``: its p-value
     after the table's correction; ``noise_pct``: the spread rule's combined spread, in %,
-    when there are no samples; ``within``: the tolerance the change lies within; ``note``:
-    why a timing was not judged; ``quiet``: not significant, within noise or tolerance, or
-    not judged, so that no threshold fails.
+    when there are no samples; ``within``: the tolerance the change lies within;
+    ``untrusted``: why either side's timing is not to be trusted; ``note``: why a timing
+    was not judged; ``quiet``: not significant, within noise or tolerance, untrusted or not
+    judged, so that no threshold fails.
     """
 
     change: Change
@@ -63,12 +65,13 @@ class Judgement:
     quiet: bool = False
     p_adjusted: float | None = None
     within: Tolerance | None = None
+    untrusted: str = ""
     note: str = ""
 
     @property
     def tested(self) -> bool:
-        """Whether its test counts in the table's correction."""
-        return self.test is not None
+        """Whether its test counts in the table's correction (a test, on trusted timings)."""
+        return self.test is not None and not self.untrusted
 
     def adjusted(self, p: float, alpha: float) -> Judgement:
         """The same judgement on the corrected p-value ``p``."""
@@ -86,6 +89,8 @@ class Judgement:
         return [t for t in named if same_side and t.crossed(self.low) and t.crossed(self.high)]
 
     def verdict(self, metric: str, crossed: list[Threshold]) -> str:
+        if self.untrusted:
+            return UNTRUSTED
         if self.change.abs == 0:
             return "same"
         if self.within is not None:
@@ -101,6 +106,8 @@ class Judgement:
     def evidence(self) -> str:
         """The test's p-values and interval, or the rule used instead; '' for untimed
         metrics."""
+        if self.untrusted:
+            return self.untrusted
         if self.note:
             return self.note
         if self.test is not None:
@@ -122,6 +129,12 @@ def _interval(test: SpeedTest, metric: str, base: float) -> tuple[Change, Change
     return tuple(Change((r - 1) * base, 100 * (r - 1) if base else None) for r in (low, high))
 
 
+def _untrusted(b: Entry, n: Entry) -> str:
+    """'base: timed 0.30 s < 1 s; new: ...' for the sides whose timing is untrusted."""
+    return "; ".join(f"{side}: {e.untrusted}" for side, e in (("base", b), ("new", n))
+                     if e.untrusted)  # fmt: skip
+
+
 def judge(b: Entry, n: Entry, metric: str, test: SpeedTest | None, alpha: float) -> Judgement:
     """Judge ``metric`` of a matched pair; ``test`` is its test on samples, if any."""
     change = change_of(b.metrics[metric], n.metrics[metric])
@@ -130,6 +143,9 @@ def judge(b: Entry, n: Entry, metric: str, test: SpeedTest | None, alpha: float)
         return Judgement(change, quiet=True, within=within)
     if not is_timed(metric):
         return Judgement(change)
+    why = _untrusted(b, n)
+    if why:
+        return Judgement(change, test, quiet=True, untrusted=why)
     if test is not None:
         low, high = _interval(test, metric, b.metrics[metric])
         return Judgement(change, test, low, high, quiet=not test.significant(alpha))

@@ -182,6 +182,7 @@ class _Builder:
         row.p_value = j.test.p if j.test else None
         row.p_adjusted = j.p_adjusted
         row.interval = (j.low.pct, j.high.pct) if j.low and j.high else None
+        row.untrusted = j.untrusted
         if crossed:
             text = (
                 f"{row.model} {row.metric} {change_text(j.change)} crosses "
@@ -239,10 +240,12 @@ class _Builder:
         tests = self.correct()
         order = {id(r): i for i, r in enumerate(self.rows)}
         failures = [text for row, text in sorted(self.failures, key=lambda f: order[id(f[0])])]
+        gated = {t.metric for t in self.thresholds}
         return Comparison(
             self.base, self.new, self.rows, failures,
             note=notes_of(self.rows, self.options.alpha, self.options.confidence),
             correction=correction_line(tests),
+            unjudged=[_unjudged(r) for r in self.rows if r.untrusted and r.metric in gated],
         )  # fmt: skip
 
     def match(self, bidx: dict, nidx: dict) -> tuple[list[Entry], list[Entry]]:
@@ -254,6 +257,10 @@ class _Builder:
         only_base = [e for k in sorted(bidx.keys() - nidx.keys(), key=_order) for e in bidx[k]]
         only_new = [e for k in sorted(nidx.keys() - bidx.keys(), key=_order) for e in nidx[k]]
         return only_base, only_new
+
+
+def _unjudged(row: Row) -> str:
+    return f"{row.model} {row.metric} [{row.where()}]: {row.untrusted}"
 
 
 def _index(entries: list[Entry], key) -> dict[tuple, list[Entry]]:

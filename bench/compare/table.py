@@ -11,6 +11,7 @@ from bench.compare.machines import machine_lines
 from bench.compare.metrics import MEMORY_TOLERANCE, Change, change_text
 from bench.compare.sides import Side
 from bench.report.fmt import metric_cell
+from bench.report.records import UNTRUSTED_RULE
 from bench.stats import RANK_ROUNDS
 
 
@@ -34,6 +35,7 @@ class Row:
     p_adjusted: float | None = None  # after the table's correction for its number of tests
     interval: tuple[float | None, float | None] | None = None  # of the change, in %
     machines: str = ""  # 'A vs B' for a cross-machine pair
+    untrusted: str = ""  # why a timing was not judged: either side's is not to be trusted
 
     def as_dict(self) -> dict[str, Any]:
         low, high = self.interval or (None, None)
@@ -56,6 +58,7 @@ class Row:
             "ci_high_pct": high,
             "test": self.test,
             "cross_machine": self.machines,
+            "untrusted": self.untrusted,
         }
 
     def where(self) -> str:
@@ -79,6 +82,10 @@ SPREAD_NOTE = (
     "IQR over its median, the two in quadrature), not a test."
 )
 TOLERANCE_NOTE = f"Peak memory within {MEMORY_TOLERANCE} of the base reads 'same'."
+UNTRUSTED_NOTE = (
+    f"Untrusted timings ({UNTRUSTED_RULE}) are not judged: they read '{{verdict}}' and fail no "
+    "--fail threshold (listed on stderr when one names them)."
+)
 
 
 def notes_of(rows: list[Row], alpha: float, confidence: float) -> str:
@@ -90,6 +97,8 @@ def notes_of(rows: list[Row], alpha: float, confidence: float) -> str:
         notes.append(SPREAD_NOTE)
     if any(r.verdict.startswith("same (within") for r in rows):
         notes.append(TOLERANCE_NOTE)
+    if any(r.untrusted for r in rows):
+        notes.append(UNTRUSTED_NOTE.format(verdict="untrusted: re-measure"))
     return " ".join(notes)
 
 
@@ -116,6 +125,7 @@ class Comparison:
     failures: list[str] = field(default_factory=list)
     note: str = ""  # what the verdicts rest on (notes_of)
     correction: str = ""  # the correction for many tests (correction_line)
+    unjudged: list[str] = field(default_factory=list)  # untrusted rows that --fail names
 
     def render(self, fmt: str = "markdown") -> str:
         if fmt == "json":
@@ -126,6 +136,7 @@ class Comparison:
                 "rows": [r.as_dict() for r in self.rows],
                 "correction": self.correction,
                 "failures": self.failures,
+                "unjudged": self.unjudged,
             }
             return json.dumps(doc, indent=1) + "\n"
         import pandas as pd
@@ -184,6 +195,10 @@ class MultiComparison:
     @property
     def failures(self) -> list[str]:
         return [f"{p.new.column}: {f}" for p in self.pairs for f in p.failures]
+
+    @property
+    def unjudged(self) -> list[str]:
+        return [f"{p.new.column}: {u}" for p in self.pairs for u in p.unjudged]
 
     def render(self, fmt: str = "markdown") -> str:
         if fmt == "json":

@@ -1,20 +1,36 @@
-"""Whether a speed changed: tests on the raw samples that records carry, and the spread rule
+"""Whether a timing changed: tests on the raw samples that records carry, and the spread rule
 for records without them. Pure functions of record metrics, below every layer that judges a
 change (``bench.compare`` and the reports' trends).
 
-A throughput or training record keeps its per-step times (``metrics["step_times_ms"]``) and,
-when it was measured with ``run --repeats N``, the samples/s of each round
-(``metrics["rounds_samples_per_sec"]``). Two records are judged on
+A throughput or training record keeps its per-step times (``metrics["step_times_ms"]``, in the
+order they ran) and, when it was measured with ``run --repeats N``, the samples/s of each
+round (``metrics["rounds_samples_per_sec"]``).
+
+A speed (``speed_test``) is judged on
 
 - the rounds, when both records have two or more: rounds are measured minutes apart, in an
-  interleaved order, so their spread holds the drift between runs that one run's steps miss;
-- else the step times, and the verdict then rests on the noise within one run only.
+  interleaved order, so their spread holds the drift between runs that one run's steps miss.
+  Below ``RANK_ROUNDS`` rounds a side, a t-test on the logs of the rounds' samples/s
+  (Student's when both sides have as many rounds, Welch's otherwise), whose interval is the
+  ratio of geometric means: a rank test cannot reach 0.05 there (its smallest two-sided p is
+  0.33 with two rounds a side, 0.10 with three). From ``RANK_ROUNDS`` on, Mann-Whitney U with
+  a bootstrap interval of the ratio of medians (one slow round moves it no more than another);
+- else the median step time (``block_test``), and the verdict then rests on the noise within
+  one run only.
 
-The test is Mann-Whitney U (two-sided, on the samples themselves: no normality assumed, and
-one slow step moves it no more than any other step), and the size of the change is a
-bootstrap interval of the ratio of medians, new speed over base speed (for step times, base
-median over new median, since a speed is samples over step time). The resampling is seeded,
-so the same records always give the same interval. scipy and numpy are imported where used.
+A step-time statistic (``step_test``: the median, mean, p90, p99, max, min, IQR...) is judged
+on the step times by a block bootstrap of that statistic: the steps are cut into contiguous
+blocks (at most ``MAX_BLOCKS``; each ``BLOCK_TAU`` times as long as the steps' autocorrelation
+time, read from their lag-1 correlation, and at least ``MIN_BLOCK`` steps), blocks are drawn
+with replacement, and the spread of the statistic over the draws is its standard error; the
+two sides' log ratio is then read against Student's t with the Welch-Satterthwaite degrees of
+freedom of the blocks. Steps that drift together are thus never counted as independent
+samples, and a tail is judged on its own quantile, not on the median.
+
+Every interval is new over base: for a speed, new speed over base speed (1.02 is 2% faster);
+for a step statistic, new value over base value. The resampling is seeded, so the same records
+always give the same answer. scipy and numpy are imported where used. ``holm`` adjusts the
+p-values of a table's tests for their number.
 
 Records without samples fall back on the spread rule (``spread_of``): the step times' IQR over
 their median, two records' spreads added in quadrature (``combined_spread``).
@@ -33,18 +49,25 @@ from dataclasses import dataclass
 ROUNDS = "rounds_samples_per_sec"
 STEPS = "step_times_ms"
 SAMPLE_KEYS = (ROUNDS, STEPS)
-MIN_STEPS = 5  # fewer step times than this in either record: no test, the spread rule instead
-RESAMPLES = 4000
+MIN_STEPS = 10  # fewer step times than this in either record: no test on steps
+RANK_ROUNDS = 8  # from this many rounds a side, Mann-Whitney U; below, a t-test on log speeds
+RESAMPLES = 2000
 SEED = 0
+MAX_BLOCKS = 10  # step times are cut into at most this many contiguous blocks
+MIN_BLOCK = 5  # steps in a block, at least
+BLOCK_TAU = 5  # a block spans at least this many autocorrelation times of the steps
+# The step-time statistics a block bootstrap judges (the record's metrics of the same names).
+STEP_STATISTICS = ("min", "max", "mean", "median", "p90", "p99", "stddev", "iqr", "cv_pct")
 
 
 @dataclass(frozen=True)
 class SpeedTest:
-    """A test of two records' speeds on their samples.
+    """A test of two records' timings on their samples.
 
-    ``ratio``, ``low`` and ``high``: new speed over base speed (1.02 is 2% faster), the
-    point estimate and the ``confidence`` bootstrap interval. ``p``: Mann-Whitney U's
-    two-sided p-value. ``unit``: 'rounds' or 'steps', with ``n_base``/``n_new`` of them.
+    ``ratio``, ``low`` and ``high``: new over base, the point estimate and the ``confidence``
+    interval; of the speed when ``of_speed`` (1.02 is 2% faster), else of the step-time
+    statistic itself. ``p``: the two-sided p-value of ``method``. ``unit``: 'rounds' or
+    'steps', with ``n_base``/``n_new`` of them; ``within_run_only``: a record had one round.
     """
 
     unit: str
@@ -55,21 +78,21 @@ class SpeedTest:
     low: float
     high: float
     confidence: float
-
-    @property
-    def within_run_only(self) -> bool:
-        """Judged on step times: the verdict rests on the noise within one run only."""
-        return self.unit == "steps"
+    method: str = "Mann-Whitney U"
+    of_speed: bool = True
+    within_run_only: bool = False
 
     def significant(self, alpha: float) -> bool:
         return self.p < alpha
 
-    def text(self) -> str:
-        """'p=0.0012; -3.0% [-3.3%, -2.7%] over 200/200 steps'."""
+    def text(self, p_adjusted: float | None = None) -> str:
+        """'t-test on log rounds: p=0.0012 (Holm 0.0036); -3.0% [-3.3%, -2.7%] over 3/3
+        rounds'."""
         pct = 100 * (self.ratio - 1)
         lo, hi = 100 * (self.low - 1), 100 * (self.high - 1)
+        holm = f" (Holm {p_adjusted:.2g})" if p_adjusted is not None else ""
         return (
-            f"p={self.p:.2g}; {pct:+.1f}% [{lo:+.1f}%, {hi:+.1f}%] over "
+            f"{self.method}: p={self.p:.2g}{holm}; {pct:+.1f}% [{lo:+.1f}%, {hi:+.1f}%] over "
             f"{self.n_base}/{self.n_new} {self.unit}"
         )
 
@@ -86,38 +109,173 @@ def samples_of(metrics: dict) -> dict[str, list[float]]:
     return out
 
 
-def _bootstrap_ratio(base, new, confidence: float, invert: bool) -> tuple[float, float]:
-    """The percentile interval of median(new)/median(base) (inverted for step times)."""
+def _statistic(name: str):
+    """The step-time statistic ``name`` over the last axis of an array."""
     import numpy as np
 
-    rng = np.random.default_rng(SEED)
-    b = np.median(base[rng.integers(0, len(base), (RESAMPLES, len(base)))], axis=1)
-    n = np.median(new[rng.integers(0, len(new), (RESAMPLES, len(new)))], axis=1)
-    ratios = b / n if invert else n / b
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(ratios, [tail, 100 - tail])
-    return float(low), float(high)
+    def quantile(q):
+        return lambda x: np.percentile(x, q, axis=-1)
+
+    return {
+        "min": lambda x: np.min(x, axis=-1),
+        "max": lambda x: np.max(x, axis=-1),
+        "mean": lambda x: np.mean(x, axis=-1),
+        "median": quantile(50),
+        "p90": quantile(90),
+        "p99": quantile(99),
+        "stddev": lambda x: np.std(x, axis=-1),
+        "iqr": lambda x: np.subtract(*np.percentile(x, [75, 25], axis=-1)),
+        "cv_pct": lambda x: 100 * np.std(x, axis=-1) / np.mean(x, axis=-1),
+    }[name]
 
 
-def speed_test(base: dict, new: dict, confidence: float = 0.95) -> SpeedTest | None:
-    """Test two records' samples (``samples_of`` of each); None when they lack them."""
+def _t_interval(d: float, se: float, df: float, confidence: float) -> tuple[float, float, float]:
+    """Two-sided p of a log ratio ``d`` with standard error ``se``, and its interval (logs)."""
+    from scipy.stats import t
+
+    if se == 0 or not math.isfinite(df):
+        return (0.0 if d else 1.0), d, d
+    half = float(t.ppf(0.5 + confidence / 2, df)) * se
+    return float(2 * t.sf(abs(d) / se, df)), d - half, d + half
+
+
+def log_t_test(base, new, confidence: float) -> tuple[float, float, float, float, str]:
+    """(p, ratio, low, high, method): a t-test on the logs of two sets of speeds (two or more
+    each); the ratio is that of their geometric means, new over base."""
+    import numpy as np
+
+    lb, ln = np.log(np.asarray(base, dtype=float)), np.log(np.asarray(new, dtype=float))
+    n1, n2 = len(lb), len(ln)
+    d = float(ln.mean() - lb.mean())
+    v1, v2 = float(lb.var(ddof=1)), float(ln.var(ddof=1))
+    if n1 == n2:  # with two rounds a side Welch's df can fall to 1: Student's holds its level
+        pooled = ((n1 - 1) * v1 + (n2 - 1) * v2) / (n1 + n2 - 2)
+        se, df, method = math.sqrt(pooled * (1 / n1 + 1 / n2)), n1 + n2 - 2, "t-test"
+    else:
+        a, b = v1 / n1, v2 / n2
+        se, method = math.sqrt(a + b), "Welch t"
+        df = (a + b) ** 2 / (a * a / (n1 - 1) + b * b / (n2 - 1)) if a + b else math.inf
+    p, low, high = _t_interval(d, se, df, confidence)
+    return p, math.exp(d), math.exp(low), math.exp(high), f"{method} on log rounds"
+
+
+def rank_test(base, new, confidence: float) -> tuple[float, float, float, float, str]:
+    """(p, ratio, low, high, method): Mann-Whitney U, and the percentile bootstrap interval of
+    the ratio of medians, new over base."""
     import numpy as np
     from scipy.stats import mannwhitneyu
 
+    b, n = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
+    p = float(mannwhitneyu(b, n, alternative="two-sided").pvalue)
+    rng = np.random.default_rng(SEED)
+    mb = np.median(b[rng.integers(0, len(b), (RESAMPLES, len(b)))], axis=1)
+    mn = np.median(n[rng.integers(0, len(n), (RESAMPLES, len(n)))], axis=1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(mn / mb, [tail, 100 - tail])
+    ratio = float(np.median(n) / np.median(b))
+    return p, ratio, float(low), float(high), "Mann-Whitney U"
+
+
+def blocks_for(steps) -> int:
+    """How many contiguous blocks a step series is cut into: each at least ``BLOCK_TAU``
+    autocorrelation times long (AR(1): (1 + r) / (1 - r) from the lag-1 correlation r) and
+    ``MIN_BLOCK`` steps, between 2 and ``MAX_BLOCKS`` blocks."""
+    import numpy as np
+
+    x = np.asarray(steps, dtype=float)
+    c = x - x.mean()
+    energy = float(np.dot(c, c))
+    r = float(np.dot(c[:-1], c[1:])) / energy if energy > 0 else 0.0
+    r = min(max(r, 0.0), 0.95)
+    size = max(MIN_BLOCK, math.ceil(BLOCK_TAU * (1 + r) / (1 - r)))
+    return max(2, min(MAX_BLOCKS, len(x) // size))
+
+
+def _log_se(steps, statistic, rng) -> tuple[float, int]:
+    """The block bootstrap's standard error of log ``statistic`` of ``steps``, and the
+    number of blocks (NaN when a draw's statistic is not positive)."""
+    import numpy as np
+
+    k = blocks_for(steps)
+    size = len(steps) // k
+    blocks = np.asarray(steps, dtype=float)[: k * size].reshape(k, size)
+    draws = statistic(blocks[rng.integers(0, k, (RESAMPLES, k))].reshape(RESAMPLES, k * size))
+    if not np.all(draws > 0):
+        return math.nan, k
+    # k / (k - 1): the bootstrap's variance of a mean of k blocks is short by that factor
+    return math.sqrt(float(np.log(draws).var(ddof=1)) * k / (k - 1)), k
+
+
+def block_test(base, new, statistic: str, confidence: float):
+    """(p, ratio, low, high, method) of ``statistic`` of two step series, new over base; None
+    when the statistic is not positive on either side (no log ratio)."""
+    import numpy as np
+
+    stat = _statistic(statistic)
+    b, n = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
+    sb, sn = float(stat(b)), float(stat(n))
+    if not (sb > 0 and sn > 0):
+        return None
+    rng = np.random.default_rng(SEED)
+    (se_b, kb), (se_n, kn) = _log_se(b, stat, rng), _log_se(n, stat, rng)
+    if math.isnan(se_b) or math.isnan(se_n):
+        return None
+    a, c = se_b**2, se_n**2
+    df = (a + c) ** 2 / (a * a / (kb - 1) + c * c / (kn - 1)) if a + c else math.inf
+    d = math.log(sn / sb)
+    p, low, high = _t_interval(d, math.sqrt(a + c), df, confidence)
+    method = f"block bootstrap of the {statistic} ({kb}/{kn} blocks)"
+    return p, sn / sb, math.exp(low), math.exp(high), method
+
+
+def _one_round(base: dict, new: dict) -> bool:
+    return min(len(s.get(ROUNDS, [])) for s in (base, new)) < 2
+
+
+def speed_test(base: dict, new: dict, confidence: float = 0.95) -> SpeedTest | None:
+    """Test two records' speeds (``samples_of`` of each): on their rounds, else on their
+    median step time; None when they lack the samples."""
     rounds = [s.get(ROUNDS, []) for s in (base, new)]
     steps = [s.get(STEPS, []) for s in (base, new)]
     if min(map(len, rounds)) >= 2:
-        unit, (b, n), invert = "rounds", rounds, False  # samples/s: higher is faster
-    elif min(map(len, steps)) >= MIN_STEPS:
-        unit, (b, n), invert = "steps", steps, True  # step times: lower is faster
-    else:
+        test = rank_test if min(map(len, rounds)) >= RANK_ROUNDS else log_t_test
+        p, ratio, low, high, method = test(*rounds, confidence)
+        return SpeedTest("rounds", *map(len, rounds), p, ratio, low, high, confidence, method)
+    if min(map(len, steps)) < MIN_STEPS:
         return None
-    b, n = np.asarray(b, dtype=float), np.asarray(n, dtype=float)
-    p = float(mannwhitneyu(b, n, alternative="two-sided").pvalue)
-    mb, mn = float(np.median(b)), float(np.median(n))
-    ratio = mb / mn if invert else mn / mb
-    low, high = _bootstrap_ratio(b, n, confidence, invert)
-    return SpeedTest(unit, len(b), len(n), p, ratio, low, high, confidence)
+    found = block_test(*steps, "median", confidence)
+    if found is None:
+        return None
+    p, ratio, low, high, method = found  # of the step time: a speed is its inverse
+    return SpeedTest("steps", *map(len, steps), p, 1 / ratio, 1 / high, 1 / low, confidence,
+                     method, within_run_only=True)  # fmt: skip
+
+
+def step_test(base: dict, new: dict, statistic: str, confidence: float = 0.95):
+    """Test one step-time statistic (``STEP_STATISTICS``) of two records on their step times;
+    None when either has fewer than ``MIN_STEPS``."""
+    steps = [s.get(STEPS, []) for s in (base, new)]
+    if statistic not in STEP_STATISTICS or min(map(len, steps)) < MIN_STEPS:
+        return None
+    found = block_test(*steps, statistic, confidence)
+    if found is None:
+        return None
+    p, ratio, low, high, method = found
+    alone = _one_round(base, new)
+    return SpeedTest("steps", *map(len, steps), p, ratio, low, high, confidence, method,
+                     of_speed=False, within_run_only=alone)  # fmt: skip
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (same order): the smallest is
+    multiplied by their number, the next by one fewer, and so on, never decreasing."""
+    order = sorted(range(len(pvalues)), key=pvalues.__getitem__)
+    adjusted = [1.0] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def _number(metrics: dict, key: str) -> float | None:

@@ -161,9 +161,10 @@ def test_3_percent_drop_passes(tmp_path, base_store, capsys):
     assert "regression" not in capsys.readouterr().err
 
 
-def test_20_percent_drop_within_40_percent_step_spread_is_noise(tmp_path, capsys):
-    base = speed_store(tmp_path / "base", GOOD_SPEEDS, spread=0.4)
-    new = speed_store(tmp_path / "new", {**GOOD_SPEEDS, "resnet50": 80.0}, spread=0.4)
+def test_20_percent_drop_within_25_percent_step_spreads_is_noise(tmp_path, capsys):
+    # 25% a side, 35% combined; a CV over 25% would make the timings untrusted instead
+    base = speed_store(tmp_path / "base", GOOD_SPEEDS, spread=0.25)
+    new = speed_store(tmp_path / "new", {**GOOD_SPEEDS, "resnet50": 80.0}, spread=0.25)
     argv = ["compare", str(base), str(new), "--fail", "infer_samples_per_sec:-5%"]
     assert main(argv) == 0
     out = capsys.readouterr().out

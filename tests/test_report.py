@@ -160,6 +160,10 @@ def test_untrusted_timings_are_named():
     assert "timed 0.30 s" in untrusted({"total_time_s": 0.3})
     assert "warm-up" in untrusted({"total_time_s": 5.0, "warmup_stable": False})
     assert "vary" in untrusted({"cv_pct": 40.0})
+    # rounds that span 30% of their median disagree; 20% is fine, and so is one round alone
+    assert "rounds disagree by 30% > 25%" in untrusted({"rounds_samples_per_sec": [85, 100, 115]})
+    assert untrusted({"rounds_samples_per_sec": [90.0, 100.0, 110.0]}) == ""
+    assert untrusted({"rounds_samples_per_sec": [50.0]}) == ""
 
 
 def test_a_runs_provenance_names_its_machine_by_label():

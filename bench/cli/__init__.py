@@ -289,6 +289,8 @@ def cmd_compare(args) -> int:
     sys.stdout.write(result.render(args.format))
     for line in result.failures:
         print(f"regression: {line}", file=sys.stderr)
+    for line in result.unjudged:  # --fail names them, but their timing cannot be trusted
+        print(f"untrusted, not gated (re-measure): {line}", file=sys.stderr)
     return EXIT_FAILED if result.failures else 0
 
 

@@ -149,8 +149,9 @@ def _add_compare_parser(sub) -> None:
                    "and any named by --fail)")  # fmt: skip
     p.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
     p.add_argument("--alpha", type=float, default=0.05,
-                   help="significance level of the test on speed samples (default: 0.05)")  # fmt: skip
+                   help="significance level of the tests on timing samples, after Holm's "
+                   "correction over the table's tests (default: 0.05)")  # fmt: skip
     p.add_argument("--confidence", type=float, default=0.95,
-                   help="level of the bootstrap interval of a speed change (default: 0.95)")  # fmt: skip
+                   help="level of the interval of a timing change (default: 0.95)")  # fmt: skip
     p.add_argument("--cross-machine", action="store_true",
                    help="compare speeds measured on different machines (each row says so)")  # fmt: skip

@@ -25,17 +25,21 @@ Thresholds (``Threshold.parse``) read ``METRIC:CHANGE``: ``infer_samples_per_sec
 on a drop of 5% or more, ``top1:-0.5`` on a drop of half a point or more, ``infer_gmacs:1%``
 on a change of 1% or more either way, ``params:0`` on any change at all.
 
-Significance (``stats``, ``judge``): a change of a timed metric (samples/s, step times) is
-tested on the raw samples both records carry: Mann-Whitney U on the rounds' samples/s (two or
-more rounds each) or else on the step times, and a seeded bootstrap interval of the ratio of
-medians. A change that is not significant at ``alpha`` fails no threshold, and a threshold
-fails only when the whole interval lies beyond it. Records without samples fall back on the
-spread rule (``noise_spread``: step-time IQR over median, the two sides in quadrature), and
-their rows say so. Records match on the device name too; speeds of different machines are
-compared only with ``cross_machine`` (``machines``). No torch here; pandas, numpy and scipy
-are imported where they are used.
+Significance (``bench.stats``, ``judge``): a change of a timed metric is tested on the raw
+samples both records carry, each metric on its own: a speed on the rounds' samples/s (two or
+more rounds each: a t-test on their logs below 8 rounds a side, Mann-Whitney U from 8) or else
+on the median step time, a step-time statistic (median, p90, p99, max...) on that statistic
+of the step times by a block bootstrap over contiguous blocks. Holm's correction runs over a
+table's tests (``match``); a change not significant after it fails no threshold, and a
+threshold fails only when the whole interval lies beyond it. Records without samples fall back
+on the spread rule (``noise_spread``: step-time IQR over median, the two sides in quadrature),
+and their rows say so. Peak memory within 1% or 1 MiB is the same (``metrics.tolerance``). A
+timing that ``bench.report.records.untrusted`` distrusts is "untrusted: re-measure": never
+better or worse, failing no threshold, listed (``Comparison.unjudged``). Records match on the
+device name too; speeds of different machines are compared only with ``cross_machine``
+(``machines``). No torch here; pandas, numpy and scipy are imported where they are used.
 
-Modules: ``metrics`` (directions, changes, thresholds), ``stats`` (tests on samples),
+Modules: ``metrics`` (directions, changes, thresholds, tolerances),
 ``sides`` (reading each side, through ``bench.report.records``; the spread rule),
 ``machines`` (where each side was measured), ``judge`` (one metric's verdict), ``table``
 (rows and their formats), ``match`` (matching: ``compare``, ``compare_runs``).

@@ -13,14 +13,14 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.compare.judge import judge
+from bench.compare.judge import Judgement, judge, sample_test
 from bench.compare.machines import cross_machine, machine_pair
 from bench.compare.metrics import HEADLINE, NEITHER, Threshold, change_text, direction, is_timed
 from bench.compare.sides import Entry, Side, load_side, store_run_sides
-from bench.compare.table import NOTES, Comparison, MultiComparison, Row
+from bench.compare.table import Comparison, MultiComparison, Row, correction_line, notes_of
 from bench.errors import ConfigError
 from bench.registry.lookup import natural_key
-from bench.stats import speed_test
+from bench.stats import holm
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ class _Builder:
         self.by_name = base.by_name or new.by_name
         self.vary = _varying_keys(base.entries + new.entries)
         self.rows: list[Row] = []
-        self.failures: list[str] = []
+        self.failures: list[tuple[Row, str]] = []  # by the row that fails
+        self.judged: list[tuple[Row, Judgement]] = []  # metric rows, their verdicts to come
 
     def key(self, e: Entry, machine: bool = True) -> tuple:
         if self.by_name:
@@ -131,7 +132,7 @@ class _Builder:
     def row(self, e: Entry, metric: str = "", **cells) -> Row:
         keys = self.vary.get(e.harness, [])
         config = " ".join(f"{k}={e.config[k]}" for k in keys if k in e.config)
-        base = {"base": None, "new": None, "change": None, "noise_pct": None}
+        base = {"base": None, "new": None, "change": None, "noise_pct": None, "verdict": ""}
         return Row(e.model, e.harness, e.device, config, metric, **{**base, **cells})
 
     def pair(self, b: Entry, n: Entry) -> None:
@@ -147,42 +148,47 @@ class _Builder:
         machines = "" if self.by_name else cross_machine(b, n)
         if machines and not self.options.cross_machine and any(map(is_timed, selected)):
             _refuse_cross_machine(b, *machine_pair(b, n))
-        test = None
-        if b.samples and n.samples and any(map(is_timed, selected)):
-            test = speed_test(b.samples, n.samples, self.options.confidence)
+        tests: dict = {}
         for metric in selected:
-            self.metric_row(shown, b, n, metric, test, machines)
+            test = sample_test(b, n, metric, self.options.confidence, tests)
+            j = judge(b, n, metric, test, self.options.alpha)
+            cells = {"base": b.metrics[metric], "new": n.metrics[metric], "change": j.change}
+            row = self.row(shown, metric, **cells, noise_pct=j.noise_pct, machines=machines)
+            self.rows.append(row)
+            self.judged.append((row, j))
 
-    def metric_row(self, shown: Entry, b: Entry, n: Entry, metric: str, test, machines) -> None:
-        j = judge(b, n, metric, test, self.options.alpha)
-        crossed = j.crossed(self.thresholds, metric)
-        verdict = j.verdict(metric, crossed)
+    def correct(self) -> int:
+        """Holm's correction over the table's tests (one per test, however many rows share
+        it), then every metric row's verdict on the corrected p-values; the number of tests."""
+        family = list({id(j.test): j.test for _, j in self.judged if j.tested}.values())
+        adjusted = dict(zip(map(id, family), holm([t.p for t in family]), strict=True))
+        for row, j in self.judged:
+            if j.tested:
+                j = j.adjusted(adjusted[id(j.test)], self.options.alpha)
+            self.verdict(row, j)
+        return len(family)
+
+    def verdict(self, row: Row, j: Judgement) -> None:
+        crossed = j.crossed(self.thresholds, row.metric)
+        verdict = j.verdict(row.metric, crossed)
         if self.by_name:  # a timm CSV states its figures rounded: a change within that is none
-            stated = n if self.new.by_name else b
-            digits = _decimals(stated.metrics[metric])
+            digits = _decimals(row.new if self.new.by_name else row.base)
             if abs(j.change.abs) <= 0.5 * 10**-digits + 1e-12:
                 crossed, verdict = [], f"same to the CSV's {digits} decimal(s)"
-        row = self.row(
-            shown,
-            metric,
-            base=b.metrics[metric],
-            new=n.metrics[metric],
-            change=j.change,
-            noise_pct=j.noise_pct,
-            failed=bool(crossed),
-            verdict=f"{verdict} [cross-machine: {machines}]" if machines else verdict,
-            test=j.evidence(),
-            p_value=j.test.p if j.test else None,
-            interval=(j.low.pct, j.high.pct) if j.low and j.high else None,
-            machines=machines,
-        )
-        self.rows.append(row)
+        machines = row.machines
+        row.verdict = f"{verdict} [cross-machine: {machines}]" if machines else verdict
+        row.failed = bool(crossed)
+        row.test = j.evidence()
+        row.p_value = j.test.p if j.test else None
+        row.p_adjusted = j.p_adjusted
+        row.interval = (j.low.pct, j.high.pct) if j.low and j.high else None
+        row.untrusted = j.untrusted
         if crossed:
-            self.failures.append(
-                f"{row.model} {metric} {change_text(j.change)} crosses "
+            text = (
+                f"{row.model} {row.metric} {change_text(j.change)} crosses "
                 f"{', '.join(map(str, crossed))} [{row.where()}]"
-                + (f" ({j.evidence()})" if j.test else "")
             )
+            self.failures.append((row, text + (f" ({row.test})" if j.test else "")))
 
     def status_pair(self, b: Entry, n: Entry) -> None:
         if n.status != "ok":
@@ -193,7 +199,7 @@ class _Builder:
         row = self.row(b if b.status == "ok" else n, verdict=verdict, failed=failed)
         self.rows.append(row)
         if failed:
-            self.failures.append(f"{row.model} {row.harness} failed in new: {n.error}")
+            self.failures.append((row, f"{row.model} {row.harness} failed in new: {n.error}"))
 
     def pair_failed(self, only_base: list[Entry], only_new: list[Entry]) -> None:
         """A record that failed has no config: pair it with its harness's records on the
@@ -231,9 +237,16 @@ class _Builder:
                 _index(only_base, self.key), _index(only_new, self.key)
             )
         self.unmatched(only_base, only_new)
-        tested = any(r.p_value is not None for r in self.rows)
-        note = NOTES.format(alpha=self.options.alpha, confidence=self.options.confidence)
-        return Comparison(self.base, self.new, self.rows, self.failures, note if tested else "")
+        tests = self.correct()
+        order = {id(r): i for i, r in enumerate(self.rows)}
+        failures = [text for row, text in sorted(self.failures, key=lambda f: order[id(f[0])])]
+        gated = {t.metric for t in self.thresholds}
+        return Comparison(
+            self.base, self.new, self.rows, failures,
+            note=notes_of(self.rows, self.options.alpha, self.options.confidence),
+            correction=correction_line(tests),
+            unjudged=[_unjudged(r) for r in self.rows if r.untrusted and r.metric in gated],
+        )  # fmt: skip
 
     def match(self, bidx: dict, nidx: dict) -> tuple[list[Entry], list[Entry]]:
         """Pair the entries of equal keys; return what is left on either side."""
@@ -244,6 +257,10 @@ class _Builder:
         only_base = [e for k in sorted(bidx.keys() - nidx.keys(), key=_order) for e in bidx[k]]
         only_new = [e for k in sorted(nidx.keys() - bidx.keys(), key=_order) for e in nidx[k]]
         return only_base, only_new
+
+
+def _unjudged(row: Row) -> str:
+    return f"{row.model} {row.metric} [{row.where()}]: {row.untrusted}"
 
 
 def _index(entries: list[Entry], key) -> dict[tuple, list[Entry]]:

@@ -70,6 +70,32 @@ def change_of(base: float, new: float) -> Change:
     return Change(delta, 100.0 * delta / abs(base))
 
 
+@dataclass(frozen=True)
+class Tolerance:
+    """How far an untimed metric moves between runs of one configuration: a change under
+    ``pct`` % of the base, or under ``abs`` in the metric's unit, is no change."""
+
+    pct: float
+    abs: float
+    unit: str
+
+    def holds(self, change: Change) -> bool:
+        small = abs(change.abs) < self.abs
+        return small or (change.pct is not None and abs(change.pct) < self.pct)
+
+    def __str__(self) -> str:
+        return f"{self.pct:g}% or {self.abs:g} {self.unit}"
+
+
+# Peak memory (MiB) moves a little with the allocator and the page cache between runs.
+MEMORY_TOLERANCE = Tolerance(1.0, 1.0, "MiB")
+
+
+def tolerance(metric: str) -> Tolerance | None:
+    """The tolerance within which ``metric`` reads 'same' (None: any change counts)."""
+    return MEMORY_TOLERANCE if metric.startswith("peak_mem") else None
+
+
 def change_text(c: Change | None) -> str:
     """'+1.5 (+2.00%)', '0', or '-' when there is no change to show."""
     if c is None:

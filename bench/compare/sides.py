@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
-from bench.report.records import Run, latest, read_records
+from bench.report.records import Run, latest, read_records, untrusted
 from bench.stats import combined_spread, samples_of, spread_of
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class Entry:
     device_name: str = ""  # the CPU or GPU model; '' for a timm CSV row
     run: str = ""  # the run document it comes from (a key of its Side's runs)
     samples: dict[str, list[float]] = field(default_factory=dict)  # stats.samples_of
+    untrusted: str = ""  # why its timing is not to be trusted (records.untrusted); '' if it is
 
     @property
     def key(self) -> tuple:
@@ -87,6 +88,7 @@ def _entries(frame) -> list[Entry]:
             str(rec.device_name or ""),
             rec.results_file,
             samples_of(rec.metrics),
+            untrusted(rec.metrics),
         )
         for rec in latest(frame).itertuples()
     ]

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.compare.machines import machine_lines
-from bench.compare.metrics import Change, change_text
+from bench.compare.metrics import MEMORY_TOLERANCE, Change, change_text
 from bench.compare.sides import Side
 from bench.report.fmt import metric_cell
+from bench.report.records import UNTRUSTED_RULE
+from bench.stats import RANK_ROUNDS
 
 
 @dataclass
@@ -30,8 +32,10 @@ class Row:
     failed: bool = False
     test: str = ""  # the test's p-value and interval, or the rule used instead
     p_value: float | None = None
+    p_adjusted: float | None = None  # after the table's correction for its number of tests
     interval: tuple[float | None, float | None] | None = None  # of the change, in %
     machines: str = ""  # 'A vs B' for a cross-machine pair
+    untrusted: str = ""  # why a timing was not judged: either side's is not to be trusted
 
     def as_dict(self) -> dict[str, Any]:
         low, high = self.interval or (None, None)
@@ -49,10 +53,12 @@ class Row:
             "verdict": self.verdict,
             "failed": self.failed,
             "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
             "ci_low_pct": low,
             "ci_high_pct": high,
             "test": self.test,
             "cross_machine": self.machines,
+            "untrusted": self.untrusted,
         }
 
     def where(self) -> str:
@@ -61,16 +67,49 @@ class Row:
 
 COLUMNS = tuple(Row("", "", "", "", "", None, None, None, None, "").as_dict())
 NOTES = (
-    "Speeds are judged on the records' samples: Mann-Whitney U (two-sided, alpha {alpha}) and "
-    "a {confidence:.0%} bootstrap interval of the ratio of medians, over rounds where both "
-    "records have two or more, else over steps (one round: within-run noise only); a "
-    "threshold fails only when the whole interval lies beyond it."
+    "Timings are judged on the records' samples (two-sided, alpha {alpha}; {confidence:.0%} "
+    "intervals): a speed on its rounds where both records have two or more (a t-test on the "
+    "logs of the rounds' samples/s below {rank} rounds a side, Mann-Whitney U with a bootstrap "
+    "interval of the ratio of medians from {rank}), else on its median step time; each "
+    "step-time statistic (median, p90, p99, max...) on that statistic of the step times, by a "
+    "block bootstrap over contiguous blocks, so that steps that drift together are not counted "
+    "as independent (one round: within-run noise only). A threshold fails only when the change "
+    "is significant after the correction and its whole interval lies beyond it."
 )
 
 SPREAD_NOTE = (
     "Verdicts without a p-value are on records without samples: the spread rule (each step-time "
     "IQR over its median, the two in quadrature), not a test."
 )
+TOLERANCE_NOTE = f"Peak memory within {MEMORY_TOLERANCE} of the base reads 'same'."
+UNTRUSTED_NOTE = (
+    f"Untrusted timings ({UNTRUSTED_RULE}) are not judged: they read '{{verdict}}' and fail no "
+    "--fail threshold (listed on stderr when one names them)."
+)
+
+
+def notes_of(rows: list[Row], alpha: float, confidence: float) -> str:
+    """What the table's verdicts rest on, for the rows it has."""
+    notes = []
+    if any(r.p_value is not None for r in rows):
+        notes.append(NOTES.format(alpha=alpha, confidence=confidence, rank=RANK_ROUNDS))
+    if any(r.noise_pct is not None for r in rows):
+        notes.append(SPREAD_NOTE)
+    if any(r.verdict.startswith("same (within") for r in rows):
+        notes.append(TOLERANCE_NOTE)
+    if any(r.untrusted for r in rows):
+        notes.append(UNTRUSTED_NOTE.format(verdict="untrusted: re-measure"))
+    return " ".join(notes)
+
+
+def correction_line(tests: int) -> str:
+    """The line under a table that names its correction for many tests."""
+    if not tests:
+        return "Multiple comparisons: no test on samples in this table, so no correction."
+    return (
+        f"Multiple comparisons: Holm's correction over the {tests} test(s) on samples in this "
+        "table; verdicts and --fail use the corrected p (the test column's 'Holm')."
+    )
 
 
 def _side_lines(title: str, side: Side) -> list[str]:
@@ -84,7 +123,9 @@ class Comparison:
     new: Side
     rows: list[Row] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    note: str = ""  # how speeds were judged, when any row was judged on samples
+    note: str = ""  # what the verdicts rest on (notes_of)
+    correction: str = ""  # the correction for many tests (correction_line)
+    unjudged: list[str] = field(default_factory=list)  # untrusted rows that --fail names
 
     def render(self, fmt: str = "markdown") -> str:
         if fmt == "json":
@@ -93,7 +134,9 @@ class Comparison:
                 "new": self.new.label,
                 "machines": {"base": machine_lines(self.base), "new": machine_lines(self.new)},
                 "rows": [r.as_dict() for r in self.rows],
+                "correction": self.correction,
                 "failures": self.failures,
+                "unjudged": self.unjudged,
             }
             return json.dumps(doc, indent=1) + "\n"
         import pandas as pd
@@ -136,8 +179,7 @@ def _markdown(cmp: Comparison, limit: int = 30) -> str:
             names = [f"{r.model} [{r.where()}]" if r.where() else r.model for r in only]
             more = f", ... and {len(names) - limit} more" if len(names) > limit else ""
             lines += ["", f"Only in {side} ({len(names)}): {', '.join(names[:limit])}{more}"]
-    if cmp.note:
-        lines += ["", cmp.note]
+    lines += [y for text in (cmp.note, cmp.correction) if text for y in ("", text)]
     if cmp.failures:
         lines += ["", "Thresholds crossed:", *(f"- {f}" for f in cmp.failures)]
     return "\n".join(lines) + "\n"
@@ -153,6 +195,10 @@ class MultiComparison:
     @property
     def failures(self) -> list[str]:
         return [f"{p.new.column}: {f}" for p in self.pairs for f in p.failures]
+
+    @property
+    def unjudged(self) -> list[str]:
+        return [f"{p.new.column}: {u}" for p in self.pairs for u in p.unjudged]
 
     def render(self, fmt: str = "markdown") -> str:
         if fmt == "json":
@@ -172,7 +218,7 @@ def _cell(r: Row) -> str:
     if r.change is None or r.change.abs == 0:
         return f"{metric_cell(r.new)} ({r.verdict})" if r.change is None else metric_cell(r.new)
     pct = f"{r.change.pct:+.2f}%" if r.change.pct is not None else change_text(r.change)
-    p = f", p={r.p_value:.2g}" if r.p_value is not None else ""
+    p = f", Holm p={r.p_adjusted:.2g}" if r.p_adjusted is not None else ""
     return f"{metric_cell(r.new)} ({pct}, {r.verdict}{p})"
 
 
@@ -203,8 +249,7 @@ def _wide_markdown(multi: MultiComparison) -> str:
     else:
         lines.append("No metric in common.")
     notes = list(dict.fromkeys(p.note for p in multi.pairs if p.note))
-    if any(r.noise_pct is not None for p in multi.pairs for r in p.rows):
-        notes.append(SPREAD_NOTE)
+    notes += [f"{p.new.column}: {p.correction}" for p in multi.pairs]
     lines += [y for note in notes for y in ("", note)]
     if multi.failures:
         lines += ["", "Thresholds crossed:", *(f"- {f}" for f in multi.failures)]

@@ -8,7 +8,7 @@ share a series. Each run keeps its last record; a timing too short or unsettled 
 ``verdict`` compares a series' first and latest trusted values of one metric:
 
 - a timing (samples/s, step times) changed only when compare's tests say so
-  (``bench.stats``: Mann-Whitney U on the records' samples at ``ALPHA``, else the spread rule)
+  (``bench.stats.speed_test`` on the records' samples at ``ALPHA``, else the spread rule)
   *and* the change is larger than the machine's run-to-run noise (``machine_noise``: how far
   one configuration typically moved between runs on that machine). Otherwise 'within noise';
 - top-1 and top-5 changes are in points ('+0.4 pt'), other metrics in % of the first value;

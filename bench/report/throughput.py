@@ -26,13 +26,7 @@ from bench.report.fmt import (
     is_number,
 )
 from bench.report.quantization import quantization_blocks
-from bench.report.records import (
-    MAX_CV_PCT,
-    MIN_TIMED_S,
-    Records,
-    is_chosen,
-    untrusted,
-)
+from bench.report.records import UNTRUSTED_RULE, Records, is_chosen, untrusted
 from bench.report.runtimes import RUNTIME_PLOT, runtimes_blocks, runtimes_png, throughput_rows
 from bench.report.speedplot import PLOT, plot_png
 from bench.report.workload import LOSSY_MARK, levers_text, precision_text
@@ -271,8 +265,7 @@ def _measurements(table, notes: Footnotes) -> list:
         Heading("Every measurement: timing"),
         Para(
             f"{WARN} after samples/s: the timing is too short or unsettled to trust "
-            f"(under {MIN_TIMED_S:g} s timed, a warm-up that did not stabilise, or step times "
-            f"varying more than {MAX_CV_PCT:g}%); "
+            f"({UNTRUSTED_RULE}); "
             "such records are left out of the best figures and of the plots. px: the input's "
             "height and width."
         ),

@@ -30,7 +30,7 @@ from bench.report.changes import (
 )
 from bench.report.fmt import WARN, Footnotes, fmt_metric, metric_label, wrap
 from bench.report.plot import png_bytes
-from bench.report.records import MAX_CV_PCT, MIN_TIMED_S, Records, untrusted
+from bench.report.records import UNTRUSTED_RULE, Records, untrusted
 from bench.storage import atomic_write_bytes
 
 __all__ = ["PLOTTED", "panels", "plot_png", "series", "trend_figure", "trends_section_blocks"]
@@ -142,17 +142,17 @@ def trends_intro(all_series: list[Series]) -> str:
         "Every (model, harness, machine, configuration) measured in more than one run, one "
         "section per machine. Its first table sums each configuration up by one metric, "
         "first and latest trusted run. A timing's change is named only when compare's test "
-        "calls it (Mann-Whitney U on the records' samples at "
-        f"p < {ALPHA:g}, else the step times' spread of both records in quadrature) and it is "
-        "larger than the machine's run-to-run noise; otherwise it reads 'within noise'. Top-1 "
-        "and top-5 changes are in points (pt). Parameters, depth and MACs are listed only where "
-        "they changed. The tables after it give every run's figures; the last one numbers the "
-        "machine's runs (the plots' x axis) with their date, commit (`+`: uncommitted changes) "
-        "and torch version. Step times (median, p90) are in ms, peak memory in MiB. "
-        f"Configuration '-': the only one of its model and harness there. {WARN}: a timing too "
-        f"short or unsettled to trust (under {MIN_TIMED_S:g} s timed, a warm-up that did not "
-        f"stabilise, or step times varying more than {MAX_CV_PCT:g}%), left out of the change "
-        f"and of the plots. [{PLOT}]({PLOT}) plots inference samples/s as the change from each "
+        "calls it (a test on the records' samples, their rounds where both have two or more, "
+        f"else their step times, at p < {ALPHA:g}; without samples, the step times' spread of "
+        "both records in quadrature) and it is larger than the machine's run-to-run noise; "
+        "otherwise it reads 'within noise'. Top-1 and top-5 changes are in points (pt). "
+        "Parameters, depth and MACs are listed only where they changed. The tables after it "
+        "give every run's figures; the last one numbers the machine's runs (the plots' x axis) "
+        "with their date, commit (`+`: uncommitted changes) and torch version. Step times "
+        "(median, p90) are in ms, peak memory in MiB. Configuration '-': the only one of its "
+        f"model and harness there. {WARN}: a timing too "
+        f"short or unsettled to trust ({UNTRUSTED_RULE}), left out of the change and of the "
+        f"plots. [{PLOT}]({PLOT}) plots inference samples/s as the change from each "
         "configuration's first trusted run, one machine a panel, the grey band its run-to-run "
         "noise; `trends_<metric>.png` does the same for training samples/s and peak memory."
     )

@@ -202,3 +202,41 @@ def test_gpu_clocks_and_power_say_why_when_nvml_cannot_be_read():
     else:
         assert info["driver"]
         assert info["power_limit_w"] > 0
+
+
+# -- the collector around the timed steps ------------------------------------------------------
+def test_timed_steps_follow_a_collection_and_run_with_the_collector_paused():
+    """What an earlier timing left in a reference cycle is collected before the warm-up, and
+    no collection runs during the warm-up or the timed steps; the collector's state is
+    restored after (left off when it was off)."""
+    import gc
+    import weakref
+
+    from bench.harness.throughput.timing import WarmupPolicy
+
+    class Left:  # e.g. a session caught in a cycle with its own callback
+        pass
+
+    settings = SimpleNamespace(warmup=WarmupPolicy(min_steps=1, max_steps=2), min_steps=2,
+                               min_time_s=0.0)  # fmt: skip
+    seen = []
+
+    def step():
+        seen.append((gc.isenabled(), ref() is None))
+
+    gc.disable()
+    left = Left()
+    left.me = left
+    ref = weakref.ref(left)
+    del left
+    gc.enable()
+    tpm.time_steps(step, lambda: None, 1, "cpu", settings, False, torch.no_grad())
+    assert seen
+    assert all(s == (False, True) for s in seen)  # paused, and the cycle already gone
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        tpm.time_steps(step, lambda: None, 1, "cpu", settings, False, torch.no_grad())
+        assert not gc.isenabled()  # it was off: it stays off
+    finally:
+        gc.enable()

@@ -141,3 +141,19 @@ def test_a_candidate_that_disagrees_in_any_round_is_never_chosen(monkeypatch):
     m = _optimize()
     assert _chosen(m) == NCHW
     assert "disagrees with eager fp32 (max_abs_diff 3.0" in _row(m, CL)["error"]
+
+
+def test_when_no_candidate_is_trusted_the_fastest_is_kept_and_the_record_says_so(monkeypatch):
+    short = {"total_time_s": 0.5}  # every candidate, every round: under a second timed
+    table = {CL: [(150.0, short)] * 4, NCHW: [(100.0, short)] * 3}
+    for name in (("torch", "bf16", "nchw"), ("torch", "bf16", "channels_last"),
+                 ("onnxruntime", "fp32", "nchw"), ("openvino", "fp32", "nchw"),
+                 ("openvino", "bf16", "nchw")):  # fmt: skip
+        table[name] = [(10.0, short)] * 4
+    _fake(monkeypatch, table)
+    m = _optimize()
+    assert _chosen(m) == CL
+    assert m.metrics["optimize_remeasured"] == ["torch fp32 channels_last"]
+    note = m.metrics["optimize_untrusted"]
+    assert "timed 0.50 s < 1 s" in note
+    assert note.endswith("no candidate is trusted")

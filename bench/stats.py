@@ -35,6 +35,9 @@ p-values of a table's tests for their number.
 Records without samples fall back on the spread rule (``spread_of``): the step times' IQR over
 their median, two records' spreads added in quadrature (``combined_spread``).
 
+``untrusted`` says why one record's timing is too short or unsettled to trust (the rule the
+reports, ``bench compare`` and ``--optimize`` share: ``UNTRUSTED_RULE``).
+
 Accuracy has its own two intervals, both at 95 %: ``binomial_half_width`` for one top-1 on
 ``n`` scored images (the normal approximation: 1.96 standard errors of a proportion), and
 ``mean_interval`` for the mean of several seeds' top-1s (Student's t on their spread).
@@ -313,6 +316,52 @@ def combined_spread(base: dict, new: dict) -> float:
     20% drop; 40% against 1% gives 40%, over it.
     """
     return math.hypot(spread_of(base), spread_of(new))
+
+
+# When a timing is too short or unsettled to trust (``untrusted``): the reports and
+# ``bench compare`` flag such records, and ``--optimize`` never picks one unmeasured again.
+# A timing of less than this (seconds, all timed rounds together) is too short to trust.
+MIN_TIMED_S = 1.0
+# Step times that vary more than this (coefficient of variation, %) are too unsettled to trust.
+MAX_CV_PCT = 25.0
+# Rounds (``run --repeats``, ``--optimize-rounds``) whose samples/s span more than this
+# (max - min, % of their median) disagree too much to trust.
+MAX_ROUNDS_SPREAD_PCT = 25.0
+# What ``untrusted`` checks, in words for the pages and compare's notes.
+UNTRUSTED_RULE = (
+    f"under {MIN_TIMED_S:g} s timed, a warm-up that did not stabilise, step times varying more "
+    f"than {MAX_CV_PCT:g}%, or rounds disagreeing by more than {MAX_ROUNDS_SPREAD_PCT:g}%"
+)
+
+
+def untrusted(metrics: dict) -> str:
+    """Why a record's timing is too short or unsettled to trust ('' when it is fine, or when
+    the record has no timing)."""
+    why = []
+    total = _number(metrics, "total_time_s")
+    if total is not None and total < MIN_TIMED_S:
+        why.append(f"timed {total:.2f} s < {MIN_TIMED_S:g} s")
+    if metrics.get("warmup_stable") is False:
+        why.append("warm-up did not stabilise")
+    cv = _number(metrics, "cv_pct")
+    if cv is not None and cv > MAX_CV_PCT:
+        why.append(f"step times vary {cv:.0f}% > {MAX_CV_PCT:g}%")
+    spread = rounds_spread_pct(metrics)
+    if spread is not None and spread > MAX_ROUNDS_SPREAD_PCT:
+        why.append(f"rounds disagree by {spread:.0f}% > {MAX_ROUNDS_SPREAD_PCT:g}%")
+    return "; ".join(why)
+
+
+def rounds_spread_pct(metrics: dict) -> float | None:
+    """How far a record's rounds' samples/s lie apart: (max - min) over their median, in %;
+    None with fewer than two rounds."""
+    rounds = metrics.get(ROUNDS)
+    if not isinstance(rounds, list):
+        return None
+    speeds = sorted(v for v in samples_of({ROUNDS: rounds}).get(ROUNDS, []) if v > 0)
+    if len(speeds) < 2:
+        return None
+    return 100 * (speeds[-1] - speeds[0]) / statistics.median(speeds)
 
 
 Z95 = 1.959963984540054  # the two-sided 95 % quantile of the normal distribution

@@ -202,3 +202,90 @@ def test_gpu_clocks_and_power_say_why_when_nvml_cannot_be_read():
     else:
         assert info["driver"]
         assert info["power_limit_w"] > 0
+
+
+# -- the collector around the timed steps ------------------------------------------------------
+def test_timed_steps_follow_a_collection_and_run_with_the_collector_paused():
+    """What an earlier timing left in a reference cycle is collected before the warm-up, and
+    no collection runs during the warm-up or the timed steps; the collector's state is
+    restored after (left off when it was off)."""
+    import gc
+    import weakref
+
+    from bench.harness.throughput.timing import WarmupPolicy
+
+    class Left:  # e.g. a session caught in a cycle with its own callback
+        pass
+
+    settings = SimpleNamespace(warmup=WarmupPolicy(min_steps=1, max_steps=2), min_steps=2,
+                               min_time_s=0.0)  # fmt: skip
+    seen = []
+
+    def step():
+        seen.append((gc.isenabled(), ref() is None))
+
+    gc.disable()
+    left = Left()
+    left.me = left
+    ref = weakref.ref(left)
+    del left
+    gc.enable()
+    tpm.time_steps(step, lambda: None, 1, "cpu", settings, False, torch.no_grad())
+    assert seen
+    assert all(s == (False, True) for s in seen)  # paused, and the cycle already gone
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        tpm.time_steps(step, lambda: None, 1, "cpu", settings, False, torch.no_grad())
+        assert not gc.isenabled()  # it was off: it stays off
+    finally:
+        gc.enable()
+
+
+# -- NVML energy, with a stand-in for the library --------------------------------------------------
+def _fake_nvml(monkeypatch, readings):
+    """``pynvml`` replaced by a module whose energy counter gives ``readings`` (mJ) in turn;
+    a reading that is an exception is raised."""
+    import sys
+    from types import ModuleType
+
+    import bench.harness.energy as energy
+
+    fake = ModuleType("pynvml")
+    values = iter(readings)
+
+    def total_energy(handle):
+        assert handle == "gpu0"
+        value = next(values)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    fake.nvmlDeviceGetTotalEnergyConsumption = total_energy
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(energy, "nvml_handle", lambda: "gpu0")
+
+
+def test_nvml_energy_is_millijoules_to_joules_over_the_window(monkeypatch):
+    # the probe at set-up, then start and stop: 1,000,000 mJ to 1,020,000 mJ is 20 J
+    _fake_nvml(monkeypatch, [1_000_000, 1_000_000, 1_020_000])
+    meter = EnergyMeter("cuda")
+    meter.start()
+    assert meter.stop(seconds=2.0, samples=100) == {
+        "energy_j_per_sample": 0.2, "energy_mean_w": 10.0,
+        "energy_source": "nvml: GPU board energy counter", "energy_note": None,
+    }  # fmt: skip
+
+
+def test_nvml_energy_unavailable_says_why(monkeypatch):
+    class NVMLError(Exception):
+        pass
+
+    _fake_nvml(monkeypatch, [NVMLError("Not Supported")])
+    out = EnergyMeter("cuda").stop(seconds=1.0, samples=10)
+    assert out["energy_j_per_sample"] is None
+    assert out["energy_note"] == "unavailable: NVMLError: Not Supported"
+    _fake_nvml(monkeypatch, [5_000, 5_000, 5_000])
+    still = EnergyMeter("cuda")
+    still.start()
+    assert still.stop(1.0, 10)["energy_note"] == "unavailable: the counter did not advance"

@@ -74,7 +74,9 @@ def test_int8_of_a_trained_model_is_within_budget_by_the_point_rule(trained):
     assert row["images_lost"] - row["images_gained"] == round(row["top1_drop"] * 360 / 100)
     assert row["top1_drop_low"] <= row["top1_drop"] <= row["top1_drop_high"]
     assert 0 < row["mcnemar_p"] <= 1
-    assert len(row["rounds_samples_per_sec"]) == 2  # timed in the same rounds as the others
+    # timed in the same rounds as the others (and once more if untrusted as the fastest)
+    again = "onnxruntime int8 nchw" in metrics.get("optimize_remeasured", [])
+    assert len(row["rounds_samples_per_sec"]) == 2 + again
     gate = metrics["accuracy_gate"]
     assert gate["accuracy_images"] == 360
     assert gate["calibration_images"] == 128

@@ -64,6 +64,35 @@ def test_merge_of_an_even_count_a_failed_round_and_a_skipped_row():
     assert skipped["config"]["repeats"] == 4
 
 
+def test_an_even_count_of_good_rounds_averages_the_middle_two_and_rescales_with_them():
+    """Two good rounds (100 and 200 samples/s): the median is 150, and the figures derived
+    from samples/s are the median round's (the slower middle one) scaled to 150, not the
+    round's own nor the other's: they agree with the reported samples/s."""
+    from bench.harness.throughput.rounds import median_index, median_of_rounds
+
+    rounds = [
+        {"infer_samples_per_sec": 200.0, "achieved_gmacs_per_sec": 400.0, "frac_of_peak": 0.4,
+         "cv_pct": 2.0, "step_times_ms": [5.0]},
+        {"infer_samples_per_sec": 100.0, "achieved_gmacs_per_sec": 200.0, "frac_of_peak": 0.2,
+         "cv_pct": 9.0, "step_times_ms": [10.0]},
+    ]  # fmt: skip
+    key = "infer_samples_per_sec"
+    assert median_index(rounds, key) == 1  # the slower of the middle two
+    m = median_of_rounds(rounds, key)
+    assert m[key] == 150.0
+    assert m["achieved_gmacs_per_sec"] == 300.0  # 2 GMAC a sample at 150 samples/s
+    assert m["frac_of_peak"] == 0.3
+    assert m["cv_pct"] == 9.0  # the median round's own statistics
+    assert m["rounds_samples_per_sec"] == [200.0, 100.0]
+    assert m["step_times_ms"] == [5.0, 10.0]
+    odd = median_of_rounds([*rounds, {**rounds[0], key: 150.0}], key)
+    assert odd[key] == 150.0
+    assert odd["achieved_gmacs_per_sec"] == 400.0
+    even = merge_rounds([[_record(1.0)], [_record(3.0)]])[0]["metrics"]
+    assert even[key] == 2.0
+    assert even["achieved_gmacs_per_sec"] == 4.0
+
+
 def _run(tmp_path, repeats, monkeypatch, **own):
     import bench.executors.local as local
     from bench.runner import harness_configs, run

@@ -458,29 +458,33 @@ def test_runner_passes_earlier_measurements_to_the_worker(monkeypatch):
     assert seen["flops"]["macs"] > 0
 
 
-def test_optimize_times_each_candidate_in_alternating_rounds_and_keeps_its_best(monkeypatch):
-    """A slow spell during one candidate's timing must not decide the pick: with two rounds,
-    each measured candidate is timed twice (second round in reverse order), its best kept."""
+def test_optimize_times_each_candidate_in_alternating_rounds_and_takes_its_median(monkeypatch):
+    """A slow spell during one candidate's timing must not decide the pick: with three
+    rounds, each measured candidate is timed three times (the second round in reverse
+    order, the third in the first's), and its median over them is its figure."""
     import itertools
 
     calls = []
-    speeds = itertools.count(10)  # every timing a little faster than the one before
+    speeds = itertools.count(1000)  # every timing a little faster than the one before
 
     def fake_measure(run, cand, batch, compare=True):
-        calls.append((cand.runtime, cand.layout))
+        calls.append((cand.runtime, cand.layout, cand.precision))
         return {"infer_samples_per_sec": float(next(speeds)), "infer_batch_size": batch,
-                "agrees": True}  # fmt: skip
+                "agrees": True, "total_time_s": 2.0}  # fmt: skip
 
     monkeypatch.setattr("bench.harness.throughput.optimize.measure_candidate", fake_measure)
-    (m,) = _measure(tiny, optimize=True, runtimes=("torch",), optimize_rounds=2)
-    first = calls[: len(calls) // 2]
-    assert calls[len(calls) // 2 :] == first[::-1]  # the second round, in the other order
+    (m,) = _measure(tiny, optimize=True, runtimes=("torch",), optimize_rounds=3)
+    n = len(calls) // 3
+    first = calls[:n]
+    assert calls[n : 2 * n] == first[::-1]  # the second round, in the other order
+    assert calls[2 * n :] == first  # the third, in the first's
     cands = [c for c in m.metrics["candidates"] if c["infer_samples_per_sec"] is not None]
     for c in cands:
-        assert len(c["rounds_samples_per_sec"]) == 2
-        assert c["infer_samples_per_sec"] == max(c["rounds_samples_per_sec"])
-    # the first candidate ran first and last: its second round is the fastest of all
-    assert (m.config.get("runtime", "torch"), m.config["layout"]) == first[0]
+        assert len(c["rounds_samples_per_sec"]) == 3
+        assert c["infer_samples_per_sec"] == statistics.median(c["rounds_samples_per_sec"])
+    # the first of the first round ran last in the second: its median (that round) is highest
+    chosen = (m.config.get("runtime", "torch"), m.config["layout"], m.config["precision"])
+    assert chosen == first[0]
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's peak RSS reset")

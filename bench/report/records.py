@@ -46,15 +46,16 @@ Pure Python and pandas (imported where used); no torch.
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from bench.environment import machine_key
-from bench.report.fmt import cpu_flags_text, is_number
+from bench.report.fmt import cpu_flags_text
 from bench.report.workload import INFERENCE_FORM
+from bench.stats import UNTRUSTED_RULE as UNTRUSTED_RULE  # the rule of trust, defined
+from bench.stats import untrusted as untrusted  # once below the harness (--optimize) and here
 from bench.storage import ResultStore, read_document
 
 # What makes two records measurements of the same thing: the latest of them is shown.
@@ -63,18 +64,6 @@ RECORD_KEY = ("model", "harness", "device", "device_name", "config_key")
 # ``fold_bn`` only when a lever was pulled; the inference form is the record's
 # ``metrics['model_form']``).
 OPTIMIZE_CHOICES = ("precision", "layout", "compiled", "runtime", "compile_mode", "fold_bn")
-# A timing of less than this (seconds, all timed rounds together) is too short to trust.
-MIN_TIMED_S = 1.0
-# Step times that vary more than this (coefficient of variation, %) are too unsettled to trust.
-MAX_CV_PCT = 25.0
-# Rounds (``run --repeats``) whose samples/s span more than this (max - min, % of their median)
-# disagree too much to trust.
-MAX_ROUNDS_SPREAD_PCT = 25.0
-# What ``untrusted`` checks, in words for the pages and compare's notes.
-UNTRUSTED_RULE = (
-    f"under {MIN_TIMED_S:g} s timed, a warm-up that did not stabilise, step times varying more "
-    f"than {MAX_CV_PCT:g}%, or rounds disagreeing by more than {MAX_ROUNDS_SPREAD_PCT:g}%"
-)
 
 
 @dataclass(frozen=True)
@@ -289,33 +278,3 @@ def _asked(config: dict, key: str) -> str:
         return key
     asked = {k: v for k, v in config.items() if k not in OPTIMIZE_CHOICES}
     return json.dumps(asked, sort_keys=True)
-
-
-def untrusted(metrics: dict) -> str:
-    """Why a record's timing is too short or unsettled to trust ('' when it is fine, or when
-    the record has no timing)."""
-    why = []
-    total = metrics.get("total_time_s")
-    if isinstance(total, (int, float)) and not isinstance(total, bool) and total < MIN_TIMED_S:
-        why.append(f"timed {total:.2f} s < {MIN_TIMED_S:g} s")
-    if metrics.get("warmup_stable") is False:
-        why.append("warm-up did not stabilise")
-    cv = metrics.get("cv_pct")
-    if isinstance(cv, (int, float)) and not isinstance(cv, bool) and cv > MAX_CV_PCT:
-        why.append(f"step times vary {cv:.0f}% > {MAX_CV_PCT:g}%")
-    spread = rounds_spread_pct(metrics)
-    if spread is not None and spread > MAX_ROUNDS_SPREAD_PCT:
-        why.append(f"rounds disagree by {spread:.0f}% > {MAX_ROUNDS_SPREAD_PCT:g}%")
-    return "; ".join(why)
-
-
-def rounds_spread_pct(metrics: dict) -> float | None:
-    """How far a record's rounds' samples/s lie apart: (max - min) over their median, in %;
-    None with fewer than two rounds."""
-    rounds = metrics.get("rounds_samples_per_sec")
-    if not isinstance(rounds, list):
-        return None
-    speeds = sorted(v for v in rounds if is_number(v) and v > 0)
-    if len(speeds) < 2:
-        return None
-    return 100 * (speeds[-1] - speeds[0]) / statistics.median(speeds)

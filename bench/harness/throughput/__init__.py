@@ -40,9 +40,10 @@ grid, batch norm folding, compile modes), ``peak`` (the run's matrix-product pea
 ``model_run`` (one model's measurement), ``gate`` (real weights, the gate's images and the
 ``Gate`` that judges each lossy candidate against eager fp32, image by image),
 ``reference`` (eager fp32 outputs and agreement), ``backend`` (device, threads and memory),
-``config`` (options), ``timing`` (warm-up, timed loop and step statistics) and ``rounds``
-(``run --repeats``: one model's rounds merged per configuration). This package is cheap to import:
-torch is imported inside functions.
+``config`` (options), ``timing`` (warm-up, timed loop with the collector paused, and step
+statistics) and ``rounds`` (``run --repeats``: one model's rounds merged per configuration, by
+the median of rounds that ``--optimize`` judges its candidates by too). This package is cheap
+to import: torch is imported inside functions.
 """
 
 from bench.harness.throughput.config import ThroughputConfig

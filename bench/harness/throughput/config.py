@@ -76,7 +76,7 @@ class ThroughputConfig:
     min_steps: int = DEFAULT_MIN_STEPS
     retry: bool = True
     optimize: bool = False
-    optimize_rounds: int = 2
+    optimize_rounds: int = 3
     batch_search: bool = False
     runtimes: tuple[str, ...] = (TORCH,)
     # the accuracy gate of --optimize's lossy candidates (bench.harness.throughput.gate)
@@ -199,8 +199,9 @@ def add_arguments(group) -> None:
     group.add_argument("--optimize-rounds", dest="optimize_rounds", type=positive_int,
                        default=S, metavar="N",
                        help=f"with --optimize, time every candidate N times, in turn and in "
-                       f"alternating order, and keep each one's best, so that a slow spell of "
-                       f"the machine does not decide the pick (default: {d.optimize_rounds})")  # fmt: skip
+                       f"alternating order, and choose by each one's median over its rounds, "
+                       f"so that neither a slow spell nor a lucky round decides the pick "
+                       f"(default: {d.optimize_rounds})")  # fmt: skip
     group.add_argument("--batch-search", dest="batch_search", action="store_true", default=S,
                        help="per model and mode, double the batch size from --batch-size while "
                        "samples/s rises by more than 3%% and memory allows, backing off in timm's "

@@ -24,7 +24,14 @@ from bench.harness.throughput.levers import compile_model, fold_conv_bn
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.peak import peak_metrics
 from bench.harness.throughput.reference import agreement, first_tensor
-from bench.harness.throughput.timing import CpuTimer, CudaTimer, StepStats, timed_loop, warm_up
+from bench.harness.throughput.timing import (
+    CpuTimer,
+    CudaTimer,
+    StepStats,
+    collector_paused,
+    timed_loop,
+    warm_up,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -151,9 +158,10 @@ def _memory(device: str) -> dict:
 
 
 def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool, grad) -> dict:
-    """Under ``grad``: compile (timed apart), warm up and time ``step``; samples/s, step-time
-    statistics, the step times themselves (``step_times_ms``, capped), energy over the timed
-    loop and peak memory."""
+    """Under ``grad``: compile (timed apart), warm up and time ``step`` (Python's collector
+    run before and paused during: ``collector_paused``); samples/s, step-time statistics,
+    the step times themselves (``step_times_ms``, capped), energy over the timed loop and
+    peak memory."""
     with grad:
         compile_time = None
         if compiled:
@@ -161,12 +169,13 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
             step()
             sync()
             compile_time = time.perf_counter() - t0
-        warm, stable = warm_up(step, sync, s.warmup)
-        timer = CudaTimer() if device == "cuda" else CpuTimer()
-        meter = EnergyMeter(device)
-        meter.start()
-        total = timed_loop(step, timer, s.min_steps, s.min_time_s)
-        energy = meter.stop(total, batch * len(timer.times_ms))
+        with collector_paused():  # warm-up and timed steps free of earlier garbage
+            warm, stable = warm_up(step, sync, s.warmup)
+            timer = CudaTimer() if device == "cuda" else CpuTimer()
+            meter = EnergyMeter(device)
+            meter.start()
+            total = timed_loop(step, timer, s.min_steps, s.min_time_s)
+            energy = meter.stop(total, batch * len(timer.times_ms))
     stats = StepStats.from_times(timer.times_ms)
     kept, capped = kept_step_times(timer.times_ms)
     return {

@@ -7,6 +7,8 @@ milliseconds per step; ``cv_pct`` is the coefficient of variation in percent.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import statistics
 import time
@@ -169,6 +171,23 @@ class CudaTimer:
         total = time.perf_counter() - self._start
         self.times_ms = [a.elapsed_time(b) for a, b in self._events]
         return total
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Collect the garbage earlier timings left (a candidate's session, compiled model or
+    exported graph caught in a reference cycle keeps its memory, and with it possibly its
+    threads, until a collection), then keep Python's cyclic collector out of the block (as
+    ``timeit`` does): a full collection of an earlier candidate's objects must not land in
+    this one's timed steps. The collector's state is restored after the block."""
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def timed_loop(step: Callable[[], object], timer, min_steps: int, min_time_s: float) -> float:

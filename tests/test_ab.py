@@ -178,3 +178,30 @@ def test_the_command_exits_as_compare_fail_does(tmp_path, capsys, monkeypatch, b
                  "--fail", GATE, "--out", str(tmp_path / "unused"), *TINY[2:]]) == code  # fmt: skip
     err = capsys.readouterr().err
     assert ("regression: resnet50 infer_samples_per_sec" in err) == (code == 1)
+
+
+def test_an_interrupted_ab_run_keeps_its_rounds_and_judges_nothing(tmp_path, capsys, monkeypatch):
+    import bench.executors.local as local
+
+    calls = []
+    real = local.measure_task
+
+    def measure(task):
+        calls.append(task.spec.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(local, "measure_task", measure)
+    out = tmp_path / "results"
+    code = main(["ab", "--models", "lenet5", "--a", "", "--b=--channels-last", "--out", str(out),
+                 *TINY])  # fmt: skip
+    assert code == 130
+    stdout, stderr = capsys.readouterr()
+    assert "interrupted: the rounds measured were saved" in stderr
+    assert "Base:" not in stdout
+    (path,) = out.glob("*/*.json")
+    doc = json.loads(path.read_text())
+    assert doc["status"] == "interrupted"
+    assert doc["config"]["ab"]["order"] == [["lenet5", "A"], ["lenet5", "B"]]
+    assert sorted(r["config"]["ab"] for r in doc["records"]) == ["A", "B"]

@@ -17,11 +17,12 @@ from pathlib import Path
 
 from bench.cli.options import harness_options, run_config_of
 from bench.cli.parser import AB_HARNESS, arm_parser
-from bench.errors import ConfigError
+from bench.errors import ConfigError, Terminated
 
 # the run-wide options an arm may change: they change what is measured, not where or which
 ARM_RUN_OPTIONS = ("batch_sizes", "precision", "img_size")
 _UNSET = object()
+EXIT_INTERRUPTED = 130
 
 
 def _given(parser: argparse.ArgumentParser, tokens: list[str]) -> dict:
@@ -115,9 +116,14 @@ def cmd_ab(args: argparse.Namespace) -> int:
     exclude = [e.strip() for e in args.exclude.split(",") if e.strip()]
     specs = Registry().resolve(args.models, exclude=exclude)
     arms = _arms(arms_ns)
-    with open_executor(arms[0].run) as executor:
-        doc = measure_ab(specs, arms, args.rounds, ResultStore(out), executor,
-                         on_measured=_progress if args.progress else None)  # fmt: skip
+    try:
+        with open_executor(arms[0].run) as executor:
+            doc = measure_ab(specs, arms, args.rounds, ResultStore(out), executor,
+                             on_measured=_progress if args.progress else None)  # fmt: skip
+    except KeyboardInterrupt as e:
+        how = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
+        print(f"\n{how}: the rounds measured were saved in {out}/, not judged.", file=sys.stderr)
+        return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED
     result = judge_ab(doc.path, thresholds, metrics, options)
     sys.stdout.write(result.render(args.format))
     print(f"\nresults: {doc.path}", file=sys.stderr)

@@ -84,6 +84,7 @@ def test_the_command_measures_abba_in_one_run_and_judges_every_model(tmp_path, c
         (["--a=--no-such-option", "--b", ""], "--a: unrecognized arguments: --no-such-option"),
         (["--a", "'--threads 2", "--b", ""], "quote the options"),
         (["--a", "", "--b=--optimize"], "--optimize"),
+        (["--a", "", "--b=--channels-last", "--rounds", "1"], "--rounds 1: ab needs 2 or more"),
     ],
 )
 def test_bad_arms_are_one_line_and_exit_2(tmp_path, capsys, arms, says):

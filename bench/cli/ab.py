@@ -108,6 +108,11 @@ def cmd_ab(args: argparse.Namespace) -> int:
     options = Options(args.alpha, args.confidence)
     if not args.models:
         raise ConfigError("No models given. Pass --models NAME[,NAME...].")
+    if args.rounds < 2:
+        raise ConfigError(
+            f"--rounds {args.rounds}: ab needs 2 or more (A B, then B A), so that neither arm "
+            "always runs first and speeds are judged on the rounds' spread; give --rounds 4."
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the results store.")

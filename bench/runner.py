@@ -38,7 +38,7 @@ from bench.harness.base import RunConfig
 from bench.registry import ModelSpec
 from bench.storage import ResultStore, RunDocument
 
-__all__ = ["RunConfig", "harness_configs", "measure_model", "run"]
+__all__ = ["RunConfig", "harness_configs", "measure_model", "run", "run_header"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def harness_configs(
     return configs
 
 
-def _header(specs, harnesses, run_config: RunConfig, configs, repeats: int) -> dict[str, Any]:
+def run_header(specs, harnesses, run_config: RunConfig, configs, repeats: int) -> dict[str, Any]:
     header = {
         "tool": {"name": "cnn-bench", "version": bench.__version__},
         "run_id": uuid.uuid4().hex[:8],
@@ -209,7 +209,7 @@ def run(
         doc.write = is_main_process()
         doc.save()
     else:
-        header = _header(specs, harnesses, run_config, configs, repeats)
+        header = run_header(specs, harnesses, run_config, configs, repeats)
         doc = store.new_run(header, write=is_main_process())
     earlier = list(doc.records)  # a resumed run's records so far (none in a new run)
     work = plan(specs, harnesses, completed(doc.records) if resume is not None else {})

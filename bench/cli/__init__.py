@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {list,run,report,compare,runs}``.
+"""Command line: ``python -m bench {list,run,ab,report,compare,runs}``.
 
 Bad input is one line on stderr and exit status 2; ``--debug`` shows the traceback.
 """
@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from bench.cli.options import harness_options, run_config_of
 from bench.cli.parser import EXIT_USAGE, LATEST, build_parser
 from bench.errors import BenchError, ConfigError, Terminated
 
@@ -99,34 +100,6 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _run_config(args):
-    """The run-wide configuration from the options ``run`` names (not a deny-list)."""
-    from bench.harness.base import ExecutionConfig, RunConfig
-
-    execution = ExecutionConfig(
-        isolate=args.isolate,
-        model_timeout_s=args.model_timeout_s,
-        executor=args.executor,
-        ray_address=args.ray_address,
-        resume=args.resume is not None,
-    )
-    return RunConfig(
-        device=args.device,
-        batch_sizes=tuple(args.batch_sizes) if args.batch_sizes else None,
-        precision=args.precision,
-        img_size=args.img_size,
-        execution=execution,
-    )
-
-
-def _harness_options(args, harnesses) -> dict[str, dict]:
-    """Each harness's own options that were given, by harness (its defaults fill the rest)."""
-    dests = args.harness_dests
-    return {
-        h: {d: getattr(args, d) for d in dests.get(h, ()) if hasattr(args, d)} for h in harnesses
-    }
-
-
 def _run_inputs(args, store):
     """(models, harness option, resumed run or None) from the options and ``--resume``."""
     resumed = None
@@ -181,7 +154,7 @@ def cmd_run(args) -> int:
     store = ResultStore(out)
     models, harness_text, resumed = _run_inputs(args, store)
     harnesses = harness.parse_harnesses(harness_text)
-    run_config = _run_config(args)
+    run_config = run_config_of(args)
     # opened first, so that a Ray cluster's workers warm up while the models are resolved;
     # this block owns it (the runner measures on it and leaves it open)
     with open_executor(run_config) as executor:
@@ -202,7 +175,7 @@ def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty
     specs = registry.resolve(models, exclude=exclude)
     # --harness all: every harness that can run with the options given; the others are named
     left_out: dict[str, str] | None = {} if every else None
-    configs = harness_configs(harnesses, run_config, _harness_options(args, harnesses), left_out)
+    configs = harness_configs(harnesses, run_config, harness_options(args, harnesses), left_out)
     harnesses = [h for h in harnesses if h in configs]
     for name, why in (left_out or {}).items() if chatty else ():
         print(f"warning: --harness all: '{name}' left out: {why}", file=sys.stderr)
@@ -301,8 +274,14 @@ def cmd_runs(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report, "compare": cmd_compare,
-            "runs": cmd_runs}  # fmt: skip
+def cmd_ab(args) -> int:
+    from bench.cli.ab import cmd_ab as ab
+
+    return ab(args)
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "ab": cmd_ab, "report": cmd_report,
+            "compare": cmd_compare, "runs": cmd_runs}  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from bench.errors import ConfigError
+
 EXIT_USAGE = 2
 LATEST = "latest"  # --resume without a run id
 # run-wide options a harness may declare too; its declaration then gets the run's value
 SHARED_RUN_OPTIONS = {"--no-progress": "progress"}
+AB_HARNESS = "throughput"  # the harness ``ab`` measures
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(
-        dest="command", metavar="{list,run,report,compare,runs}", parser_class=_Parser
+        dest="command", metavar="{list,run,ab,report,compare,runs}", parser_class=_Parser
     )
     sub.required = True
 
@@ -46,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Measure models with the chosen harnesses. Records are written "
                        "to the results store as each model completes.")  # fmt: skip
     _add_run_arguments(p.add_argument_group("run"))
+    _add_sweep_arguments(p.add_argument_group("run"))
     from bench.harness import add_harness_arguments
 
     p.set_defaults(harness_dests=add_harness_arguments(p, SHARED_RUN_OPTIONS))
@@ -58,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="reports", help="folder to write reports to (default: reports/)"
     )
     _add_compare_parser(sub)
+    _add_ab_parser(sub)
     p = sub.add_parser("runs", help="list the runs saved in a results store",
                        description="List the runs of a results store: id, date, machine, "
                        "models, harnesses, status; oldest first.")  # fmt: skip
@@ -70,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run_arguments(g) -> None:
     """``run``'s own options: what to measure, where, and how (every harness reads these)."""
-    from bench.harness import DEFAULT_HARNESSES
-    from bench.harness.base import EXECUTORS, PRECISIONS, ExecutionConfig, RunConfig
+    from bench.harness.base import PRECISIONS, ExecutionConfig, RunConfig
     from bench.harness.options import device, int_list, positive_float, positive_int
 
     d, e = RunConfig(), ExecutionConfig()
@@ -82,9 +86,6 @@ def _add_run_arguments(g) -> None:
                    "table plus its own models (required unless --resume)")  # fmt: skip
     g.add_argument("--exclude", default="", metavar="PATTERN[,PATTERN...]",
                    help="comma-separated wildcards of model names to leave out")  # fmt: skip
-    g.add_argument("--harness", default=None,
-                   help="comma-separated harnesses ('python -m bench list --harnesses') or "
-                   f"'all' (default: {','.join(DEFAULT_HARNESSES)})")  # fmt: skip
     g.add_argument("--out", default="results", help="results store to write to (default: results/)")
     g.add_argument("--img-size", type=positive_int, default=d.img_size,
                    help="input height and width for every model (default: each model's own)")  # fmt: skip
@@ -102,6 +103,23 @@ def _add_run_arguments(g) -> None:
                    type=lambda t: positive_float(t, "a positive number of seconds"), metavar="S",
                    help="an isolated model that takes longer than S seconds becomes an error "
                    f"row (default: {e.model_timeout_s:g})")  # fmt: skip
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars, even on a terminal: plain '[i/n] model: ok' lines "
+                   "for the sweep, and no per-epoch bar in the harnesses that draw one "
+                   "(fine-tune)")  # fmt: skip
+
+
+def _add_sweep_arguments(g) -> None:
+    """``run``'s options of which harnesses and how the sweep is carried out (not ``ab``'s:
+    it measures the throughput harness, here, in its own rounds)."""
+    from bench.harness import DEFAULT_HARNESSES
+    from bench.harness.base import EXECUTORS, ExecutionConfig
+    from bench.harness.options import positive_int
+
+    e = ExecutionConfig()
+    g.add_argument("--harness", default=None,
+                   help="comma-separated harnesses ('python -m bench list --harnesses') or "
+                   f"'all' (default: {','.join(DEFAULT_HARNESSES)})")  # fmt: skip
     g.add_argument("--executor", choices=EXECUTORS, default=e.executor,
                    help="local: measure here; ray: one Ray task per (model, harness group), "
                    "on --ray-address or a Ray started here (needs cnn-bench[ray]) "
@@ -117,10 +135,6 @@ def _add_run_arguments(g) -> None:
                    help="complete a run (the latest in --out, or RUN_ID): skip each (model, "
                    "harness) it measured successfully, measure the rest into the same run, "
                    "and continue an interrupted fine-tune from its checkpoint")  # fmt: skip
-    g.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bars, even on a terminal: plain '[i/n] model: ok' lines "
-                   "for the sweep, and no per-epoch bar in the harnesses that draw one "
-                   "(fine-tune)")  # fmt: skip
 
 
 def _add_compare_parser(sub) -> None:
@@ -134,9 +148,6 @@ def _add_compare_parser(sub) -> None:
     p.add_argument("sides", nargs="+", metavar="RUN",
                    help="BASE NEW [MORE...]: run ids, results files, stores or timm CSVs; the "
                    "first is the reference")  # fmt: skip
-    p.add_argument("--fail", action="append", default=[], metavar="METRIC:CHANGE",
-                   help="fail on a change this large, repeatable: infer_samples_per_sec:-5%%, "
-                   "top1:-0.5 (points), infer_gmacs:1%% (either way), params:0 (any change)")  # fmt: skip
     p.add_argument(
         "--results",
         default="results",
@@ -144,6 +155,16 @@ def _add_compare_parser(sub) -> None:
     )
     p.add_argument("--all", dest="all_runs", action="store_true",
                    help="for a store folder, every run (the latest record of each configuration)")  # fmt: skip
+    p.add_argument("--cross-machine", action="store_true",
+                   help="compare speeds measured on different machines (each row says so)")  # fmt: skip
+    _add_judging_arguments(p)
+
+
+def _add_judging_arguments(p) -> None:
+    """How a comparison is judged and written (``compare`` and ``ab``)."""
+    p.add_argument("--fail", action="append", default=[], metavar="METRIC:CHANGE",
+                   help="fail on a change this large, repeatable: infer_samples_per_sec:-5%%, "
+                   "top1:-0.5 (points), infer_gmacs:1%% (either way), params:0 (any change)")  # fmt: skip
     p.add_argument("--metrics", default=None,
                    help="comma-separated metrics to show, or 'all' (default: the headline ones "
                    "and any named by --fail)")  # fmt: skip
@@ -153,5 +174,48 @@ def _add_compare_parser(sub) -> None:
                    "correction over the table's tests (default: 0.05)")  # fmt: skip
     p.add_argument("--confidence", type=float, default=0.95,
                    help="level of the interval of a timing change (default: 0.95)")  # fmt: skip
-    p.add_argument("--cross-machine", action="store_true",
-                   help="compare speeds measured on different machines (each row says so)")  # fmt: skip
+
+
+def _add_ab_parser(sub) -> None:
+    from bench.harness import add_harness_arguments
+    from bench.harness.options import positive_int
+
+    p = sub.add_parser("ab", help="measure two option sets alternately in one run, judge B "
+                       "against A", description="Measure the throughput harness with option set "
+                       "A and option set B alternately in one run (each model A B, then B A, ...: "
+                       "A B B A A B B A), write both into one run document, and judge B against "
+                       "A as 'compare' does. Exit status 1 when a --fail threshold is crossed, 2 "
+                       "for bad input.")  # fmt: skip
+    g = p.add_argument_group("A/B")
+    g.add_argument("--a", dest="arm_a", required=True, metavar="OPTIONS",
+                   help="A's options (the base), quoted: throughput options, --batch-size, "
+                   "--precision, --img-size (\"--threads 2\"; one option without a value as "
+                   "--a=--channels-last; \"\" for the defaults)")  # fmt: skip
+    g.add_argument("--b", dest="arm_b", required=True, metavar="OPTIONS",
+                   help="B's options, judged against A's")  # fmt: skip
+    g.add_argument("--rounds", type=positive_int, default=4, metavar="N",
+                   help="rounds of each arm: each model A B, then B A, ... (A B B A A B B A for "
+                   "4); an even N balances the order (default: 4)")  # fmt: skip
+    _add_run_arguments(p.add_argument_group("run (both arms)"))
+    dests = add_harness_arguments(p, SHARED_RUN_OPTIONS, only=(AB_HARNESS,))
+    p.set_defaults(harness=AB_HARNESS, repeats=1, resume=None, executor="local",
+                   ray_address=None, harness_dests=dests)  # fmt: skip
+    _add_judging_arguments(p.add_argument_group("judging (as compare)"))
+
+
+class _ArmParser(_Parser):
+    """One arm's options (``ab --a "..."``): any of ``run``'s, an error a ``ConfigError``."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message}.")
+
+
+def arm_parser(label: str) -> tuple[argparse.ArgumentParser, dict[str, list[str]]]:
+    """The grammar of arm ``label``'s options (all of ``run``'s, so that an option of the
+    whole run is named as one), and the throughput harness's option names (``dest``)."""
+    from bench.harness import add_harness_arguments
+
+    p = _ArmParser(prog=f"--{label.lower()}", add_help=False)
+    _add_run_arguments(p)
+    _add_sweep_arguments(p)
+    return p, add_harness_arguments(p, SHARED_RUN_OPTIONS, only=(AB_HARNESS,))

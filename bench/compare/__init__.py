@@ -42,10 +42,11 @@ device name too; speeds of different machines are compared only with ``cross_mac
 Modules: ``metrics`` (directions, changes, thresholds, tolerances),
 ``sides`` (reading each side, through ``bench.report.records``; the spread rule),
 ``machines`` (where each side was measured), ``judge`` (one metric's verdict), ``table``
-(rows and their formats), ``match`` (matching: ``compare``, ``compare_runs``).
+(rows and their formats), ``match`` (matching: ``compare``, ``compare_runs``, and
+``compare_sides`` for two sides already read).
 """
 
-from bench.compare.match import Options, compare, compare_runs
+from bench.compare.match import Options, compare, compare_runs, compare_sides
 from bench.compare.metrics import (
     DIRECTIONS,
     HIGHER,
@@ -56,7 +57,7 @@ from bench.compare.metrics import (
     direction,
     parse_thresholds,
 )
-from bench.compare.sides import Entry, Side, combined_noise, noise_spread
+from bench.compare.sides import Entry, Side, combined_noise, load_side, noise_spread
 from bench.compare.table import Comparison, MultiComparison
 from bench.stats import SpeedTest, speed_test
 
@@ -76,7 +77,9 @@ __all__ = [
     "combined_noise",
     "compare",
     "compare_runs",
+    "compare_sides",
     "direction",
+    "load_side",
     "noise_spread",
     "parse_thresholds",
     "speed_test",

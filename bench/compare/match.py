@@ -308,10 +308,23 @@ def compare(
     options: Options | None = None,
 ) -> Comparison:
     """Load both sides, match their records and judge every shared metric."""
-    thresholds = thresholds or []
     sides = _load_sides([base, new], results, all_runs)
-    _check_thresholds(thresholds, sides)
-    return _Builder(*sides, thresholds, metrics, options or Options()).build()
+    return compare_sides(*sides, thresholds, metrics=metrics, options=options)
+
+
+def compare_sides(
+    base: Side,
+    new: Side,
+    thresholds: list[Threshold] | None = None,
+    *,
+    metrics: list[str] | None = None,
+    options: Options | None = None,
+) -> Comparison:
+    """Match two sides already read and judge every shared metric, as ``compare`` does
+    (``bench.ab`` splits one run's document into its two option sets)."""
+    thresholds = thresholds or []
+    _check_thresholds(thresholds, [base, new])
+    return _Builder(base, new, thresholds, metrics, options or Options()).build()
 
 
 def compare_runs(

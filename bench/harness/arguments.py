@@ -6,7 +6,7 @@ from bench.harness.discovery import entries
 
 
 def add_harness_arguments(
-    parser, run_options: dict[str, str] | None = None
+    parser, run_options: dict[str, str] | None = None, only: tuple[str, ...] | None = None
 ) -> dict[str, list[str]]:
     """Each harness's own ``run`` options in a group named after it; returns the option
     names (``dest``) each harness added, so that its configuration gets its own values.
@@ -15,12 +15,14 @@ def add_harness_arguments(
     first to declare it defines it (and shows it in ``--help``), and every harness that
     declares it receives its value. ``run_options`` (option string -> dest) are run-wide
     options a harness may declare too (``--no-progress``): the run's option stands, and
-    the harness receives its value.
+    the harness receives its value. ``only``: these harnesses alone (``ab``: throughput).
     """
     dests: dict[str, list[str]] = {}
     # option string -> dest, across the run's shared options and the harnesses' groups
     declared: dict[str, str] = dict(run_options or {})
     for name, entry in entries().items():
+        if only is not None and name not in only:
+            continue
         add = getattr(entry.cls, "add_arguments", None) if entry.cls else None
         if add is None:
             continue

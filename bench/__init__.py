@@ -4,8 +4,7 @@ The package is importable without torch; heavy libraries are imported by the fun
 that need them.
 """
 
-__version__ = "0.1.0"
-
 from bench.errors import BenchError
+from bench.version import __version__
 
 __all__ = ["BenchError", "__version__"]

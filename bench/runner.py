@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import bench
 from bench.dist import is_main_process
 from bench.environment import environment, utc_now
 from bench.errors import ConfigError
@@ -37,6 +36,7 @@ from bench.harness import (
 from bench.harness.base import RunConfig
 from bench.registry import ModelSpec
 from bench.storage import ResultStore, RunDocument
+from bench.version import __version__
 
 __all__ = ["RunConfig", "harness_configs", "measure_model", "run"]
 
@@ -75,7 +75,7 @@ def harness_configs(
 
 def _header(specs, harnesses, run_config: RunConfig, configs, repeats: int) -> dict[str, Any]:
     header = {
-        "tool": {"name": "cnn-bench", "version": bench.__version__},
+        "tool": {"name": "cnn-bench", "version": __version__},
         "run_id": uuid.uuid4().hex[:8],
         "started_utc": utc_now(),
         "finished_utc": None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_cli
 
 from bench.cli import main
 from bench.cli.resume import explicit_options, resumed_args, stored_options
@@ -30,10 +31,11 @@ def interrupted(tmp_path):
     return store, doc["run_id"], path
 
 
-def test_resume_alone_completes_the_run_with_its_own_options(interrupted, capsys):
+def test_resume_alone_completes_the_run_with_its_own_options(interrupted):
     store, run_id, path = interrupted
-    assert main(["run", "--resume", run_id, "--out", str(store)]) == 0
-    assert "measuring 1." in capsys.readouterr().err
+    done = run_cli("run", "--resume", run_id, "--out", str(store))  # python -m bench
+    assert done.returncode == 0, done.stderr
+    assert "measuring 1." in done.stderr
     doc = json.loads(path.read_text())
     assert doc["status"] == "complete"
     measured = {(r["model"], r["harness"]) for r in doc["records"]}

@@ -58,7 +58,7 @@ def _option(parser, key: str, value) -> list[str]:
     """The command-line words of one keyword option (none for False or None)."""
     flag = "--" + key.replace("_", "-")
     action = parser._option_string_actions.get(flag)
-    if action is None:
+    if action is None or action.dest == "help":  # --help would print and exit
         known = sorted(
             s[2:].replace("-", "_") for s in parser._option_string_actions if s.startswith("--")
         )

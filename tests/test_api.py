@@ -80,6 +80,7 @@ def test_the_throughput_floor(tmp_path):
         ({"batchsize": 16}, "unknown option 'batchsize'. Did you mean batch_size"),
         ({"no_isolate": "yes"}, "--no-isolate is a flag"),
         ({"min_time": True}, "--min-time takes a value"),
+        ({"help": True}, "unknown option 'help'"),
     ],
 )
 def test_a_bad_option_is_a_bench_error_of_one_line(tmp_path, options, message):

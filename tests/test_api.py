@@ -144,3 +144,9 @@ def test_compare_and_report_stay_callable_once_their_subpackages_are_imported(co
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout == "0\n"
+
+
+def test_a_failing_model_is_a_row_and_named_in_failed(tmp_path, plugin_path):
+    run = bench.run("broken_model,tiny_mlp", harness="params", out=tmp_path, no_isolate=True)
+    assert run.failed == ["broken_model"]
+    assert list(run.to_pandas()["model"]) == ["tiny_mlp"]  # the tidy table: ok records

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-import bench
+from bench.version import __version__
 
 LIBRARIES = ("torch", "torchvision", "timm", "fvcore", "pandas", "numpy", "onnxruntime", "openvino")
 
@@ -207,7 +207,7 @@ def machine_info() -> dict:
 
 
 def library_versions() -> dict:
-    versions = {"python": platform.python_version(), "cnn-bench": bench.__version__}
+    versions = {"python": platform.python_version(), "cnn-bench": __version__}
     for lib in LIBRARIES:
         try:
             versions[lib] = metadata.version(lib)
@@ -218,7 +218,7 @@ def library_versions() -> dict:
 
 def commit_info(cwd: str | os.PathLike | None = None) -> dict | None:
     """The git commit of the checkout cnn-bench runs from, when there is one."""
-    here = Path(cwd) if cwd else Path(bench.__file__).resolve().parent.parent
+    here = Path(cwd) if cwd else Path(__file__).resolve().parent.parent
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5

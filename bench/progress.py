@@ -1,4 +1,5 @@
-"""The sweep's progress on stderr: a bar on a terminal, plain lines otherwise. No torch here."""
+"""The sweep's progress: a bar on a terminal or in a Jupyter notebook (tqdm.auto draws a
+notebook widget there), plain lines on stderr otherwise. No torch here."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ class Progress:
     """Models done of ``total`` and failures.
 
     On a terminal it is a tqdm bar (which shows the time elapsed and an estimate of the time
-    left); elsewhere (a log, a pipe, CI) one line per model, ``[i/n] model: ok``, which greps
-    well."""
+    left), in a notebook tqdm's notebook bar; elsewhere (a log, a pipe, CI) one line per
+    model, ``[i/n] model: ok``, which greps well."""
 
     def __init__(self, total: int, bar: bool = True, stream: TextIO | None = None):
         self.total = total
@@ -19,8 +20,8 @@ class Progress:
         self.failed = 0
         self.stream = stream or sys.stderr
         self._bar = None
-        if bar and total and getattr(self.stream, "isatty", lambda: False)():
-            from tqdm import tqdm
+        if bar and total and (getattr(self.stream, "isatty", lambda: False)() or in_notebook()):
+            from tqdm.auto import tqdm  # the notebook's widget in a notebook, else tqdm's
 
             self._bar = tqdm(
                 total=total, file=self.stream, unit="model", dynamic_ncols=True, desc="sweep"
@@ -40,3 +41,9 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel, where stderr is no terminal but a bar can be
+    drawn (the test tqdm.auto makes: the kernel's shell module is loaded)."""
+    return "ipykernel.zmqshell" in sys.modules

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import bench
 from bench.dist import is_main_process
 from bench.environment import environment, utc_now
 from bench.errors import ConfigError
@@ -37,6 +36,7 @@ from bench.harness import (
 from bench.harness.base import RunConfig
 from bench.registry import ModelSpec
 from bench.storage import ResultStore, RunDocument
+from bench.version import __version__
 
 __all__ = ["RunConfig", "harness_configs", "measure_model", "run", "run_header"]
 
@@ -73,9 +73,10 @@ def harness_configs(
     return configs
 
 
-def run_header(specs, harnesses, run_config: RunConfig, configs, repeats: int) -> dict[str, Any]:
+def run_header(specs, harnesses, run_config: RunConfig, configs, repeats: int,
+               argv=None) -> dict[str, Any]:  # fmt: skip
     header = {
-        "tool": {"name": "cnn-bench", "version": bench.__version__},
+        "tool": {"name": "cnn-bench", "version": __version__},
         "run_id": uuid.uuid4().hex[:8],
         "started_utc": utc_now(),
         "finished_utc": None,
@@ -90,6 +91,8 @@ def run_header(specs, harnesses, run_config: RunConfig, configs, repeats: int) -
     }
     if repeats > 1:  # only then: a run of one round reads as runs always have
         header["config"]["repeats"] = repeats
+    if argv is not None:  # the command line given (the Python API's equivalent one)
+        header["argv"] = [str(a) for a in argv]
     return header
 
 
@@ -195,11 +198,13 @@ def run(
     on_plan: Callable[[list[tuple[ModelSpec, list[str], dict]]], None] | None = None,
     executor: Executor | None = None,
     repeats: int = 1,
+    argv: Sequence[str] | None = None,
 ) -> RunDocument:
     """Measure every model with every harness; records reach the store as tasks end.
     ``resume``: an existing run (``ResultStore.open_run``) to complete instead of a new one.
     ``repeats``: rounds of each repeatable harness (``bench.executors.sweep``), interleaved
-    over the models and merged into one record per configuration."""
+    over the models and merged into one record per configuration. ``argv``: the command
+    line to record (default: this process's), from which ``--resume`` reads the options."""
     if configs is None:
         configs = harness_configs(harnesses, run_config)
     rounds = round_configs(configs, repeats)  # a refusal comes before anything is written
@@ -209,7 +214,7 @@ def run(
         doc.write = is_main_process()
         doc.save()
     else:
-        header = run_header(specs, harnesses, run_config, configs, repeats)
+        header = run_header(specs, harnesses, run_config, configs, repeats, argv)
         doc = store.new_run(header, write=is_main_process())
     earlier = list(doc.records)  # a resumed run's records so far (none in a new run)
     work = plan(specs, harnesses, completed(doc.records) if resume is not None else {})

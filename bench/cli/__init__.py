@@ -100,17 +100,21 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _run_inputs(args, store):
-    """(models, harness option, resumed run or None) from the options and ``--resume``."""
-    resumed = None
-    if args.resume is not None:
-        resumed = store.open_run(None if args.resume == LATEST else args.resume)
+def _resumed(args, store):
+    """The run ``--resume`` completes (None without it)."""
+    if args.resume is None:
+        return None
+    return store.open_run(None if args.resume == LATEST else args.resume)
+
+
+def _run_inputs(args, resumed):
+    """(models, harness option) from the options, else from the run ``--resume`` completes."""
     config = resumed.header.get("config", {}) if resumed else {}
     models = args.models or ",".join(config.get("models", []))
     if not models:
         raise ConfigError("No models given. Pass --models NAME[,NAME...] or --models chapter.")
     harness_text = args.harness or (",".join(config.get("harnesses", [])) or None)
-    return models, harness_text, resumed
+    return models, harness_text
 
 
 # metrics the run's summary shows (the *_inference ones: reparameterisable models' inference
@@ -142,27 +146,53 @@ def _summary_row(spec, records) -> dict:
 
 
 def cmd_run(args) -> int:
-    from bench import harness
     from bench.dist import is_main_process
+
+    chatty = is_main_process()  # under torchrun, rank 0 alone talks
+    summary: list[dict] = []
+    try:
+        doc = sweep(args, summary, chatty)
+    except KeyboardInterrupt as e:
+        if chatty:
+            how = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
+            print(f"\n{how}: {len(summary)} model(s) measured were saved.", file=sys.stderr)
+        return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    failed = [r["model"] for r in summary if r["error"]]
+    if chatty:
+        _print_summary(summary, doc.path, failed)
+    return EXIT_FAILED if failed else 0
+
+
+def sweep(args, summary: list[dict] | None = None, chatty: bool = True):
+    """``run``'s work for its parsed options ``args``: the finished RunDocument. Each model's
+    summary row is appended to ``summary`` as it completes; ``chatty``: warnings and progress
+    on stderr. Ctrl-C leaves the run saved as interrupted and is raised again (``cmd_run``
+    and ``bench.run`` share this)."""
+    from bench import harness
+    from bench.cli.resume import resumed_args
     from bench.executors import open_executor
     from bench.storage import ResultStore
 
-    chatty = is_main_process()  # under torchrun, rank 0 alone talks
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the results store.")
     store = ResultStore(out)
-    models, harness_text, resumed = _run_inputs(args, store)
+    resumed = _resumed(args, store)
+    if resumed is not None:  # the options of the run it completes, under those given now
+        args = resumed_args(args, resumed)
+    models, harness_text = _run_inputs(args, resumed)
     harnesses = harness.parse_harnesses(harness_text)
     run_config = run_config_of(args)
     # opened first, so that a Ray cluster's workers warm up while the models are resolved;
     # this block owns it (the runner measures on it and leaves it open)
     with open_executor(run_config) as executor:
         return _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty,
-                      every=harness_text == "all")  # fmt: skip
+                      every=harness_text == "all",
+                      summary=[] if summary is None else summary)  # fmt: skip
 
 
-def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty, every) -> int:
+def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty, every,
+           summary):  # fmt: skip
     from bench import harness
     from bench.progress import Progress
     from bench.registry import Registry
@@ -179,7 +209,6 @@ def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty
     harnesses = [h for h in harnesses if h in configs]
     for name, why in (left_out or {}).items() if chatty else ():
         print(f"warning: --harness all: '{name}' left out: {why}", file=sys.stderr)
-    summary: list[dict] = []
     progress: list[Progress] = []
 
     def on_plan(work):
@@ -198,21 +227,12 @@ def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty
             progress[0].update(spec.name, f"{errors} failed" if errors else "ok", bool(errors))
 
     try:
-        doc = run(specs, harnesses, run_config, store, on_model=on_model, configs=configs,
-                  resume=resumed, on_plan=on_plan, executor=executor,
-                  repeats=args.repeats)  # fmt: skip
-    except KeyboardInterrupt as e:
-        if chatty:
-            how = f"stopped by {e}" if isinstance(e, Terminated) else "interrupted"
-            print(f"\n{how}: {len(summary)} model(s) measured were saved.", file=sys.stderr)
-        return 128 + e.signum if isinstance(e, Terminated) else EXIT_INTERRUPTED
+        return run(specs, harnesses, run_config, store, on_model=on_model, configs=configs,
+                   resume=resumed, on_plan=on_plan, executor=executor,
+                   repeats=args.repeats, argv=getattr(args, "argv", None))  # fmt: skip
     finally:
         for p in progress:
             p.close()
-    failed = [r["model"] for r in summary if r["error"]]
-    if chatty:
-        _print_summary(summary, doc.path, failed)
-    return EXIT_FAILED if failed else 0
 
 
 def _print_summary(summary: list[dict], path: Path, failed: list[str]) -> None:
@@ -322,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv)  # as the run document records it (and --resume reads it back)
     missing = missing_dependencies()
     if missing:  # this Python is not the one cnn-bench was installed in
         print(

@@ -15,10 +15,32 @@ AB_HARNESS = "throughput"  # the harness ``ab`` measures
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error that points at --help."""
+    """argparse with a one-line error that points at --help; a ``raising`` parser raises
+    that line as a ConfigError instead of exiting (the Python API)."""
+
+    raise_errors = False
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. See '{self.prog} --help'.\n")
+        line = f"{message}. See '{self.prog} --help'."
+        if self.raise_errors:
+            raise ConfigError(line)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {line}\n")
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parser of each subcommand of ``parser``, by name."""
+    for action in parser._actions:
+        if isinstance(action.choices, dict):  # the subcommands' action
+            return dict(action.choices)
+    return {}
+
+
+def raising(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser``, with it and its subcommands raising a ConfigError of the one line they
+    would print, instead of exiting with status 2."""
+    for p in [parser, *subcommands(parser).values()]:
+        p.raise_errors = True
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:

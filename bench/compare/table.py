@@ -127,6 +127,17 @@ class Comparison:
     correction: str = ""  # the correction for many tests (correction_line)
     unjudged: list[str] = field(default_factory=list)  # untrusted rows that --fail names
 
+    @property
+    def exit_code(self) -> int:
+        """compare's exit status: 1 when a --fail threshold is crossed, else 0."""
+        return 1 if self.failures else 0
+
+    def to_pandas(self):
+        """The table as a DataFrame: one row per (record, metric), ``COLUMNS``."""
+        import pandas as pd
+
+        return pd.DataFrame([r.as_dict() for r in self.rows], columns=list(COLUMNS))
+
     def render(self, fmt: str = "markdown") -> str:
         if fmt == "json":
             doc = {
@@ -139,11 +150,8 @@ class Comparison:
                 "unjudged": self.unjudged,
             }
             return json.dumps(doc, indent=1) + "\n"
-        import pandas as pd
-
-        table = pd.DataFrame([r.as_dict() for r in self.rows], columns=list(COLUMNS))
         if fmt == "csv":
-            return table.to_csv(index=False, lineterminator="\n")
+            return self.to_pandas().to_csv(index=False, lineterminator="\n")
         return _markdown(self)
 
 
@@ -200,16 +208,23 @@ class MultiComparison:
     def unjudged(self) -> list[str]:
         return [f"{p.new.column}: {u}" for p in self.pairs for u in p.unjudged]
 
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+    def to_pandas(self):
+        """Every pair's rows in one DataFrame, a ``run`` column (the later run) first."""
+        import pandas as pd
+
+        rows = [{"run": p.new.column, **r.as_dict()} for p in self.pairs for r in p.rows]
+        return pd.DataFrame(rows, columns=["run", *COLUMNS])
+
     def render(self, fmt: str = "markdown") -> str:
         if fmt == "json":
             docs = [json.loads(p.render("json")) for p in self.pairs]
             return json.dumps({"base": self.sides[0].label, "comparisons": docs}, indent=1) + "\n"
         if fmt == "csv":
-            import pandas as pd
-
-            rows = [{"run": p.new.column, **r.as_dict()} for p in self.pairs for r in p.rows]
-            table = pd.DataFrame(rows, columns=["run", *COLUMNS])
-            return table.to_csv(index=False, lineterminator="\n")
+            return self.to_pandas().to_csv(index=False, lineterminator="\n")
         return _wide_markdown(self)
 
 

@@ -98,12 +98,15 @@ def _device(row: dict) -> str:
 def _how(row: dict, w, weights_file: bool = True) -> list[str]:
     """How a measurement ran beyond its precision and layout: runtime, levers, an --optimize
     search's winner (the same workload as the plain record, measured by the search), and the
-    weights when they were read from somewhere (their file, or only their kind)."""
+    weights when they were read from somewhere (their file and the data they were checked on,
+    or only their kind)."""
     out = [w.runtime, *w.levers]
     if row.get("optimize") is True:
         out.append("optimize winner")
     if w.weights_source != RANDOM_INIT:
         out.append(f"weights {w.weights}" if weights_file and w.weights else w.weights_kind())
+    if weights_file and w.data:
+        out.append(f"data {w.data}")
     return out
 
 

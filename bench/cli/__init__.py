@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench {list,run,ab,report,compare,runs}``.
+"""Command line: ``python -m bench {list,run,ab,report,compare,runs,export}``.
 
 Bad input is one line on stderr and exit status 2; ``--debug`` shows the traceback.
 """
@@ -300,8 +300,19 @@ def cmd_ab(args) -> int:
     return ab(args)
 
 
+def cmd_export(args) -> int:
+    from bench.report.export import export
+
+    text, written = export(args.path, args.export_format, args.out, args.direction)
+    if text is not None:
+        sys.stdout.write(text)
+    for path in written:
+        print(path, file=sys.stderr)
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "run": cmd_run, "ab": cmd_ab, "report": cmd_report,
-            "compare": cmd_compare, "runs": cmd_runs}  # fmt: skip
+            "compare": cmd_compare, "runs": cmd_runs, "export": cmd_export}  # fmt: skip
 
 
 @contextlib.contextmanager

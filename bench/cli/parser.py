@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(
-        dest="command", metavar="{list,run,ab,report,compare,runs}", parser_class=_Parser
+        dest="command", metavar="{list,run,ab,report,compare,runs,export}", parser_class=_Parser
     )
     sub.required = True
 
@@ -92,7 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", dest="keyword", default=None, metavar="PATTERN",
                    help="only runs with a model or harness matching PATTERN (a wildcard or a "
                    "part of the name)")  # fmt: skip
+    _add_export_parser(sub)
     return parser
+
+
+def _add_export_parser(sub) -> None:
+    from bench.report.export import DIRECTIONS, FORMATS
+
+    p = sub.add_parser("export", help="write stored results in another tool's format",
+                       description="Write the latest results of a run document or a whole "
+                       "store in another tool's format: github-action-benchmark's custom JSON, "
+                       "timm's benchmark CSV, or the tidy table as JSON lines.")  # fmt: skip
+    p.add_argument("path", metavar="PATH", help="a run document (.json) or a results store")
+    p.add_argument("--format", required=True, choices=FORMATS, dest="export_format")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="file to write (default: stdout); for a timm-csv of several tables "
+                   "(device, precision, layout, runtime), the stem of FILE-<table>.csv")  # fmt: skip
+    p.add_argument("--direction", choices=DIRECTIONS, default="bigger",
+                   help="github-action-benchmark: 'bigger' writes samples/s and top-1 %% "
+                   "(tool: customBiggerIsBetter), 'smaller' step times in ms "
+                   "(customSmallerIsBetter) (default: bigger)")  # fmt: skip
 
 
 def _add_run_arguments(g) -> None:

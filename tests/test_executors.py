@@ -160,13 +160,16 @@ def test_isolated_worker_dies_with_its_killed_driver(fakes, tmp_path):
            "ARGV": ["m"]}  # fmt: skip
     body = f"run(specs, ['sleeping'], RunConfig(), ResultStore({str(tmp_path / 'r')!r}))\n"
     proc = _driver(tmp_path, body, env)
-    deadline = time.monotonic() + 60
-    while not pidfile.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    worker = int(pidfile.read_text())
-    assert list(tmpdir.glob("cnn-bench-*"))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    try:
+        deadline = time.monotonic() + 60
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pidfile.exists(), "the driver started no isolated worker within 60 s"
+        worker = int(pidfile.read_text())
+        assert list(tmpdir.glob("cnn-bench-*"))
+    finally:  # a failed start must not leave the driver (and its worker) running
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
     deadline = time.monotonic() + 10
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.2)

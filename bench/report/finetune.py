@@ -105,8 +105,8 @@ def _detail_row(i: int, r: dict) -> dict:
         "Steps": fmt_int(steps),
         "Input px": fmt_int(r.get("finetune_img_size")),
         "Top-1 / top-5 %": f"{fmt_number(r.get('top1'))} / {fmt_number(r.get('top5'))}",
-        "Best top-1 % (epoch)": f"{fmt_number(r.get('best_top1'))} ({r.get('best_epoch', '-')})",
-        "Train time (s)": fmt_number(r.get("train_time_s"), ",.1f"),
+        "Best % (epoch)": f"{fmt_number(r.get('best_top1'))} ({r.get('best_epoch', '-')})",
+        "Train s": fmt_number(r.get("train_time_s"), ",.1f"),
         "Train samples/s": fmt_number(r.get("train_samples_per_sec"), ",.0f"),
         "Weights (sha256)": weights.strip(),
     }
@@ -146,7 +146,10 @@ SMALL_TEXT = (
 )
 
 
-DETAILS_TEXT = "The same runs in detail, one row a seed (Steps: optimiser steps over all epochs):"
+DETAILS_TEXT = (
+    "The same runs in detail, one row a seed (Steps: optimiser steps over all epochs; Best %: the "
+    "best epoch's top-1; Train s: training time in seconds):"
+)
 
 
 def accuracy_blocks(rows: list[dict]) -> list:

@@ -272,3 +272,11 @@ def test_quantization_tables_fit_a_screen_with_the_interval(tmp_path):
     lines = section.splitlines()
     assert max(len(line) for line in lines) <= MAX_LINE
     assert max(line.count(" | ") + 1 for line in lines if line.startswith("|")) <= 10
+
+
+def test_a_candidates_rounds_show_as_their_range():
+    """Three rounds or more stay one narrow cell: the figure, then the lowest and highest."""
+    from bench.report.throughput import _rounds_cell
+
+    assert _rounds_cell(219.9, [222.7, 192.5, 219.9], True) == "219.9 ✓ [192.5-222.7]"
+    assert _rounds_cell(100.0, [100.0], False) == "100.0"

@@ -125,7 +125,7 @@ def _row(r: dict, weights: bool) -> dict:
         out["Weights (sha256)"] = (w.weights_sha256 or "-")[:12]
     return out | {
         "px": fmt_int(w.img_size),
-        "Best samples/s": fmt_sps(m["infer_samples_per_sec"]),
+        "Samples/s": fmt_sps(m["infer_samples_per_sec"]),
         "Configuration": short_config(r),
         "Step median (ms)": fmt_number(m.get("median"), ",.2f"),
     }

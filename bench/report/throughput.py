@@ -61,8 +61,9 @@ CANDIDATES_TEXT = (
     f"agrees with eager fp32 ({CHOSEN} after its samples/s; a lossy one, marked "
     f"{LOSSY_MARK}, only where its top-1 stays within the run's accuracy budget), at the "
     "run's input size (px) and batch; one table per machine; one run's candidates are listed "
-    "together, with the best samples/s and, in brackets, every timed round's where the run "
-    "recorded them (older runs kept only the best). A candidate's name is clipped at "
+    "together, with its samples/s (the median of its timed rounds; runs before 6 December kept "
+    "the best round) and, in brackets, the lowest and highest round where the run recorded "
+    "them (the records keep every round). A candidate's name is clipped at "
     f"{CANDIDATE_WIDTH} characters; the page (index.html) lists its levers in full."
 )
 
@@ -190,7 +191,7 @@ def _candidates(frame, notes: Footnotes) -> tuple[list[dict], list[dict], list[s
                     "px": fmt_int(rec.config.get("img_size")),
                     "Batch": fmt_int(rec.config.get("batch_size")),
                     "Candidate": _candidate_text(c),
-                    "Samples/s: best (every round)": _rounds_cell(
+                    "Samples/s [rounds' range]": _rounds_cell(
                         c.get(f"{mode}_samples_per_sec"), c.get("rounds_samples_per_sec"), chosen
                     ),
                     "Max abs diff": fmt_number(c.get("max_abs_diff"), ".2g"),
@@ -208,13 +209,14 @@ def _candidate_text(c: dict) -> str:
                      runtime, *levers_text(c)])  # fmt: skip
 
 
-def _rounds_cell(best, rounds, chosen: bool) -> str:
-    """The best samples/s (marked when chosen), then every round's in the order they ran
-    (when recorded)."""
-    cell = fmt_sps(best) + (f" {CHOSEN}" if chosen else "")
+def _rounds_cell(figure, rounds, chosen: bool) -> str:
+    """The candidate's samples/s (marked when chosen), then the range of its timed rounds
+    (when recorded): the lowest and the highest, so that the cell stays narrow whatever the
+    count of rounds."""
+    cell = fmt_sps(figure) + (f" {CHOSEN}" if chosen else "")
     if not isinstance(rounds, list) or len(rounds) < 2:
         return cell
-    return f"{cell} ({', '.join(fmt_sps(v) for v in rounds)})"
+    return f"{cell} [{fmt_sps(min(rounds))}-{fmt_sps(max(rounds))}]"
 
 
 def _skipped(frame):

@@ -103,11 +103,19 @@ class Records:
 
     history: Any  # pandas.DataFrame
     runs: dict[str, Run] = field(default_factory=dict)
+    _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def latest(self):
         """The latest record per (model, harness, device, device name, configuration)."""
         return latest(self.history)
+
+    def derived(self, fn):
+        """``fn(self)``, computed once for this store as read: several sections (and both
+        renderers) read one derived table without computing it again."""
+        if fn not in self._derived:
+            self._derived[fn] = fn(self)
+        return self._derived[fn]
 
 
 def _commit(info) -> str:

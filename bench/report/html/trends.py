@@ -27,4 +27,4 @@ def _figures(all_series) -> list[Figure]:
 
 def trends_figures(records: Records) -> list[Figure]:
     """The plots trends.md links to, one per followed metric with something to draw."""
-    return _figures(series(records))
+    return _figures(records.derived(series))

@@ -1,7 +1,7 @@
 """Fine-tuned accuracy: train each model on a real data set and score it on held-out images.
 
 Runs only when asked (``--harness finetune``). The data set is held in memory (see
-``bench.harness.finetune.data``), the model gets a fresh head for the data set's classes (see
+``bench.harness.datasets``), the model gets a fresh head for the data set's classes (see
 ``bench.registry.weights``), and ``bench.harness.finetune.train`` trains it. Under
 ``torchrun`` it trains with DistributedDataParallel; only rank 0 writes anything.
 
@@ -51,7 +51,7 @@ def _fraction(text: str) -> float:
 
 
 def _dataset(text: str) -> str:
-    from bench.harness.finetune.data import DATASETS
+    from bench.harness.datasets import DATASETS
 
     if text in DATASETS[:-1] or (text.startswith("imagefolder:") and len(text) > 12):
         return text
@@ -120,7 +120,7 @@ def add_arguments(group) -> None:
 
 
 def _data_and_recipe_arguments(add, d: FinetuneConfig) -> None:
-    from bench.harness.finetune.data import DATASETS
+    from bench.harness.datasets import DATASETS
 
     add(
         "--dataset",
@@ -247,7 +247,7 @@ def _batch_size(run, config: FinetuneConfig, card=None) -> int:
 
 def preflight(config: FinetuneConfig) -> None:
     """Bad input that would fail every model alike: one line and exit 2, before any work."""
-    from bench.harness.finetune.data import _TORCHVISION, load_dataset
+    from bench.harness.datasets import _TORCHVISION, load_dataset
 
     if config.weights:
         path = Path(config.weights)
@@ -292,7 +292,7 @@ def _train_config(job: Job, config: FinetuneConfig, device: str, img_size: int, 
 def _data(config: FinetuneConfig, img_size: int):
     """(the data set, limited to --train-limit, and the augmentation: --augment, else the data
     set's default)."""
-    from bench.harness.finetune.data import DEFAULT_AUGMENT, load_dataset
+    from bench.harness.datasets import DEFAULT_AUGMENT, load_dataset
 
     data = load_dataset(config.dataset, config.data_dir, config.download, img_size)
     data = data.limit_train(config.train_limit, seed=int(config.seed))

@@ -15,7 +15,7 @@ checkpoint as well, or ``--pretrained``) and labelled images (``--val-data``, at
 - never a candidate that predicts one class for every image (a constant model).
 
 Images (``--val-data``):
-- a fine-tune data set name (``mnist5k``, ``digits``, ...; ``bench.harness.finetune.data``):
+- a fine-tune data set name (``mnist5k``, ``digits``, ...; ``bench.harness.datasets``):
   scored on its held-out split, calibrated on its training split, prepared as fine-tuning
   prepares them (resized to the run's input size, channels repeated for a 3-channel model,
   normalised with the weights' mean and std or, for a model trained from scratch, the data's);
@@ -113,7 +113,7 @@ class GateData:
 
 
 def _finetune_data(name: str):
-    from bench.harness.finetune.data import load_dataset
+    from bench.harness.datasets import load_dataset
 
     return load_dataset(name)
 

@@ -116,8 +116,8 @@ def _add_export_parser(sub) -> None:
 
 def _add_run_arguments(g) -> None:
     """``run``'s own options: what to measure, where, and how (every harness reads these)."""
+    from bench.harness.argtypes import device, int_list, positive_float, positive_int
     from bench.harness.base import PRECISIONS, ExecutionConfig, RunConfig
-    from bench.harness.options import device, int_list, positive_float, positive_int
 
     d, e = RunConfig(), ExecutionConfig()
     g.add_argument("--models", default=None,
@@ -154,8 +154,8 @@ def _add_sweep_arguments(g) -> None:
     """``run``'s options of which harnesses and how the sweep is carried out (not ``ab``'s:
     it measures the throughput harness, here, in its own rounds)."""
     from bench.harness import DEFAULT_HARNESSES
+    from bench.harness.argtypes import positive_int
     from bench.harness.base import EXECUTORS, ExecutionConfig
-    from bench.harness.options import positive_int
 
     e = ExecutionConfig()
     g.add_argument("--harness", default=None,
@@ -219,7 +219,7 @@ def _add_judging_arguments(p) -> None:
 
 def _add_ab_parser(sub) -> None:
     from bench.harness import add_harness_arguments
-    from bench.harness.options import positive_int
+    from bench.harness.argtypes import positive_int
 
     p = sub.add_parser("ab", help="measure two option sets alternately in one run, judge B "
                        "against A", description="Measure the throughput harness with option set "

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import ConfigError, DataError, NotFiniteError
+from bench.harness.argtypes import nonneg_int, positive_int
 from bench.harness.base import Job, Measurement, RunConfig
 from bench.harness.images import Item, balanced_subset, eval_transform, folder_items, open_image
-from bench.harness.options import nonneg_int, positive_int
 from bench.registry.checkpoints import check_weights_path
 
 logger = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import ConfigError
-from bench.harness.options import nonneg_int as _nonneg_int
-from bench.harness.options import positive_float as _positive_float
-from bench.harness.options import positive_int as _positive_int
+from bench.harness.argtypes import nonneg_int as _nonneg_int
+from bench.harness.argtypes import positive_float as _positive_float
+from bench.harness.argtypes import positive_int as _positive_int
 from bench.registry.checkpoints import check_weights_path
 
 PROTOCOLS = ("linear", "full", "staged")

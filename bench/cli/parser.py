@@ -203,6 +203,8 @@ def _add_compare_parser(sub) -> None:
 
 def _add_judging_arguments(p) -> None:
     """How a comparison is judged and written (``compare`` and ``ab``)."""
+    from bench.stats import ALPHA, CONFIDENCE
+
     p.add_argument("--fail", action="append", default=[], metavar="METRIC:CHANGE",
                    help="fail on a change this large, repeatable: infer_samples_per_sec:-5%%, "
                    "top1:-0.5 (points), infer_gmacs:1%% (either way), params:0 (any change)")  # fmt: skip
@@ -210,11 +212,11 @@ def _add_judging_arguments(p) -> None:
                    help="comma-separated metrics to show, or 'all' (default: the headline ones "
                    "and any named by --fail)")  # fmt: skip
     p.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
-    p.add_argument("--alpha", type=float, default=0.05,
+    p.add_argument("--alpha", type=float, default=ALPHA,
                    help="significance level of the tests on timing samples, after Holm's "
-                   "correction over the table's tests (default: 0.05)")  # fmt: skip
-    p.add_argument("--confidence", type=float, default=0.95,
-                   help="level of the interval of a timing change (default: 0.95)")  # fmt: skip
+                   f"correction over the table's tests (default: {ALPHA:g})")  # fmt: skip
+    p.add_argument("--confidence", type=float, default=CONFIDENCE,
+                   help=f"level of the interval of a timing change (default: {CONFIDENCE:g})")  # fmt: skip
 
 
 def _add_ab_parser(sub) -> None:

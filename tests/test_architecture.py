@@ -128,8 +128,7 @@ def test_a_sibling_harness_import_is_found(tmp_path, monkeypatch):
     (fake / "alpha").mkdir(parents=True)
     (fake / "alpha" / "__init__.py").write_text("")
     (fake / "alpha" / "run.py").write_text(
-        "from bench.harness.counting import count_flops\n"
-        "def f():\n    from ..beta import thing\n"
+        "from bench.harness.counting import count_flops\ndef f():\n    from ..beta import thing\n"
     )
     (fake / "beta.py").write_text("from bench.harness import alpha\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)

@@ -319,4 +319,3 @@ def count_macs(model, example) -> dict:
         "uncounted_ops": uncounted,
         "by_op": by_op,
     }
-

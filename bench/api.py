@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.stats import ALPHA, CONFIDENCE
 
 __all__ = ["Run", "compare", "load", "report", "run", "run_argv"]
 
@@ -124,7 +125,7 @@ def load(path="results"):
 
 
 def compare(base, new, *more, fail=None, results="results", all_runs=False, metrics=None,
-            alpha=0.05, confidence=0.95, cross_machine=False):  # fmt: skip
+            alpha=ALPHA, confidence=CONFIDENCE, cross_machine=False):  # fmt: skip
     """``python -m bench compare BASE NEW [MORE...]``: each side a run id (in ``results``), a
     run's file, a store folder or a timm CSV. ``fail``: thresholds ('top1:-0.5', or a list).
     Returns the Comparison (``to_pandas()``, ``exit_code``, ``failures``, ``render()``)."""

@@ -25,7 +25,7 @@ from typing import Any
 from bench.dist import is_main_process
 from bench.environment import environment, utc_now
 from bench.errors import ConfigError
-from bench.executors import Executor, execute, measure_model, open_executor, round_configs
+from bench.executors import Executor, execute, open_executor, round_configs
 from bench.harness import (
     call_hook,
     config_as_dict,
@@ -38,7 +38,7 @@ from bench.registry import ModelSpec
 from bench.storage import ResultStore, RunDocument
 from bench.version import __version__
 
-__all__ = ["RunConfig", "harness_configs", "measure_model", "run", "run_header"]
+__all__ = ["completed", "harness_configs", "resume_into", "run", "run_header"]
 
 logger = logging.getLogger(__name__)
 

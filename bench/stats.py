@@ -61,6 +61,10 @@ MIN_BLOCK = 5  # steps in a block, at least
 BLOCK_TAU = 5  # a block spans at least this many autocorrelation times of the steps
 # The step-time statistics a block bootstrap judges (the record's metrics of the same names).
 STEP_STATISTICS = ("min", "max", "mean", "median", "p90", "p99", "stddev", "iqr", "cv_pct")
+# How a timing change is judged unless asked otherwise (compare's and ab's --alpha and
+# --confidence, bench.compare(...), compare.Options): defined here once.
+ALPHA = 0.05  # significance level of a test on samples, after Holm's correction
+CONFIDENCE = 0.95  # level of the interval of a change
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,7 @@ def _one_round(base: dict, new: dict) -> bool:
     return min(len(s.get(ROUNDS, [])) for s in (base, new)) < 2
 
 
-def speed_test(base: dict, new: dict, confidence: float = 0.95) -> SpeedTest | None:
+def speed_test(base: dict, new: dict, confidence: float = CONFIDENCE) -> SpeedTest | None:
     """Test two records' speeds (``samples_of`` of each): on their rounds, else on their
     median step time; None when they lack the samples."""
     rounds = [s.get(ROUNDS, []) for s in (base, new)]
@@ -254,7 +258,7 @@ def speed_test(base: dict, new: dict, confidence: float = 0.95) -> SpeedTest | N
                      method, within_run_only=True)  # fmt: skip
 
 
-def step_test(base: dict, new: dict, statistic: str, confidence: float = 0.95):
+def step_test(base: dict, new: dict, statistic: str, confidence: float = CONFIDENCE):
     """Test one step-time statistic (``STEP_STATISTICS``) of two records on their step times;
     None when either has fewer than ``MIN_STEPS``."""
     steps = [s.get(STEPS, []) for s in (base, new)]

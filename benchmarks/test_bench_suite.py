@@ -27,7 +27,7 @@ def chapter_models():
 
 
 def test_flop_counting_of_the_chapter_set(benchmark, chapter_models):
-    from bench.harness.flops import count_macs
+    from bench.harness.counting import count_macs
 
     def count_all():
         return {name: count_macs(model, x)["macs"] for name, model, x in chapter_models}

@@ -25,7 +25,7 @@ GOAL = 1.5  # issue 10's floor: printed, not asserted (the test asserts "at leas
 
 @pytest.fixture(scope="module")
 def data():
-    from bench.harness.finetune.data import load_dataset
+    from bench.harness.datasets import load_dataset
 
     return load_dataset("mnist5k")
 

@@ -59,7 +59,7 @@ def test_rot180_turns_about_half_over_and_never_mirrors_alone():
 
 
 def test_train_limit_is_stratified_and_seeded():
-    from bench.harness.finetune.data import load_dataset
+    from bench.harness.datasets import load_dataset
 
     data = load_dataset("digits")
     small = data.limit_train(100, seed=3)

@@ -120,6 +120,27 @@ def test_alpha_and_confidence_options(tmp_path, capsys):
     assert "--alpha 5: expected a number between 0 and 1" in capsys.readouterr().err
 
 
+def test_compare_defaults_are_defined_once():
+    """compare's and ab's options, bench.compare(...) and Options read one alpha and one
+    confidence (bench.stats), and the help shows them."""
+    import inspect
+
+    import bench.api
+    from bench.cli.parser import build_parser, subcommands
+    from bench.compare import Options
+    from bench.stats import ALPHA, CONFIDENCE
+
+    parser = build_parser()
+    given = parser.parse_args(["compare", "a", "b"])
+    signature = inspect.signature(bench.api.compare).parameters
+    for name, value in (("alpha", ALPHA), ("confidence", CONFIDENCE)):
+        assert getattr(given, name) == getattr(Options(), name) == value
+        assert signature[name].default == value
+    help_text = " ".join(subcommands(parser)["compare"].format_help().split())  # unwrapped
+    assert f"(default: {ALPHA:g})" in help_text
+    assert f"(default: {CONFIDENCE:g})" in help_text
+
+
 def test_records_without_samples_fall_back_on_the_labelled_spread_rule(tmp_path):
     plain = sampled_record(100.0, 0.01, seed=0)
     del plain["metrics"]["step_times_ms"]

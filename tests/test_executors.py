@@ -230,6 +230,20 @@ def test_ray_missing_is_one_line_naming_the_extra(monkeypatch, tmp_path, capsys)
     assert err.count("\n") == 1
 
 
+def test_the_executor_name_is_checked_where_the_run_is_configured():
+    """An unknown executor is refused when the run's configuration is made (from options or a
+    stored run's), naming the choices; a known one passes, and is the one opened."""
+    from bench.executors import LocalExecutor, open_executor
+
+    with pytest.raises(ConfigError, match="--executor nowhere: expected one of local, ray"):
+        ExecutionConfig(executor="nowhere")
+    with pytest.raises(ConfigError, match="--executor nowhere"):
+        RunConfig.from_dict({"executor": "nowhere"})
+    assert ExecutionConfig(executor="ray").executor == "ray"
+    with open_executor(RunConfig(execution=ExecutionConfig(executor="local"))) as executor:
+        assert isinstance(executor, LocalExecutor)
+
+
 def test_catalogues_and_exclude():
     from bench.registry import Registry
 

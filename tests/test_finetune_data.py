@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.errors import DataError
-from bench.harness.finetune.data import load_dataset, stratified_split
+from bench.harness.datasets import load_dataset, stratified_split
 
 
 @pytest.fixture(scope="module")

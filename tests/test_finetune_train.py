@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bench.errors import ConfigError, DivergedError
+from bench.harness.datasets import load_dataset
 from bench.harness.finetune.augment import augment_batch
 from bench.harness.finetune.config import TrainConfig
-from bench.harness.finetune.data import load_dataset
 from bench.harness.finetune.optim import make_optimizer
 from bench.harness.finetune.train import train
 from bench.registry.lookup import Registry

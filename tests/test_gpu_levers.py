@@ -41,8 +41,8 @@ def test_batch_search_on_cuda_records_its_trail():
 def test_finetune_step_never_synchronises_with_the_host():
     import torch
 
+    from bench.harness.datasets import load_dataset
     from bench.harness.finetune.config import TrainConfig
-    from bench.harness.finetune.data import load_dataset
     from bench.harness.finetune.state import set_up
     from bench.harness.finetune.train import _enter_phase, _step
 

@@ -277,8 +277,8 @@ def test_rng_state_round_trip_and_cuda_slot():
 def test_staged_run_marks_set_up_epochs(tmp_path):
     import torch
 
+    from bench.harness.datasets import load_dataset
     from bench.harness.finetune.config import TrainConfig
-    from bench.harness.finetune.data import load_dataset
     from bench.harness.finetune.train import train
     from bench.registry.lookup import Registry
 

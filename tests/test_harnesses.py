@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.harness.counting import flopcounter_mode, measure_depth, sdpa_macs
-from bench.harness.flops import count_macs
+from bench.harness.counting import count_macs, flopcounter_mode, measure_depth, sdpa_macs
 from bench.harness.params import count_parameters
 
 

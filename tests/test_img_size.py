@@ -8,13 +8,8 @@ import pytest
 
 from bench.errors import CardError
 from bench.harness import get_harness, make_job
-from bench.harness.finetune.harness import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_LR_PRETRAINED,
-    DEFAULT_LR_SCRATCH,
-    FinetuneConfig,
-    _batch_size,
-)
+from bench.harness.finetune.config import DEFAULT_LR_PRETRAINED, DEFAULT_LR_SCRATCH, FinetuneConfig
+from bench.harness.finetune.harness import DEFAULT_BATCH_SIZE, _batch_size
 from bench.registry import Registry
 from bench.registry.cards import FinetuneRecipe
 from bench.report.finetune import at_chance

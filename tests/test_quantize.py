@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     import torch
     import torch.nn.functional as F
 
-    from bench.harness.finetune.data import load_digits
+    from bench.harness.datasets import load_digits
     from bench.harness.throughput.gate import _Prep
 
     data = load_digits()

@@ -49,7 +49,7 @@ def test_a_checkpoint_scores_the_same_top1_by_finetune_and_by_the_int8_gate(fine
     fine-tune run's held-out images prepared as fine-tuning prepared them: the same top-1, and
     the training images' own mean and std (not the whole split's)."""
     from bench.harness.base import Job, RunConfig
-    from bench.harness.finetune.data import load_digits
+    from bench.harness.datasets import load_digits
     from bench.harness.throughput.config import Settings, ThroughputConfig
     from bench.harness.throughput.gate import load_gate_data, top1, torch_predict, weighted_model
 

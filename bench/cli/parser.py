@@ -116,8 +116,8 @@ def _add_export_parser(sub) -> None:
 
 def _add_run_arguments(g) -> None:
     """``run``'s own options: what to measure, where, and how (every harness reads these)."""
+    from bench.harness.argtypes import device, int_list, positive_float, positive_int
     from bench.harness.base import PRECISIONS, ExecutionConfig, RunConfig
-    from bench.harness.options import device, int_list, positive_float, positive_int
 
     d, e = RunConfig(), ExecutionConfig()
     g.add_argument("--models", default=None,
@@ -154,8 +154,8 @@ def _add_sweep_arguments(g) -> None:
     """``run``'s options of which harnesses and how the sweep is carried out (not ``ab``'s:
     it measures the throughput harness, here, in its own rounds)."""
     from bench.harness import DEFAULT_HARNESSES
+    from bench.harness.argtypes import positive_int
     from bench.harness.base import EXECUTORS, ExecutionConfig
-    from bench.harness.options import positive_int
 
     e = ExecutionConfig()
     g.add_argument("--harness", default=None,
@@ -203,6 +203,8 @@ def _add_compare_parser(sub) -> None:
 
 def _add_judging_arguments(p) -> None:
     """How a comparison is judged and written (``compare`` and ``ab``)."""
+    from bench.stats import ALPHA, CONFIDENCE
+
     p.add_argument("--fail", action="append", default=[], metavar="METRIC:CHANGE",
                    help="fail on a change this large, repeatable: infer_samples_per_sec:-5%%, "
                    "top1:-0.5 (points), infer_gmacs:1%% (either way), params:0 (any change)")  # fmt: skip
@@ -210,16 +212,16 @@ def _add_judging_arguments(p) -> None:
                    help="comma-separated metrics to show, or 'all' (default: the headline ones "
                    "and any named by --fail)")  # fmt: skip
     p.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
-    p.add_argument("--alpha", type=float, default=0.05,
+    p.add_argument("--alpha", type=float, default=ALPHA,
                    help="significance level of the tests on timing samples, after Holm's "
-                   "correction over the table's tests (default: 0.05)")  # fmt: skip
-    p.add_argument("--confidence", type=float, default=0.95,
-                   help="level of the interval of a timing change (default: 0.95)")  # fmt: skip
+                   f"correction over the table's tests (default: {ALPHA:g})")  # fmt: skip
+    p.add_argument("--confidence", type=float, default=CONFIDENCE,
+                   help=f"level of the interval of a timing change (default: {CONFIDENCE:g})")  # fmt: skip
 
 
 def _add_ab_parser(sub) -> None:
     from bench.harness import add_harness_arguments
-    from bench.harness.options import positive_int
+    from bench.harness.argtypes import positive_int
 
     p = sub.add_parser("ab", help="measure two option sets alternately in one run, judge B "
                        "against A", description="Measure the throughput harness with option set "

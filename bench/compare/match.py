@@ -20,7 +20,7 @@ from bench.compare.sides import Entry, Side, load_side, store_run_sides
 from bench.compare.table import Comparison, MultiComparison, Row, correction_line, notes_of
 from bench.errors import ConfigError
 from bench.registry.lookup import natural_key
-from bench.stats import holm
+from bench.stats import ALPHA, CONFIDENCE, holm
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ def _order(key: tuple) -> tuple:
 class Options:
     """How changes are judged: ``alpha`` for the test, ``confidence`` for the interval."""
 
-    alpha: float = 0.05
-    confidence: float = 0.95
+    alpha: float = ALPHA
+    confidence: float = CONFIDENCE
     cross_machine: bool = False  # compare speeds measured on different machines
 
     def __post_init__(self):
@@ -100,7 +100,7 @@ class Options:
             if not 0 < getattr(self, name) < 1:
                 raise ConfigError(
                     f"--{name} {getattr(self, name):g}: expected a number between 0 and 1 "
-                    "(such as --alpha 0.05 --confidence 0.95)."
+                    f"(such as --alpha {ALPHA:g} --confidence {CONFIDENCE:g})."
                 )
 
 

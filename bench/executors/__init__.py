@@ -21,10 +21,8 @@ from bench.executors.local import LocalExecutor
 from bench.executors.measure import measure_model, measure_task
 from bench.executors.sweep import execute, round_configs
 from bench.executors.task import Task, harness_groups
-from bench.harness.base import EXECUTORS
 
 __all__ = [
-    "EXECUTORS",
     "Executor",
     "LocalExecutor",
     "Task",

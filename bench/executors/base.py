@@ -8,9 +8,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
-from bench.errors import ConfigError
 from bench.executors.task import Task
-from bench.harness.base import EXECUTORS, RunConfig
+from bench.harness.base import RunConfig
 
 
 @runtime_checkable
@@ -36,17 +35,14 @@ class Executor(Protocol):
 def open_executor(run: RunConfig) -> Iterator[Executor]:
     """The executor ``run.execution.executor`` names, closed when the block ends (Ray is
     imported only when asked for)."""
-    name = run.execution.executor
-    if name == "local":
-        from bench.executors.local import LocalExecutor
-
-        executor: Executor = LocalExecutor()
-    elif name == "ray":
+    if run.execution.executor == "ray":  # a name ExecutionConfig checked: local or ray
         from bench.executors.ray import RayExecutor
 
-        executor = RayExecutor(run)
+        executor: Executor = RayExecutor(run)
     else:
-        raise ConfigError(f"--executor {name}: expected one of {', '.join(EXECUTORS)}.")
+        from bench.executors.local import LocalExecutor
+
+        executor = LocalExecutor()
     try:
         yield executor
     finally:

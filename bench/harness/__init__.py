@@ -3,22 +3,14 @@
 Harnesses plug in through the entry-point group ``cnn_bench.harnesses``, cnn-bench's own
 included (declared in its pyproject.toml; ``BUILTIN_HARNESSES`` stands in for them in a
 checkout that is not installed), found, loaded and checked as model plugins are
-(``discovery``). The contract is written in ``base``; each harness's own ``run`` options are
-added by ``arguments``, its optional hooks called by ``hooks`` and its configuration built by
-``config``. Harness modules are cheap to import: torch and friends are imported inside their
-functions, so that ``--help`` and ``list`` stay fast.
+(``discovery``). The contract is written in ``base``; ``lifecycle`` adds each harness's own
+``run`` options, calls its optional hooks and builds its configuration. Harness modules are
+cheap to import: torch and friends are imported inside their functions, so that ``--help``
+and ``list`` stay fast.
 """
 
 from __future__ import annotations
 
-from bench.harness.arguments import add_harness_arguments
-from bench.harness.config import (
-    config_as_dict,
-    config_from_options,
-    config_options,
-    make_job,
-    split_options,
-)
 from bench.harness.discovery import (
     BUILTIN_HARNESSES,
     DEFAULT_HARNESSES,
@@ -34,7 +26,16 @@ from bench.harness.discovery import (
     resolve_harness,
     warnings,
 )
-from bench.harness.hooks import call_hook, harness_hook
+from bench.harness.lifecycle import (
+    add_harness_arguments,
+    call_hook,
+    config_as_dict,
+    config_from_options,
+    config_options,
+    harness_hook,
+    make_job,
+    split_options,
+)
 
 __all__ = [
     "BUILTIN_HARNESSES",

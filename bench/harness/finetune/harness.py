@@ -1,7 +1,7 @@
 """Fine-tuned accuracy: train each model on a real data set and score it on held-out images.
 
 Runs only when asked (``--harness finetune``). The data set is held in memory (see
-``bench.harness.finetune.data``), the model gets a fresh head for the data set's classes (see
+``bench.harness.datasets``), the model gets a fresh head for the data set's classes (see
 ``bench.registry.weights``), and ``bench.harness.finetune.train`` trains it. Under
 ``torchrun`` it trains with DistributedDataParallel; only rank 0 writes anything.
 
@@ -14,208 +14,21 @@ the CPU the native size capped at ``CPU_MAX_IMG_SIZE`` so that a default run sta
 
 from __future__ import annotations
 
-import argparse
-import functools
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import ConfigError, DivergedError, error_text
 from bench.harness.base import Job, Measurement, RunConfig
-from bench.harness.finetune.config import AUGMENTS, PROTOCOLS, TrainConfig, check_choices
+from bench.harness.finetune.config import FinetuneConfig, TrainConfig, add_arguments
 from bench.harness.finetune.divergence import check_learnt
-from bench.harness.options import nonneg_int as _nonneg_int
-from bench.harness.options import positive_float as _positive_float
-from bench.harness.options import positive_int as _positive_int
-from bench.registry.checkpoints import check_weights_path, file_slug
+from bench.registry.checkpoints import file_slug
 
 logger = logging.getLogger(__name__)
 
 CPU_MAX_IMG_SIZE = 64
-DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 64
-DEFAULT_LR_SCRATCH = 1e-2
-DEFAULT_LR_PRETRAINED = 1e-3
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got '{text}'")
-    return value
-
-
-def _dataset(text: str) -> str:
-    from bench.harness.finetune.data import DATASETS
-
-    if text in DATASETS[:-1] or (text.startswith("imagefolder:") and len(text) > 12):
-        return text
-    raise argparse.ArgumentTypeError(f"expected one of {', '.join(DATASETS)}, got '{text}'")
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """The fine-tune harness's own options, each default defined here once. The run-wide
-    ``--device``, ``--batch-size`` (the first value), ``--precision`` and ``--img-size`` come
-    from the run's ``RunConfig``."""
-
-    dataset: str = "mnist5k"
-    data_dir: str = "data"
-    download: bool = False
-    epochs: int = DEFAULT_EPOCHS
-    lr: float | None = None  # None: DEFAULT_LR_SCRATCH, or DEFAULT_LR_PRETRAINED with weights
-    seed: int = 0
-    protocol: str | None = None  # None: staged with weights, full from scratch
-    augment: str | None = None  # None: digits for digit data sets, chapter otherwise
-    pretrained: bool = False
-    weights: str | None = None
-    checkpoint_dir: str = "checkpoints"
-    label_smoothing: float = 0.0
-    backbone_lr_scale: float = 0.1
-    deterministic: bool = False
-    progress: bool = True
-    train_limit: int | None = None  # a stratified subset of the training images (small data)
-
-    def __post_init__(self):
-        if self.pretrained and self.weights:
-            raise ConfigError("Give --pretrained or --weights PATH, not both.")
-        check_weights_path(self.weights)
-        check_choices(self.protocol, self.augment)
-        if int(self.epochs) <= 0 or int(self.seed) < 0:
-            raise ConfigError("--epochs must be positive and --seed not negative.")
-        if (self.lr is not None and not self.lr > 0) or not self.backbone_lr_scale > 0:
-            raise ConfigError("--lr and --backbone-lr-scale must be positive.")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"--label-smoothing {self.label_smoothing}: expected [0, 1).")
-
-    @property
-    def from_weights(self) -> bool:
-        return self.pretrained or bool(self.weights)
-
-    def resolved_lr(self, card=None) -> float:
-        """--lr; else the model card's recipe (from scratch); else the harness's default."""
-        if self.lr is not None:
-            return float(self.lr)
-        if self.from_weights:
-            return DEFAULT_LR_PRETRAINED
-        recipe = getattr(card, "finetune", None)
-        if recipe is not None and recipe.lr is not None:
-            return float(recipe.lr)
-        return DEFAULT_LR_SCRATCH
-
-    def resolved_protocol(self) -> str:
-        return self.protocol or ("staged" if self.from_weights else "full")
-
-
-def add_arguments(group) -> None:
-    # defaults live in FinetuneConfig, defined once
-    add = functools.partial(group.add_argument, default=argparse.SUPPRESS)
-    _data_and_recipe_arguments(add, FinetuneConfig())
-    _start_and_run_arguments(add, FinetuneConfig())
-
-
-def _data_and_recipe_arguments(add, d: FinetuneConfig) -> None:
-    from bench.harness.finetune.data import DATASETS
-
-    add(
-        "--dataset",
-        type=_dataset,
-        metavar="NAME",
-        help=f"data set to fine-tune on: {', '.join(DATASETS)} (default: {d.dataset}, offline)",
-    )
-    add(
-        "--data-dir",
-        dest="data_dir",
-        help=f"where torchvision data sets live (default: {d.data_dir}/)",
-    )
-    add(
-        "--download",
-        action="store_true",
-        help="let torchvision download mnist/fashion_mnist/cifar10 into --data-dir",
-    )
-    add("--epochs", type=_positive_int, help=f"training epochs (default: {d.epochs})")
-    add(
-        "--lr",
-        type=_positive_float,
-        help=f"peak learning rate of the head (default: {DEFAULT_LR_SCRATCH:g} from scratch, "
-        f"or the model card's [finetune] lr where it has one; {DEFAULT_LR_PRETRAINED:g} "
-        "pretrained)",
-    )
-    add(
-        "--seed",
-        type=_nonneg_int,
-        help=f"seed of initialisation, shuffling, dropout and augmentation (default: {d.seed})",
-    )
-    add(
-        "--protocol",
-        metavar="{" + ",".join(PROTOCOLS) + "}",
-        help="linear: head only; full: all layers at one rate; staged: head first, then all "
-        "with a lower backbone rate (default: staged when pretrained, else full)",
-    )
-    add(
-        "--augment",
-        metavar="{" + ",".join(AUGMENTS) + "}",
-        help="chapter: code example 5; digits: small affine moves, no flips or large turns; "
-        "rot180: digits, and half the images turned over (the chapter's anti-pattern, to "
-        "measure it) (default: digits for digit data sets, chapter otherwise)",
-    )
-
-
-def _start_and_run_arguments(add, d: FinetuneConfig) -> None:
-    add(
-        "--pretrained",
-        action="store_true",
-        help="start from each source's pretrained weights (never silently random)",
-    )
-    add(
-        "--weights",
-        metavar="PATH",
-        help="start from a local checkpoint (.pth read with weights_only=True, or .safetensors), "
-        "or each model's own in a folder of fine-tune checkpoints",
-    )
-    add(
-        "--checkpoint-dir",
-        dest="checkpoint_dir",
-        help=f"where per-epoch fine-tune checkpoints go (default: {d.checkpoint_dir}/)",
-    )
-    add(
-        "--label-smoothing",
-        dest="label_smoothing",
-        type=_fraction,
-        help=f"label smoothing of the training loss (default: {d.label_smoothing:g})",
-    )
-    add(
-        "--backbone-lr-scale",
-        dest="backbone_lr_scale",
-        type=_positive_float,
-        help=f"staged: the backbone's learning rate as a fraction of --lr (default: "
-        f"{d.backbone_lr_scale:g})",
-    )
-    add(
-        "--deterministic",
-        action="store_true",
-        help="CUDA: cuDNN's deterministic kernels and no autotuning, so that a resumed run "
-        "ends where an uninterrupted one would (slower; the CPU is deterministic already)",
-    )
-    add(
-        "--train-limit",
-        dest="train_limit",
-        type=_positive_int,
-        metavar="N",
-        help="train on a stratified, seeded N of the training images (small-data "
-        "experiments; the held-out split is unchanged)",
-    )
-    add(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        help="no progress bar (it is also off when stderr is not a terminal)",
-    )
 
 
 def _device(run) -> str:
@@ -247,7 +60,7 @@ def _batch_size(run, config: FinetuneConfig, card=None) -> int:
 
 def preflight(config: FinetuneConfig) -> None:
     """Bad input that would fail every model alike: one line and exit 2, before any work."""
-    from bench.harness.finetune.data import _TORCHVISION, load_dataset
+    from bench.harness.datasets import _TORCHVISION, load_dataset
 
     if config.weights:
         path = Path(config.weights)
@@ -292,7 +105,7 @@ def _train_config(job: Job, config: FinetuneConfig, device: str, img_size: int, 
 def _data(config: FinetuneConfig, img_size: int):
     """(the data set, limited to --train-limit, and the augmentation: --augment, else the data
     set's default)."""
-    from bench.harness.finetune.data import DEFAULT_AUGMENT, load_dataset
+    from bench.harness.datasets import DEFAULT_AUGMENT, load_dataset
 
     data = load_dataset(config.dataset, config.data_dir, config.download, img_size)
     data = data.limit_train(config.train_limit, seed=int(config.seed))

@@ -28,7 +28,7 @@ Method (the defaults are those of ``python -m bench run --help``):
   one record per (mode, batch, runtime), with the runtime's agreement with PyTorch eager fp32.
 
 The runner measures each model in its own process (``isolate = True``; see
-``bench.isolate``).
+``bench.executors.isolate``).
 
 The wing, top to bottom (each module imports only those below it): ``harness`` (the
 harness and one model's rows), ``optimize`` (the ``--optimize`` search) beside

@@ -7,8 +7,8 @@ import argparse
 from dataclasses import dataclass, field, fields
 
 from bench.errors import ConfigError
+from bench.harness.argtypes import positive_float, positive_int
 from bench.harness.base import RunConfig
-from bench.harness.options import positive_float, positive_int
 from bench.harness.throughput.timing import WarmupPolicy
 from bench.registry.checkpoints import check_weights_path
 

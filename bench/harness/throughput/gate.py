@@ -15,11 +15,11 @@ checkpoint as well, or ``--pretrained``) and labelled images (``--val-data``, at
 - never a candidate that predicts one class for every image (a constant model).
 
 Images (``--val-data``):
-- a fine-tune data set name (``mnist5k``, ``digits``, ...; ``bench.harness.finetune.data``):
+- a fine-tune data set name (``mnist5k``, ``digits``, ...; ``bench.harness.datasets``):
   scored on its held-out split, calibrated on its training split, prepared as fine-tuning
   prepares them (resized to the run's input size, channels repeated for a 3-channel model,
   normalised with the weights' mean and std or, for a model trained from scratch, the data's);
-- an ImageNet class folder or the ILSVRC2012 validation folder (``bench.harness.validate``):
+- an ImageNet class folder or the ILSVRC2012 validation folder (``bench.harness.images``):
   a seeded shuffle, the first ``--calibration-images`` to calibrate, the rest to score (at most
   ``--limit``, class-balanced), with the model's own evaluation transform.
 Calibration and scoring images are disjoint in both cases.
@@ -113,7 +113,7 @@ class GateData:
 
 
 def _finetune_data(name: str):
-    from bench.harness.finetune.data import load_dataset
+    from bench.harness.datasets import load_dataset
 
     return load_dataset(name)
 
@@ -174,7 +174,7 @@ class _Prep:
 
 
 def _folder_gate(job: Job, c: ThroughputConfig, model, init) -> GateData:
-    from bench.harness.validate import balanced_subset, folder_items
+    from bench.harness.images import balanced_subset, folder_items
 
     items = folder_items(Path(c.val_data))
     random.Random(SPLIT_SEED).shuffle(items)
@@ -201,7 +201,7 @@ def _folder_transform(job: Job, model, init):
     and centre crop to that size with the weights' normalisation."""
     from torchvision import transforms as T
 
-    from bench.harness.validate import eval_transform
+    from bench.harness.images import eval_transform
 
     transform, _ = eval_transform(job.spec, model, init.file)
     size = job.input_size[1]
@@ -221,7 +221,7 @@ def _blank():
 def _read(items, transform):
     import torch
 
-    from bench.harness.validate import open_image
+    from bench.harness.images import open_image
 
     return torch.stack([transform(open_image(it.source)) for it in items])
 
@@ -289,7 +289,7 @@ def _available_images(c: ThroughputConfig) -> int:
     """How many scoring images --val-data holds (before --limit)."""
     if c.val_data in FINETUNE_SETS:
         return len(_finetune_data(c.val_data).y_test)
-    from bench.harness.validate import folder_items
+    from bench.harness.images import folder_items
 
     return max(0, len(folder_items(Path(c.val_data))) - int(c.calibration_images))
 

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 class ThroughputHarness:
     name = "throughput"
-    isolate = True  # the runner measures each model in its own process (bench.isolate)
+    isolate = True  # the runner measures each model in its own process (bench.executors.isolate)
 
     add_arguments = staticmethod(add_arguments)
 

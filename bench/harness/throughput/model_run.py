@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 def count_gmacs(model, job: Job) -> float | None:
     """MACs per sample: the flops harness's count from this run, else counted here."""
-    from bench.harness.flops import count_macs
+    from bench.harness.counting import count_macs
 
     macs = job.measured.get("flops", {}).get("macs")
     if macs is not None:

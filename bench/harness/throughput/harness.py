@@ -23,6 +23,7 @@ from bench.harness.throughput.config import (
     check_scenario_batches,
 )
 from bench.harness.throughput.gate import check_gate_images, check_val_data
+from bench.harness.throughput.loadgen import require_loadgen
 from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.optimize import optimize
@@ -47,10 +48,12 @@ class ThroughputHarness:
 
     @staticmethod
     def preflight(config: ThroughputConfig) -> None:
-        """A runtime asked for by name must be installed, and
+        """A runtime asked for by name must be installed (LoadGen too, with --loadgen), and
         --val-data must be images the accuracy gate can read, at least --accuracy-min-images
         of them scored (exit 2 before any model)."""
         require(config.runtimes)
+        if config.loadgen:
+            require_loadgen()
         check_val_data(config.val_data)
         check_gate_images(config)
 
@@ -198,6 +201,8 @@ def _config(job: Job, batch: int, cand: Candidate, optimize: bool) -> dict:
     scenario = getattr(job.config, "scenario", DEFAULT_SCENARIO)
     if scenario != DEFAULT_SCENARIO:  # only then: sync records keep the keys they always had
         config["scenario"] = scenario
+    if job.config is not None and getattr(job.config, "loadgen", False):
+        config["loadgen"] = True
     if cand.compile_mode is not None:  # the levers' keys only when pulled: older records match
         config["compile_mode"] = cand.compile_mode
     if cand.fold_bn:

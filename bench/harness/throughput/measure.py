@@ -21,6 +21,7 @@ from bench.harness.throughput.backend import (
 )
 from bench.harness.throughput.config import TORCH, Settings, min_steps_of
 from bench.harness.throughput.levers import compile_model, fold_conv_bn
+from bench.harness.throughput.loadgen import under_loadgen
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.offline import time_offline
 from bench.harness.throughput.peak import peak_metrics
@@ -160,6 +161,11 @@ def _offline_at(run: ModelRun, model, x, cand: Candidate, batch: int, compare: b
         raise BenchError(
             "--scenario offline pins PyTorch instances to CPU cores; measure it with --device cpu"
         )
+    if run.settings.loadgen:
+        raise BenchError(
+            "--loadgen with PyTorch's offline scenario: its instances run in worker processes "
+            "that LoadGen cannot drive; use --runtime onnxruntime or openvino, or drop --loadgen"
+        )
     metrics = time_offline(model, x, cand.precision, cand.concurrency, run.settings)
     if compare:
         enabled = cand.precision != "fp32"
@@ -213,12 +219,16 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
             timer = CudaTimer() if device == "cuda" else CpuTimer()
             meter = EnergyMeter(device)
             meter.start()
-            total = timed_loop(step, timer, min_steps_of(s), s.min_time_s)
+            if s.loadgen:  # LoadGen issues the queries; its samples/s is the record's
+                total, extra = under_loadgen(step, batch, s, warm, timer)
+            else:
+                total, extra = timed_loop(step, timer, min_steps_of(s), s.min_time_s), {}
             energy = meter.stop(total, batch * len(timer.times_ms))
     stats = StepStats.from_times(timer.times_ms)
     kept, capped = kept_step_times(timer.times_ms)
+    rate = extra.pop("samples_per_sec", None) or batch * stats.rounds / total
     return {
-        "samples_per_sec": round(batch * stats.rounds / total, 3),
+        "samples_per_sec": round(rate, 3),
         "step_time": round(stats.mean, 4),
         **stats.as_dict(),
         "total_time_s": round(total, 4),
@@ -230,6 +240,7 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
         "compile_time_s": round(compile_time, 3) if compile_time is not None else None,
         **_memory(device),
         **latency_metrics(stats, s),
+        **extra,
     }
 
 

@@ -172,6 +172,8 @@ def test_pytorch_offline_runs_pinned_instances_and_records_them():
     assert x["threads_per_instance"] == 1
     assert x["infer_samples_per_sec"] > 0
     assert x["rounds"] >= 3
+    assert x["peak_mem_mb"] > 0  # the instances' resident sets
+    assert "peak_mem_increase_mb" not in x  # this process's would say nothing of them
 
 
 def test_offline_on_more_instances_than_cores_is_the_models_error_row():

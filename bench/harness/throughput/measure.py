@@ -289,7 +289,9 @@ def measure_with_backoff(run: ModelRun, cand: Candidate, batch: int, compare: bo
 def timed_metrics(raw: dict, mode: str, batch: int, used: int, run: ModelRun) -> dict:
     """A timing's metrics named for its mode, with the batch size asked for and used, and on
     the CPU the peak resident memory over the process's baseline before the model
-    (``peak_mem_increase_mb``; ``peak_mem_mb`` stays the whole process's peak)."""
+    (``peak_mem_increase_mb``; ``peak_mem_mb`` stays the whole process's peak). PyTorch's
+    offline instances run in worker processes: their ``peak_mem_mb`` is their resident sets
+    summed, and this process's increase would say nothing of them, so it is left out."""
     raw = dict(raw)
     metrics = {
         f"{mode}_samples_per_sec": raw.pop("samples_per_sec"),
@@ -300,7 +302,7 @@ def timed_metrics(raw: dict, mode: str, batch: int, used: int, run: ModelRun) ->
         **raw,
     }
     increase = run.memory_increase_mb()
-    if increase is not None:
+    if increase is not None and raw.get("offline_instances") is None:  # not the instances'
         metrics["peak_mem_increase_mb"] = increase
     return metrics
 

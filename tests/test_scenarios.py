@@ -280,3 +280,17 @@ def test_optimize_searches_concurrency_only_offline(monkeypatch):
     (m,) = _measure(optimize=True, optimize_rounds=1, batch_sizes=(2,), runtimes=("torch",))
     assert set(seen) == {None}
     assert "concurrency" not in m.config
+
+
+def test_int8_is_skipped_offline_where_its_session_is_synchronous():
+    from types import SimpleNamespace
+
+    from bench.harness.throughput.optimize import _int8_skip
+    from bench.harness.throughput.runtimes import INT8_PACKAGES, installed, missing
+
+    if not installed("onnxruntime") or missing("onnxruntime", INT8_PACKAGES):
+        pytest.skip("ONNX Runtime not installed")
+    offline = SimpleNamespace(settings=ThroughputConfig(scenario="offline"), device="cpu")
+    sync = SimpleNamespace(settings=ThroughputConfig(), device="cpu")
+    assert "no offline session" in _int8_skip(offline, "infer", "onnxruntime")
+    assert "offline" not in (_int8_skip(sync, "infer", "onnxruntime") or "")

@@ -266,6 +266,8 @@ def _int8_skip(run: ModelRun, mode: str, runtime: str) -> str | None:
         return "skipped: INT8 is measured for inference only"
     if run.device != "cpu":
         return f"skipped: {label} INT8 is measured on the CPU; use --device cpu"
+    if run.settings.scenario == "offline":  # its session is one synchronous request
+        return f"skipped: {label} INT8 has no offline session; measure it in the sync scenario"
     return lossy_skip_reason(run.settings)
 
 

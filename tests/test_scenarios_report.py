@@ -43,3 +43,31 @@ def test_runtimes_table_and_record_text_name_a_scenario_other_than_sync():
     flat_single = {**flat_sync, "scenario": "single-stream"}
     assert "single-stream" not in workload_name(flat_sync, "infer_samples_per_sec")
     assert "single-stream" in workload_name(flat_single, "infer_samples_per_sec")
+
+
+def test_compare_judges_single_streams_p90_latency_lower_is_better():
+    from bench.compare.metrics import HEADLINE, HIGHER, LOWER, direction, is_timed
+
+    assert "latency_p90_ms" in HEADLINE
+    assert direction("latency_p90_ms") == LOWER
+    assert direction("infer_samples_per_sec") == HIGHER
+    assert is_timed("latency_p99_ms")
+    assert not is_timed("queries")
+
+
+def test_compare_tests_single_streams_p90_on_the_steps_p90_not_on_the_speed():
+    from bench.compare.judge import sample_test
+    from bench.compare.sides import Entry
+    from bench.stats import samples_of
+
+    base = [4.0 + 0.01 * (i % 7) for i in range(80)]
+    slower = [1.5 * t for t in base]
+    b = Entry("m", metrics={"latency_p90_ms": 4.05}, samples=samples_of({"step_times_ms": base}))
+    n = Entry("m", metrics={"latency_p90_ms": 6.1}, samples=samples_of({"step_times_ms": slower}))
+    cache: dict = {}
+    test = sample_test(b, n, "latency_p90_ms", 0.95, cache)
+    assert set(cache) == {"p90"}  # the steps' p90, as the median and p99 are tested
+    assert test.significant(0.05)
+    cache.clear()
+    sample_test(b, n, "infer_samples_per_sec", 0.95, cache)
+    assert set(cache) == {"speed"}

@@ -294,3 +294,20 @@ def test_int8_is_skipped_offline_where_its_session_is_synchronous():
     sync = SimpleNamespace(settings=ThroughputConfig(), device="cpu")
     assert "no offline session" in _int8_skip(offline, "infer", "onnxruntime")
     assert "offline" not in (_int8_skip(sync, "infer", "onnxruntime") or "")
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--scenario", "single-stream", "--batch-size", "16"), "--batch-size"),
+        (("--loadgen",), "--loadgen"),
+        (("--scenario", "server"), "--scenario"),
+    ],
+)
+def test_cli_refuses_a_bad_scenario_with_one_line_and_exit_2(args, named):
+    from conftest import run_cli
+
+    r = run_cli("run", "--models", "lenet5", "--harness", "throughput", *args)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert named in r.stderr

@@ -10,7 +10,12 @@ from bench.errors import ConfigError
 # The step-time statistics of a throughput record (the timing's StepStats), in ms.
 STEP_STATS = ("min", "max", "mean", "stddev", "median", "iqr", "p90", "p99")
 
-# Metrics shown when no --metrics is given (any metric named by a threshold is added).
+# single-stream's query latency percentiles (bench.harness.throughput), in ms: the step
+# statistic of its step times (one query a step) each one is
+LATENCY = {"latency_p50_ms": "median", "latency_p90_ms": "p90", "latency_p99_ms": "p99"}
+
+# Metrics shown when no --metrics is given (any metric named by a threshold is added), where
+# both records have them: single-stream's headline is its p90 latency.
 HEADLINE = (
     "params",
     "param_count",
@@ -19,6 +24,7 @@ HEADLINE = (
     "depth",
     "infer_samples_per_sec",
     "train_samples_per_sec",
+    "latency_p90_ms",
     "peak_mem_mb",
     "top1",
     "top5",
@@ -28,7 +34,7 @@ HIGHER, LOWER, NEITHER = 1, -1, 0
 DIRECTIONS = {
     "top1": HIGHER, "top5": HIGHER, "best_top1": HIGHER, "frac_of_peak": HIGHER,
     "cv_pct": LOWER, "loss": LOWER, "top1_err": LOWER, "top5_err": LOWER,
-    **dict.fromkeys(STEP_STATS, LOWER),
+    **dict.fromkeys(STEP_STATS, LOWER), **dict.fromkeys(LATENCY, LOWER),
 }  # fmt: skip
 _SUFFIXES = (
     ("_samples_per_sec", HIGHER), ("_gmacs_per_sec", HIGHER),
@@ -52,6 +58,7 @@ def is_timed(metric: str) -> bool:
     """Whether ``metric`` comes from timing steps, so that its records' step noise applies."""
     return (
         metric in STEP_STATS
+        or metric in LATENCY
         or metric.endswith(("_samples_per_sec", "_step_time"))
         or metric == "achieved_gmacs_per_sec"
     )

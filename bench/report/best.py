@@ -19,7 +19,13 @@ from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: n
 from bench.report.blocks import Heading, Para, Tbl, slug
 from bench.report.fmt import fmt_int, fmt_number, fmt_sps, is_missing, is_number
 from bench.report.records import untrusted
-from bench.report.workload import LOSSY_MARK, answers_question, precision_text, workload_key
+from bench.report.workload import (
+    LOSSY_MARK,
+    SCENARIO,
+    answers_question,
+    precision_text,
+    workload_key,
+)
 
 QUESTION = "the chapter's question"
 # The order precisions are named in a title: lossy first, as the reader must see them first.
@@ -61,15 +67,34 @@ def by_machine(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     return sorted(groups.items())
 
 
+def scenario_words(scenario: str, m: dict) -> list[str]:
+    """A scenario other than sync in words, with its headline: 'single-stream p90 4.20 ms',
+    'offline 4 inst x 2 thr' (PyTorch's instances and their threads) or 'offline 2 str 8 req'
+    (a runtime's streams and requests); nothing for sync, so that its rows read as before."""
+    if scenario == SCENARIO:
+        return []
+    if scenario == "single-stream":
+        return [f"single-stream p90 {fmt_number(m.get('latency_p90_ms'), ',.2f')} ms"]
+    words = [scenario]
+    if not is_missing(m.get("offline_instances")):
+        words.append(f"{fmt_int(m['offline_instances'])} inst")
+        words.append(f"x {fmt_int(m.get('threads_per_instance'))} thr")
+    for key, unit in (("offline_streams", "str"), ("offline_requests", "req")):
+        if not is_missing(m.get(key)):
+            words.append(f"{fmt_int(m[key])} {unit}")
+    return words
+
+
 def short_config(r: dict) -> str:
     """How a row was measured, less its input size (a column of its own): 'bs 16 int8 (lossy)
-    nchw eager OpenVINO (optimize)'."""
+    nchw eager OpenVINO (optimize)', led by its scenario when not sync (``scenario_words``)."""
     w = workload_key(r)
     batch = fmt_int(w.batch)
     if r.get("batch_size_reduced") is True:
         batch += f" (asked {fmt_int(r.get('batch_size'))})"
     compiled = "compiled" if "compiled" in w.levers else "eager"
     parts = [
+        *scenario_words(w.scenario, metrics_of(r)),
         f"{'' if w.mode == 'infer' else w.mode + ' '}bs {batch}",
         precision_text(w.precision),
         w.layout,

@@ -28,7 +28,7 @@ from bench.errors import ConfigError, DataError
 from bench.report.fmt import is_missing, is_number
 from bench.report.records import read_records
 from bench.report.tidy import tidy
-from bench.report.workload import RANDOM_INIT, workload_key
+from bench.report.workload import RANDOM_INIT, SCENARIO, workload_key
 
 FORMATS = ("github-action-benchmark", "timm-csv", "jsonl")
 DIRECTIONS = ("bigger", "smaller")
@@ -101,6 +101,8 @@ def _how(row: dict, w, weights_file: bool = True) -> list[str]:
     weights when they were read from somewhere (their file and the data they were checked on,
     or only their kind)."""
     out = [w.runtime, *w.levers]
+    if w.scenario != SCENARIO:  # sync, the scenario of every earlier record, goes unnamed
+        out.insert(0, w.scenario)
     if row.get("optimize") is True:
         out.append("optimize winner")
     if w.weights_source != RANDOM_INIT:

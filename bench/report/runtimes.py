@@ -14,7 +14,14 @@ from bench.report.blocks import Heading, Para, Tbl, slug
 from bench.report.fmt import WARN, fmt_int, fmt_sps, is_missing, is_number
 from bench.report.plot import png_bytes
 from bench.report.records import untrusted
-from bench.report.workload import LOSSY, LOSSY_MARK, Workload, precision_text, workload_key
+from bench.report.workload import (
+    LOSSY,
+    LOSSY_MARK,
+    SCENARIO,
+    Workload,
+    precision_text,
+    workload_key,
+)
 
 HARNESS = "throughput"
 RUNTIME_PLOT = "runtimes.png"
@@ -116,12 +123,13 @@ def _speedup_cell(label: str, r: dict | None, eager: dict | None, recs: list[dic
 
 
 def _lead(g: Group, weights: bool) -> dict:
-    """A row's first cells: what its workload is."""
+    """A row's first cells: what its workload is (a scenario other than sync after its batch)."""
     w = g.workload
     row = {"Model": w.model}
     if weights:
         row["Weights (sha256)"] = (w.weights_sha256 or "-")[:12]
-    return row | {"Batch": fmt_int(w.batch), "px": fmt_int(w.img_size),
+    scenario = "" if w.scenario == SCENARIO else f" {w.scenario}"  # sync reads as before
+    return row | {"Batch": fmt_int(w.batch) + scenario, "px": fmt_int(w.img_size),
                   "Precision": precision_text(w.precision)}  # fmt: skip
 
 

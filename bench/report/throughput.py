@@ -77,6 +77,8 @@ def config_text(config: dict) -> str:
         f"{'compiled' if config.get('compiled') else 'eager'}, {runtime}"
     )
     text += "".join(f", {lever}" for lever in levers_text(config))
+    if config.get("scenario") not in (None, "sync"):  # a record without one is sync
+        text = f"{config['scenario']}, {text}"
     return text + (" (chosen by --optimize)" if config.get("optimize") else "")
 
 

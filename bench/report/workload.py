@@ -27,7 +27,8 @@ from bench.report.fmt import is_missing
 EXACT = ("fp32", "tf32")
 LOSSY = ("bf16", "fp16", "int8")
 LOSSY_MARK = "(lossy)"
-# The only scenario measured today: batches one after another, each waited for.
+# The scenario of a record that names none: batches one after another, each waited for
+# (records before --scenario, and sync records, which leave it out of their configuration).
 SCENARIO = "sync"
 RANDOM_INIT = "random init"
 CHECKPOINT = "file"  # init_source of weights read from a --weights file

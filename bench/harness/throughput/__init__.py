@@ -26,6 +26,10 @@ Method (the defaults are those of ``python -m bench run --help``):
   ``load_s`` apart from the loop.
 - runtimes (``--runtime``): PyTorch, ONNX Runtime and OpenVINO (``runtimes``);
   one record per (mode, batch, runtime), with the runtime's agreement with PyTorch eager fp32.
+- scenarios (``--scenario``, MLPerf's names): ``single-stream`` (batch 1, at least 64
+  queries, p50/p90/p99 latency), ``sync`` (the loop above; the default) and ``offline`` (the
+  most samples/s: PyTorch's pinned instances, ``offline``, or a runtime's offline session);
+  ``--loadgen``: MLCommons' LoadGen issues the queries (``loadgen``).
 
 The runner measures each model in its own process (``isolate = True``; see
 ``bench.executors.isolate``).
@@ -36,7 +40,9 @@ harness and one model's rows), ``optimize`` (the ``--optimize`` search) beside
 and the lossy candidates' turn at the accuracy gate), ``runtimes`` (ONNX Runtime and OpenVINO sessions and timing; a
 candidate measured in its runtime), ``measure`` (one PyTorch candidate timed, with back-off on
 out of memory), ``levers`` (the PyTorch candidates of ``--optimize``: the layout x precision
-grid, batch norm folding, compile modes), ``peak`` (the run's matrix-product peak),
+grid, batch norm folding, compile modes) beside ``offline`` (PyTorch's offline instances in
+pinned worker processes) and ``loadgen`` (LoadGen's test and summary), ``peak`` (the run's
+matrix-product peak),
 ``model_run`` (one model's measurement), ``gate`` (real weights, the gate's images and the
 ``Gate`` that judges each lossy candidate against eager fp32, image by image),
 ``reference`` (eager fp32 outputs and agreement), ``backend`` (device, threads and memory),

@@ -23,6 +23,11 @@ ACCURACY_RULES = ("interval", "point")  # --accuracy-gate: the interval's upper 
 DEFAULT_ACCURACY_MIN_IMAGES = 500
 DEFAULT_CALIBRATION_IMAGES = 128
 LABELS = {TORCH: "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+# MLPerf's names: one query of batch 1 at a time (latency), today's fixed-batch synchronous
+# loop, and the most samples/s the runtime can deliver with concurrent work (throughput)
+SCENARIOS = ("single-stream", "sync", "offline")
+DEFAULT_SCENARIO = "sync"
+SINGLE_STREAM_MIN_QUERIES = 64  # queries before single-stream's percentiles are reported
 
 
 def _modes(text: str) -> list[str]:
@@ -79,6 +84,8 @@ class ThroughputConfig:
     optimize_rounds: int = 3
     batch_search: bool = False
     runtimes: tuple[str, ...] = (TORCH,)
+    scenario: str = DEFAULT_SCENARIO
+    loadgen: bool = False  # LoadGen issues the queries (bench.harness.throughput.loadgen)
     # the accuracy gate of --optimize's lossy candidates (bench.harness.throughput.gate)
     pretrained: bool = False
     weights: str | None = None
@@ -107,10 +114,54 @@ class ThroughputConfig:
         if not self.min_time_s > 0 or int(self.min_steps) <= 0:
             raise ConfigError("--min-time and --min-steps must be positive.")
         _check_gate_options(self)
+        check_scenario(self)
         if int(self.optimize_rounds) <= 0:
             raise ConfigError(
                 f"--optimize-rounds {self.optimize_rounds}: expected a positive whole number."
             )
+
+
+def check_scenario(c: ThroughputConfig) -> None:
+    """The scenario's name and what it cannot be combined with (a ConfigError, one line)."""
+    if c.scenario not in SCENARIOS:
+        raise ConfigError(f"--scenario {c.scenario}: expected one of {', '.join(SCENARIOS)}.")
+    if c.scenario == DEFAULT_SCENARIO:
+        if c.loadgen:
+            raise ConfigError(
+                "--loadgen drives MLPerf's scenarios: give --scenario single-stream or offline."
+            )
+        return
+    if "train" in c.modes:
+        raise ConfigError(
+            f"--scenario {c.scenario} measures inference: drop --mode train, or use the sync "
+            "scenario for training."
+        )
+    if c.batch_search:
+        raise ConfigError(
+            f"--scenario {c.scenario} with --batch-search: search the batch in the sync "
+            "scenario, then measure the chosen --batch-size."
+        )
+    if c.scenario == "offline" and c.compile:
+        raise ConfigError(
+            "--scenario offline runs eager instances in worker processes; drop --compile."
+        )
+
+
+def check_scenario_batches(scenario: str, batch_sizes) -> None:
+    """Single-stream is batch 1: another --batch-size is refused (one line)."""
+    if scenario == "single-stream" and batch_sizes and set(batch_sizes) != {1}:
+        raise ConfigError(
+            f"--scenario single-stream measures batch 1, one query at a time; drop --batch-size "
+            f"{','.join(map(str, batch_sizes))} or give --batch-size 1."
+        )
+
+
+def min_steps_of(s: ThroughputConfig) -> int:
+    """The timed loop's fewest steps: --min-steps, raised to 64 queries in single-stream so
+    that its p90 and p99 rest on enough queries."""
+    if s.scenario == "single-stream":
+        return max(int(s.min_steps), SINGLE_STREAM_MIN_QUERIES)
+    return int(s.min_steps)
 
 
 def _check_gate_options(c: ThroughputConfig) -> None:
@@ -212,6 +263,17 @@ def add_arguments(group) -> None:
                        help=f"runtimes to measure, a comma list is a sweep, or 'all' (default: "
                        f"{','.join(d.runtimes)}); ONNX Runtime and OpenVINO need "
                        f"'cnn-bench[runtimes]'")  # fmt: skip
+    group.add_argument("--scenario", choices=SCENARIOS, default=S,
+                       help="MLPerf's scenarios: single-stream (batch 1, one query at a time; "
+                       f"p50/p90/p99 latency over at least {SINGLE_STREAM_MIN_QUERIES} queries), "
+                       "sync (the fixed-batch synchronous loop, timm's method) or offline (the "
+                       "most samples/s: PyTorch runs instances pinned to their own cores, ONNX "
+                       "Runtime concurrent runs, OpenVINO its THROUGHPUT hint with asynchronous "
+                       f"requests) (default: {d.scenario})")  # fmt: skip
+    group.add_argument("--loadgen", action="store_true", default=S,
+                       help="with --scenario single-stream or offline, MLCommons' LoadGen issues "
+                       "the queries and its summary (VALID or INVALID, and why) is recorded; "
+                       "needs 'cnn-bench[mlperf]'")  # fmt: skip
     _add_gate_arguments(group, d)
 
 

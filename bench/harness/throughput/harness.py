@@ -14,13 +14,16 @@ from bench.harness.throughput.backend import free_memory, supports_bf16, torch_t
 from bench.harness.throughput.batch_search import search_batch
 from bench.harness.throughput.config import (
     DEFAULT_BATCH,
+    DEFAULT_SCENARIO,
     LABELS,
     TORCH,
     Settings,
     ThroughputConfig,
     add_arguments,
+    check_scenario_batches,
 )
 from bench.harness.throughput.gate import check_gate_images, check_val_data
+from bench.harness.throughput.loadgen import require_loadgen
 from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.optimize import optimize
@@ -39,14 +42,18 @@ class ThroughputHarness:
 
     @staticmethod
     def configure(options: dict, run: RunConfig) -> ThroughputConfig:
-        return ThroughputConfig(**options)
+        config = ThroughputConfig(**options)
+        check_scenario_batches(config.scenario, run.batch_sizes)
+        return config
 
     @staticmethod
     def preflight(config: ThroughputConfig) -> None:
-        """A runtime asked for by name must be installed, and --val-data must be images the
-        accuracy gate can read, at least --accuracy-min-images of them scored (exit 2 before
-        any model)."""
+        """A runtime asked for by name must be installed (LoadGen too, with --loadgen), and
+        --val-data must be images the accuracy gate can read, at least --accuracy-min-images
+        of them scored (exit 2 before any model)."""
         require(config.runtimes)
+        if config.loadgen:
+            require_loadgen()
         check_val_data(config.val_data)
         check_gate_images(config)
 
@@ -112,7 +119,7 @@ def _measure_model(job: Job, s: Settings, device: str) -> list[Measurement]:
     name = device_name(device)
     out = []
     for mode in _ordered(s.modes, s.reverse):
-        for batch in _ordered(s.batch_sizes or (DEFAULT_BATCH[device],), s.reverse):
+        for batch in _ordered(s.batch_sizes or _default_batches(s, device), s.reverse):
             asked = Candidate(mode, s.precision, s.channels_last, s.compile)
             out.extend(_batch_rows(run, asked, batch, name))
         if device == "cuda":
@@ -122,6 +129,11 @@ def _measure_model(job: Job, s: Settings, device: str) -> list[Measurement]:
         if m.status == "ok":
             m.metrics.update(run.load_metrics())
     return out
+
+
+def _default_batches(s: Settings, device: str) -> tuple[int, ...]:
+    """The batch without --batch-size: 1 in single-stream, else the device's default."""
+    return (1,) if s.scenario == "single-stream" else (DEFAULT_BATCH[device],)
 
 
 def _ordered(items, reverse: bool) -> list:
@@ -171,9 +183,10 @@ def _row(run: ModelRun, cand: Candidate, batch: int) -> Measurement:
 
 
 def _config(job: Job, batch: int, cand: Candidate, optimize: bool) -> dict:
-    """A record's configuration; ``runtime`` only when it is not PyTorch, so that PyTorch's
-    records keep the keys they had before runtimes existed (reports and ``compare`` match
-    them across versions)."""
+    """A record's configuration; ``runtime`` only when it is not PyTorch and ``scenario`` only
+    when it is not sync, so that PyTorch's sync records keep the keys they had before runtimes
+    and scenarios existed (reports and ``compare`` match them across versions; a record
+    without ``scenario`` is a sync one)."""
     config = {
         "img_size": job.input_size[1],
         "batch_size": batch,
@@ -185,10 +198,17 @@ def _config(job: Job, batch: int, cand: Candidate, optimize: bool) -> dict:
     }
     if cand.runtime != TORCH:
         config["runtime"] = cand.runtime
+    scenario = getattr(job.config, "scenario", DEFAULT_SCENARIO)
+    if scenario != DEFAULT_SCENARIO:  # only then: sync records keep the keys they always had
+        config["scenario"] = scenario
+    if job.config is not None and getattr(job.config, "loadgen", False):
+        config["loadgen"] = True
     if cand.compile_mode is not None:  # the levers' keys only when pulled: older records match
         config["compile_mode"] = cand.compile_mode
     if cand.fold_bn:
         config["fold_bn"] = True
+    if cand.concurrency is not None:  # the offline concurrency --optimize chose
+        config["concurrency"] = cand.concurrency
     return config
 
 

@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from bench.errors import OutOfMemoryError, error_text
+from bench.errors import BenchError, OutOfMemoryError, error_text
 from bench.harness.energy import EnergyMeter
 from bench.harness.samples import kept_step_times
 from bench.harness.throughput.backend import (
@@ -19,9 +19,11 @@ from bench.harness.throughput.backend import (
     peak_rss_mb,
     sync_fn,
 )
-from bench.harness.throughput.config import TORCH, Settings
+from bench.harness.throughput.config import TORCH, Settings, min_steps_of
 from bench.harness.throughput.levers import compile_model, fold_conv_bn
+from bench.harness.throughput.loadgen import under_loadgen
 from bench.harness.throughput.model_run import ModelRun
+from bench.harness.throughput.offline import time_offline
 from bench.harness.throughput.peak import peak_metrics
 from bench.harness.throughput.reference import agreement, first_tensor
 from bench.harness.throughput.timing import (
@@ -47,6 +49,9 @@ class Candidate:
     runtime: str = TORCH
     compile_mode: str | None = None  # torch.compile's mode; None is its default
     fold_bn: bool = False  # batch norm folded into the convolution before it (inference)
+    # the offline scenario's concurrency: PyTorch's instances, another runtime's requests;
+    # None: the runtime's own choice
+    concurrency: int | None = None
 
     @property
     def layout(self) -> str:
@@ -124,6 +129,8 @@ def measure_at(run: ModelRun, cand: Candidate, batch: int, compare: bool = False
         dtype=dtype(cand.precision),
         enabled=cand.precision != "fp32",
     )
+    if run.settings.scenario == "offline" and cand.mode == "infer":
+        return _offline_at(run, model, x, cand, batch, compare)
     runner = compile_model(model, cand.compile_mode) if cand.compiled else model
     step = _make_step(runner, x, cand.mode, autocast, device)
     if device == "cuda":
@@ -143,6 +150,44 @@ def measure_at(run: ModelRun, cand: Candidate, batch: int, compare: bool = False
             import torch._dynamo
 
             torch._dynamo.reset()
+
+
+def _offline_at(run: ModelRun, model, x, cand: Candidate, batch: int, compare: bool) -> dict:
+    """The offline scenario in PyTorch: instances pinned to their cores (``offline``), the
+    agreement with eager fp32 checked here on one batch after the timing."""
+    import torch
+
+    if run.device != "cpu":
+        raise BenchError(
+            "--scenario offline pins PyTorch instances to CPU cores; measure it with --device cpu"
+        )
+    if run.settings.loadgen:
+        raise BenchError(
+            "--loadgen with PyTorch's offline scenario: its instances run in worker processes "
+            "that LoadGen cannot drive; use --runtime onnxruntime or openvino, or drop --loadgen"
+        )
+    metrics = time_offline(model, x, cand.precision, cand.concurrency, run.settings)
+    if compare:
+        enabled = cand.precision != "fp32"
+        autocast = torch.autocast("cpu", dtype=dtype(cand.precision), enabled=enabled)
+        with torch.inference_mode(), autocast:
+            out = first_tensor(model(x)).float().cpu().numpy()
+        metrics.update(agreement(run.reference(batch), out, cand.precision))
+    return metrics
+
+
+def latency_metrics(stats: StepStats, s: Settings) -> dict:
+    """Single-stream's headline: p50, p90 and p99 of the query latency (ms) and the number
+    of queries; the other scenarios' records say their scenario."""
+    out: dict = {"scenario": s.scenario}
+    if s.scenario == "single-stream":
+        out.update(
+            latency_p50_ms=round(stats.median, 4),
+            latency_p90_ms=round(stats.p90, 4),
+            latency_p99_ms=round(stats.p99, 4),
+            queries=stats.rounds,
+        )
+    return out
 
 
 def _memory(device: str) -> dict:
@@ -174,12 +219,16 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
             timer = CudaTimer() if device == "cuda" else CpuTimer()
             meter = EnergyMeter(device)
             meter.start()
-            total = timed_loop(step, timer, s.min_steps, s.min_time_s)
+            if s.loadgen:  # LoadGen issues the queries; its samples/s is the record's
+                total, extra = under_loadgen(step, batch, s, warm, timer)
+            else:
+                total, extra = timed_loop(step, timer, min_steps_of(s), s.min_time_s), {}
             energy = meter.stop(total, batch * len(timer.times_ms))
     stats = StepStats.from_times(timer.times_ms)
     kept, capped = kept_step_times(timer.times_ms)
+    rate = extra.pop("samples_per_sec", None) or batch * stats.rounds / total
     return {
-        "samples_per_sec": round(batch * stats.rounds / total, 3),
+        "samples_per_sec": round(rate, 3),
         "step_time": round(stats.mean, 4),
         **stats.as_dict(),
         "total_time_s": round(total, 4),
@@ -190,6 +239,8 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
         "warmup_stable": stable,
         "compile_time_s": round(compile_time, 3) if compile_time is not None else None,
         **_memory(device),
+        **latency_metrics(stats, s),
+        **extra,
     }
 
 
@@ -238,7 +289,9 @@ def measure_with_backoff(run: ModelRun, cand: Candidate, batch: int, compare: bo
 def timed_metrics(raw: dict, mode: str, batch: int, used: int, run: ModelRun) -> dict:
     """A timing's metrics named for its mode, with the batch size asked for and used, and on
     the CPU the peak resident memory over the process's baseline before the model
-    (``peak_mem_increase_mb``; ``peak_mem_mb`` stays the whole process's peak)."""
+    (``peak_mem_increase_mb``; ``peak_mem_mb`` stays the whole process's peak). PyTorch's
+    offline instances run in worker processes: their ``peak_mem_mb`` is their resident sets
+    summed, and this process's increase would say nothing of them, so it is left out."""
     raw = dict(raw)
     metrics = {
         f"{mode}_samples_per_sec": raw.pop("samples_per_sec"),
@@ -249,7 +302,7 @@ def timed_metrics(raw: dict, mode: str, batch: int, used: int, run: ModelRun) ->
         **raw,
     }
     increase = run.memory_increase_mb()
-    if increase is not None:
+    if increase is not None and raw.get("offline_instances") is None:  # not the instances'
         metrics["peak_mem_increase_mb"] = increase
     return metrics
 

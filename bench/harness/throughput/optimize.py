@@ -12,7 +12,9 @@ the fastest trusted one wins and the record says so. Eligible: an exact candidat
 outputs agree with eager fp32 in every round, or a lossy one that passes the accuracy gate
 (its drop of top-1 on real images against eager fp32's within ``--accuracy-budget`` by
 ``--accuracy-gate``'s rule: ``bench.harness.throughput.gate``); bf16, which agrees to its
-tolerance, must also pass the gate when the run can score it."""
+tolerance, must also pass the gate when the run can score it. In the offline scenario each
+runtime's fastest candidate is tried again at every concurrency of ``concurrency_levels``
+(PyTorch's instances, another runtime's requests)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from bench.harness.throughput.gate import lossy_skip_reason
 from bench.harness.throughput.levers import compiled, eager_grid, folded
 from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
+from bench.harness.throughput.offline import usable_cores
 from bench.harness.throughput.quantize import INT8, LOSSY, measure_int8, torch_gate
 from bench.harness.throughput.rounds import median_of_rounds
 from bench.harness.throughput.runtimes import (
@@ -162,6 +165,7 @@ def _label(opt: Option) -> str:
     words += [f"compiled ({c.compile_mode or 'default'})"] if c.compiled else []
     words += ["batch norm folded"] if c.fold_bn else []
     words += ["inference form"] if opt.form == INFERENCE else []
+    words += [f"concurrency {c.concurrency}"] if c.concurrency is not None else []
     return " ".join(words)
 
 
@@ -206,12 +210,35 @@ def _first_round(run: ModelRun, asked: Candidate, eager: list[Option], batch: in
                                  runtime=runtime))  # fmt: skip
             reason = skip_reason(runtime, asked.mode, run.device, p, False)
             results.append((opt, None, reason) if reason else _try(run, opt, batch, asked.mode))
+    if run.settings.scenario == "offline":
+        results += _concurrency_round(run, results, batch, asked.mode)
     for runtime in _optimize_runtimes(run.settings):
         int8 = Option(replace(asked, precision=INT8, channels_last=False, compiled=False,
                               runtime=runtime))  # fmt: skip
         reason = _int8_skip(run, asked.mode, runtime)
         results.append((int8, None, reason) if reason else _try(run, int8, batch, asked.mode))
     return results
+
+
+def concurrency_levels(cores: int) -> list[int]:
+    """The offline concurrencies --optimize tries: 1, 2, 4, ... and the cores themselves."""
+    levels = [1 << i for i in range(cores.bit_length()) if 1 << i <= cores]
+    return levels + ([cores] if cores not in levels else [])
+
+
+def _concurrency_round(run: ModelRun, results: list[Result], batch: int, mode: str):
+    """The offline scenario's concurrency searched: each runtime's fastest candidate so far
+    (at the runtime's own concurrency) again at every level of ``concurrency_levels`` over
+    the usable cores: PyTorch's instances, another runtime's requests."""
+    key = f"{mode}_samples_per_sec"
+    levels = concurrency_levels(len(usable_cores(run.settings.threads)))
+    out: list[Result] = []
+    for runtime in dict.fromkeys(o.cand.runtime for o, _ in _usable(results)):
+        best = _best([r for r in results if r[0].cand.runtime == runtime], key)
+        for n in levels:
+            opt = replace(best, cand=replace(best.cand, concurrency=n))
+            out.append(_try(run, opt, batch, mode))
+    return out
 
 
 def _best(results: list[Result], key: str) -> Option | None:
@@ -239,6 +266,8 @@ def _int8_skip(run: ModelRun, mode: str, runtime: str) -> str | None:
         return "skipped: INT8 is measured for inference only"
     if run.device != "cpu":
         return f"skipped: {label} INT8 is measured on the CPU; use --device cpu"
+    if run.settings.scenario == "offline":  # its session is one synchronous request
+        return f"skipped: {label} INT8 has no offline session; measure it in the sync scenario"
     return lossy_skip_reason(run.settings)
 
 
@@ -343,6 +372,8 @@ def _candidate_row(opt: Option, m: dict | None, err: str | None, key: str) -> di
         row["compile_mode"] = c.compile_mode
     if c.fold_bn:
         row["fold_bn"] = True
+    if c.concurrency is not None:  # the offline scenario's search (PyTorch's instances, ...)
+        row["concurrency"] = c.concurrency
     if "fp32_top1" in m:
         row.update({k: m[k] for k in GATE_ROW_KEYS if k in m})
     return row

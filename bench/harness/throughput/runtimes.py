@@ -33,6 +33,7 @@ from bench.harness.throughput.backend import backend_settings
 from bench.harness.throughput.config import LABELS, TORCH
 from bench.harness.throughput.measure import Candidate, measure_torch, time_steps, timed_metrics
 from bench.harness.throughput.model_run import ModelRun
+from bench.harness.throughput.offline import scenario_keys
 from bench.harness.throughput.peak import peak_metrics
 from bench.harness.throughput.reference import agreement
 
@@ -259,13 +260,26 @@ def measure_runtime(run: ModelRun, cand: Candidate, batch: int) -> dict:
     x = run.job.example_input(batch)
     threads = torch.get_num_threads()
     model = run.model_for(cand.mode)
-    session = open_session(cand.runtime, model, x, threads, run.device, cand.precision)
+    scenario = getattr(run.settings, "scenario", "sync")
+    more = {"scenario": scenario, "concurrency": cand.concurrency} if scenario == "offline" else {}
+    session = open_session(cand.runtime, model, x, threads, run.device, cand.precision, **more)
     label = LABELS[cand.runtime]
+    per_call = getattr(session, "samples_per_call", batch)  # an offline wave: batch x requests
     with step(f"{label} timing"):
         raw = time_steps(
-            session.infer, lambda: None, batch, "cpu", run.settings, False, contextlib.nullcontext()
+            session.infer,
+            lambda: None,
+            per_call,
+            "cpu",
+            run.settings,
+            False,
+            contextlib.nullcontext(),
         )
     metrics = timed_metrics(raw, cand.mode, batch, batch, run)
+    if scenario == "offline":  # the session says how it ran: streams, requests, instances
+        metrics.update(
+            scenario_keys({"scenario": scenario, **getattr(session, "scenario_info", {})})
+        )
     metrics.update(backend_settings("cpu"))
     metrics.update(threads=session.threads, runtime_version=session.version)
     metrics.update(provider=session.provider, export_time_s=round(session.export_time_s, 3))

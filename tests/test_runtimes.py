@@ -13,7 +13,7 @@ import pytest
 
 from bench.errors import ConfigError
 from bench.harness import get_harness, make_job, split_options
-from bench.harness.throughput import ThroughputConfig, ThroughputHarness
+from bench.harness.throughput import ThroughputConfig, ThroughputHarness, sessions
 from bench.harness.throughput import peak as tp
 from bench.harness.throughput import runtimes as rt
 from bench.harness.throughput.backend import cpu_has_native_bf16
@@ -188,10 +188,10 @@ def test_agreement_tolerance():
 # -- --optimize --------------------------------------------------------------------------------
 @needs_runtimes
 def test_optimize_never_picks_a_candidate_that_disagrees(monkeypatch):
-    real = rt.open_session
+    real = sessions.open_session
 
-    def wrong_but_fast(runtime, model, x, threads, device, precision):
-        session = real(runtime, model, x, threads, device, precision)
+    def wrong_but_fast(runtime, model, x, threads, device, precision, *scenario):
+        session = real(runtime, model, x, threads, device, precision, *scenario)
         if runtime == "openvino":
             out = -np.asarray(session.infer()) + 1.0  # other classes, other values
 
@@ -201,7 +201,7 @@ def test_optimize_never_picks_a_candidate_that_disagrees(monkeypatch):
             session.infer = infer
         return session
 
-    monkeypatch.setattr(rt, "open_session", wrong_but_fast)
+    monkeypatch.setattr(sessions, "open_session", wrong_but_fast)
     (m,) = _measure(optimize=True)
     cands = {(c["runtime"], c["precision"], c["layout"]): c for c in m.metrics["candidates"]}
     ov = cands[("openvino", "fp32", "nchw")]
@@ -211,6 +211,51 @@ def test_optimize_never_picks_a_candidate_that_disagrees(monkeypatch):
     assert m.metrics["agrees"] is True
     agreeing = [c for c in cands.values() if c["infer_samples_per_sec"] and not c["error"]]
     assert m.metrics["infer_samples_per_sec"] == max(c["infer_samples_per_sec"] for c in agreeing)
+
+
+# -- sessions: one timing path, offline waves ----------------------------------------------------
+class _Waves(rt.Runtime):
+    """A runtime whose session runs eager PyTorch ``requests`` times per call (a stand-in for
+    an offline wave; 1: a sync session)."""
+
+    name, label = "waves", "Waves"
+
+    def __init__(self, requests: int):
+        self.requests = requests
+
+    def open_session(self, model, x, threads, device, precision, scenario="sync",
+                     concurrency=None):  # fmt: skip
+        from bench.harness.throughput.runtimes.base import scenario_info
+
+        def infer():
+            with torch.inference_mode():
+                outs = [model(x) for _ in range(self.requests)]
+                return outs[0].numpy()
+
+        info = scenario_info("offline", requests=self.requests) if self.requests > 1 else None
+        return rt.Session(self.name, "1.0", "cpu", 0.0, threads, infer,
+                          samples_per_call=len(x) * self.requests,
+                          scenario_info=info or scenario_info())  # fmt: skip
+
+
+@pytest.mark.parametrize("requests", [1, 3])
+def test_a_session_is_timed_by_its_samples_per_call_and_states_its_scenario(monkeypatch, requests):
+    entry = rt.RuntimeEntry("waves", "python", _Waves(requests))
+    monkeypatch.setattr(rt, "_CACHE", {"key": (), "entries": {"waves": entry}})
+    (m,) = _measure(runtimes=("waves",), min_time_s=0.1)
+    assert m.status == "ok", m.error
+    x = m.metrics
+    assert x["agrees"] is True
+    samples = 4 * requests  # batch 4
+    assert x["infer_samples_per_sec"] == pytest.approx(samples * x["rounds"] / x["total_time_s"],
+                                                       rel=1e-2)  # fmt: skip
+    assert x["infer_batch_size"] == 4
+    if requests == 1:  # a sync row keeps the keys it had
+        assert not {"scenario", "offline_requests"} & set(x)
+    else:
+        assert x["scenario"] == "offline"
+        assert x["offline_requests"] == 3
+        assert x["offline_streams"] is None
 
 
 # -- one peak per run ----------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from bench.errors import ConfigError
 from bench.harness.base import RunConfig
 from bench.harness.options import positive_float, positive_int
+from bench.harness.throughput.runtimes import LABELS as LABELS  # the reports' labels
+from bench.harness.throughput.runtimes import TORCH, check_names, names
 from bench.harness.throughput.timing import WarmupPolicy
 from bench.registry.checkpoints import check_weights_path
 
@@ -16,13 +18,10 @@ MODES = ("infer", "train")
 DEFAULT_BATCH = {"cuda": 256, "cpu": 16}
 DEFAULT_MIN_TIME_S = 2.0
 DEFAULT_MIN_STEPS = 10
-TORCH = "torch"
-RUNTIMES = (TORCH, "onnxruntime", "openvino")
 DEFAULT_ACCURACY_BUDGET = "1%"  # of eager fp32's top-1 (MLPerf's 99% target); 0.5: points
 ACCURACY_RULES = ("interval", "point")  # --accuracy-gate: the interval's upper end, or the drop
 DEFAULT_ACCURACY_MIN_IMAGES = 500
 DEFAULT_CALIBRATION_IMAGES = 128
-LABELS = {TORCH: "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
 def _modes(text: str) -> list[str]:
@@ -40,28 +39,20 @@ def _seconds(text: str) -> float:
 
 
 def parse_runtimes(text: str) -> tuple[str, ...]:
-    """``--runtime torch,onnxruntime`` (order kept, duplicates dropped) or ``all``."""
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if names == ["all"]:
-        return RUNTIMES
-    bad = [n for n in names if n not in RUNTIMES]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma list of {', '.join(RUNTIMES)} (or 'all'), got '{text}'"
-        )
-    return tuple(dict.fromkeys(names))
+    """``--runtime torch,onnxruntime`` (order kept, duplicates dropped) or ``all``: PyTorch and
+    every runtime of the registry (``bench.harness.throughput.runtimes``), plugins included."""
+    asked = [t.strip() for t in text.split(",") if t.strip()]
+    if asked == ["all"]:
+        return names()
+    try:
+        return check_names(asked)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e).removesuffix(".") + f", got '{text}'") from None
 
 
 def validate_runtimes(runtimes) -> tuple[str, ...]:
     """The runtimes as a tuple; an unknown name is a ConfigError (Python callers)."""
-    runtimes = (runtimes,) if isinstance(runtimes, str) else tuple(runtimes)
-    bad = [r for r in runtimes if r not in RUNTIMES]
-    if not runtimes or bad:
-        raise ConfigError(
-            f"--runtime {','.join(runtimes)}: expected a comma list of {', '.join(RUNTIMES)} "
-            "(or 'all')."
-        )
-    return tuple(dict.fromkeys(runtimes))
+    return check_names(runtimes)
 
 
 @dataclass(frozen=True)

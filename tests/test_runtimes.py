@@ -258,6 +258,48 @@ def test_a_session_is_timed_by_its_samples_per_call_and_states_its_scenario(monk
         assert x["offline_streams"] is None
 
 
+def test_offline_requests_split_the_thread_budget():
+    from bench.harness.throughput.runtimes.onnxruntime import offline_requests
+
+    assert offline_requests(16, None) == 4
+    assert offline_requests(2, None) == 2
+    assert offline_requests(1, None) == 1
+    assert offline_requests(8, 3) == 3
+
+
+@needs_runtimes
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_an_offline_session_runs_a_wave_of_concurrent_requests(runtime):
+    x = torch.randn(2, 1, 8, 8)
+    model = tiny().eval()
+    sync = sessions.open_session(runtime, model, x, 2, "cpu", "fp32")
+    wave = sessions.open_session(runtime, model, x, 2, "cpu", "fp32", "offline", 2)
+    try:
+        assert sync.samples_per_call == 2
+        assert sync.scenario_info["scenario"] == "sync"
+        assert sessions.scenario_metrics(sync) == {}
+        assert wave.samples_per_call == 4  # the batch, twice
+        info = wave.scenario_info
+        assert (info["scenario"], info["requests"], info["threads_per_instance"]) == (
+            "offline",
+            2,
+            1 if runtime == "onnxruntime" else info["threads_per_instance"],
+        )
+        if runtime == "openvino":
+            assert info["streams"] == 2
+        np.testing.assert_allclose(wave.infer(), sync.infer(), rtol=1e-4, atol=1e-5)
+        rec = sessions.scenario_metrics(wave)
+        assert rec["scenario"] == "offline"
+        assert rec["offline_requests"] == 2
+        own = sessions.open_session(runtime, model, x, 2, "cpu", "fp32", "offline")
+        own.close()  # the runtime's own choice of requests (two threads: two, for ONNX Runtime)
+        assert own.samples_per_call == 2 * own.scenario_info["requests"]
+        assert own.scenario_info["requests"] >= (2 if runtime == "onnxruntime" else 1)
+    finally:
+        sync.close()
+        wave.close()
+
+
 # -- one peak per run ----------------------------------------------------------------------------
 FAKE_PEAK = {"peak_gmacs_per_sec": 12345.0, "peak_method": "fake matmul", "peak_tf32": False}
 

@@ -1,7 +1,10 @@
 """ONNX Runtime: ``torch.onnx.export`` (torch's own exporter), then an
 ``onnxruntime.InferenceSession`` on the CPU (or CUDA with onnxruntime-gpu).
 
-One ``run`` per call, with the thread count PyTorch is given.
+Sync and single-stream: one ``run`` per call, with the thread count PyTorch is given. Offline:
+one call is a wave of ``requests`` concurrent ``run`` calls on the one session from Python
+threads (ONNX Runtime releases the GIL inside ``run``), each with ``threads // requests``
+intra-op threads, so that requests x threads stays the thread budget.
 
 INT8: static quantization of the exported graph: ONNX Runtime's quantization pre-processing
 (``quant_pre_process``: symbolic shape inference and graph optimisation; measured on a VNNI
@@ -19,6 +22,8 @@ import warnings
 from pathlib import Path
 
 from bench.harness.throughput.runtimes.base import (
+    OFFLINE,
+    SINGLE_STREAM,
     SYNC,
     Runtime,
     Session,
@@ -42,6 +47,14 @@ def export_onnx(model, x, path: Path) -> float:
     return time.perf_counter() - start
 
 
+def offline_requests(threads: int, concurrency: int | None) -> int:
+    """How many concurrent runs an offline wave makes: ``concurrency`` when given, else one
+    per four threads (at least two where there are two threads)."""
+    if concurrency is not None:
+        return max(1, int(concurrency))
+    return max(min(2, threads), threads // 4)
+
+
 def _options(threads: int):
     import onnxruntime as ort
 
@@ -52,6 +65,21 @@ def _options(threads: int):
     return opts
 
 
+def _wave(run, requests: int):
+    """(one call running ``run`` ``requests`` times at once and returning the first output,
+    closing its threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=requests, thread_name_prefix="ort-offline")
+
+    def infer():
+        futures = [pool.submit(run) for _ in range(requests)]
+        outputs = [f.result() for f in futures]  # every request waited for
+        return outputs[0]
+
+    return infer, lambda: pool.shutdown(wait=True)
+
+
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
     label = "ONNX Runtime"
@@ -60,6 +88,7 @@ class OnnxRuntime(Runtime):
     int8_packages = {}  # noqa: RUF012
     precisions = ("fp32",)
     devices = ("cpu", "cuda")
+    scenarios = (SYNC, SINGLE_STREAM, OFFLINE)
 
     def skip_reason(self, device: str, precision: str, scenario: str = SYNC) -> str | None:
         if device == "cuda" and not cuda_available():
@@ -74,17 +103,26 @@ class OnnxRuntime(Runtime):
                      concurrency=None) -> Session:  # fmt: skip
         import onnxruntime as ort
 
+        requests = offline_requests(threads, concurrency) if scenario == OFFLINE else 1
+        per_request = max(1, threads // requests)
         with tempfile.TemporaryDirectory(prefix="cnn-bench-export-") as tmp:
             path = Path(tmp) / "model.onnx"
             export_s = export_onnx(model, x, path)
             provider = CUDA if device == "cuda" else CPU
             with step("ONNX Runtime session"):
-                sess = ort.InferenceSession(str(path), _options(threads), providers=[provider])
+                sess = ort.InferenceSession(str(path), _options(per_request), providers=[provider])
         run = bound_run(sess, x, device)
         batch = int(x.shape[0])
         session = Session(self.name, dist_version(self.version_package), sess.get_providers()[0],
                           export_s, threads, run, samples_per_call=batch)  # fmt: skip
-        session.scenario_info = scenario_info(scenario)
+        if scenario == OFFLINE:
+            session.infer, session.close = _wave(run, requests)
+            session.samples_per_call = batch * requests
+            session.scenario_info = scenario_info(
+                OFFLINE, requests=requests, threads_per_instance=per_request
+            )
+        else:
+            session.scenario_info = scenario_info(scenario)
         return session
 
     def quantize(self, model, x, calibration, threads: int) -> Session:

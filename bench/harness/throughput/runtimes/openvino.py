@@ -1,6 +1,10 @@
 """OpenVINO: ``openvino.convert_model`` from the PyTorch module, compiled for the CPU plugin.
 
-The LATENCY performance hint and one infer request, with the thread count PyTorch is given.
+Sync and single-stream: the LATENCY performance hint and one infer request, with the thread
+count PyTorch is given. Offline: the THROUGHPUT hint (the plugin chooses its streams) and an
+``AsyncInferQueue`` of ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` requests; a given concurrency sets
+the streams and the requests. One call is a wave: every request started on the input and all
+waited for.
 
 INT8: NNCF's post-training quantization of the converted model (``nncf.quantize``, its default
 preset: symmetric int8 weights and activations with fast bias correction), calibrated in
@@ -17,6 +21,8 @@ import time
 import warnings
 
 from bench.harness.throughput.runtimes.base import (
+    OFFLINE,
+    SINGLE_STREAM,
     SYNC,
     Runtime,
     Session,
@@ -44,6 +50,39 @@ def capabilities() -> set[str]:
     return set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
+def compile_config(threads: int, precision: str, scenario: str, concurrency: int | None) -> dict:
+    """The CPU plugin's configuration: the LATENCY hint, or THROUGHPUT offline (with
+    ``concurrency`` as its streams and requests when given)."""
+    config = {
+        "INFERENCE_NUM_THREADS": int(threads),
+        "PERFORMANCE_HINT": "THROUGHPUT" if scenario == OFFLINE else "LATENCY",
+        "INFERENCE_PRECISION_HINT": HINTS[precision],
+    }
+    if scenario == OFFLINE and concurrency is not None:
+        config["NUM_STREAMS"] = int(concurrency)
+        config["PERFORMANCE_HINT_NUM_REQUESTS"] = int(concurrency)
+    return config
+
+
+def _offline(compiled, tensor, concurrency: int | None):
+    """(one wave's call, its requests, streams): an AsyncInferQueue of the plugin's optimal
+    number of requests (or ``concurrency``), every request on ``tensor``."""
+    import openvino as ov
+
+    requests = int(concurrency or compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    queue = ov.AsyncInferQueue(compiled, requests)
+    for request in queue:
+        request.set_input_tensor(tensor)
+
+    def infer():
+        for _ in range(requests):
+            queue.start_async()
+        queue.wait_all()
+        return queue[0].get_output_tensor(0).data
+
+    return infer, requests, int(compiled.get_property("NUM_STREAMS"))
+
+
 class OpenVino(Runtime):
     name = "openvino"
     label = "OpenVINO"
@@ -52,6 +91,7 @@ class OpenVino(Runtime):
     int8_packages = {"nncf": "nncf"}  # noqa: RUF012
     precisions = ("fp32", "bf16", "fp16")
     devices = ("cpu",)
+    scenarios = (SYNC, SINGLE_STREAM, OFFLINE)
 
     def skip_reason(self, device: str, precision: str, scenario: str = SYNC) -> str | None:
         if device == "cuda":
@@ -72,11 +112,7 @@ class OpenVino(Runtime):
         ov_model = convert_openvino(model, x)
         export_s = time.perf_counter() - start
         core = ov.Core()
-        config = {
-            "INFERENCE_NUM_THREADS": int(threads),
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": HINTS[precision],
-        }
+        config = compile_config(threads, precision, scenario, concurrency)
         with step("OpenVINO compile_model"):
             compiled = core.compile_model(ov_model, "CPU", config)
         tensor = ov.Tensor(x.detach().cpu().numpy())
@@ -84,6 +120,14 @@ class OpenVino(Runtime):
         batch = int(x.shape[0])
         session = Session(self.name, dist_version(self.version_package), provider, export_s,
                           threads, lambda: None, samples_per_call=batch)  # fmt: skip
+        if scenario == OFFLINE:
+            session.infer, requests, streams = _offline(compiled, tensor, concurrency)
+            session.samples_per_call = batch * requests
+            session.scenario_info = scenario_info(
+                OFFLINE, streams=streams, requests=requests,
+                threads_per_instance=max(1, threads // max(1, streams)),
+            )  # fmt: skip
+            return session
         request = compiled.create_infer_request()
         request.set_input_tensor(tensor)
 

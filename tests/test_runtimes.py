@@ -300,6 +300,73 @@ def test_an_offline_session_runs_a_wave_of_concurrent_requests(runtime):
         wave.close()
 
 
+# -- CUDA sessions, as far as a CPU allows --------------------------------------------------------
+@pytest.mark.skipif(not rt.installed("onnxruntime"), reason="needs onnxruntime")
+def test_io_binding_runs_the_bound_input_and_leaves_the_output_on_the_device():
+    """The CUDA path's IO binding, checked on the CPU device: the same outputs as a plain run,
+    and the timed call fetches nothing."""
+    import tempfile
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    from bench.harness.throughput.runtimes.onnxruntime import bound_run, device_run, export_onnx
+
+    x = torch.randn(3, 1, 8, 8)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        export_onnx(tiny().eval(), x, path)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    plain_infer, plain_timed = bound_run(sess, x, "cpu")
+    assert plain_infer is plain_timed  # the CPU path: one run on a host array
+    infer, timed = device_run(sess, x, "cpu")
+    assert timed() is None
+    np.testing.assert_allclose(infer(), plain_infer(), rtol=1e-6, atol=1e-6)
+
+
+def _fake_raw(**over):
+    raw = {"samples_per_sec": 100.0, "step_time": 0.01, "rounds": 5, "total_time_s": 0.05,
+           "peak_mem_mb": 900.0, "peak_mem_reserved_mb": None}  # fmt: skip
+    return {**raw, **over}
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_cuda_session_is_timed_on_cuda_with_its_device_memory(monkeypatch, device):
+    """A session on CUDA: CUDA's timer (time_steps on 'cuda'), what the loop times is its
+    ``timed`` call (outputs left on the device), and memory from NVML, not torch's allocator
+    nor RSS; a CPU session keeps perf_counter and the process's memory."""
+    from types import SimpleNamespace
+
+    from bench.harness.throughput.config import Settings
+    from bench.harness.throughput.measure import Candidate
+
+    seen = {}
+
+    def fake_time_steps(step, sync, samples, dev, *rest):
+        seen.update(step=step, device=dev, samples=samples)
+        return _fake_raw()
+
+    monkeypatch.setattr(sessions, "time_steps", fake_time_steps)
+    monkeypatch.setattr(sessions, "device_memory", lambda: {"peak_mem_mb": 42.0,
+                        "peak_mem_reserved_mb": None, "peak_mem_source": "nvml: test"})  # fmt: skip
+    timed = lambda: None  # noqa: E731
+    session = rt.Session("x", "1", "p", 0.0, 1, lambda: np.zeros(1), samples_per_call=4,
+                         device=device, timed=timed if device == "cuda" else None)  # fmt: skip
+    run = SimpleNamespace(settings=Settings(), job=SimpleNamespace(input_size=(1, 8, 8)),
+                          memory_increase_mb=lambda: None)  # fmt: skip
+    m = sessions.time_session(run, Candidate("infer", "fp32", False, False), 4, session, "X")
+    assert seen["device"] == device
+    assert seen["samples"] == 4
+    if device == "cuda":
+        assert seen["step"] is timed
+        assert m["peak_mem_mb"] == 42.0
+        assert m["peak_mem_source"] == "nvml: test"
+    else:
+        assert seen["step"] is session.infer
+        assert m["peak_mem_mb"] == 900.0
+        assert "peak_mem_source" not in m
+
+
 # -- one peak per run ----------------------------------------------------------------------------
 FAKE_PEAK = {"peak_gmacs_per_sec": 12345.0, "peak_method": "fake matmul", "peak_tf32": False}
 

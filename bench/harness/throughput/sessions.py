@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from bench.harness.throughput.backend import backend_settings
+from bench.harness.throughput.backend import backend_settings, sync_fn
 from bench.harness.throughput.config import TORCH
 from bench.harness.throughput.measure import Candidate, measure_torch, time_steps, timed_metrics
 from bench.harness.throughput.model_run import ModelRun
@@ -61,14 +61,45 @@ def scenario_metrics(session: Session) -> dict:
     return {RECORD_KEYS[k]: v for k, v in info.items() if k in RECORD_KEYS}
 
 
+def device_memory() -> dict:
+    """A CUDA session's memory after the timed loop, from NVML: this process's use of the GPU
+    (a runtime's arena grows and is kept, so after the loop is its peak), else the whole
+    device's; where NVML cannot say, None and why (``peak_mem_source``)."""
+    import os
+
+    out = {"peak_mem_mb": None, "peak_mem_reserved_mb": None}
+    try:
+        import pynvml
+
+        from bench.harness.energy import nvml_handle
+
+        handle = nvml_handle()
+        procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+        mine = [p.usedGpuMemory for p in procs if p.pid == os.getpid() and p.usedGpuMemory]
+        if mine:
+            used, source = sum(mine), "nvml: this process's GPU memory after the loop"
+        else:  # another PID namespace (a container): the device's, all processes
+            used = pynvml.nvmlDeviceGetMemoryInfo(handle).used
+            source = "nvml: the GPU's memory in use after the loop (all processes)"
+    except Exception as e:
+        return {**out, "peak_mem_source": f"unavailable: {type(e).__name__}: {e}"}
+    return {**out, "peak_mem_mb": round(used / 2**20, 1), "peak_mem_source": source}
+
+
 def time_session(run: ModelRun, cand: Candidate, batch: int, session: Session, what: str) -> dict:
-    """Warm up and time ``session.infer`` with PyTorch's loop: the row's timing metrics, the
+    """Warm up and time the session with PyTorch's loop (``session.timed``, else ``infer``;
+    on CUDA with its timer and energy, and memory from NVML): the row's timing metrics, the
     backend, threads, version, provider, export time and scenario."""
+    device = session.device
+    call = session.timed or session.infer
+    sync = sync_fn(device) if device == "cuda" else (lambda: None)
     with step(f"{what} timing"):
-        raw = time_steps(session.infer, lambda: None, session.samples_per_call, "cpu",
-                         run.settings, False, contextlib.nullcontext())  # fmt: skip
+        raw = time_steps(call, sync, session.samples_per_call, device, run.settings, False,
+                         contextlib.nullcontext())  # fmt: skip
     metrics = timed_metrics(raw, cand.mode, batch, batch, run)
     metrics.update(backend_settings("cpu"))
+    if device == "cuda":  # the runtime's allocator is not torch's: what NVML sees
+        metrics.update(device_memory())
     metrics.update(threads=session.threads, runtime_version=session.version)
     metrics.update(provider=session.provider, export_time_s=round(session.export_time_s, 3))
     metrics.update(scenario_metrics(session))

@@ -4,7 +4,8 @@ and can do, how it opens a session and quantizes), and the ``Session`` it opens.
 A session runs one fixed input: ``infer()`` is one call and returns the first output as a NumPy
 array; ``samples_per_call`` is how many samples a call runs (the batch, or batch x requests for
 an offline wave); ``scenario_info`` says how (``SCENARIO_KEYS``; None where a key does not
-apply). An INT8 session also has ``predict(xb)``: the same graph on other images of the batch's
+apply). A session on CUDA says so (``device``) and may give the loop a call that leaves its
+outputs on the device (``timed``). An INT8 session also has ``predict(xb)``: the same graph on other images of the batch's
 shape (the accuracy gate's). Nothing here imports torch or a runtime's package.
 """
 
@@ -42,6 +43,9 @@ class Session:
     samples_per_call: int = 1
     scenario_info: dict = field(default_factory=scenario_info)
     predict: Callable[[Any], Any] | None = None  # INT8: the graph on another batch of images
+    device: str = "cpu"  # where it runs: CUDA's timer, energy and memory on "cuda"
+    timed: Callable[[], Any] | None = None  # what the loop times, when not ``infer`` (CUDA:
+    # outputs left on the device)
     close: Callable[[], None] = lambda: None  # frees what the session holds (thread pools)
 
 

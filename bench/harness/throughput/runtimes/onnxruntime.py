@@ -6,6 +6,11 @@ one call is a wave of ``requests`` concurrent ``run`` calls on the one session f
 threads (ONNX Runtime releases the GIL inside ``run``), each with ``threads // requests``
 intra-op threads, so that requests x threads stays the thread budget.
 
+CUDA (with onnxruntime-gpu): the session must run on the CUDA provider (a fallback to the CPU
+is an error); the input is bound on the device once (IO binding) and the output stays there in
+the timed loop, which runs on CUDA's timer with NVML's energy and device memory
+(``bench.harness.throughput.sessions``).
+
 INT8: static quantization of the exported graph: ONNX Runtime's quantization pre-processing
 (``quant_pre_process``: symbolic shape inference and graph optimisation; measured on a VNNI
 Xeon, resnet50 INT8 ran at 0.61x its fp32 speed without it and 2.69x with it), then
@@ -65,19 +70,39 @@ def _options(threads: int):
     return opts
 
 
-def _wave(run, requests: int):
-    """(one call running ``run`` ``requests`` times at once and returning the first output,
-    closing its threads)."""
+def _waves(runs: list):
+    """(infer, timed, close) of an offline wave: every request's call submitted at once from
+    its own thread and all waited for; ``runs`` holds each request's (infer, timed)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    pool = ThreadPoolExecutor(max_workers=requests, thread_name_prefix="ort-offline")
+    pool = ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="ort-offline")
 
-    def infer():
-        futures = [pool.submit(run) for _ in range(requests)]
-        outputs = [f.result() for f in futures]  # every request waited for
-        return outputs[0]
+    def wave(calls):
+        def call():
+            futures = [pool.submit(c) for c in calls]
+            outputs = [f.result() for f in futures]  # every request waited for
+            return outputs[0]
 
-    return infer, lambda: pool.shutdown(wait=True)
+        return call
+
+    infer, timed = wave([r[0] for r in runs]), wave([r[1] for r in runs])
+    return infer, timed, lambda: pool.shutdown(wait=True)
+
+
+def _exported_session(model, x, threads: int, device: str):
+    """(the InferenceSession of ``model`` exported at ``x``'s shape, export seconds). On
+    CUDA, a session that fell back to the CPU provider is an error, never a CPU row."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="cnn-bench-export-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_s = export_onnx(model, x, path)
+        provider = CUDA if device == "cuda" else CPU
+        with step("ONNX Runtime session"):
+            sess = ort.InferenceSession(str(path), _options(threads), providers=[provider])
+            if sess.get_providers()[0] != provider:
+                raise RuntimeError(f"{provider} did not load; ONNX Runtime fell back to the CPU")
+    return sess, export_s
 
 
 class OnnxRuntime(Runtime):
@@ -101,28 +126,23 @@ class OnnxRuntime(Runtime):
 
     def open_session(self, model, x, threads, device, precision, scenario=SYNC,
                      concurrency=None) -> Session:  # fmt: skip
-        import onnxruntime as ort
-
         requests = offline_requests(threads, concurrency) if scenario == OFFLINE else 1
         per_request = max(1, threads // requests)
-        with tempfile.TemporaryDirectory(prefix="cnn-bench-export-") as tmp:
-            path = Path(tmp) / "model.onnx"
-            export_s = export_onnx(model, x, path)
-            provider = CUDA if device == "cuda" else CPU
-            with step("ONNX Runtime session"):
-                sess = ort.InferenceSession(str(path), _options(per_request), providers=[provider])
-        run = bound_run(sess, x, device)
+        sess, export_s = _exported_session(model, x, per_request, device)
         batch = int(x.shape[0])
         session = Session(self.name, dist_version(self.version_package), sess.get_providers()[0],
-                          export_s, threads, run, samples_per_call=batch)  # fmt: skip
-        if scenario == OFFLINE:
-            session.infer, session.close = _wave(run, requests)
-            session.samples_per_call = batch * requests
-            session.scenario_info = scenario_info(
-                OFFLINE, requests=requests, threads_per_instance=per_request
-            )
-        else:
-            session.scenario_info = scenario_info(scenario)
+                          export_s, threads, lambda: None, samples_per_call=batch,
+                          device=device)  # fmt: skip
+        # one binding per request: an IO binding is not shared between threads
+        runs = [bound_run(sess, x, device) for _ in range(requests)]
+        if scenario != OFFLINE:
+            (session.infer, session.timed), session.scenario_info = runs[0], scenario_info(scenario)
+            return session
+        session.infer, session.timed, session.close = _waves(runs)
+        session.samples_per_call = batch * requests
+        session.scenario_info = scenario_info(
+            OFFLINE, requests=requests, threads_per_instance=per_request
+        )
         return session
 
     def quantize(self, model, x, calibration, threads: int) -> Session:
@@ -152,15 +172,42 @@ def cuda_available() -> bool:
 
 
 def bound_run(sess, x, device: str):
-    """One ``run`` of ``sess`` on ``x``, returning the first output as a NumPy array. On the
-    CPU the input is fed as a host array once made."""
+    """(infer, timed) of ``sess`` on ``x``: ``infer`` runs once and returns the first output as
+    a NumPy array; ``timed`` is what the loop times. On the CPU both are one ``run`` on a host
+    array made once. On CUDA through IO binding (``device_run``): the input is copied to the
+    device once and the output stays there, so that ``timed`` copies nothing host to device or
+    back; ``infer`` fetches the output after its run."""
+    if device == "cuda":
+        return device_run(sess, x, "cuda")
     name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
     feed = {name: x.detach().cpu().numpy()}
 
     def run():
         return sess.run([out], feed)[0]
 
-    return run
+    return run, run
+
+
+def device_run(sess, x, device_type: str):
+    """(infer, timed) through ``sess``'s IO binding on ``device_type`` ('cuda', or 'cpu' where
+    a CPU can check it): the input bound once as an OrtValue on the device, the output bound
+    to the device; ``timed`` runs without fetching, ``infer`` runs and copies the output."""
+    import onnxruntime as ort
+
+    name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    binding = sess.io_binding()
+    value = ort.OrtValue.ortvalue_from_numpy(x.detach().cpu().numpy(), device_type, 0)
+    binding.bind_ortvalue_input(name, value)
+    binding.bind_output(out, device_type)
+
+    def timed():
+        sess.run_with_iobinding(binding)
+
+    def infer():
+        timed()
+        return binding.copy_outputs_to_cpu()[0]
+
+    return infer, timed
 
 
 def _calibration_reader(input_name: str, images, batch: int):

@@ -230,3 +230,12 @@ def test_example_runtime_plugin_is_measured_and_tried_by_optimize(installed_exam
         "skipped: TorchScript (frozen) has no INT8 candidate"
     )
     assert not any(r == "onnxruntime" for r, _ in cands)  # only the runtime --runtime names
+
+
+def test_a_runtime_plugins_distribution_is_recorded_but_cnn_bench_is_not_twice(runtime_plugins):
+    from bench.environment import library_versions, runtime_plugin_distributions
+
+    names = [d.metadata["Name"] for d in runtime_plugin_distributions()]
+    assert "rt-plugin" in names
+    assert "cnn-bench" not in names  # its own runtimes are not a plugin's
+    assert library_versions()["rt-plugin"] == "0.1"

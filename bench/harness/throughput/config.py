@@ -47,7 +47,8 @@ def parse_runtimes(text: str) -> tuple[str, ...]:
     try:
         return check_names(asked)
     except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e).removesuffix(".") + f", got '{text}'") from None
+        why = str(e).split(": ", 1)[-1].removesuffix(".")  # argparse names the option
+        raise argparse.ArgumentTypeError(f"{why}, got '{text}'") from None
 
 
 def validate_runtimes(runtimes) -> tuple[str, ...]:
@@ -184,8 +185,9 @@ def add_arguments(group) -> None:
                        "retrying")  # fmt: skip
     group.add_argument("--optimize", action="store_true", default=S,
                        help="per model, try {NCHW, channels_last} x {fp32, bf16 where the "
-                       "device supports it} (and compiled, with --compile), ONNX Runtime and "
-                       "OpenVINO when installed (or those --runtime names), and keep the fastest "
+                       "device supports it} (and compiled, with --compile), the other runtimes "
+                       "(ONNX Runtime, OpenVINO, plugins) when installed, or those --runtime "
+                       "names, and keep the fastest "
                        "whose outputs agree with eager fp32; every candidate is recorded")  # fmt: skip
     group.add_argument("--optimize-rounds", dest="optimize_rounds", type=positive_int,
                        default=S, metavar="N",

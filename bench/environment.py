@@ -14,6 +14,9 @@ from pathlib import Path
 from bench.version import __version__
 
 LIBRARIES = ("torch", "torchvision", "timm", "fvcore", "pandas", "numpy", "onnxruntime", "openvino")
+# the entry-point group of runtimes beside PyTorch (bench.harness.throughput.runtimes, a higher
+# layer): a record states the version of each distribution that adds one
+RUNTIME_GROUP = "cnn_bench.runtimes"
 
 # The CPU features that change which kernels run: AVX-512, BF16 and VNNI (int8) units, AMX;
 # on Arm, NEON (asimd), its dot-product and int8/bf16 matrix extensions, SVE.
@@ -206,6 +209,18 @@ def machine_info() -> dict:
     return info
 
 
+def runtime_plugin_distributions() -> list:
+    """The installed distributions other than cnn-bench that add a runtime (an entry point
+    of ``RUNTIME_GROUP``), read from their metadata without importing them."""
+    found = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] or ""
+        own = re.sub(r"[-_.]+", "-", name).lower() == "cnn-bench"
+        if name and not own and any(ep.group == RUNTIME_GROUP for ep in dist.entry_points):
+            found.setdefault(name, dist)
+    return [found[n] for n in sorted(found)]
+
+
 def library_versions() -> dict:
     versions = {"python": platform.python_version(), "cnn-bench": __version__}
     for lib in LIBRARIES:
@@ -213,6 +228,8 @@ def library_versions() -> dict:
             versions[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             versions[lib] = None
+    for dist in runtime_plugin_distributions():
+        versions.setdefault(dist.metadata["Name"], dist.version)
     return versions
 
 

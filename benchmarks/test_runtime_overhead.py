@@ -16,7 +16,7 @@ import time
 import pytest
 from overhead import check_overhead
 
-import bench.harness.throughput.runtimes as rt
+import bench.harness.throughput.sessions as rt
 from bench.harness import get_harness, make_job
 
 torch = pytest.importorskip("torch")

@@ -54,3 +54,18 @@ def test_finetune_on_cuda_one_epoch(tmp_path):
     assert m.device == "cuda"
     assert m.metrics["speed_epochs"] == 1
     assert m.metrics["top1"] > 10
+
+
+def test_onnxruntime_on_cuda_binds_its_input_on_the_device():
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu (ONNX Runtime's CUDA provider)")
+    job = make_job(_spec(), "throughput", device="cuda", batch_sizes=(8,), isolate=False,
+                   runtimes=("onnxruntime",), min_time_s=0.05, min_steps=3)  # fmt: skip
+    (m,) = get_harness("throughput").measure(job)
+    assert m.status == "ok", m.error
+    assert m.metrics["provider"] == "CUDAExecutionProvider"
+    assert m.metrics["agrees"] is True
+    source = m.metrics["energy_source"]  # the GPU's counter, never the CPU packages'
+    assert source is None or source.startswith("nvml")
+    assert m.metrics["peak_mem_source"].startswith(("nvml", "unavailable"))

@@ -185,7 +185,7 @@ def test_openvino_int8_without_its_quantizer_is_skipped_naming_the_package(monke
     pytest.importorskip("openvino")
     from bench.harness.throughput import runtimes
 
-    monkeypatch.setitem(runtimes.INT8_PACKAGES, "openvino", {"no_such_quantizer": "nncf"})
+    monkeypatch.setattr(runtimes.get("openvino"), "int8_packages", {"no_such_quantizer": "nncf"})
     metrics, _ = optimize(
         _run(runtimes=("openvino",)), Candidate("infer", "fp32", False, False), 16
     )

@@ -8,6 +8,7 @@ import pytest
 from bench.errors import ConfigError
 from bench.harness import get_harness, make_job, split_options
 from bench.harness.throughput import runtimes as rt
+from bench.harness.throughput import sessions
 from bench.harness.throughput.rounds import merge_rounds
 from bench.registry.lookup import ModelSpec
 
@@ -162,15 +163,15 @@ def test_repeats_with_optimize_is_refused_before_anything_is_written(tmp_path, m
 def test_a_plain_runtime_row_that_disagrees_with_eager_says_so(monkeypatch):
     import numpy as np
 
-    real = rt.open_session
+    real = sessions.open_session
 
-    def wrong(runtime, model, x, threads, device, precision):
-        session = real(runtime, model, x, threads, device, precision)
+    def wrong(runtime, model, x, threads, device, precision, *scenario):
+        session = real(runtime, model, x, threads, device, precision, *scenario)
         out = -np.asarray(session.infer()) + 1.0  # other classes, other values
         session.infer = lambda: out
         return session
 
-    monkeypatch.setattr(rt, "open_session", wrong)
+    monkeypatch.setattr(sessions, "open_session", wrong)
     job = make_job(_spec("a"), "throughput", batch_sizes=(4,), runtimes=("torch", "openvino"),
                    **FAST)  # fmt: skip
     eager, ov = get_harness("throughput").measure(job)

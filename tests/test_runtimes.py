@@ -13,7 +13,7 @@ import pytest
 
 from bench.errors import ConfigError
 from bench.harness import get_harness, make_job, split_options
-from bench.harness.throughput import ThroughputConfig, ThroughputHarness
+from bench.harness.throughput import ThroughputConfig, ThroughputHarness, sessions
 from bench.harness.throughput import peak as tp
 from bench.harness.throughput import runtimes as rt
 from bench.harness.throughput.backend import cpu_has_native_bf16
@@ -188,10 +188,10 @@ def test_agreement_tolerance():
 # -- --optimize --------------------------------------------------------------------------------
 @needs_runtimes
 def test_optimize_never_picks_a_candidate_that_disagrees(monkeypatch):
-    real = rt.open_session
+    real = sessions.open_session
 
-    def wrong_but_fast(runtime, model, x, threads, device, precision):
-        session = real(runtime, model, x, threads, device, precision)
+    def wrong_but_fast(runtime, model, x, threads, device, precision, *scenario):
+        session = real(runtime, model, x, threads, device, precision, *scenario)
         if runtime == "openvino":
             out = -np.asarray(session.infer()) + 1.0  # other classes, other values
 
@@ -201,7 +201,7 @@ def test_optimize_never_picks_a_candidate_that_disagrees(monkeypatch):
             session.infer = infer
         return session
 
-    monkeypatch.setattr(rt, "open_session", wrong_but_fast)
+    monkeypatch.setattr(sessions, "open_session", wrong_but_fast)
     (m,) = _measure(optimize=True)
     cands = {(c["runtime"], c["precision"], c["layout"]): c for c in m.metrics["candidates"]}
     ov = cands[("openvino", "fp32", "nchw")]
@@ -211,6 +211,161 @@ def test_optimize_never_picks_a_candidate_that_disagrees(monkeypatch):
     assert m.metrics["agrees"] is True
     agreeing = [c for c in cands.values() if c["infer_samples_per_sec"] and not c["error"]]
     assert m.metrics["infer_samples_per_sec"] == max(c["infer_samples_per_sec"] for c in agreeing)
+
+
+# -- sessions: one timing path, offline waves ----------------------------------------------------
+class _Waves(rt.Runtime):
+    """A runtime whose session runs eager PyTorch ``requests`` times per call (a stand-in for
+    an offline wave; 1: a sync session)."""
+
+    name, label = "waves", "Waves"
+
+    def __init__(self, requests: int):
+        self.requests = requests
+
+    def open_session(self, model, x, threads, device, precision, scenario="sync",
+                     concurrency=None):  # fmt: skip
+        from bench.harness.throughput.runtimes.base import scenario_info
+
+        def infer():
+            with torch.inference_mode():
+                outs = [model(x) for _ in range(self.requests)]
+                return outs[0].numpy()
+
+        info = scenario_info("offline", requests=self.requests) if self.requests > 1 else None
+        return rt.Session(self.name, "1.0", "cpu", 0.0, threads, infer,
+                          samples_per_call=len(x) * self.requests,
+                          scenario_info=info or scenario_info())  # fmt: skip
+
+
+@pytest.mark.parametrize("requests", [1, 3])
+def test_a_session_is_timed_by_its_samples_per_call_and_states_its_scenario(monkeypatch, requests):
+    entry = rt.RuntimeEntry("waves", "python", _Waves(requests))
+    monkeypatch.setattr(rt, "_CACHE", {"key": (), "entries": {"waves": entry}})
+    (m,) = _measure(runtimes=("waves",), min_time_s=0.1)
+    assert m.status == "ok", m.error
+    x = m.metrics
+    assert x["agrees"] is True
+    samples = 4 * requests  # batch 4
+    assert x["infer_samples_per_sec"] == pytest.approx(samples * x["rounds"] / x["total_time_s"],
+                                                       rel=1e-2)  # fmt: skip
+    assert x["infer_batch_size"] == 4
+    if requests == 1:  # a sync row: no offline keys
+        assert x["scenario"] == "sync"
+        assert "offline_requests" not in x
+    else:
+        assert x["scenario"] == "offline"
+        assert x["offline_requests"] == 3
+        assert x["offline_streams"] is None
+
+
+def test_offline_requests_split_the_thread_budget():
+    from bench.harness.throughput.runtimes.onnxruntime import offline_requests
+
+    assert offline_requests(16, None) == 4
+    assert offline_requests(2, None) == 2
+    assert offline_requests(1, None) == 1
+    assert offline_requests(8, 3) == 3
+
+
+@needs_runtimes
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_an_offline_session_runs_a_wave_of_concurrent_requests(runtime):
+    x = torch.randn(2, 1, 8, 8)
+    model = tiny().eval()
+    sync = sessions.open_session(runtime, model, x, 2, "cpu", "fp32")
+    wave = sessions.open_session(runtime, model, x, 2, "cpu", "fp32", "offline", 2)
+    try:
+        assert sync.samples_per_call == 2
+        assert sync.scenario_info["scenario"] == "sync"
+        assert sessions.scenario_metrics(sync) == {}
+        assert wave.samples_per_call == 4  # the batch, twice
+        info = wave.scenario_info
+        assert (info["scenario"], info["requests"], info["threads_per_instance"]) == (
+            "offline",
+            2,
+            1 if runtime == "onnxruntime" else info["threads_per_instance"],
+        )
+        if runtime == "openvino":
+            assert info["streams"] == 2
+        np.testing.assert_allclose(wave.infer(), sync.infer(), rtol=1e-4, atol=1e-5)
+        rec = sessions.scenario_metrics(wave)
+        assert rec["scenario"] == "offline"
+        assert rec["offline_requests"] == 2
+        own = sessions.open_session(runtime, model, x, 2, "cpu", "fp32", "offline")
+        own.close()  # the runtime's own choice of requests (two threads: two, for ONNX Runtime)
+        assert own.samples_per_call == 2 * own.scenario_info["requests"]
+        assert own.scenario_info["requests"] >= (2 if runtime == "onnxruntime" else 1)
+    finally:
+        sync.close()
+        wave.close()
+
+
+# -- CUDA sessions, as far as a CPU allows --------------------------------------------------------
+@pytest.mark.skipif(not rt.installed("onnxruntime"), reason="needs onnxruntime")
+def test_io_binding_runs_the_bound_input_and_leaves_the_output_on_the_device():
+    """The CUDA path's IO binding, checked on the CPU device: the same outputs as a plain run,
+    and the timed call fetches nothing."""
+    import tempfile
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    from bench.harness.throughput.runtimes.onnxruntime import bound_run, device_run, export_onnx
+
+    x = torch.randn(3, 1, 8, 8)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        export_onnx(tiny().eval(), x, path)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    plain_infer, plain_timed = bound_run(sess, x, "cpu")
+    assert plain_infer is plain_timed  # the CPU path: one run on a host array
+    infer, timed = device_run(sess, x, "cpu")
+    assert timed() is None
+    np.testing.assert_allclose(infer(), plain_infer(), rtol=1e-6, atol=1e-6)
+
+
+def _fake_raw(**over):
+    raw = {"samples_per_sec": 100.0, "step_time": 0.01, "rounds": 5, "total_time_s": 0.05,
+           "peak_mem_mb": 900.0, "peak_mem_reserved_mb": None}  # fmt: skip
+    return {**raw, **over}
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_cuda_session_is_timed_on_cuda_with_its_device_memory(monkeypatch, device):
+    """A session on CUDA: CUDA's timer (time_steps on 'cuda'), what the loop times is its
+    ``timed`` call (outputs left on the device), and memory from NVML, not torch's allocator
+    nor RSS; a CPU session keeps perf_counter and the process's memory."""
+    from types import SimpleNamespace
+
+    from bench.harness.throughput.config import Settings
+    from bench.harness.throughput.measure import Candidate
+
+    seen = {}
+
+    def fake_time_steps(step, sync, samples, dev, *rest):
+        seen.update(step=step, device=dev, samples=samples)
+        return _fake_raw()
+
+    monkeypatch.setattr(sessions, "time_steps", fake_time_steps)
+    monkeypatch.setattr(sessions, "device_memory", lambda: {"peak_mem_mb": 42.0,
+                        "peak_mem_reserved_mb": None, "peak_mem_source": "nvml: test"})  # fmt: skip
+    timed = lambda: None  # noqa: E731
+    session = rt.Session("x", "1", "p", 0.0, 1, lambda: np.zeros(1), samples_per_call=4,
+                         device=device, timed=timed if device == "cuda" else None)  # fmt: skip
+    run = SimpleNamespace(settings=Settings(), job=SimpleNamespace(input_size=(1, 8, 8)),
+                          memory_increase_mb=lambda: None)  # fmt: skip
+    m = sessions.time_session(run, Candidate("infer", "fp32", False, False), 4, session, "X")
+    assert seen["device"] == device
+    assert seen["samples"] == 4
+    if device == "cuda":
+        assert seen["step"] is timed
+        assert m["peak_mem_mb"] == 42.0
+        assert m["peak_mem_source"] == "nvml: test"
+    else:
+        assert seen["step"] is session.infer
+        assert m["peak_mem_mb"] == 900.0
+        assert "peak_mem_source" not in m
 
 
 # -- one peak per run ----------------------------------------------------------------------------

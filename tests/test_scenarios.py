@@ -192,28 +192,20 @@ def test_runtime_offline_session_is_timed_per_wave(monkeypatch):
     """Another runtime's offline session: opened with the scenario and concurrency, timed at
     its samples per call (batch x requests), its scenario_info in the record."""
     import bench.harness.throughput.harness as harness_module
-    import bench.harness.throughput.runtimes as runtimes
+    import bench.harness.throughput.sessions as sessions
+    from bench.harness.throughput.runtimes.base import Session
 
     opened = {}
 
-    class Wave:
-        samples_per_call = 2 * 3
-        runtime, version, provider, export_time_s, threads = "openvino", "x", "CPU", 0.0, 1
+    def fake_open(runtime, model, x, threads, device, precision, scenario, concurrency):
+        opened.update(scenario=scenario, concurrency=concurrency)
+        m = model.eval()
+        info = {"scenario": "offline", "streams": 2, "requests": 3, "instances": None,
+                "threads_per_instance": None}  # fmt: skip
+        return Session("openvino", "x", "CPU", 0.0, threads, lambda: m(x).detach().numpy(),
+                       samples_per_call=2 * 3, scenario_info=info)  # fmt: skip
 
-        def __init__(self, model, x):
-            self.model, self.x = model, x
-            self.scenario_info = {"scenario": "offline", "streams": 2, "requests": 3,
-                                  "instances": None, "threads_per_instance": None}  # fmt: skip
-
-        def infer(self):
-            with torch.inference_mode():
-                return self.model(self.x).numpy()
-
-    def fake_open(runtime, model, x, threads, device, precision, **kw):
-        opened.update(kw)
-        return Wave(model.eval(), x)
-
-    monkeypatch.setattr(runtimes, "open_session", fake_open)
+    monkeypatch.setattr(sessions, "open_session", fake_open)
     monkeypatch.setattr(harness_module, "skip_reason", lambda *a: None)
     (m,) = _measure(scenario="offline", batch_sizes=(2,), runtimes=("openvino",))
     assert m.status == "ok", m.error
@@ -228,21 +220,22 @@ def test_runtime_offline_session_is_timed_per_wave(monkeypatch):
 
 def test_runtime_sync_session_is_opened_as_before(monkeypatch):
     import bench.harness.throughput.harness as harness_module
-    import bench.harness.throughput.runtimes as runtimes
+    import bench.harness.throughput.sessions as sessions
+    from bench.harness.throughput.runtimes.base import Session
 
     opened = {}
 
-    def fake_open(runtime, model, x, threads, device, precision, **kw):
-        opened.update(kw, called=True)
+    def fake_open(runtime, model, x, threads, device, precision, scenario, concurrency):
+        opened.update(scenario=scenario, concurrency=concurrency)
         m = model.eval()
-        return runtimes.Session("openvino", "x", "CPU", 0.0, threads,
-                                lambda: m(x).detach().numpy())  # fmt: skip
+        return Session("openvino", "x", "CPU", 0.0, threads, lambda: m(x).detach().numpy(),
+                       samples_per_call=2)  # fmt: skip
 
-    monkeypatch.setattr(runtimes, "open_session", fake_open)
+    monkeypatch.setattr(sessions, "open_session", fake_open)
     monkeypatch.setattr(harness_module, "skip_reason", lambda *a: None)
     (m,) = _measure(batch_sizes=(2,), runtimes=("openvino",))
     assert m.status == "ok", m.error
-    assert opened == {"called": True}  # no scenario keywords: today's sessions take none
+    assert opened == {"scenario": "sync", "concurrency": None}
     assert "offline_requests" not in m.metrics
     assert m.metrics["infer_samples_per_sec"] == pytest.approx(
         2 * m.metrics["rounds"] / m.metrics["total_time_s"], rel=1e-2
@@ -286,9 +279,9 @@ def test_int8_is_skipped_offline_where_its_session_is_synchronous():
     from types import SimpleNamespace
 
     from bench.harness.throughput.optimize import _int8_skip
-    from bench.harness.throughput.runtimes import INT8_PACKAGES, installed, missing
+    from bench.harness.throughput.runtimes import installed, missing
 
-    if not installed("onnxruntime") or missing("onnxruntime", INT8_PACKAGES):
+    if not installed("onnxruntime") or missing("onnxruntime", int8=True):
         pytest.skip("ONNX Runtime not installed")
     offline = SimpleNamespace(settings=ThroughputConfig(scenario="offline"), device="cpu")
     sync = SimpleNamespace(settings=ThroughputConfig(), device="cpu")

@@ -9,15 +9,22 @@ other machines. ``compare`` states each side's machine and its torch and library
 from __future__ import annotations
 
 from bench.compare.sides import Entry, Side
+from bench.harness.throughput.runtimes import version_packages
 from bench.report.records import Run
 
-SHOWN_LIBRARIES = ("torch", "torchvision", "timm", "onnxruntime", "openvino")
+SHOWN_LIBRARIES = ("torch", "torchvision", "timm")  # then each runtime's (the registry's)
+
+
+def shown_libraries() -> tuple[str, ...]:
+    """The libraries whose versions a machine's line shows: PyTorch's, then the package each
+    runtime beside it states its version by (``bench.harness.throughput.runtimes``)."""
+    return tuple(dict.fromkeys((*SHOWN_LIBRARIES, *version_packages())))
 
 
 def machine_text(run: Run) -> str:
     """One line: the machine's label, library versions."""
     versions = dict(run.versions)
-    libs = ", ".join(f"{lib} {versions[lib]}" for lib in SHOWN_LIBRARIES if lib in versions)
+    libs = ", ".join(f"{lib} {versions[lib]}" for lib in shown_libraries() if lib in versions)
     return f"{run.machine or 'unknown machine'}; {libs or 'versions not recorded'}"
 
 

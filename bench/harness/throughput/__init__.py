@@ -24,8 +24,9 @@ Method (the defaults are those of ``python -m bench run --help``):
   median over the rounds (``rounds_samples_per_sec``). Each record keeps its step times
   (``step_times_ms``, capped), energy over the timed loop where readable, and ``build_s`` /
   ``load_s`` apart from the loop.
-- runtimes (``--runtime``): PyTorch, ONNX Runtime and OpenVINO (``runtimes``);
-  one record per (mode, batch, runtime), with the runtime's agreement with PyTorch eager fp32.
+- runtimes (``--runtime``): PyTorch, ONNX Runtime, OpenVINO and runtime plugins (``runtimes``,
+  the entry-point group ``cnn_bench.runtimes``); one record per (mode, batch, runtime), with
+  the runtime's agreement with PyTorch eager fp32.
 - scenarios (``--scenario``, MLPerf's names): ``single-stream`` (batch 1, at least 64
   queries, p50/p90/p99 latency), ``sync`` (the loop above; the default) and ``offline`` (the
   most samples/s: PyTorch's pinned instances, ``offline``, or a runtime's offline session);
@@ -34,22 +35,22 @@ Method (the defaults are those of ``python -m bench run --help``):
 The runner measures each model in its own process (``isolate = True``; see
 ``bench.executors.isolate``).
 
-The wing, top to bottom (each module imports only those below it): ``harness`` (the
-harness and one model's rows), ``optimize`` (the ``--optimize`` search) beside
-``batch_search`` (``--batch-search``), ``quantize`` (INT8 through ONNX Runtime and OpenVINO,
-and the lossy candidates' turn at the accuracy gate), ``runtimes`` (ONNX Runtime and OpenVINO sessions and timing; a
+The wing, top to bottom (each module imports only those below it): ``harness`` (the harness and
+one model's rows), ``optimize`` (the ``--optimize`` search) beside ``batch_search`` (``--batch-
+search``), ``quantize`` (INT8 through the runtimes that have it, and the lossy candidates' turn
+at the accuracy gate), ``sessions`` (a runtime's session timed, fp32, bf16 and INT8 alike; a
 candidate measured in its runtime), ``measure`` (one PyTorch candidate timed, with back-off on
 out of memory), ``levers`` (the PyTorch candidates of ``--optimize``: the layout x precision
 grid, batch norm folding, compile modes) beside ``offline`` (PyTorch's offline instances in
 pinned worker processes) and ``loadgen`` (LoadGen's test and summary), ``peak`` (the run's
-matrix-product peak),
-``model_run`` (one model's measurement), ``gate`` (real weights, the gate's images and the
-``Gate`` that judges each lossy candidate against eager fp32, image by image),
-``reference`` (eager fp32 outputs and agreement), ``backend`` (device, threads and memory),
-``config`` (options), ``timing`` (warm-up, timed loop with the collector paused, and step
-statistics) and ``rounds`` (``run --repeats``: one model's rounds merged per configuration, by
-the median of rounds that ``--optimize`` judges its candidates by too). This package is cheap
-to import: torch is imported inside functions.
+matrix-product peak), ``model_run`` (one model's measurement), ``gate`` (real weights, the
+gate's images and the ``Gate`` that judges each lossy candidate against eager fp32, image by
+image), ``reference`` (eager fp32 outputs and agreement), ``backend`` (device, threads and
+memory), ``config`` (options), ``runtimes`` (the registry of runtimes beside PyTorch, their
+contract and one file per runtime), ``timing`` (warm-up, timed loop with the collector paused,
+and step statistics) and ``rounds`` (``run --repeats``: one model's rounds merged per
+configuration, by the median of rounds that ``--optimize`` judges its candidates by too). This
+package is cheap to import: torch is imported inside functions.
 """
 
 from bench.harness.throughput.config import ThroughputConfig

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from bench.errors import ConfigError
 from bench.harness.argtypes import positive_float, positive_int
 from bench.harness.base import RunConfig
+from bench.harness.throughput.runtimes import LABELS as LABELS  # the reports' labels
+from bench.harness.throughput.runtimes import TORCH, check_names, names
 from bench.harness.throughput.timing import WarmupPolicy
 from bench.registry.checkpoints import check_weights_path
 
@@ -16,13 +18,10 @@ MODES = ("infer", "train")
 DEFAULT_BATCH = {"cuda": 256, "cpu": 16}
 DEFAULT_MIN_TIME_S = 2.0
 DEFAULT_MIN_STEPS = 10
-TORCH = "torch"
-RUNTIMES = (TORCH, "onnxruntime", "openvino")
 DEFAULT_ACCURACY_BUDGET = "1%"  # of eager fp32's top-1 (MLPerf's 99% target); 0.5: points
 ACCURACY_RULES = ("interval", "point")  # --accuracy-gate: the interval's upper end, or the drop
 DEFAULT_ACCURACY_MIN_IMAGES = 500
 DEFAULT_CALIBRATION_IMAGES = 128
-LABELS = {TORCH: "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 # MLPerf's names: one query of batch 1 at a time (latency), today's fixed-batch synchronous
 # loop, and the most samples/s the runtime can deliver with concurrent work (throughput)
 SCENARIOS = ("single-stream", "sync", "offline")
@@ -45,28 +44,21 @@ def _seconds(text: str) -> float:
 
 
 def parse_runtimes(text: str) -> tuple[str, ...]:
-    """``--runtime torch,onnxruntime`` (order kept, duplicates dropped) or ``all``."""
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if names == ["all"]:
-        return RUNTIMES
-    bad = [n for n in names if n not in RUNTIMES]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma list of {', '.join(RUNTIMES)} (or 'all'), got '{text}'"
-        )
-    return tuple(dict.fromkeys(names))
+    """``--runtime torch,onnxruntime`` (order kept, duplicates dropped) or ``all``: PyTorch and
+    every runtime of the registry (``bench.harness.throughput.runtimes``), plugins included."""
+    asked = [t.strip() for t in text.split(",") if t.strip()]
+    if asked == ["all"]:
+        return names()
+    try:
+        return check_names(asked)
+    except ConfigError as e:
+        why = str(e).split(": ", 1)[-1].removesuffix(".")  # argparse names the option
+        raise argparse.ArgumentTypeError(f"{why}, got '{text}'") from None
 
 
 def validate_runtimes(runtimes) -> tuple[str, ...]:
     """The runtimes as a tuple; an unknown name is a ConfigError (Python callers)."""
-    runtimes = (runtimes,) if isinstance(runtimes, str) else tuple(runtimes)
-    bad = [r for r in runtimes if r not in RUNTIMES]
-    if not runtimes or bad:
-        raise ConfigError(
-            f"--runtime {','.join(runtimes)}: expected a comma list of {', '.join(RUNTIMES)} "
-            "(or 'all')."
-        )
-    return tuple(dict.fromkeys(runtimes))
+    return check_names(runtimes)
 
 
 @dataclass(frozen=True)
@@ -244,8 +236,9 @@ def add_arguments(group) -> None:
                        "retrying")  # fmt: skip
     group.add_argument("--optimize", action="store_true", default=S,
                        help="per model, try {NCHW, channels_last} x {fp32, bf16 where the "
-                       "device supports it} (and compiled, with --compile), ONNX Runtime and "
-                       "OpenVINO when installed (or those --runtime names), and keep the fastest "
+                       "device supports it} (and compiled, with --compile), the other runtimes "
+                       "(ONNX Runtime, OpenVINO, plugins) when installed, or those --runtime "
+                       "names, and keep the fastest "
                        "whose outputs agree with eager fp32; every candidate is recorded")  # fmt: skip
     group.add_argument("--optimize-rounds", dest="optimize_rounds", type=positive_int,
                        default=S, metavar="N",

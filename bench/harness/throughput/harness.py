@@ -15,7 +15,6 @@ from bench.harness.throughput.batch_search import search_batch
 from bench.harness.throughput.config import (
     DEFAULT_BATCH,
     DEFAULT_SCENARIO,
-    LABELS,
     TORCH,
     Settings,
     ThroughputConfig,
@@ -29,7 +28,8 @@ from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.optimize import optimize
 from bench.harness.throughput.peak import run_peaks, settle_peaks, share_model_peak
 from bench.harness.throughput.rounds import merge_rounds
-from bench.harness.throughput.runtimes import measure_candidate, require, skip_reason, version
+from bench.harness.throughput.runtimes import label, require, skip_reason, version
+from bench.harness.throughput.sessions import measure_candidate, scenario_of
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,8 @@ def _row(run: ModelRun, cand: Candidate, batch: int) -> Measurement:
     if cand.runtime == TORCH:  # a failure here fails the model, as it always has
         return Measurement(config, measure_candidate(run, cand, batch, not _is_plain(cand)))
     info = {"runtime_version": version(cand.runtime)}
-    reason = skip_reason(cand.runtime, cand.mode, run.device, cand.precision, cand.channels_last)
+    reason = skip_reason(cand.runtime, cand.mode, run.device, cand.precision, cand.channels_last,
+                         scenario_of(run))  # fmt: skip
     if reason:
         return Measurement(config, info, status="skipped", error=reason)
     try:
@@ -177,7 +178,7 @@ def _row(run: ModelRun, cand: Candidate, batch: int) -> Measurement:
         failure = error_text(e)
     else:
         return Measurement(config, metrics)
-    logger.warning("%s: %s failed: %s", run.job.spec.name, LABELS[cand.runtime], failure)
+    logger.warning("%s: %s failed: %s", run.job.spec.name, label(cand.runtime), failure)
     free_memory(run.device)  # outside the except: the traceback no longer holds the tensors
     return Measurement(config, info, status="error", error=failure)
 

@@ -1,6 +1,6 @@
 """``--optimize``: every supported layout x precision, batch norm folded, compiled (only with
 --compile; the PyTorch levers are built by ``levers``), a reparameterisable model's inference
-form, the other runtimes, and the lossy candidates (INT8 through ONNX Runtime, fp16 on CUDA).
+form, the other runtimes, and the lossy candidates (INT8 through each runtime that has it, fp16 on CUDA).
 
 Each measured candidate is timed ``optimize_rounds`` times (the rounds in alternating order,
 lossy and exact candidates alike) and its figure is the median over its rounds
@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from bench.errors import BenchError, error_text
 from bench.harness.throughput.backend import free_memory, supports_bf16
-from bench.harness.throughput.config import LABELS, RUNTIMES, TORCH, Settings
+from bench.harness.throughput.config import LABELS, TORCH, Settings
 from bench.harness.throughput.gate import lossy_skip_reason
 from bench.harness.throughput.levers import compiled, eager_grid, folded
 from bench.harness.throughput.measure import Candidate
@@ -32,14 +32,8 @@ from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.offline import usable_cores
 from bench.harness.throughput.quantize import INT8, LOSSY, measure_int8, torch_gate
 from bench.harness.throughput.rounds import median_of_rounds
-from bench.harness.throughput.runtimes import (
-    EXTRA,
-    INT8_PACKAGES,
-    installed,
-    measure_candidate,
-    missing,
-    skip_reason,
-)
+from bench.harness.throughput.runtimes import int8_skip_reason, names, skip_reason
+from bench.harness.throughput.sessions import measure_candidate, scenario_of
 from bench.stats import log_t_test, untrusted
 
 logger = logging.getLogger(__name__)
@@ -208,7 +202,7 @@ def _first_round(run: ModelRun, asked: Candidate, eager: list[Option], batch: in
         for p in ("fp32", "bf16"):
             opt = Option(replace(asked, precision=p, channels_last=False, compiled=False,
                                  runtime=runtime))  # fmt: skip
-            reason = skip_reason(runtime, asked.mode, run.device, p, False)
+            reason = skip_reason(runtime, asked.mode, run.device, p, False, scenario_of(run))
             results.append((opt, None, reason) if reason else _try(run, opt, batch, asked.mode))
     if run.settings.scenario == "offline":
         results += _concurrency_round(run, results, batch, asked.mode)
@@ -257,18 +251,10 @@ def _eager_skip(run: ModelRun, cand: Candidate) -> str | None:
 
 def _int8_skip(run: ModelRun, mode: str, runtime: str) -> str | None:
     """Why ``runtime``'s INT8 candidate cannot be measured here, or None."""
-    label = LABELS[runtime]
-    if not installed(runtime):
-        return f"skipped: {label} not installed (pip install '{EXTRA}')"
-    if absent := missing(runtime, INT8_PACKAGES):
-        return f"skipped: {label} INT8 needs {', '.join(absent)}, not installed (pip install '{EXTRA}')"
-    if mode != "infer":
-        return "skipped: INT8 is measured for inference only"
-    if run.device != "cpu":
-        return f"skipped: {label} INT8 is measured on the CPU; use --device cpu"
     if run.settings.scenario == "offline":  # its session is one synchronous request
+        label = LABELS[runtime]
         return f"skipped: {label} INT8 has no offline session; measure it in the sync scenario"
-    return lossy_skip_reason(run.settings)
+    return int8_skip_reason(runtime, mode, run.device) or lossy_skip_reason(run.settings)
 
 
 def _inference_form(run: ModelRun):
@@ -382,4 +368,4 @@ def _candidate_row(opt: Option, m: dict | None, err: str | None, key: str) -> di
 def _optimize_runtimes(s: Settings) -> tuple[str, ...]:
     """The other runtimes --optimize tries: those --runtime names, or every one by default."""
     named = [r for r in s.runtimes if r != TORCH]
-    return tuple(named) if named else tuple(r for r in RUNTIMES if r != TORCH)
+    return tuple(named) if named else tuple(r for r in names() if r != TORCH)

@@ -309,6 +309,7 @@ def _run_key(job: Job, data, init, cfg, world: int) -> dict:
         "init_sha256": init.sha256,
         "world_size": world,
         **{k: v for k, v in cfg.__dict__.items() if k not in ("device", "progress")},
+        **cfg.protocol_settings(),  # an earlier staged protocol's checkpoint is not resumed
     }
 
 
@@ -338,7 +339,7 @@ def _record_config(cfg, data, init_label: str, config: FinetuneConfig, world: in
         out["weights"] = str(config.weights)
     if config.train_limit:
         out["train_limit"] = int(config.train_limit)
-    return out
+    return {**out, **cfg.protocol_settings()}
 
 
 def checkpoint_identity(checkpoint: Path) -> dict:

@@ -32,8 +32,63 @@ def _rec(model, seed, top1, **config):
             "confusion": confusion, **config}  # fmt: skip
 
 
+# What a staged record of the current protocol carries (bench.harness.finetune.config)
+STAGED = {"staged": {"norm_stats": "frozen", "head_epochs": 1, "backbone_lr_scale": 0.1}}
+
+
+def _transfer_rows(earlier: tuple | None, staged: tuple = (80, 81, 79)) -> list[dict]:
+    """full, linear and staged seeds of one model; ``earlier``: the top-1 of staged seeds of
+    the earlier protocol (no ``norm_stats``), or None for none."""
+    arms = [("full", (60, 61, 59), {}), ("linear", (55, 56, 54), {}),
+            ("staged", staged, STAGED["staged"])]  # fmt: skip
+    if earlier is not None:
+        arms.append(("staged", earlier, {}))
+    return [_rec("m", s, t, init="pretrained", protocol=p, augment="digits", lr=1e-3,
+                 batch_size=64, **extra)
+            for p, tops, extra in arms for s, t in enumerate(tops)]  # fmt: skip
+
+
+def test_the_earlier_staged_protocol_is_kept_apart_and_judged():
+    text = antipatterns_markdown(_transfer_rows(earlier=(35, 36, 34)))
+    # the arm holds the current protocol's three seeds only, never all six
+    assert "80.00 ± 1.00 (n=3)" in text
+    assert "(n=6)" not in text
+    assert "Left out of the staged arm" in text
+    assert "m 35.00 ± 1.00 (n=3)." in text
+    assert "keeping the statistics beats the earlier staged protocol: supported (+45.00" in text
+    assert "head first beats all layers from the start: supported (+20.00" in text
+    # the same top-1 under both protocols: the verdict says neither
+    same = antipatterns_markdown(_transfer_rows(earlier=(80, 81, 79)))
+    assert "keeping the statistics beats the earlier staged protocol: neither" in same
+
+
+def test_without_earlier_staged_records_nothing_is_said_of_them():
+    text = antipatterns_markdown(_transfer_rows(earlier=None))
+    assert "Left out of the staged arm" not in text
+    assert "earlier staged protocol:" not in text
+    assert "80.00 ± 1.00 (n=3)" in text
+
+
+def test_each_arms_steps_are_stated_and_staged_by_phase():
+    text = antipatterns_markdown(_transfer_rows(earlier=None))
+    # 500 images in batches of 64: 8 steps an epoch (the last batch 52), 5 epochs
+    assert "| 2,500 images, 40 steps |" in text
+    assert (
+        "Steps per arm (40 steps): full and linear take theirs in one phase; staged takes 8 "
+        "with the head alone (1 of 5 epochs), then 32 with every layer, the backbone at 0.1 × "
+        "the peak rate"
+    ) in " ".join(text.split())
+    # a staged arm with two head epochs is told so
+    rows = [{**r, "head_epochs": 2} if r["protocol"] == "staged" else r
+            for r in _transfer_rows(earlier=None)]  # fmt: skip
+    assert "staged takes 16 with the head alone (2 of 5 epochs), then 24" in " ".join(
+        antipatterns_markdown(rows).split()
+    )
+
+
 def test_report_sections_from_synthetic_records():
-    rows = [_rec("m", s, t, init="pretrained", protocol=p, augment="digits", lr=1e-3)
+    rows = [_rec("m", s, t, init="pretrained", protocol=p, augment="digits", lr=1e-3,
+                 **STAGED.get(p, {}))
             for p, tops in (("full", (80, 81, 79)), ("staged", (90, 91, 89)), ("linear", (70, 71, 69)))
             for s, t in enumerate(tops)]  # fmt: skip
     rows += [_rec("c", s, t, init="scratch", protocol="full", augment=a, six_nine=n)

@@ -21,8 +21,9 @@ from __future__ import annotations
 import math
 import statistics
 
+from bench.harness.finetune.config import STAGED_NORM_STATS, TrainConfig  # cheap: no torch
 from bench.report.blocks import Bullets, Heading, Para, Tbl, document
-from bench.report.fmt import WARN, Footnotes, fmt_int, fmt_number
+from bench.report.fmt import WARN, Footnotes, fmt_int, fmt_number, is_number
 from bench.report.records import Records
 from bench.report.trained import (
     OPTIMISER,
@@ -31,6 +32,7 @@ from bench.report.trained import (
     failed,
     finetune_rows,
     init_label,
+    steps_per_epoch,
 )
 
 PROTOCOLS = ("full", "staged", "linear")
@@ -59,8 +61,16 @@ INTRO = (
 )
 TRANSFER_TEXT = (
     "Top-1 % on the held-out split, from ImageNet weights. full: every layer at the peak rate "
-    "from the start; staged: the head alone for a quarter of the epochs, then every layer with "
-    "the backbone at a lower rate; linear: the head alone, the backbone frozen."
+    "from the start, batch norm on each batch's statistics; staged: the head alone for a "
+    "quarter of the epochs, then every layer with the backbone at a lower rate, the backbone's "
+    "batch-norm statistics kept as loaded in both phases; linear: the head alone, the backbone "
+    "frozen (its statistics too)."
+)
+EARLIER_STAGED = (
+    "Left out of the staged arm: the records of the earlier staged protocol (no `norm_stats` "
+    "in their configuration), whose batch-norm layers normalised by each batch's statistics, "
+    "in the head phase over a frozen backbone and after it under a backbone learning at a "
+    "fraction of the rate; the only change since is that the statistics are kept. Their top-1: "
 )
 AUGMENT_TEXT = (
     "Top-1 % on the held-out split. none: no augmentation; digits: small turns, zooms and "
@@ -120,6 +130,43 @@ def _six_nine(r: dict) -> int | None:
     if not isinstance(m, list) or len(m) < 10:
         return None
     return int(m[6][9]) + int(m[9][6])
+
+
+def earlier_staged(r: dict) -> bool:
+    """A staged record of the earlier protocol (batch statistics; ``norm_stats`` not
+    recorded): never pooled with the current protocol's seeds."""
+    return r.get("protocol") == "staged" and r.get("norm_stats") != STAGED_NORM_STATS
+
+
+def staged_steps(r: dict) -> str | None:
+    """How a staged record's optimiser steps split between its phases, from the record."""
+    per_epoch, epochs = steps_per_epoch(r), r.get("epochs")
+    if per_epoch is None or not is_number(epochs):
+        return None
+    recorded = r.get("head_epochs")
+    head = TrainConfig(
+        epochs=int(epochs),
+        protocol="staged",
+        head_epochs=int(recorded) if is_number(recorded) else None,
+    ).staged_head_epochs()
+    scale = r.get("backbone_lr_scale")
+    rate = f", the backbone at {fmt_number(scale, 'g')} × the peak rate" if is_number(scale) else ""
+    return (
+        f"staged takes {fmt_int(head * per_epoch)} with the head alone ({head} of "
+        f"{fmt_int(epochs)} epochs), then {fmt_int((int(epochs) - head) * per_epoch)} with every "
+        f"layer{rate}, its warm-up and cosine decay started again at the switch"
+    )
+
+
+def _steps_text(members: list[tuple[tuple, dict]]) -> str | None:
+    """Under a transfer table: each arm's optimiser steps, the staged arm's by phase."""
+    texts = {staged_steps(by["staged"][0]) for _, by in members if "staged" in by}
+    texts.discard(None)
+    if len(texts) != 1:
+        return None
+    steps = {budget_text(r) for _, by in members for rs in by.values() for r in rs}
+    one = f" ({next(iter(steps)).split(', ')[1]})" if len(steps) == 1 else ""
+    return f"Steps per arm{one}: full and linear take theirs in one phase; {texts.pop()}."
 
 
 def _groups(rows: list[dict], by: str, values: tuple) -> dict[tuple, dict[str, list[dict]]]:
@@ -184,11 +231,34 @@ def _arm_cell(stats: dict, arm: str, by: dict) -> str:
     return _mean_sd_text(stats[arm]) + mark
 
 
+def _earlier(members: list, earlier: dict) -> tuple[list, list[str]]:
+    """The earlier staged protocol's records of a table's models: a paragraph with their
+    top-1, and a verdict each on whether keeping the statistics beat it."""
+    cells, verdicts = [], []
+    for key, by in members:
+        old = earlier.get(key, {}).get("staged")
+        if not old:
+            continue
+        before = _stats([r["top1"] for r in old])
+        cells.append(f"{key[0]} {_mean_sd_text(before)}")
+        if "staged" in by:
+            now = _stats([r["top1"] for r in by["staged"]])
+            verdicts.append(
+                f"**{key[0]}**: keeping the statistics beats the earlier staged protocol: "
+                f"{compare(now, before)}"
+            )
+    return ([Para(EARLIER_STAGED + "; ".join(cells) + ".")] if cells else []), verdicts
+
+
 def _transfer(rows: list[dict]) -> list:
     blocks: list = [Heading("1. Every layer at one rate from the start, or the head first", 2)]
-    groups = {k: v for k, v in _groups(rows, "protocol", PROTOCOLS).items() if k[5] == "pretrained"}
+    current = [r for r in rows if not earlier_staged(r)]
+    groups = {
+        k: v for k, v in _groups(current, "protocol", PROTOCOLS).items() if k[5] == "pretrained"
+    }
     if not groups:
         return [*blocks, Para("No records yet: `bash scripts/antipatterns.sh`.")]
+    earlier = _groups([r for r in rows if earlier_staged(r)], "protocol", ("staged",))
     blocks += [Para(TRANSFER_TEXT), Para(_why_these_models(groups))]
     verdicts = []
     for n, (_, members) in enumerate(_sections(groups), 1):
@@ -208,9 +278,14 @@ def _transfer(rows: list[dict]) -> list:
                 verdicts.append(
                     f"**{key[0]}**: head first beats all layers from the start: {verdict}"
                 )
+        steps = _steps_text(members)
+        before, against = _earlier(members, earlier)
+        verdicts += against
         blocks += [
             _group_heading(members[0][0], next(iter(members[0][1].values()))),
             Tbl(f"antipatterns-transfer-{n}", tuple(table)),
+            *([Para(steps)] if steps else []),
+            *before,
         ]
     return [*blocks, Bullets(tuple(verdicts)), *_provenance(groups, PROTOCOLS, "transfer")]
 

@@ -76,6 +76,39 @@ def test_linear_protocol_leaves_backbone_untouched(registry, digits):
     assert changed == {"fc2.weight", "fc2.bias"}  # batch-norm statistics kept too
 
 
+def _norm_stats_after(registry, digits, protocol: str) -> tuple[set, set]:
+    """(the batch-norm running statistics, the other backbone weights) that training moved."""
+    import torch
+
+    torch.manual_seed(0)
+    model = registry.get("simple_cnn").build(num_classes=10, in_chans=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    mean, std = digits.mean_std()
+    train(model, digits, _cfg(protocol=protocol, epochs=2), in_chans=1, mean=mean, std=std)
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    stats = {k for k in changed if k.endswith(("running_mean", "running_var", "batches_tracked"))}
+    return stats, changed - stats - {"fc2.weight", "fc2.bias"}
+
+
+def test_staged_keeps_the_norm_statistics_in_both_phases(registry, digits):
+    # staged: a head epoch, then every layer; the backbone's weights learn in the second
+    # phase, its batch-norm statistics never move
+    stats, weights = _norm_stats_after(registry, digits, "staged")
+    assert stats == set()
+    assert weights  # the backbone did learn
+    # full lets them follow each batch, as ordinary training does
+    stats, _ = _norm_stats_after(registry, digits, "full")
+    assert any(k.endswith("running_mean") for k in stats)
+
+
+def test_staged_records_say_which_protocol_they_ran():
+    settings = _cfg(protocol="staged", epochs=5, backbone_lr_scale=0.3).protocol_settings()
+    assert settings == {"norm_stats": "frozen", "head_epochs": 1, "backbone_lr_scale": 0.3}
+    assert _cfg(protocol="full").protocol_settings() == {}
+    assert _cfg(protocol="linear").protocol_settings() == {}
+
+
 def test_same_seed_same_result(registry, digits):
     _, a = _run(registry, digits, _cfg(seed=3))
     _, b = _run(registry, digits, _cfg(seed=3))

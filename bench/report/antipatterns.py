@@ -64,7 +64,8 @@ TRANSFER_TEXT = (
     "from the start, batch norm on each batch's statistics; staged: the head alone for a "
     "quarter of the epochs, then every layer with the backbone at a lower rate, the backbone's "
     "batch-norm statistics kept as loaded in both phases; linear: the head alone, the backbone "
-    "frozen (its statistics too)."
+    "frozen (its statistics too). So staged differs from full in its statistics as well as "
+    "in its head phase."
 )
 EARLIER_STAGED = (
     "Left out of the staged arm: the records of the earlier staged protocol (no `norm_stats` "

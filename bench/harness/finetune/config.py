@@ -8,7 +8,11 @@ backbone's batch-norm statistics stay as loaded in both phases (``STAGED_NORM_ST
 head learns on the features that evaluation gives, and unfreezing the backbone does not swap
 them for batch statistics under the head (the earlier staged protocol let them follow each
 batch; on 500 digits that left EfficientNet-Lite0 below the head-only arm). Its records say
-so (``norm_stats``), so that reports never mix the two.
+so (``norm_stats``), so that reports never mix the two. ``norm_stats`` (``--norm-stats``)
+chooses for full and staged: ``batch`` (each batch's own statistics, updating the running
+ones) or ``frozen`` (as loaded); its default is each protocol's own (full: batch, staged:
+frozen), so that records without it keep their meaning. Linear always keeps them; asking it
+for either is refused.
 
 The protocol and augmentation names are defined here once (``PROTOCOLS``, ``AUGMENTS``) and
 checked by ``check_choices`` wherever a configuration is made.
@@ -23,19 +27,30 @@ from bench.errors import ConfigError
 
 PROTOCOLS = ("linear", "full", "staged")
 AUGMENTS = ("none", "chapter", "digits", "rot180")
+NORM_STATS = ("batch", "frozen")
 # What a staged record writes as ``norm_stats``: the backbone's batch-norm statistics are kept
 # as loaded (layers in eval mode) in both phases. Staged records without it ran the earlier
 # protocol, whose statistics followed each training batch.
 STAGED_NORM_STATS = "frozen"
 
 
-def check_choices(protocol: str | None, augment: str | None) -> None:
-    """A ConfigError for a protocol or augmentation name that is not one of ours (None: the
-    default, resolved later)."""
+def check_choices(protocol: str | None, augment: str | None, norm_stats: str | None = None) -> None:
+    """A ConfigError for a protocol, augmentation or norm-statistics name that is not one of
+    ours (None: the default, resolved later), or norm statistics asked of linear, which keeps
+    the frozen backbone's statistics whatever is asked."""
     if protocol is not None and protocol not in PROTOCOLS:
         raise ConfigError(f"Unknown protocol '{protocol}'. Choose from: {', '.join(PROTOCOLS)}.")
     if augment is not None and augment not in AUGMENTS:
         raise ConfigError(f"Unknown augmentation '{augment}'. Choose from: {', '.join(AUGMENTS)}.")
+    if norm_stats is not None and norm_stats not in NORM_STATS:
+        raise ConfigError(
+            f"Unknown --norm-stats '{norm_stats}'. Choose from: {', '.join(NORM_STATS)}."
+        )
+    if norm_stats is not None and protocol == "linear":
+        raise ConfigError(
+            "--norm-stats means nothing under --protocol linear (its frozen backbone always "
+            "keeps its statistics); leave it out, or choose full or staged."
+        )
 
 
 @dataclass
@@ -51,6 +66,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     backbone_lr_scale: float = 0.1
     head_epochs: int | None = None  # staged: epochs of the head-only phase (None: a quarter)
+    norm_stats: str | None = None  # full/staged: 'batch' or 'frozen' (None: the protocol's own)
     device: str = "cpu"
     amp: str | None = None  # 'bf16' or 'fp16' on CUDA
     channels_last: bool = True
@@ -59,7 +75,7 @@ class TrainConfig:
     eval_batch_size: int = 500
 
     def __post_init__(self):
-        check_choices(self.protocol, self.augment)
+        check_choices(self.protocol, self.augment, self.norm_stats)
 
     def staged_head_epochs(self) -> int:
         if self.protocol != "staged":
@@ -68,19 +84,31 @@ class TrainConfig:
             return min(self.head_epochs, self.epochs)
         return min(max(1, round(self.epochs / 4)), max(self.epochs - 1, 1))
 
+    def resolved_norm_stats(self) -> str | None:
+        """'batch' or 'frozen' under full and staged (``norm_stats``, else the protocol's own:
+        full batch, staged ``STAGED_NORM_STATS``); None under linear."""
+        if self.protocol == "linear":
+            return None
+        return self.norm_stats or (STAGED_NORM_STATS if self.protocol == "staged" else "batch")
+
     def keeps_norm_stats(self) -> bool:
         """Whether the backbone's batch-norm statistics stay as loaded in every epoch, its
-        affine weights training or not (staged; linear keeps those of its frozen layers)."""
-        return self.protocol == "staged"
+        affine weights training or not (frozen under full or staged; linear keeps those of
+        its frozen layers by itself)."""
+        return self.resolved_norm_stats() == "frozen"
 
     def protocol_settings(self) -> dict:
         """What a record (and a checkpoint's key) says of the protocol beyond its name: under
-        staged, the statistics kept (``STAGED_NORM_STATS``, which tells it from the earlier
-        staged protocol), the head phase's epochs and the backbone's rate scale."""
-        if self.protocol != "staged":
+        full and staged, the norm statistics (``norm_stats``; a staged record's tells it from
+        the earlier staged protocol); under staged, also the head phase's epochs and the
+        backbone's rate scale."""
+        if self.protocol == "linear":
             return {}
+        stats = {"norm_stats": self.resolved_norm_stats()}
+        if self.protocol != "staged":
+            return stats
         return {
-            "norm_stats": STAGED_NORM_STATS,
+            **stats,
             "head_epochs": self.staged_head_epochs(),
             "backbone_lr_scale": self.backbone_lr_scale,
         }

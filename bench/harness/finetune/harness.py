@@ -16,20 +16,25 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import ConfigError, DivergedError, error_text
 from bench.harness.base import Job, Measurement, RunConfig
-from bench.harness.finetune.config import AUGMENTS, PROTOCOLS, TrainConfig, check_choices
+from bench.harness.finetune import checkpoint as ckpt
+from bench.harness.finetune.config import (
+    AUGMENTS,
+    NORM_STATS,
+    PROTOCOLS,
+    TrainConfig,
+    check_choices,
+)
 from bench.harness.finetune.divergence import check_learnt
 from bench.harness.options import nonneg_int as _nonneg_int
 from bench.harness.options import positive_float as _positive_float
 from bench.harness.options import positive_int as _positive_int
-from bench.registry.checkpoints import check_weights_path, file_slug
+from bench.registry.checkpoints import check_weights_path
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +82,7 @@ class FinetuneConfig:
     checkpoint_dir: str = "checkpoints"
     label_smoothing: float = 0.0
     backbone_lr_scale: float = 0.1
+    norm_stats: str | None = None  # None: the protocol's own (full batch, staged frozen)
     deterministic: bool = False
     progress: bool = True
     train_limit: int | None = None  # a stratified subset of the training images (small data)
@@ -85,7 +91,7 @@ class FinetuneConfig:
         if self.pretrained and self.weights:
             raise ConfigError("Give --pretrained or --weights PATH, not both.")
         check_weights_path(self.weights)
-        check_choices(self.protocol, self.augment)
+        check_choices(self.resolved_protocol(), self.augment, self.norm_stats)
         if int(self.epochs) <= 0 or int(self.seed) < 0:
             raise ConfigError("--epochs must be positive and --seed not negative.")
         if (self.lr is not None and not self.lr > 0) or not self.backbone_lr_scale > 0:
@@ -197,6 +203,13 @@ def _start_and_run_arguments(add, d: FinetuneConfig) -> None:
         f"{d.backbone_lr_scale:g})",
     )
     add(
+        "--norm-stats",
+        dest="norm_stats",
+        choices=NORM_STATS,
+        help="full and staged: the backbone's batch-norm statistics, each batch's own (batch) "
+        "or kept as loaded (frozen) (default: full batch, staged frozen; not for linear)",
+    )
+    add(
         "--deterministic",
         action="store_true",
         help="CUDA: cuDNN's deterministic kernels and no autotuning, so that a resumed run "
@@ -281,6 +294,7 @@ def _train_config(job: Job, config: FinetuneConfig, device: str, img_size: int, 
         img_size=img_size,
         label_smoothing=float(config.label_smoothing),
         backbone_lr_scale=float(config.backbone_lr_scale),
+        norm_stats=config.norm_stats,
         device=device,
         amp=precision if precision in ("bf16", "fp16") and device.startswith("cuda") else None,
         channels_last=True,  # faster on the CPU too (oneDNN), for every model we tried
@@ -308,15 +322,10 @@ def _run_key(job: Job, data, init, cfg, world: int) -> dict:
         "init": init.init,
         "init_sha256": init.sha256,
         "world_size": world,
-        **{k: v for k, v in cfg.__dict__.items() if k not in ("device", "progress")},
-        **cfg.protocol_settings(),  # an earlier staged protocol's checkpoint is not resumed
+        **{k: v for k, v in cfg.__dict__.items() if k not in ("device", "progress", "norm_stats")},
+        **cfg.protocol_settings(),  # the resolved norm_stats: an earlier staged protocol's
+        # checkpoint is not resumed
     }
-
-
-def _checkpoint(job: Job, config: FinetuneConfig, run_key: dict) -> Path:
-    """Where this configuration's checkpoint lives: named by model and configuration."""
-    key = hashlib.sha256(json.dumps(run_key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(config.checkpoint_dir) / f"{file_slug(job.spec.name)}-{key}.pt"
 
 
 def _record_config(cfg, data, init_label: str, config: FinetuneConfig, world: int) -> dict:
@@ -340,19 +349,6 @@ def _record_config(cfg, data, init_label: str, config: FinetuneConfig, world: in
     if config.train_limit:
         out["train_limit"] = int(config.train_limit)
     return {**out, **cfg.protocol_settings()}
-
-
-def checkpoint_identity(checkpoint: Path) -> dict:
-    """How a record names its checkpoint: the file's name in ``--checkpoint-dir`` (never a
-    path: a folder differs from machine to machine) and the sha256 of its content as written,
-    which a throughput record with ``--weights`` names as ``init_sha256``; None on another
-    rank than the first (it writes nothing) or without a file."""
-    from bench.dist import is_main_process
-    from bench.registry.weights import sha256_file
-
-    if not (is_main_process() and checkpoint.is_file()):
-        return {"checkpoint_file": None, "checkpoint_sha256": None}
-    return {"checkpoint_file": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)}
 
 
 def _record_metrics(result, data, init, checkpoint: dict) -> dict:
@@ -471,7 +467,7 @@ class FinetuneHarness:
         mean, std = (init.mean, init.std) if init.mean is not None else data.mean_std()
         world = world_size()
         run_key = _run_key(job, data, init, cfg, world)
-        checkpoint = _checkpoint(job, config, run_key)
+        checkpoint = ckpt.checkpoint_path(config.checkpoint_dir, job.spec.name, run_key)
         record_config = _record_config(cfg, data, init.init, config, world)
         name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
         try:
@@ -490,7 +486,7 @@ class FinetuneHarness:
         return [
             Measurement(
                 config=record_config,
-                metrics=_record_metrics(result, data, init, checkpoint_identity(checkpoint)),
+                metrics=_record_metrics(result, data, init, ckpt.checkpoint_identity(checkpoint)),
                 device=device.split(":")[0],
                 device_name=name,
             )

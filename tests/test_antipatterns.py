@@ -94,6 +94,31 @@ def test_full_on_batch_statistics_is_never_paired_with_staged():
     assert "not judged" in antipatterns_markdown(rows)
 
 
+def test_failed_seeds_are_counted_and_stop_the_verdict():
+    rows = _transfer_rows(earlier=None, full_frozen=(70, 71))
+    lost = {
+        "model": "m",
+        "device": "cpu",
+        "error": "finetune: DivergedError: ended at chance "
+        "after 5 epochs (lr 0.001): all predicted as 5; lower --lr",
+        **rows[-1],
+        "seed": 2,
+    }
+    del lost["top1"]
+    text = " ".join(antipatterns_markdown(rows, [lost]).split())
+    # two seeds learnt, one failed: the mean of the two is shown, the failure beside it
+    assert "| 70.50 ± 0.71 (n=2); ⚠ 1 more failed |" in text
+    assert "m full (stats kept) seed 2: DivergedError: ended at chance after 5 epochs" in text
+    assert "all predicted as 5." in text
+    assert "lower --lr" not in text
+    assert (
+        "head first beats all layers from the start, both with the statistics kept: not "
+        "judged from top-1, 1 of 3 seeds of full (stats kept) failed (error rows)"
+    ) in text
+    # without the error row, the same two seeds are judged
+    assert "both with the statistics kept: supported" in antipatterns_markdown(rows)
+
+
 def test_without_earlier_staged_records_nothing_is_said_of_them():
     text = antipatterns_markdown(_transfer_rows(earlier=None))
     assert "Left out of the staged arm" not in text

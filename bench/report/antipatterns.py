@@ -29,6 +29,7 @@ from bench.report.blocks import Bullets, Heading, Para, Tbl, document
 from bench.report.fmt import WARN, Footnotes, fmt_int, fmt_number, is_number
 from bench.report.records import Records
 from bench.report.trained import (
+    HARNESS,
     OPTIMISER,
     budget_text,
     data_label,
@@ -240,12 +241,46 @@ def _model(key: tuple, keys: list[tuple]) -> str:
     return key[0] if len({k[6] for k in keys}) == 1 else f"{key[0]} ({key[6]})"
 
 
-def _arm_cell(stats: dict, arm: str, by: dict) -> str:
-    """Mean ± sd (n), marked when the arm's mean is a failed run's top-1 (``trained.failed``)."""
+def _arm_cell(stats: dict, arm: str, by: dict, errors: int = 0) -> str:
+    """Mean ± sd (n), marked when the arm's mean is a failed run's top-1 (``trained.failed``),
+    and the count of its seeds that ended as error rows (no top-1, left out of the mean)."""
     if arm not in stats:
-        return "-"
+        return f"{WARN} {errors} of {errors} seeds failed" if errors else "-"
     mark = f" {WARN} failed" if failed({**by[arm][0], "top1": stats[arm][0]}) else ""
-    return _mean_sd_text(stats[arm]) + mark
+    more = f"; {WARN} {errors} more failed" if errors else ""
+    return _mean_sd_text(stats[arm]) + mark + more
+
+
+def failed_rows(frame) -> list[dict]:
+    """The fine-tune records that ended as error rows (a diverged or chance-level training):
+    their configuration and error, never a top-1."""
+    if frame.empty:
+        return []
+    bad = frame[(frame["harness"] == HARNESS) & ~frame["status"].isin(("ok", "skipped"))]
+    return [
+        {"model": r.model, "device": r.device, "error": str(r.error), **r.config}
+        for r in bad.itertuples()
+    ]
+
+
+def _failures_text(members: list, errors: dict) -> list:
+    """Under a transfer table: each failed seed and its error, first clause."""
+    said = [
+        f"{key[0]} {ARMS[arm]} seed {r.get('seed')}: "
+        + r["error"].removeprefix("finetune: ").split("; ")[0]
+        for key, _ in members
+        for arm, rs in sorted(errors.get(key, {}).items(), key=lambda kv: PROTOCOLS.index(kv[0]))
+        for r in sorted(rs, key=lambda r: int(r.get("seed") or 0))
+    ]
+    if not said:
+        return []
+    return [
+        Para(
+            "Seeds that failed (error rows, no top-1, left out of the means): "
+            + "; ".join(said)
+            + "."
+        )
+    ]
 
 
 def _earlier(members: list, earlier: dict) -> tuple[list, list[str]]:
@@ -267,31 +302,43 @@ def _earlier(members: list, earlier: dict) -> tuple[list, list[str]]:
     return ([Para(EARLIER_STAGED + "; ".join(cells) + ".")] if cells else []), verdicts
 
 
-def transfer_verdicts(model: str, stats: dict) -> list[str]:
+def _judge(claim: str, better: str, worse: str, stats: dict, errors: dict) -> str:
+    """``claim: verdict`` over the arms' top-1, or not judged when seeds of either arm failed
+    (an error row has no top-1; the ones that learnt would flatter the arm)."""
+    bad = [a for a in (better, worse) if errors.get(a)]
+    if not bad:
+        return f"{claim}: {compare(stats[better], stats[worse])}"
+    said = "; ".join(
+        f"{errors[a]} of {errors[a] + (stats[a][2] if a in stats else 0)} seeds of {ARMS[a]} "
+        "failed (error rows)"
+        for a in bad
+    )
+    return f"{claim}: not judged from top-1, {said}"
+
+
+def transfer_verdicts(model: str, stats: dict, errors: dict | None = None) -> list[str]:
     """The claim, staged against full of the same statistics (kept as loaded), never against
-    full on batch statistics; and whether keeping them helps full itself."""
+    full on batch statistics; and whether keeping them helps full itself. ``errors``: each
+    arm's count of failed seeds."""
+    errors = errors or {}
+    has = set(stats) | {a for a, n in errors.items() if n}
     out = []
-    if "staged" in stats and "full-frozen" in stats:
-        verdict = compare(stats["staged"], stats["full-frozen"])
+    if {"staged", "full-frozen"} <= has:
+        claim = "head first beats all layers from the start, both with the statistics kept"
+        out.append(_judge(claim, "staged", "full-frozen", stats, errors))
+    elif {"staged", "full"} <= has:
         out.append(
-            f"**{model}**: head first beats all layers from the start, both with the "
-            f"statistics kept: {verdict}"
+            "head first against all layers from the start: not judged, no full arm with the "
+            "statistics kept (`--norm-stats frozen`); full on batch statistics differs from "
+            "staged in two settings"
         )
-    elif "staged" in stats and "full" in stats:
-        out.append(
-            f"**{model}**: head first against all layers from the start: not judged, no full "
-            "arm with the statistics kept (`--norm-stats frozen`); full on batch statistics "
-            "differs from staged in two settings"
-        )
-    if "full" in stats and "full-frozen" in stats:
-        verdict = compare(stats["full-frozen"], stats["full"])
-        out.append(
-            f"**{model}**: keeping the statistics helps all layers from the start: {verdict}"
-        )
-    return out
+    if {"full", "full-frozen"} <= has:
+        claim = "keeping the statistics helps all layers from the start"
+        out.append(_judge(claim, "full-frozen", "full", stats, errors))
+    return [f"**{model}**: {text}" for text in out]
 
 
-def _transfer(rows: list[dict]) -> list:
+def _transfer(rows: list[dict], failures: list[dict]) -> list:
     blocks: list = [Heading("1. Every layer at one rate from the start, or the head first", 2)]
     rows = [{**r, "arm": transfer_arm(r)} for r in rows]
     current = [r for r in rows if not earlier_staged(r)]
@@ -299,21 +346,24 @@ def _transfer(rows: list[dict]) -> list:
     if not groups:
         return [*blocks, Para("No records yet: `bash scripts/antipatterns.sh`.")]
     earlier = _groups([r for r in rows if earlier_staged(r)], "arm", ("staged",))
+    bad = [{**r, "arm": transfer_arm(r)} for r in failures if not earlier_staged(r)]
+    errors = _groups(bad, "arm", PROTOCOLS)
     blocks += [Para(TRANSFER_TEXT), Para(_why_these_models(groups))]
     verdicts = []
     for n, (_, members) in enumerate(_sections(groups), 1):
         table = []
         for key, by in members:
             stats = {p: _stats([r["top1"] for r in by[p]]) for p in PROTOCOLS if p in by}
+            lost = {p: len(rs) for p, rs in errors.get(key, {}).items()}
             table.append(
                 {
                     "Model": _model(key, [k for k, _ in members]),
                     "Budget per arm": _shared(by, budget_text),
                     "Peak LR": _shared(by, _lr),
-                    **{ARMS[p]: _arm_cell(stats, p, by) for p in PROTOCOLS},
+                    **{ARMS[p]: _arm_cell(stats, p, by, lost.get(p, 0)) for p in PROTOCOLS},
                 }
             )
-            verdicts += transfer_verdicts(key[0], stats)
+            verdicts += transfer_verdicts(key[0], stats, lost)
         steps = _steps_text(members)
         before, against = _earlier(members, earlier)
         verdicts += against
@@ -321,6 +371,7 @@ def _transfer(rows: list[dict]) -> list:
             _group_heading(members[0][0], next(iter(members[0][1].values()))),
             Tbl(f"antipatterns-transfer-{n}", tuple(table)),
             *([Para(steps)] if steps else []),
+            *_failures_text(members, errors),
             *before,
         ]
     return [*blocks, Bullets(tuple(verdicts)), *_provenance(groups, PROTOCOLS, "transfer")]
@@ -424,19 +475,21 @@ def _provenance(groups: dict, arms: tuple, name: str) -> list:
     ]
 
 
-def antipattern_blocks(rows: list[dict]) -> list:
-    """Every table and verdict of the section, for the markdown and the page alike."""
-    return [*_transfer(rows), *_augmentation(rows)]
+def antipattern_blocks(rows: list[dict], failures: list[dict] | None = None) -> list:
+    """Every table and verdict of the section, for the markdown and the page alike;
+    ``failures``: the error rows (``failed_rows``)."""
+    return [*_transfer(rows, failures or []), *_augmentation(rows)]
 
 
 TITLE = "The chapter's anti-patterns, measured"
 
 
-def antipatterns_markdown(rows: list[dict]) -> str:
-    """antipatterns.md from the fine-tune rows (``bench.report.trained.finetune_rows``)."""
-    return document(TITLE, INTRO, antipattern_blocks(rows), Footnotes())
+def antipatterns_markdown(rows: list[dict], failures: list[dict] | None = None) -> str:
+    """antipatterns.md from the fine-tune rows (``bench.report.trained.finetune_rows``) and
+    error rows (``failed_rows``)."""
+    return document(TITLE, INTRO, antipattern_blocks(rows, failures), Footnotes())
 
 
 def antipatterns_section_blocks(records: Records, table, notes: Footnotes) -> list:
     """antipatterns.md's blocks, from the latest fine-tune records."""
-    return antipattern_blocks(finetune_rows(records.latest))
+    return antipattern_blocks(finetune_rows(records.latest), failed_rows(records.latest))

@@ -107,7 +107,7 @@ def test_failed_seeds_are_counted_and_stop_the_verdict():
     del lost["top1"]
     text = " ".join(antipatterns_markdown(rows, [lost]).split())
     # two seeds learnt, one failed: the mean of the two is shown, the failure beside it
-    assert "| 70.50 ± 0.71 (n=2); ⚠ 1 more failed |" in text
+    assert "| 70.50 ± 0.71 (n=2+1) |" in text
     assert "m full (stats kept) seed 2: DivergedError: ended at chance after 5 epochs" in text
     assert "all predicted as 5." in text
     assert "lower --lr" not in text

@@ -89,6 +89,28 @@ def test_a_batch_of_one_is_a_usage_error_before_any_model(tmp_path, capsys):
     assert not list(tmp_path.glob("*/*.json"))  # nothing started, nothing written
 
 
+def test_norm_stats_under_linear_is_a_usage_error_before_any_model(tmp_path, capsys):
+    code = main(["run", *ARGS, "--protocol", "linear", "--norm-stats", "frozen",
+                 "--out", str(tmp_path)])  # fmt: skip
+    assert code == 2
+    assert "--norm-stats means nothing under --protocol linear" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*/*.json"))
+
+
+def test_norm_stats_in_the_record_and_the_checkpoint_key(tmp_path):
+    # full with frozen statistics: the record says so, and its checkpoint is not the one
+    # full with batch statistics would resume
+    ck = tmp_path / "ck"
+    for stats in ("frozen", "batch"):
+        code = main(["run", *ARGS, "--lr", "3e-3", "--norm-stats", stats,
+                     "--out", str(tmp_path / stats), "--checkpoint-dir", str(ck)])  # fmt: skip
+        assert code == 0
+        (rec,) = _records(tmp_path / stats)
+        assert rec["config"]["norm_stats"] == stats
+        assert rec["config"]["protocol"] == "full"
+    assert len(list(ck.glob("*.pt"))) == 2  # two keys, two checkpoints
+
+
 def test_pretrained_without_weights_is_an_error_row(tmp_path):
     code = main(["run", "--models", "lenet5", "--harness", "finetune", "--pretrained",
                  "--out", str(tmp_path), "--no-progress"])  # fmt: skip

@@ -226,8 +226,8 @@ def test_antipatterns_state_budget_rate_denominator_and_seeds():
                       run_id=f"{aug[:4]}{s:04d}") for s in range(3)]  # fmt: skip
     text = antipatterns_markdown(rows)
     assert "@ 0.001" not in text
-    assert ("Model", "Budget per arm", "Peak LR", "full (all layers from the start)",
-            "staged (head first)", "linear (head only)") in _headers(text)  # fmt: skip
+    assert ("Model", "Budget per arm", "Peak LR", "full (batch stats)", "full (stats kept)",
+            "staged (stats kept)", "linear (head only)") in _headers(text)  # fmt: skip
     assert "| 2,500 images, 40 steps |" in text
     assert re.search(r"of 200 +\|", text)  # 6↔9 errors out of the 100 held-out 6s and 100 9s
     assert "Welch" in text

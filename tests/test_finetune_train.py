@@ -76,6 +76,71 @@ def test_linear_protocol_leaves_backbone_untouched(registry, digits):
     assert changed == {"fc2.weight", "fc2.bias"}  # batch-norm statistics kept too
 
 
+def _norm_stats_after(registry, digits, protocol: str, **kw) -> tuple[set, set]:
+    """(the batch-norm running statistics, the other backbone weights) that training moved."""
+    import torch
+
+    torch.manual_seed(0)
+    model = registry.get("simple_cnn").build(num_classes=10, in_chans=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    mean, std = digits.mean_std()
+    cfg = _cfg(protocol=protocol, epochs=2, **kw)
+    train(model, digits, cfg, in_chans=1, mean=mean, std=std)
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    stats = {k for k in changed if k.endswith(("running_mean", "running_var", "batches_tracked"))}
+    return stats, changed - stats - {"fc2.weight", "fc2.bias"}
+
+
+def test_staged_keeps_the_norm_statistics_in_both_phases(registry, digits):
+    # staged: a head epoch, then every layer; the backbone's weights learn in the second
+    # phase, its batch-norm statistics never move
+    stats, weights = _norm_stats_after(registry, digits, "staged")
+    assert stats == set()
+    assert weights  # the backbone did learn
+    # full lets them follow each batch, as ordinary training does
+    stats, _ = _norm_stats_after(registry, digits, "full")
+    assert any(k.endswith("running_mean") for k in stats)
+
+
+def test_staged_records_say_which_protocol_they_ran():
+    settings = _cfg(protocol="staged", epochs=5, backbone_lr_scale=0.3).protocol_settings()
+    assert settings == {"norm_stats": "frozen", "head_epochs": 1, "backbone_lr_scale": 0.3}
+    assert _cfg(protocol="full").protocol_settings() == {"norm_stats": "batch"}
+    assert _cfg(protocol="linear").protocol_settings() == {}
+
+
+def test_full_with_frozen_norm_stats_keeps_them_and_says_so(registry, digits):
+    # full with --norm-stats frozen: every layer learns, the statistics never move
+    stats, weights = _norm_stats_after(registry, digits, "full", norm_stats="frozen")
+    assert stats == set()
+    assert weights
+    assert _cfg(protocol="full", norm_stats="frozen").protocol_settings() == {
+        "norm_stats": "frozen"
+    }
+    # staged asked for batch statistics lets them follow each batch, and says so
+    stats, _ = _norm_stats_after(registry, digits, "staged", norm_stats="batch")
+    assert any(k.endswith("running_mean") for k in stats)
+    assert _cfg(protocol="staged", norm_stats="batch").protocol_settings()["norm_stats"] == "batch"
+
+
+@pytest.mark.parametrize(("protocol", "stats", "said"), [
+    ("linear", "frozen", "--norm-stats means nothing under --protocol linear"),
+    ("linear", "batch", "--norm-stats means nothing under --protocol linear"),
+    ("full", "moving", "Unknown --norm-stats 'moving'. Choose from: batch, frozen."),
+])  # fmt: skip
+def test_norm_stats_refused_where_they_mean_nothing(protocol, stats, said):
+    with pytest.raises(ConfigError, match=said):
+        _cfg(protocol=protocol, norm_stats=stats)
+
+
+def test_norm_stats_accepted_for_full_and_staged():
+    for protocol in ("full", "staged"):
+        for stats in ("batch", "frozen"):
+            assert _cfg(protocol=protocol, norm_stats=stats).resolved_norm_stats() == stats
+    assert _cfg(protocol="linear").resolved_norm_stats() is None
+
+
 def test_same_seed_same_result(registry, digits):
     _, a = _run(registry, digits, _cfg(seed=3))
     _, b = _run(registry, digits, _cfg(seed=3))

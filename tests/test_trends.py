@@ -102,6 +102,31 @@ def test_the_test_on_samples_decides_where_records_carry_them(tmp_path):
     assert "within noise (p=" in row
 
 
+def test_holm_over_a_table_quiets_a_chance_change_but_keeps_a_clear_one(tmp_path):
+    # Five rounds a side 2.5% apart, spread ±2%: a t-test on log rounds gives p about 0.04.
+    base = [100.0 * (1 + e) for e in (-0.02, -0.01, 0.0, 0.01, 0.02)]
+    moved = [1.025 * v for v in base]
+    alone = trends_md(tmp_path / "a", [[speed("resnet50", 100.0, rounds=base)],
+                                       [speed("resnet50", 102.5, rounds=moved)]])  # fmt: skip
+    assert "+2.5%" in row_of(alone, "| resnet50 ")
+    assert "one test on samples in this table, so no correction" in alone
+    # Three such series and a clear 2x in one table: four tests, Holm-corrected together.
+    chance = ("resnet50", "vgg16", "alexnet")
+    tight = [99.0, 100.0, 101.0, 100.5, 99.5]
+    runs = [
+        [speed(m, 100.0, rounds=base) for m in chance] + [speed("lenet5", 100.0, rounds=tight)],
+        [speed(m, 102.5, rounds=moved) for m in chance]
+        + [speed("lenet5", 200.0, rounds=[2 * v for v in tight])],
+    ]
+    text = trends_md(tmp_path / "b", runs)
+    for model in chance:
+        row = row_of(text, f"| {model} ")
+        assert "within noise (Holm p=" in row
+        assert "+2.5%" not in row
+    assert "+100.0%" in row_of(text, "| lenet5 ")
+    assert "Holm's correction over the 4 tests on samples in this table" in text
+
+
 def test_unchanged_deterministic_metrics_are_not_listed(tmp_path):
     same = {"params": 25_557_032}
     text = trends_md(

@@ -105,3 +105,14 @@ def freeze_frozen_norms(model) -> None:
             params = list(m.parameters(recurse=False))
             if params and not any(p.requires_grad for p in params):
                 m.eval()
+
+
+def freeze_backbone_norm_stats(model) -> None:
+    """Put every batch-norm layer outside the classifier in eval mode: it normalises with its
+    running statistics and no longer updates them, while its affine weights may still learn."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    head = {id(m) for m in classifier(model).modules()}
+    for m in model.modules():
+        if isinstance(m, _BatchNorm) and id(m) not in head:
+            m.eval()

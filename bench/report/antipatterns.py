@@ -2,9 +2,12 @@
 
 1. "Fine-tuning every layer at one learning rate from the start destroys what pre-training
    learnt; train the head first, then everything at a lower rate." Pretrained fine-tune
-   records on small data (``--train-limit``) compared by protocol: ``full`` (every layer at
-   ``--lr`` from the start), ``staged`` (head first, then everything with the backbone at a
-   lower rate) and ``linear`` (the head alone).
+   records on small data (``--train-limit``) compared by arm: ``full`` (every layer at
+   ``--lr`` from the start, batch statistics), ``full-frozen`` (the same with the backbone's
+   batch-norm statistics kept as loaded, ``norm_stats: frozen``), ``staged`` (head first, then
+   everything with the backbone at a lower rate, its statistics kept) and ``linear`` (the head
+   alone). The claim pairs staged with full-frozen only: the same statistics, so that the two
+   differ in the head phase and the backbone's rate alone.
 2. "No augmentation overfits small data, but a wrong one hurts: turning digits by 180 degrees
    confuses 6 and 9." Records on small data compared by augmentation: ``none``, ``digits``,
    ``rot180``, with the 6/9 confusions counted from each record's confusion matrix.
@@ -21,25 +24,29 @@ from __future__ import annotations
 import math
 import statistics
 
+from bench.harness.finetune.config import STAGED_NORM_STATS, TrainConfig  # cheap: no torch
 from bench.report.blocks import Bullets, Heading, Para, Tbl, document
-from bench.report.fmt import WARN, Footnotes, fmt_int, fmt_number
+from bench.report.fmt import WARN, Footnotes, fmt_int, fmt_number, is_number
 from bench.report.records import Records
 from bench.report.trained import (
+    HARNESS,
     OPTIMISER,
     budget_text,
     data_label,
     failed,
     finetune_rows,
     init_label,
+    steps_per_epoch,
 )
 
-PROTOCOLS = ("full", "staged", "linear")
+PROTOCOLS = ("full", "full-frozen", "staged", "linear")  # the transfer arms (``arm``)
 AUGMENTS = ("none", "digits", "rot180")
 MIN_SEEDS = 2
 CONFIDENCE = 0.95
 ARMS = {
-    "full": "full (all layers from the start)",
-    "staged": "staged (head first)",
+    "full": "full (batch stats)",
+    "full-frozen": "full (stats kept)",
+    "staged": "staged (stats kept)",
     "linear": "linear (head only)",
 }
 
@@ -58,9 +65,25 @@ INTRO = (
     f"{OPTIMISER}. Reproduce with `bash scripts/antipatterns.sh`."
 )
 TRANSFER_TEXT = (
-    "Top-1 % on the held-out split, from ImageNet weights. full: every layer at the peak rate "
-    "from the start; staged: the head alone for a quarter of the epochs, then every layer with "
-    "the backbone at a lower rate; linear: the head alone, the backbone frozen."
+    "Top-1 % on the held-out split, from ImageNet weights. full (batch stats): every layer at "
+    "the peak rate from the start, the backbone's batch norm normalising each batch by its own "
+    "statistics and updating its running ones; full (stats kept): the same with the backbone's "
+    "batch-norm statistics kept as loaded (`--norm-stats frozen`), its weights learning; "
+    "staged: the head alone for a quarter of the epochs, then every layer with the backbone at "
+    "a lower rate, the backbone's statistics kept as loaded in both phases; linear: the head "
+    "alone, the backbone frozen (its statistics too). The claim compares staged with full of "
+    "the same statistics (kept), never with full on batch statistics, which differs in two "
+    "settings; a second verdict says what keeping the statistics does to full itself."
+)
+EARLIER_STAGED = (
+    "Left out of the staged arm: the records of the earlier staged protocol (no `norm_stats` "
+    "in their configuration), whose batch-norm layers normalised by each batch's statistics, "
+    "in the head phase over a frozen backbone and after it under a backbone learning at a "
+    "fraction of the rate; the only change since is that the statistics are kept. Their top-1: "
+)
+FAILED_SEEDS = (
+    "Seeds that failed (error rows, no top-1, left out of the mean; n=4+1 in a cell: four "
+    "seeds with a top-1 and one more that failed): "
 )
 AUGMENT_TEXT = (
     "Top-1 % on the held-out split. none: no augmentation; digits: small turns, zooms and "
@@ -122,6 +145,52 @@ def _six_nine(r: dict) -> int | None:
     return int(m[6][9]) + int(m[9][6])
 
 
+def earlier_staged(r: dict) -> bool:
+    """A staged record of the earlier protocol (batch statistics; ``norm_stats`` not
+    recorded): never pooled with the current protocol's seeds."""
+    return r.get("protocol") == "staged" and r.get("norm_stats") != STAGED_NORM_STATS
+
+
+def transfer_arm(r: dict) -> str | None:
+    """A record's transfer arm: its protocol, with full split by its norm statistics (a full
+    record without ``norm_stats`` ran on batch statistics)."""
+    protocol = r.get("protocol")
+    if protocol == "full" and r.get("norm_stats") == STAGED_NORM_STATS:
+        return "full-frozen"
+    return protocol
+
+
+def staged_steps(r: dict) -> str | None:
+    """How a staged record's optimiser steps split between its phases, from the record."""
+    per_epoch, epochs = steps_per_epoch(r), r.get("epochs")
+    if per_epoch is None or not is_number(epochs):
+        return None
+    recorded = r.get("head_epochs")
+    head = TrainConfig(
+        epochs=int(epochs),
+        protocol="staged",
+        head_epochs=int(recorded) if is_number(recorded) else None,
+    ).staged_head_epochs()
+    scale = r.get("backbone_lr_scale")
+    rate = f", the backbone at {fmt_number(scale, 'g')} × the peak rate" if is_number(scale) else ""
+    return (
+        f"staged takes {fmt_int(head * per_epoch)} with the head alone ({head} of "
+        f"{fmt_int(epochs)} epochs), then {fmt_int((int(epochs) - head) * per_epoch)} with every "
+        f"layer{rate}, its warm-up and cosine decay started again at the switch"
+    )
+
+
+def _steps_text(members: list[tuple[tuple, dict]]) -> str | None:
+    """Under a transfer table: each arm's optimiser steps, the staged arm's by phase."""
+    texts = {staged_steps(by["staged"][0]) for _, by in members if "staged" in by}
+    texts.discard(None)
+    if len(texts) != 1:
+        return None
+    steps = {budget_text(r) for _, by in members for rs in by.values() for r in rs}
+    one = f" ({next(iter(steps)).split(', ')[1]})" if len(steps) == 1 else ""
+    return f"Steps per arm{one}: full and linear take theirs in one phase; {texts.pop()}."
+
+
 def _groups(rows: list[dict], by: str, values: tuple) -> dict[tuple, dict[str, list[dict]]]:
     """Small-data records grouped by everything but ``by`` and the seed."""
     out: dict[tuple, dict[str, list[dict]]] = {}
@@ -136,7 +205,7 @@ def _groups(rows: list[dict], by: str, values: tuple) -> dict[tuple, dict[str, l
             r.get("finetune_img_size"),
             r.get("init"),
             r["device"],
-            r.get("augment") if by == "protocol" else r.get("protocol"),
+            r.get("protocol") if by == "augment" else r.get("augment"),
         )
         out.setdefault(key, {}).setdefault(r[by], []).append(r)
     return out
@@ -176,41 +245,134 @@ def _model(key: tuple, keys: list[tuple]) -> str:
     return key[0] if len({k[6] for k in keys}) == 1 else f"{key[0]} ({key[6]})"
 
 
-def _arm_cell(stats: dict, arm: str, by: dict) -> str:
-    """Mean ± sd (n), marked when the arm's mean is a failed run's top-1 (``trained.failed``)."""
+def _arm_cell(stats: dict, arm: str, by: dict, errors: int = 0) -> str:
+    """Mean ± sd (n), marked when the arm's mean is a failed run's top-1 (``trained.failed``),
+    and the count of its seeds that ended as error rows (no top-1, left out of the mean)."""
     if arm not in stats:
-        return "-"
+        return f"{WARN} {errors} of {errors} seeds failed" if errors else "-"
     mark = f" {WARN} failed" if failed({**by[arm][0], "top1": stats[arm][0]}) else ""
-    return _mean_sd_text(stats[arm]) + mark
+    text = _mean_sd_text(stats[arm])
+    if errors:  # n=4+1: four seeds with a top-1, one more an error row (named under the table)
+        text = text.removesuffix(")") + f"+{errors})"
+    return text + mark
 
 
-def _transfer(rows: list[dict]) -> list:
+def failed_rows(frame) -> list[dict]:
+    """The fine-tune records that ended as error rows (a diverged or chance-level training):
+    their configuration and error, never a top-1."""
+    if frame.empty:
+        return []
+    bad = frame[(frame["harness"] == HARNESS) & ~frame["status"].isin(("ok", "skipped"))]
+    return [
+        {"model": r.model, "device": r.device, "error": str(r.error), **r.config}
+        for r in bad.itertuples()
+    ]
+
+
+def _failures_text(members: list, errors: dict) -> list:
+    """Under a transfer table: each failed seed and its error, first clause."""
+    said = [
+        f"{key[0]} {ARMS[arm]} seed {r.get('seed')}: "
+        + r["error"].removeprefix("finetune: ").split("; ")[0]
+        for key, _ in members
+        for arm, rs in sorted(errors.get(key, {}).items(), key=lambda kv: PROTOCOLS.index(kv[0]))
+        for r in sorted(rs, key=lambda r: int(r.get("seed") or 0))
+    ]
+    if not said:
+        return []
+    return [Para(FAILED_SEEDS + "; ".join(said) + ".")]
+
+
+def _earlier(members: list, earlier: dict) -> tuple[list, list[str]]:
+    """The earlier staged protocol's records of a table's models: a paragraph with their
+    top-1, and a verdict each on whether keeping the statistics beat it."""
+    cells, verdicts = [], []
+    for key, by in members:
+        old = earlier.get(key, {}).get("staged")
+        if not old:
+            continue
+        before = _stats([r["top1"] for r in old])
+        cells.append(f"{key[0]} {_mean_sd_text(before)}")
+        if "staged" in by:
+            now = _stats([r["top1"] for r in by["staged"]])
+            verdicts.append(
+                f"**{key[0]}**: keeping the statistics beats the earlier staged protocol: "
+                f"{compare(now, before)}"
+            )
+    return ([Para(EARLIER_STAGED + "; ".join(cells) + ".")] if cells else []), verdicts
+
+
+def _judge(claim: str, better: str, worse: str, stats: dict, errors: dict) -> str:
+    """``claim: verdict`` over the arms' top-1, or not judged when seeds of either arm failed
+    (an error row has no top-1; the ones that learnt would flatter the arm)."""
+    bad = [a for a in (better, worse) if errors.get(a)]
+    if not bad:
+        return f"{claim}: {compare(stats[better], stats[worse])}"
+    said = "; ".join(
+        f"{errors[a]} of {errors[a] + (stats[a][2] if a in stats else 0)} seeds of {ARMS[a]} "
+        "failed (error rows)"
+        for a in bad
+    )
+    return f"{claim}: not judged from top-1, {said}"
+
+
+def transfer_verdicts(model: str, stats: dict, errors: dict | None = None) -> list[str]:
+    """The claim, staged against full of the same statistics (kept as loaded), never against
+    full on batch statistics; and whether keeping them helps full itself. ``errors``: each
+    arm's count of failed seeds."""
+    errors = errors or {}
+    has = set(stats) | {a for a, n in errors.items() if n}
+    out = []
+    if {"staged", "full-frozen"} <= has:
+        claim = "head first beats all layers from the start, both with the statistics kept"
+        out.append(_judge(claim, "staged", "full-frozen", stats, errors))
+    elif {"staged", "full"} <= has:
+        out.append(
+            "head first against all layers from the start: not judged, no full arm with the "
+            "statistics kept (`--norm-stats frozen`); full on batch statistics differs from "
+            "staged in two settings"
+        )
+    if {"full", "full-frozen"} <= has:
+        claim = "keeping the statistics helps all layers from the start"
+        out.append(_judge(claim, "full-frozen", "full", stats, errors))
+    return [f"**{model}**: {text}" for text in out]
+
+
+def _transfer(rows: list[dict], failures: list[dict]) -> list:
     blocks: list = [Heading("1. Every layer at one rate from the start, or the head first", 2)]
-    groups = {k: v for k, v in _groups(rows, "protocol", PROTOCOLS).items() if k[5] == "pretrained"}
+    rows = [{**r, "arm": transfer_arm(r)} for r in rows]
+    current = [r for r in rows if not earlier_staged(r)]
+    groups = {k: v for k, v in _groups(current, "arm", PROTOCOLS).items() if k[5] == "pretrained"}
     if not groups:
         return [*blocks, Para("No records yet: `bash scripts/antipatterns.sh`.")]
+    earlier = _groups([r for r in rows if earlier_staged(r)], "arm", ("staged",))
+    bad = [{**r, "arm": transfer_arm(r)} for r in failures if not earlier_staged(r)]
+    errors = _groups(bad, "arm", PROTOCOLS)
     blocks += [Para(TRANSFER_TEXT), Para(_why_these_models(groups))]
     verdicts = []
     for n, (_, members) in enumerate(_sections(groups), 1):
         table = []
         for key, by in members:
             stats = {p: _stats([r["top1"] for r in by[p]]) for p in PROTOCOLS if p in by}
+            lost = {p: len(rs) for p, rs in errors.get(key, {}).items()}
             table.append(
                 {
                     "Model": _model(key, [k for k, _ in members]),
                     "Budget per arm": _shared(by, budget_text),
                     "Peak LR": _shared(by, _lr),
-                    **{ARMS[p]: _arm_cell(stats, p, by) for p in PROTOCOLS},
+                    **{ARMS[p]: _arm_cell(stats, p, by, lost.get(p, 0)) for p in PROTOCOLS},
                 }
             )
-            if "full" in stats and "staged" in stats:
-                verdict = compare(stats["staged"], stats["full"])
-                verdicts.append(
-                    f"**{key[0]}**: head first beats all layers from the start: {verdict}"
-                )
+            verdicts += transfer_verdicts(key[0], stats, lost)
+        steps = _steps_text(members)
+        before, against = _earlier(members, earlier)
+        verdicts += against
         blocks += [
             _group_heading(members[0][0], next(iter(members[0][1].values()))),
             Tbl(f"antipatterns-transfer-{n}", tuple(table)),
+            *([Para(steps)] if steps else []),
+            *_failures_text(members, errors),
+            *before,
         ]
     return [*blocks, Bullets(tuple(verdicts)), *_provenance(groups, PROTOCOLS, "transfer")]
 
@@ -313,19 +475,21 @@ def _provenance(groups: dict, arms: tuple, name: str) -> list:
     ]
 
 
-def antipattern_blocks(rows: list[dict]) -> list:
-    """Every table and verdict of the section, for the markdown and the page alike."""
-    return [*_transfer(rows), *_augmentation(rows)]
+def antipattern_blocks(rows: list[dict], failures: list[dict] | None = None) -> list:
+    """Every table and verdict of the section, for the markdown and the page alike;
+    ``failures``: the error rows (``failed_rows``)."""
+    return [*_transfer(rows, failures or []), *_augmentation(rows)]
 
 
 TITLE = "The chapter's anti-patterns, measured"
 
 
-def antipatterns_markdown(rows: list[dict]) -> str:
-    """antipatterns.md from the fine-tune rows (``bench.report.trained.finetune_rows``)."""
-    return document(TITLE, INTRO, antipattern_blocks(rows), Footnotes())
+def antipatterns_markdown(rows: list[dict], failures: list[dict] | None = None) -> str:
+    """antipatterns.md from the fine-tune rows (``bench.report.trained.finetune_rows``) and
+    error rows (``failed_rows``)."""
+    return document(TITLE, INTRO, antipattern_blocks(rows, failures), Footnotes())
 
 
 def antipatterns_section_blocks(records: Records, table, notes: Footnotes) -> list:
     """antipatterns.md's blocks, from the latest fine-tune records."""
-    return antipattern_blocks(finetune_rows(records.latest))
+    return antipattern_blocks(finetune_rows(records.latest), failed_rows(records.latest))

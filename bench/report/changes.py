@@ -10,7 +10,9 @@ share a series. Each run keeps its last record; a timing too short or unsettled 
 - a timing (samples/s, step times) changed only when compare's tests say so
   (``bench.stats.speed_test`` on the records' samples at ``ALPHA``, else the spread rule)
   *and* the change is larger than the machine's run-to-run noise (``machine_noise``: how far
-  one configuration typically moved between runs on that machine). Otherwise 'within noise';
+  one configuration typically moved between runs on that machine). Otherwise 'within noise'.
+  ``verdicts`` judges a family of series at once (one table): their tests on samples are
+  Holm-corrected (``bench.stats.holm``) before ``ALPHA`` is applied, as compare does;
 - top-1 and top-5 changes are in points ('+0.4 pt'), other metrics in % of the first value;
 - a deterministic metric (parameters, depth, MACs) is listed (``listed``) only when it changed.
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
 from bench.report.fmt import WARN, is_number
 from bench.report.records import Records, Run, untrusted
-from bench.stats import combined_spread, samples_of, speed_test
+from bench.stats import combined_spread, holm, samples_of, speed_test
 
 ALPHA = 0.05  # compare's default significance level (bench.compare.match.Options.alpha)
 # Metrics that a rerun of the same code gives exactly: listed only when they changed.
@@ -220,13 +222,17 @@ class Verdict:
     runs: int = 0
 
 
-def _timed(first: tuple[Point, float], last: tuple[Point, float], noise: Noise | None):
-    """A timing's change, or why it is within noise: compare's test, then the machine's."""
+def _timed(first: tuple[Point, float], last: tuple[Point, float], noise: Noise | None,
+           holm_p: float | None = None):  # fmt: skip
+    """A timing's change, or why it is within noise: compare's test (its p Holm-corrected
+    over the table's tests when ``holm_p`` is given), then the machine's noise."""
     (p0, v0), (p1, v1) = first, last
     pct = 100 * (v1 - v0) / abs(v0)
     test = speed_test(samples_of(p0.metrics), samples_of(p1.metrics))
-    if test is not None and not test.significant(ALPHA):
-        return f"within noise (p={test.p:.2g})", False
+    if test is not None:
+        p = test.p if holm_p is None else holm_p
+        if not p < ALPHA:
+            return f"within noise ({'p' if holm_p is None else 'Holm p'}={p:.2g})", False
     spread = combined_spread(p0.metrics, p1.metrics) if test is None else 0.0
     if abs(pct) <= 100 * spread:
         return f"within noise (±{100 * spread:.1f}%)", False
@@ -235,13 +241,21 @@ def _timed(first: tuple[Point, float], last: tuple[Point, float], noise: Noise |
     return f"{pct:+.1f}%", True
 
 
-def verdict(s: Series, metric: str, noise: Noise | None = None) -> Verdict:
-    """Compare the first and latest trusted values of ``metric`` (see the module)."""
+def _ends(s: Series, metric: str):
+    """The first and latest trusted values of ``metric`` and how many there are; None when
+    fewer than two."""
     values = s.values(metric)
-    if len(values) < 2:
-        return Verdict(f"- {WARN}", runs=len(values))
-    first, last = values[0], values[-1]
-    ends = {"first": first, "latest": last, "runs": len(values)}
+    return (values[0], values[-1], len(values)) if len(values) >= 2 else None
+
+
+def verdict(s: Series, metric: str, noise: Noise | None = None,
+            holm_p: float | None = None) -> Verdict:  # fmt: skip
+    """Compare the first and latest trusted values of ``metric`` (see the module)."""
+    ends3 = _ends(s, metric)
+    if ends3 is None:
+        return Verdict(f"- {WARN}", runs=len(s.values(metric)))
+    first, last, runs = ends3
+    ends = {"first": first, "latest": last, "runs": runs}
     v0, v1 = first[1], last[1]
     if v0 == v1:
         return Verdict("unchanged", **ends)
@@ -250,9 +264,33 @@ def verdict(s: Series, metric: str, noise: Noise | None = None) -> Verdict:
     if v0 == 0:
         return Verdict("-", True, **ends)
     if metric in TIMED:
-        text, changed = _timed(first, last, noise)
+        text, changed = _timed(first, last, noise, holm_p)
         return Verdict(text, changed, **ends)
     return Verdict(f"{100 * (v1 - v0) / abs(v0):+.1f}%", True, **ends)
+
+
+def sample_test(s: Series, metric: str):
+    """The test on samples that ``verdict`` would judge ``metric``'s change by
+    (``bench.stats.speed_test``), or None where it judges without one."""
+    ends = _ends(s, metric)
+    if metric not in TIMED or ends is None or ends[0][1] in (0, ends[1][1]):
+        return None
+    return speed_test(samples_of(ends[0][0].metrics), samples_of(ends[1][0].metrics))
+
+
+def verdicts(judged: list[tuple[Series, str]], noise: Noise | None = None):
+    """The verdicts of one table (each series on its metric) and how many tests on samples
+    they rest on: those tests' p-values are Holm-corrected over the table before ``ALPHA``
+    is applied, so that many series do not make a change out of chance."""
+    tests = [sample_test(s, m) for s, m in judged]
+    pvalues = [t.p for t in tests if t is not None]
+    # one test needs no correction (Holm would leave its p as it is): its cell says plain p
+    adjusted = iter(holm(pvalues) if len(pvalues) > 1 else [None] * len(pvalues))
+    out = [
+        verdict(s, m, noise, next(adjusted) if t is not None else None)
+        for (s, m), t in zip(judged, tests, strict=True)
+    ]
+    return out, len(pvalues)
 
 
 def changed_anywhere(s: Series, metric: str) -> bool:

@@ -26,7 +26,7 @@ from bench.report.changes import (
     machines,
     series,
     shown_metrics,
-    verdict,
+    verdicts,
 )
 from bench.report.fmt import WARN, Footnotes, fmt_metric, metric_label, wrap
 from bench.report.plot import png_bytes
@@ -43,12 +43,13 @@ FONT = 9  # points: the smallest type on a plot
 PLOTTED = ("infer_samples_per_sec", "train_samples_per_sec", "peak_mem_mb")
 
 
-def _headline_rows(machine: Machine) -> tuple[list[dict], int]:
-    """One row per series judged on its main metric; and how many had too few trusted values."""
+def _headline_rows(machine: Machine) -> tuple[list[dict], int, int]:
+    """One row per series judged on its main metric; how many had too few trusted values;
+    and how many tests on samples the table's verdicts rest on (Holm-corrected together)."""
     rows, unjudged = [], 0
-    for s in machine.series:
+    judged, tests = verdicts([(s, s.main or "") for s in machine.series], machine.noise)
+    for s, v in zip(machine.series, judged, strict=True):
         main = s.main or ""
-        v = verdict(s, main, machine.noise)
         if v.first is None or v.latest is None:
             unjudged += 1
             continue
@@ -65,7 +66,7 @@ def _headline_rows(machine: Machine) -> tuple[list[dict], int]:
                 "Change": v.text,
             }
         )
-    return rows, unjudged
+    return rows, unjudged, tests
 
 
 def _detail_rows(machine: Machine, mine: list[Series]) -> list[dict]:
@@ -107,11 +108,23 @@ def _noise_text(machine: Machine) -> str:
     )
 
 
+def _correction_text(tests: int) -> str:
+    """Under a headline table: the multiple-comparison correction its verdicts used."""
+    if tests == 0:
+        return "Multiple comparisons: no test on samples in this table, so no correction."
+    if tests == 1:
+        return "Multiple comparisons: one test on samples in this table, so no correction."
+    return (
+        f"Multiple comparisons: Holm's correction over the {tests} tests on samples in this "
+        f"table; a change is named only where the corrected p is below {ALPHA:g} ('Holm p')."
+    )
+
+
 def _machine_blocks(machine: Machine) -> list:
-    rows, unjudged = _headline_rows(machine)
+    rows, unjudged, tests = _headline_rows(machine)
     blocks: list = [Heading(machine.name, 2), Para(_noise_text(machine))]
     empty = "No configuration here has two trusted values."
-    blocks.append(Tbl("", tuple(rows), empty=empty))
+    blocks += [Tbl("", tuple(rows), empty=empty), Para(_correction_text(tests))]
     if unjudged:
         blocks.append(
             Para(
@@ -143,7 +156,8 @@ def trends_intro(all_series: list[Series]) -> str:
         "section per machine. Its first table sums each configuration up by one metric, "
         "first and latest trusted run. A timing's change is named only when compare's test "
         "calls it (a test on the records' samples, their rounds where both have two or more, "
-        f"else their step times, at p < {ALPHA:g}; without samples, the step times' spread of "
+        f"else their step times, at p < {ALPHA:g} after Holm's correction over the table's "
+        "tests; without samples, the step times' spread of "
         "both records in quadrature) and it is larger than the machine's run-to-run noise; "
         "otherwise it reads 'within noise'. Top-1 and top-5 changes are in points (pt). "
         "Parameters, depth and MACs are listed only where they changed. The tables after it "

@@ -10,6 +10,8 @@ as two uninterrupted CUDA runs are to each other.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +20,7 @@ from bench.errors import ConfigError
 from bench.harness.finetune.distributed import gather_generator_states
 from bench.harness.finetune.optim import make_optimizer
 from bench.harness.finetune.state import Loop
+from bench.registry.checkpoints import file_slug
 
 logger = logging.getLogger(__name__)
 
@@ -96,3 +99,22 @@ def load_checkpoint(loop: Loop, checkpoint: Path, run_key: dict | None) -> None:
     gens = state["gen"]
     loop.gen.set_state(gens[loop.rank] if loop.rank < len(gens) else gens[0])
     logger.info("%s: resuming after epoch %d", checkpoint.name, loop.start_epoch)
+
+
+def checkpoint_identity(checkpoint: Path) -> dict:
+    """How a record names its checkpoint: the file's name in ``--checkpoint-dir`` (never a
+    path: a folder differs from machine to machine) and the sha256 of its content as written,
+    which a throughput record with ``--weights`` names as ``init_sha256``; None on another
+    rank than the first (it writes nothing) or without a file."""
+    from bench.dist import is_main_process
+    from bench.registry.weights import sha256_file
+
+    if not (is_main_process() and checkpoint.is_file()):
+        return {"checkpoint_file": None, "checkpoint_sha256": None}
+    return {"checkpoint_file": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)}
+
+
+def checkpoint_path(folder: str | Path, model: str, run_key: dict) -> Path:
+    """Where a configuration's checkpoint lives: named by model and configuration."""
+    key = hashlib.sha256(json.dumps(run_key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(folder) / f"{file_slug(model)}-{key}.pt"

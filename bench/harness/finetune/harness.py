@@ -14,16 +14,14 @@ the CPU the native size capped at ``CPU_MAX_IMG_SIZE`` so that a default run sta
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 
 from bench.errors import ConfigError, DivergedError, error_text
 from bench.harness.base import Job, Measurement, RunConfig
+from bench.harness.finetune import checkpoint as ckpt
 from bench.harness.finetune.config import FinetuneConfig, TrainConfig, add_arguments
 from bench.harness.finetune.divergence import check_learnt
-from bench.registry.checkpoints import file_slug
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +92,7 @@ def _train_config(job: Job, config: FinetuneConfig, device: str, img_size: int, 
         img_size=img_size,
         label_smoothing=float(config.label_smoothing),
         backbone_lr_scale=float(config.backbone_lr_scale),
+        norm_stats=config.norm_stats,
         device=device,
         amp=precision if precision in ("bf16", "fp16") and device.startswith("cuda") else None,
         channels_last=True,  # faster on the CPU too (oneDNN), for every model we tried
@@ -121,14 +120,10 @@ def _run_key(job: Job, data, init, cfg, world: int) -> dict:
         "init": init.init,
         "init_sha256": init.sha256,
         "world_size": world,
-        **{k: v for k, v in cfg.__dict__.items() if k not in ("device", "progress")},
+        **{k: v for k, v in cfg.__dict__.items() if k not in ("device", "progress", "norm_stats")},
+        **cfg.protocol_settings(),  # the resolved norm_stats: an earlier staged protocol's
+        # checkpoint is not resumed
     }
-
-
-def _checkpoint(job: Job, config: FinetuneConfig, run_key: dict) -> Path:
-    """Where this configuration's checkpoint lives: named by model and configuration."""
-    key = hashlib.sha256(json.dumps(run_key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(config.checkpoint_dir) / f"{file_slug(job.spec.name)}-{key}.pt"
 
 
 def _record_config(cfg, data, init_label: str, config: FinetuneConfig, world: int) -> dict:
@@ -151,20 +146,7 @@ def _record_config(cfg, data, init_label: str, config: FinetuneConfig, world: in
         out["weights"] = str(config.weights)
     if config.train_limit:
         out["train_limit"] = int(config.train_limit)
-    return out
-
-
-def checkpoint_identity(checkpoint: Path) -> dict:
-    """How a record names its checkpoint: the file's name in ``--checkpoint-dir`` (never a
-    path: a folder differs from machine to machine) and the sha256 of its content as written,
-    which a throughput record with ``--weights`` names as ``init_sha256``; None on another
-    rank than the first (it writes nothing) or without a file."""
-    from bench.dist import is_main_process
-    from bench.registry.weights import sha256_file
-
-    if not (is_main_process() and checkpoint.is_file()):
-        return {"checkpoint_file": None, "checkpoint_sha256": None}
-    return {"checkpoint_file": checkpoint.name, "checkpoint_sha256": sha256_file(checkpoint)}
+    return {**out, **cfg.protocol_settings()}
 
 
 def _record_metrics(result, data, init, checkpoint: dict) -> dict:
@@ -283,7 +265,7 @@ class FinetuneHarness:
         mean, std = (init.mean, init.std) if init.mean is not None else data.mean_std()
         world = world_size()
         run_key = _run_key(job, data, init, cfg, world)
-        checkpoint = _checkpoint(job, config, run_key)
+        checkpoint = ckpt.checkpoint_path(config.checkpoint_dir, job.spec.name, run_key)
         record_config = _record_config(cfg, data, init.init, config, world)
         name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
         try:
@@ -302,7 +284,7 @@ class FinetuneHarness:
         return [
             Measurement(
                 config=record_config,
-                metrics=_record_metrics(result, data, init, checkpoint_identity(checkpoint)),
+                metrics=_record_metrics(result, data, init, ckpt.checkpoint_identity(checkpoint)),
                 device=device.split(":")[0],
                 device_name=name,
             )

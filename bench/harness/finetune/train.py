@@ -144,7 +144,7 @@ def _train_epoch(loop: Loop, epoch: int):
     the device (no host synchronisation per step) and the epoch's seconds."""
     import torch
 
-    from bench.registry.heads import freeze_frozen_norms
+    from bench.registry.heads import freeze_backbone_norm_stats, freeze_frozen_norms
 
     loop.sampler.set_epoch(epoch)
     # the epoch's order on the data's device: each step's indices are a slice of it, not a copy
@@ -152,6 +152,8 @@ def _train_epoch(loop: Loop, epoch: int):
     loop.model.train()
     if loop.cfg.protocol == "linear":
         freeze_frozen_norms(loop.model)  # a linear probe keeps the backbone exactly as it was
+    elif loop.cfg.keeps_norm_stats():
+        freeze_backbone_norm_stats(loop.model)  # staged: the statistics as loaded, both phases
     sums = torch.zeros(3, dtype=torch.float64, device=loop.cfg.device)
     bar = _progress_bar(loop, epoch)
     if loop.device_type == "cuda":

@@ -301,6 +301,31 @@ def test_an_offline_session_runs_a_wave_of_concurrent_requests(runtime):
         wave.close()
 
 
+@needs_runtimes
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_an_int8_graph_opens_in_every_scenario_with_the_gates_predict(runtime):
+    if rt.missing(runtime, int8=True):
+        pytest.skip(f"{runtime}'s INT8 quantizer not installed")
+    torch.manual_seed(0)
+    x, calibration = torch.randn(2, 1, 8, 8), torch.randn(8, 1, 8, 8)
+    runtime_ = rt.get(runtime)
+    graph = runtime_.quantize(tiny().eval(), x, calibration, 2)
+    sync = runtime_.open_quantized(graph, x, 2)
+    wave = runtime_.open_quantized(graph, x, 2, "offline", 2)
+    try:
+        assert sync.scenario_info["scenario"] == "sync"
+        assert sync.samples_per_call == 2
+        assert wave.scenario_info["scenario"] == "offline"
+        assert wave.scenario_info["requests"] == 2
+        assert wave.samples_per_call == 4  # the batch, twice
+        np.testing.assert_allclose(wave.infer(), sync.infer(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(wave.predict(x), sync.infer(), rtol=1e-4, atol=1e-5)
+        assert wave.predict(x + 1.0).shape == sync.infer().shape
+    finally:
+        sync.close()
+        wave.close()
+
+
 # -- CUDA sessions, as far as a CPU allows --------------------------------------------------------
 @pytest.mark.skipif(not rt.installed("onnxruntime"), reason="needs onnxruntime")
 def test_io_binding_runs_the_bound_input_and_leaves_the_output_on_the_device():

@@ -2,9 +2,11 @@
 
 INT8 through each runtime that has it (``Runtime.quantize``, calibrated on the gate's
 calibration images; ONNX Runtime's static QDQ quantization and OpenVINO's NNCF are described
-in their files under ``bench.harness.throughput.runtimes``). A quantized session is built once
-per model, runtime and batch size, re-timed in every round by the one path that times every
-runtime's session (``bench.harness.throughput.sessions.time_session``).
+in their files under ``bench.harness.throughput.runtimes``). A quantized graph is built once
+per model, runtime and batch size and opened in the run's scenario (``Runtime.open_quantized``:
+the same compile configuration, offline waves or queue, as fp32 and bf16); the session is
+re-timed in every round by the one path that times every runtime's session
+(``bench.harness.throughput.sessions.time_session``).
 
 The gate (``ModelRun.gate``, ``bench.harness.throughput.gate``): the candidate's predictions
 paired with eager fp32's on the same scoring images, the drop of top-1 with its interval, and
@@ -26,7 +28,7 @@ from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.reference import agreement
 from bench.harness.throughput.runtimes import get, label
 from bench.harness.throughput.runtimes.base import Session
-from bench.harness.throughput.sessions import time_session
+from bench.harness.throughput.sessions import scenario_of, time_session
 
 logger = logging.getLogger(__name__)
 
@@ -34,29 +36,44 @@ INT8 = "int8"
 LOSSY = (INT8, "fp16")  # chosen only within the accuracy budget; never on agreement alone
 
 
-def _int8_session(run: ModelRun, batch: int, runtime: str) -> Session:
-    """The INT8 session of ``runtime`` for ``batch`` (built once per model, runtime and batch;
-    its ``export_time_s``: the whole build, export and calibration included)."""
-    key = ("int8_session", runtime, batch)
-    if key in run.job.cache:
-        return run.job.cache[key]
-    import torch
+def _int8_graph(run: ModelRun, batch: int, runtime: str):
+    """(``runtime``'s INT8 graph for ``batch``, seconds to build it: export and calibration
+    included); built once per model, runtime and batch."""
+    key = ("int8_graph", runtime, batch)
+    if key not in run.job.cache:
+        import torch
 
-    data = run.gate.data()
-    x = run.job.example_input(batch)
-    model = run.model.eval().float().cpu().to(memory_format=torch.contiguous_format)
-    threads = torch.get_num_threads()
-    start = time.perf_counter()
-    session = get(runtime).quantize(model, x, data.calibration, threads)
-    session.export_time_s = time.perf_counter() - start
-    run.job.cache[key] = session
-    return session
+        data = run.gate.data()
+        x = run.job.example_input(batch)
+        model = run.model.eval().float().cpu().to(memory_format=torch.contiguous_format)
+        start = time.perf_counter()
+        graph = get(runtime).quantize(model, x, data.calibration, torch.get_num_threads())
+        run.job.cache[key] = (graph, time.perf_counter() - start)
+    return run.job.cache[key]
+
+
+def _int8_session(run: ModelRun, batch: int, cand: Candidate) -> Session:
+    """The INT8 session of ``cand.runtime`` for ``batch`` in the run's scenario (and the
+    candidate's concurrency), opened once from the one graph; its ``export_time_s``: the
+    graph's build and the session's opening."""
+    concurrency = getattr(cand, "concurrency", None)
+    key = ("int8_session", cand.runtime, batch, scenario_of(run), concurrency)
+    if key not in run.job.cache:
+        import torch
+
+        graph, build_s = _int8_graph(run, batch, cand.runtime)
+        x = run.job.example_input(batch)
+        session = get(cand.runtime).open_quantized(graph, x, torch.get_num_threads(),
+                                                   scenario_of(run), concurrency)  # fmt: skip
+        session.export_time_s += build_s
+        run.job.cache[key] = session
+    return run.job.cache[key]
 
 
 def measure_int8(run: ModelRun, cand: Candidate, batch: int) -> dict:
-    """An INT8 candidate (``cand.runtime``): quantized once, judged by the gate once, timed
-    like every runtime's session."""
-    session = _int8_session(run, batch, cand.runtime)
+    """An INT8 candidate (``cand.runtime``): quantized once, opened in the run's scenario like
+    every runtime's session, judged by the gate once, timed like every runtime's session."""
+    session = _int8_session(run, batch, cand)
     metrics = time_session(run, cand, batch, session, f"{label(cand.runtime)} INT8")
     agree = agreement(run.reference(batch), session.infer(), INT8)
     agree.pop("agrees")  # recorded, not deciding: the accuracy gate decides

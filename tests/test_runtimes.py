@@ -326,6 +326,71 @@ def test_an_int8_graph_opens_in_every_scenario_with_the_gates_predict(runtime):
         wave.close()
 
 
+# -- --precision int8: speed only ----------------------------------------------------------------
+def test_int8_speed_is_refused_with_one_line_where_it_has_no_path():
+    with pytest.raises(ConfigError, match="harness 'params' has no INT8 path"):
+        make_job(_spec(tiny), "params", precision="int8")
+    with pytest.raises(ConfigError, match="PyTorch has no INT8 path"):
+        make_job(_spec(tiny), "throughput", precision="int8")  # PyTorch alone
+    with pytest.raises(ConfigError, match="--optimize tries INT8 itself"):
+        make_job(_spec(tiny), "throughput", precision="int8", runtimes=("onnxruntime",),
+                 optimize=True)  # fmt: skip
+    with pytest.raises(ConfigError, match="inference only"):
+        make_job(_spec(tiny), "throughput", precision="int8", runtimes=("onnxruntime",),
+                 modes=("train",))  # fmt: skip
+    # quiet where it has a path, and for another precision
+    make_job(_spec(tiny), "throughput", precision="int8", runtimes=("torch", "onnxruntime"))
+    make_job(_spec(tiny), "params", precision="fp32")
+
+
+def test_cli_refuses_int8_for_pytorch_alone_with_one_line_and_exit_2():
+    from conftest import run_cli
+
+    r = run_cli("run", "--models", "lenet5", "--harness", "throughput", "--precision", "int8")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "--runtime onnxruntime" in r.stderr
+
+
+@needs_runtimes
+def test_int8_speed_without_weights_is_calibrated_on_synthetic_images_and_says_so():
+    rows = _by_runtime(_measure(precision="int8", runtimes=ALL))
+    assert rows["torch"].status == "skipped"
+    assert "PyTorch has no INT8 path" in rows["torch"].error
+    assert rows["torch"].metrics["accuracy"] == "accuracy not measured"
+    for name in ("onnxruntime", "openvino"):
+        if rt.missing(name, int8=True):
+            continue
+        m = rows[name]
+        assert m.status == "ok", m.error
+        assert m.config["precision"] == "int8"
+        x = m.metrics
+        assert x["infer_samples_per_sec"] > 0
+        assert x["accuracy"] == "accuracy not measured"
+        assert x["calibration_data"].startswith("synthetic: 128 seeded random 1x8x8 images")
+        assert x["calibration_images"] == 128
+        assert "within_budget" not in x  # nothing judged: no gate without images
+
+
+def test_synthetic_calibration_is_seeded_with_the_models_mean_and_std():
+    from types import SimpleNamespace
+
+    from bench.harness.throughput.quantize import synthetic_calibration, synthetic_mean_std
+
+    job = make_job(_spec(tiny), "throughput", calibration_images=64)
+    run = SimpleNamespace(job=job, init=None, settings=SimpleNamespace(calibration_images=64))
+    a, b = synthetic_calibration(run), synthetic_calibration(run)
+    assert a.shape == (64, 1, 8, 8)
+    assert torch.equal(a, b)  # seeded
+    mean, std = synthetic_mean_std(run, 1)  # ImageNet's, averaged for one channel
+    assert mean == [pytest.approx((0.485 + 0.456 + 0.406) / 3)]
+    # uniform pixels normalised: their mean lands at (0.5 - mean) / std
+    assert float(a.mean()) == pytest.approx((0.5 - mean[0]) / std[0], abs=0.05)
+    run.init = SimpleNamespace(mean=(0.5,), std=(0.25,))  # a checkpoint's own
+    assert synthetic_mean_std(run, 1) == ([0.5], [0.25])
+    assert float(synthetic_calibration(run).mean()) == pytest.approx(0.0, abs=0.05)
+
+
 # -- CUDA sessions, as far as a CPU allows --------------------------------------------------------
 @pytest.mark.skipif(not rt.installed("onnxruntime"), reason="needs onnxruntime")
 def test_io_binding_runs_the_bound_input_and_leaves_the_output_on_the_device():

@@ -559,6 +559,56 @@ def test_prepare_measures_fp32_too_when_other_runtimes_run(monkeypatch):
     assert seen == ["fp16", "fp32"]
 
 
+def test_int8_and_bf16_rows_take_their_fraction_of_a_peak_at_their_own_precision(monkeypatch):
+    from types import SimpleNamespace
+
+    figures = {"fp32": 100.0, "bf16": 400.0, "int8": 800.0}
+    monkeypatch.setattr(tp, "matmul_peak", lambda d, p, *a, **k: {**FAKE_PEAK,
+                        "peak_gmacs_per_sec": figures[p], "peak_method": f"{p} matmul"})  # fmt: skip
+    settings = SimpleNamespace(peaks=(), min_time_s=0.1)
+    run = SimpleNamespace(settings=settings, device="cpu", gmacs=2.0, keep_sample=lambda k, g: g)
+    for precision, peak in figures.items():
+        m = tp.peak_metrics(run, "infer", precision, {"infer_samples_per_sec": 40.0})
+        assert m["peak_precision"] == precision
+        assert m["peak_gmacs_per_sec"] == peak
+        assert m["frac_of_peak"] == round(80.0 / peak, 4)  # 2 GMACs x 40/s
+    # where no INT8 product can run: '-' (None), never the fp32 peak
+    del figures["int8"]
+    m = tp.peak_metrics(run, "infer", "int8", {"infer_samples_per_sec": 40.0})
+    assert m["frac_of_peak"] is None
+    assert "peak_precision" not in m
+    assert m["achieved_gmacs_per_sec"] == 80.0
+    assert m["peak_method"].startswith("no int8 peak measured here")
+    with pytest.raises(KeyError):  # another precision's failure is not hidden
+        tp.peak_metrics(run, "infer", "fp16", {"infer_samples_per_sec": 40.0})
+
+
+def test_an_int8_peak_is_an_int8_product_and_optional_in_the_runs_peaks(monkeypatch):
+    info = tp.matmul_peak("cpu", "int8", min_time_s=0.0, repeats=1, cache=False)
+    assert info["peak_gmacs_per_sec"] > 0
+    assert "int8 matmul" in info["peak_method"]
+    a, b, out = tp._operands(16, "cpu", "int8")
+    assert (a.dtype, b.dtype, out.dtype) == (torch.int8, torch.int8, torch.int32)
+    seen = []
+    monkeypatch.setattr(tp, "matmul_peak", lambda d, p, *a, **k: seen.append(p) or FAKE_PEAK)
+    run, config = split_options("throughput", **{**FAST, "optimize": True, "device": "cpu"})
+    ThroughputHarness.prepare(replace_runtimes(config), run)
+    assert "int8" in seen  # --optimize's INT8 candidates get their own peak
+    seen.clear()
+    run, config = split_options("throughput", **FAST)
+    ThroughputHarness.prepare(config, run)
+    assert seen == ["fp32"]  # and a plain run measures no other
+    # a machine without an INT8 product: the run goes on without that peak
+
+    def no_int8(d, p, *a, **k):
+        if p == "int8":
+            raise RuntimeError("no _int_mm")
+        return FAKE_PEAK
+
+    monkeypatch.setattr(tp, "matmul_peak", no_int8)
+    assert [p for _, p, *_ in tp.run_peaks("cpu", ["int8", "fp32"])] == ["fp32"]
+
+
 def replace_runtimes(config):
     from dataclasses import replace
 

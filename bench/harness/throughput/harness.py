@@ -71,13 +71,15 @@ class ThroughputHarness:
     def prepare(config: ThroughputConfig, run: RunConfig) -> ThroughputConfig:
         """Measure the run's matrix-product peak(s) once, before the first model: at the
         run's precision, and fp32 (the other runtimes' precision) and bf16 where it is
-        native under --optimize."""
+        native under --optimize, and int8 (the INT8 candidates') under --optimize on the CPU."""
         device = check_device(run.device)
-        precisions = [run.precision] if run.precision != INT8 else []
+        precisions = [run.precision]
         if config.optimize or set(config.runtimes) != {TORCH}:
             precisions.append("fp32")
         if config.optimize and supports_bf16(device):
             precisions.append("bf16")
+        if config.optimize and device == "cpu":  # the INT8 candidates' own peak
+            precisions.append(INT8)
         return replace(config, peaks=run_peaks(device, precisions, config.threads))
 
     @staticmethod

@@ -25,6 +25,7 @@ from bench.harness.throughput.config import TORCH
 from bench.harness.throughput.gate import torch_predict
 from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
+from bench.harness.throughput.peak import peak_metrics
 from bench.harness.throughput.reference import agreement
 from bench.harness.throughput.runtimes import get, label
 from bench.harness.throughput.runtimes.base import Session
@@ -109,6 +110,7 @@ def measure_int8(run: ModelRun, cand: Candidate, batch: int) -> dict:
     agree.pop("agrees")  # recorded, not deciding: the accuracy gate decides
     judged = run.gate.judge((INT8, cand.runtime, batch), session.predict, batch)
     metrics.update(agree, **judged)
+    metrics.update(peak_metrics(run, cand.mode, INT8, metrics))  # an INT8 product's peak
     return metrics
 
 
@@ -126,6 +128,7 @@ def measure_int8_speed(run: ModelRun, cand: Candidate, batch: int) -> dict:
     metrics["calibration_data"] = (
         f"synthetic: {n} seeded random {c}x{h}x{w} images normalised with the model's mean/std"
     )
+    metrics.update(peak_metrics(run, cand.mode, INT8, metrics))  # an INT8 product's peak
     return metrics
 
 

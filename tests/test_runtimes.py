@@ -628,3 +628,21 @@ def test_a_harness_that_fails_to_finalize_leaves_its_records_and_the_run_complet
     doc = _two_model_run(tmp_path, isolate=False)
     assert doc.header["status"] == "complete"
     assert [r["status"] for r in doc.records] == ["ok", "ok"]
+
+
+def test_the_int8_why_script_ranks_variants_against_openvino_bf16():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "int8_why.py"
+    spec = importlib.util.spec_from_file_location("int8_why", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.parse(["--quick"]).quick is True
+    rows = [("OpenVINO bf16", 100.0, ""), ("ONNX Runtime INT8 QDQ", 150.0, ""),
+            ("OpenVINO INT8 (NNCF)", None, "nncf not installed")]  # fmt: skip
+    text = mod.table(rows, "t").splitlines()
+    assert text[4].startswith("| ONNX Runtime INT8 QDQ | 150.0 | 1.50x")  # fastest first
+    assert text[5].startswith("| OpenVINO bf16 | 100.0 | 1.00x")
+    assert text[6] == "| OpenVINO INT8 (NNCF) | - | - | nncf not installed |"
+    assert "vs -" in mod.table([("x", None, "why")], "t")  # no baseline: no ratio

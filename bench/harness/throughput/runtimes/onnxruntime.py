@@ -236,8 +236,11 @@ def _calibration_reader(input_name: str, images, batch: int):
     return Reader()
 
 
-def quantize_int8(model, x, calibration, workdir: Path) -> Path:
-    """The model exported at ``x``'s shape, pre-processed and statically quantized (QDQ)."""
+def quantize_int8(model, x, calibration, workdir: Path, quant_format: str = "QDQ",
+                  per_channel: bool = True, reduce_range: bool = False) -> Path:  # fmt: skip
+    """The model exported at ``x``'s shape, pre-processed and statically quantized: U8S8
+    (activations uint8, weights int8), by default in QDQ format, per channel, without
+    ``reduce_range`` (the others: scripts/int8_why.py's comparisons)."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 
@@ -249,9 +252,9 @@ def quantize_int8(model, x, calibration, workdir: Path) -> Path:
     name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
     reader = _calibration_reader(name, calibration, int(x.shape[0]))
     with step("ONNX Runtime static quantization"), contextlib.redirect_stdout(None):
-        quantize_static(str(pre), str(q8), reader, quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)  # fmt: skip
+        quantize_static(str(pre), str(q8), reader, quant_format=QuantFormat[quant_format],
+                        per_channel=per_channel, reduce_range=reduce_range,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
     return q8
 
 

@@ -338,6 +338,9 @@ def test_int8_speed_is_refused_with_one_line_where_it_has_no_path():
     with pytest.raises(ConfigError, match="inference only"):
         make_job(_spec(tiny), "throughput", precision="int8", runtimes=("onnxruntime",),
                  modes=("train",))  # fmt: skip
+    with pytest.raises(ConfigError, match="--batch-search"):
+        make_job(_spec(tiny), "throughput", precision="int8", runtimes=("onnxruntime",),
+                 batch_search=True)  # fmt: skip
     # quiet where it has a path, and for another precision
     make_job(_spec(tiny), "throughput", precision="int8", runtimes=("torch", "onnxruntime"))
     make_job(_spec(tiny), "params", precision="fp32")

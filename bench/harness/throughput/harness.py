@@ -229,6 +229,10 @@ def check_int8_speed(c: ThroughputConfig) -> None:
         )
     if "train" in c.modes:
         raise ConfigError("--precision int8 measures inference only: drop --mode train.")
+    if c.batch_search:  # the search times fp32 sessions: it would not be INT8's batch
+        raise ConfigError(
+            "--precision int8 with --batch-search: the search has no INT8 path; give --batch-size."
+        )
 
 
 def _config(job: Job, batch: int, cand: Candidate, optimize: bool) -> dict:

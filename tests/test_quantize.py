@@ -11,6 +11,7 @@ from bench.harness.throughput.config import Settings, ThroughputConfig
 from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.optimize import optimize
+from bench.harness.throughput.quantize import measure_int8
 from bench.harness.throughput.timing import WarmupPolicy
 from bench.registry.lookup import Registry
 
@@ -81,6 +82,19 @@ def test_int8_of_a_trained_model_is_within_budget_by_the_point_rule(trained):
     assert gate["accuracy_images"] == 360
     assert gate["calibration_images"] == 128
     assert gate["calibration_data"] == "digits training split"  # disjoint from held-out
+
+
+def test_int8_offline_is_timed_in_waves_and_judged_by_the_gate(trained):
+    run = _run(weights=trained, val_data="digits", accuracy_rule="point", scenario="offline")
+    metrics, _ = optimize(run, Candidate("infer", "fp32", False, False), 16)
+    row = _int8_row(metrics)
+    assert row["error"] is None  # no longer skipped offline
+    assert row["infer_samples_per_sec"] > 0
+    assert row["within_budget"] is True
+    m = measure_int8(run, Candidate("infer", "int8", False, False, "onnxruntime"), 16)
+    assert m["scenario"] == "offline"  # a wave of concurrent requests, like fp32's
+    assert m["offline_requests"] >= 1
+    assert m["infer_samples_per_sec"] > 0
 
 
 def test_the_interval_rule_refuses_int8_that_360_images_cannot_bound(trained):

@@ -301,6 +301,99 @@ def test_an_offline_session_runs_a_wave_of_concurrent_requests(runtime):
         wave.close()
 
 
+@needs_runtimes
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_an_int8_graph_opens_in_every_scenario_with_the_gates_predict(runtime):
+    if rt.missing(runtime, int8=True):
+        pytest.skip(f"{runtime}'s INT8 quantizer not installed")
+    torch.manual_seed(0)
+    x, calibration = torch.randn(2, 1, 8, 8), torch.randn(8, 1, 8, 8)
+    runtime_ = rt.get(runtime)
+    graph = runtime_.quantize(tiny().eval(), x, calibration, 2)
+    sync = runtime_.open_quantized(graph, x, 2)
+    wave = runtime_.open_quantized(graph, x, 2, "offline", 2)
+    try:
+        assert sync.scenario_info["scenario"] == "sync"
+        assert sync.samples_per_call == 2
+        assert wave.scenario_info["scenario"] == "offline"
+        assert wave.scenario_info["requests"] == 2
+        assert wave.samples_per_call == 4  # the batch, twice
+        np.testing.assert_allclose(wave.infer(), sync.infer(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(wave.predict(x), sync.infer(), rtol=1e-4, atol=1e-5)
+        assert wave.predict(x + 1.0).shape == sync.infer().shape
+    finally:
+        sync.close()
+        wave.close()
+
+
+# -- --precision int8: speed only ----------------------------------------------------------------
+def test_int8_speed_is_refused_with_one_line_where_it_has_no_path():
+    with pytest.raises(ConfigError, match="harness 'params' has no INT8 path"):
+        make_job(_spec(tiny), "params", precision="int8")
+    with pytest.raises(ConfigError, match="PyTorch has no INT8 path"):
+        make_job(_spec(tiny), "throughput", precision="int8")  # PyTorch alone
+    with pytest.raises(ConfigError, match="--optimize tries INT8 itself"):
+        make_job(_spec(tiny), "throughput", precision="int8", runtimes=("onnxruntime",),
+                 optimize=True)  # fmt: skip
+    with pytest.raises(ConfigError, match="inference only"):
+        make_job(_spec(tiny), "throughput", precision="int8", runtimes=("onnxruntime",),
+                 modes=("train",))  # fmt: skip
+    with pytest.raises(ConfigError, match="--batch-search"):
+        make_job(_spec(tiny), "throughput", precision="int8", runtimes=("onnxruntime",),
+                 batch_search=True)  # fmt: skip
+    # quiet where it has a path, and for another precision
+    make_job(_spec(tiny), "throughput", precision="int8", runtimes=("torch", "onnxruntime"))
+    make_job(_spec(tiny), "params", precision="fp32")
+
+
+def test_cli_refuses_int8_for_pytorch_alone_with_one_line_and_exit_2():
+    from conftest import run_cli
+
+    r = run_cli("run", "--models", "lenet5", "--harness", "throughput", "--precision", "int8")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "--runtime onnxruntime" in r.stderr
+
+
+@needs_runtimes
+def test_int8_speed_without_weights_is_calibrated_on_synthetic_images_and_says_so():
+    rows = _by_runtime(_measure(precision="int8", runtimes=ALL))
+    assert rows["torch"].status == "skipped"
+    assert "PyTorch has no INT8 path" in rows["torch"].error
+    assert rows["torch"].metrics["accuracy"] == "accuracy not measured"
+    for name in ("onnxruntime", "openvino"):
+        if rt.missing(name, int8=True):
+            continue
+        m = rows[name]
+        assert m.status == "ok", m.error
+        assert m.config["precision"] == "int8"
+        x = m.metrics
+        assert x["infer_samples_per_sec"] > 0
+        assert x["accuracy"] == "accuracy not measured"
+        assert x["calibration_data"].startswith("synthetic: 128 seeded random 1x8x8 images")
+        assert x["calibration_images"] == 128
+        assert "within_budget" not in x  # nothing judged: no gate without images
+
+
+def test_synthetic_calibration_is_seeded_with_the_models_mean_and_std():
+    from types import SimpleNamespace
+
+    from bench.harness.throughput.quantize import synthetic_calibration, synthetic_mean_std
+
+    job = make_job(_spec(tiny), "throughput", calibration_images=64)
+    run = SimpleNamespace(job=job, init=None, settings=SimpleNamespace(calibration_images=64))
+    a, b = synthetic_calibration(run), synthetic_calibration(run)
+    assert a.shape == (64, 1, 8, 8)
+    assert torch.equal(a, b)  # seeded
+    mean, std = synthetic_mean_std(run, 1)  # ImageNet's, averaged for one channel
+    assert mean == [pytest.approx((0.485 + 0.456 + 0.406) / 3)]
+    # uniform pixels normalised: their mean lands at (0.5 - mean) / std
+    assert float(a.mean()) == pytest.approx((0.5 - mean[0]) / std[0], abs=0.05)
+    run.init = SimpleNamespace(mean=(0.5,), std=(0.25,))  # a checkpoint's own
+    assert synthetic_mean_std(run, 1) == ([0.5], [0.25])
+    assert float(synthetic_calibration(run).mean()) == pytest.approx(0.0, abs=0.05)
+
+
 # -- CUDA sessions, as far as a CPU allows --------------------------------------------------------
 @pytest.mark.skipif(not rt.installed("onnxruntime"), reason="needs onnxruntime")
 def test_io_binding_runs_the_bound_input_and_leaves_the_output_on_the_device():
@@ -469,6 +562,56 @@ def test_prepare_measures_fp32_too_when_other_runtimes_run(monkeypatch):
     assert seen == ["fp16", "fp32"]
 
 
+def test_int8_and_bf16_rows_take_their_fraction_of_a_peak_at_their_own_precision(monkeypatch):
+    from types import SimpleNamespace
+
+    figures = {"fp32": 100.0, "bf16": 400.0, "int8": 800.0}
+    monkeypatch.setattr(tp, "matmul_peak", lambda d, p, *a, **k: {**FAKE_PEAK,
+                        "peak_gmacs_per_sec": figures[p], "peak_method": f"{p} matmul"})  # fmt: skip
+    settings = SimpleNamespace(peaks=(), min_time_s=0.1)
+    run = SimpleNamespace(settings=settings, device="cpu", gmacs=2.0, keep_sample=lambda k, g: g)
+    for precision, peak in figures.items():
+        m = tp.peak_metrics(run, "infer", precision, {"infer_samples_per_sec": 40.0})
+        assert m["peak_precision"] == precision
+        assert m["peak_gmacs_per_sec"] == peak
+        assert m["frac_of_peak"] == round(80.0 / peak, 4)  # 2 GMACs x 40/s
+    # where no INT8 product can run: '-' (None), never the fp32 peak
+    del figures["int8"]
+    m = tp.peak_metrics(run, "infer", "int8", {"infer_samples_per_sec": 40.0})
+    assert m["frac_of_peak"] is None
+    assert "peak_precision" not in m
+    assert m["achieved_gmacs_per_sec"] == 80.0
+    assert m["peak_method"].startswith("no int8 peak measured here")
+    with pytest.raises(KeyError):  # another precision's failure is not hidden
+        tp.peak_metrics(run, "infer", "fp16", {"infer_samples_per_sec": 40.0})
+
+
+def test_an_int8_peak_is_an_int8_product_and_optional_in_the_runs_peaks(monkeypatch):
+    info = tp.matmul_peak("cpu", "int8", min_time_s=0.0, repeats=1, cache=False)
+    assert info["peak_gmacs_per_sec"] > 0
+    assert "int8 matmul" in info["peak_method"]
+    a, b, out = tp._operands(16, "cpu", "int8")
+    assert (a.dtype, b.dtype, out.dtype) == (torch.int8, torch.int8, torch.int32)
+    seen = []
+    monkeypatch.setattr(tp, "matmul_peak", lambda d, p, *a, **k: seen.append(p) or FAKE_PEAK)
+    run, config = split_options("throughput", **{**FAST, "optimize": True, "device": "cpu"})
+    ThroughputHarness.prepare(replace_runtimes(config), run)
+    assert "int8" in seen  # --optimize's INT8 candidates get their own peak
+    seen.clear()
+    run, config = split_options("throughput", **FAST)
+    ThroughputHarness.prepare(config, run)
+    assert seen == ["fp32"]  # and a plain run measures no other
+    # a machine without an INT8 product: the run goes on without that peak
+
+    def no_int8(d, p, *a, **k):
+        if p == "int8":
+            raise RuntimeError("no _int_mm")
+        return FAKE_PEAK
+
+    monkeypatch.setattr(tp, "matmul_peak", no_int8)
+    assert [p for _, p, *_ in tp.run_peaks("cpu", ["int8", "fp32"])] == ["fp32"]
+
+
 def replace_runtimes(config):
     from dataclasses import replace
 
@@ -488,3 +631,21 @@ def test_a_harness_that_fails_to_finalize_leaves_its_records_and_the_run_complet
     doc = _two_model_run(tmp_path, isolate=False)
     assert doc.header["status"] == "complete"
     assert [r["status"] for r in doc.records] == ["ok", "ok"]
+
+
+def test_the_int8_why_script_ranks_variants_against_openvino_bf16():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "int8_why.py"
+    spec = importlib.util.spec_from_file_location("int8_why", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.parse(["--quick"]).quick is True
+    rows = [("OpenVINO bf16", 100.0, ""), ("ONNX Runtime INT8 QDQ", 150.0, ""),
+            ("OpenVINO INT8 (NNCF)", None, "nncf not installed")]  # fmt: skip
+    text = mod.table(rows, "t").splitlines()
+    assert text[4].startswith("| ONNX Runtime INT8 QDQ | 150.0 | 1.50x")  # fastest first
+    assert text[5].startswith("| OpenVINO bf16 | 100.0 | 1.00x")
+    assert text[6] == "| OpenVINO INT8 (NNCF) | - | - | nncf not installed |"
+    assert "vs -" in mod.table([("x", None, "why")], "t")  # no baseline: no ratio

@@ -280,3 +280,38 @@ def test_a_candidates_rounds_show_as_their_range():
 
     assert _rounds_cell(219.9, [222.7, 192.5, 219.9], True) == "219.9 ✓ [192.5-222.7]"
     assert _rounds_cell(100.0, [100.0], False) == "100.0"
+
+
+def test_speed_only_int8_rows_say_accuracy_not_measured_in_tables_and_page(tmp_path):
+    store = ResultStore(tmp_path / "results")
+    doc = store.new_run({"run_id": "q8000001", "started_utc": "2026-01-01T00:00:00.000000Z",
+                         "machine": {"id": "test-machine", "cpu": "Test CPU"}})  # fmt: skip
+    rows = []
+    for runtime, sps in (("onnxruntime", 30.0), ("openvino", 50.0)):
+        q8 = _record("resnet50", sps, 4.1, accuracy="accuracy not measured",
+                     calibration_data="synthetic: 128 seeded random 3x224x224 images")  # fmt: skip
+        q8["config"].update(runtime=runtime, precision="int8")
+        rows.append(q8)
+    fp32 = _record("resnet50", 20.0, 4.1, max_abs_diff=1e-5, top1_agree=True, agrees=True)
+    fp32["config"]["runtime"] = "onnxruntime"
+    gated = _record("convnext_tiny", 9.0, 4.5)  # an INT8 row that was judged: no such note
+    gated["config"].update(runtime="openvino", precision="int8")
+    doc.add([_record("resnet50", 10.0, 4.1), fp32, gated, *rows])
+    first = _generated_twice_alike(store.root, tmp_path)
+    md = first["throughput.md"].decode()
+    lines = [ln for ln in md.splitlines() if "int8" in ln]
+    assert lines
+    for ln in lines:
+        assert ("accuracy not measured" in ln) == ("resnet50" in ln), ln
+    assert not [ln for ln in md.splitlines() if "fp32" in ln and "accuracy not measured" in ln]
+    sbs = md.split("## Runtimes side by side")[1].split("\n## ")[0]
+    assert "int8 (lossy), accuracy not measured" in sbs
+    page = next(v.decode() for k, v in first.items() if k.endswith(".html"))
+    assert "int8 (lossy), accuracy not measured" in page
+
+
+def test_the_reports_read_the_words_the_harness_writes():
+    from bench.harness.throughput.quantize import NOT_MEASURED as written
+    from bench.report.workload import NOT_MEASURED as read
+
+    assert written == read == "accuracy not measured"

@@ -137,7 +137,9 @@ def _add_run_arguments(g) -> None:
                    "harness's own: throughput 256 on CUDA and 16 on the CPU, finetune 64 or the "
                    "model card's [finetune] batch_size from scratch)")  # fmt: skip
     g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help=f"fp32, or bf16/fp16 autocast (default: {d.precision})")  # fmt: skip
+                   help="fp32, or bf16/fp16 autocast, or int8 (throughput only: INT8 speed "
+                   "through --runtime onnxruntime|openvino, calibrated on synthetic input, "
+                   f"accuracy not measured) (default: {d.precision})")  # fmt: skip
     g.add_argument("--no-isolate", dest="isolate", action="store_false", default=e.isolate,
                    help="measure in this process instead of one subprocess per model")  # fmt: skip
     g.add_argument("--model-timeout", dest="model_timeout_s", default=e.model_timeout_s,

@@ -37,7 +37,7 @@ from bench.registry import ModelSpec
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")  # int8: speed only, --harness throughput
 DEFAULT_MODEL_TIMEOUT_S = 1800.0
 EXECUTORS = ("local", "ray")
 

@@ -88,7 +88,15 @@ def call_hook(name: str, hook: str, *args, default: Any = _ABSENT, doing: str = 
 # -- configuration ----------------------------------------------------------------------
 def config_from_options(name: str, options: dict[str, Any], run) -> Any:
     """The harness's typed configuration from its own options' values (plain data); its
-    ``configure`` hook when it has one, else the options themselves."""
+    ``configure`` hook when it has one, else the options themselves. ``--precision int8`` is
+    refused (one line) for a harness without ``int8 = True``."""
+    if getattr(run, "precision", None) == "int8" and not getattr(
+        harness_class(name), "int8", False
+    ):
+        raise ConfigError(
+            f"--precision int8: harness '{name}' has no INT8 path; INT8 speed is measured by "
+            "--harness throughput with --runtime onnxruntime or openvino."
+        )
     return call_hook(name, "configure", dict(options), run, default=dict(options))
 
 

@@ -96,7 +96,7 @@ def short_config(r: dict) -> str:
     parts = [
         *scenario_words(w.scenario, metrics_of(r)),
         f"{'' if w.mode == 'infer' else w.mode + ' '}bs {batch}",
-        precision_text(w.precision),
+        precision_text(w.precision, metrics_of(r).get("accuracy")),
         w.layout,
         compiled,
         RUNTIME_LABELS.get(w.runtime, w.runtime),

@@ -17,6 +17,7 @@ from bench.report.records import untrusted
 from bench.report.workload import (
     LOSSY,
     LOSSY_MARK,
+    NOT_MEASURED,
     SCENARIO,
     Workload,
     precision_text,
@@ -129,8 +130,10 @@ def _lead(g: Group, weights: bool) -> dict:
     if weights:
         row["Weights (sha256)"] = (w.weights_sha256 or "-")[:12]
     scenario = "" if w.scenario == SCENARIO else f" {w.scenario}"  # sync reads as before
+    unmeasured = any(r.get("accuracy") == NOT_MEASURED for r in g.rows)  # speed-only INT8
+    precision = precision_text(w.precision, NOT_MEASURED if unmeasured else None)
     return row | {"Batch": fmt_int(w.batch) + scenario, "px": fmt_int(w.img_size),
-                  "Precision": precision_text(w.precision)}  # fmt: skip
+                  "Precision": precision}  # fmt: skip
 
 
 def side_by_side(table) -> list[tuple[str, dict]]:

@@ -27,6 +27,8 @@ from bench.report.fmt import is_missing
 EXACT = ("fp32", "tf32")
 LOSSY = ("bf16", "fp16", "int8")
 LOSSY_MARK = "(lossy)"
+# a speed-only INT8 row's ``accuracy`` (``--precision int8``: calibrated on synthetic images)
+NOT_MEASURED = "accuracy not measured"
 # The scenario of a record that names none: batches one after another, each waited for
 # (records before --scenario, and sync records, which leave it out of their configuration).
 SCENARIO = "sync"
@@ -138,10 +140,12 @@ def workload_key(row: dict) -> Workload:
     )
 
 
-def precision_text(precision) -> str:
-    """A precision, marked when lossy: 'int8 (lossy)'."""
+def precision_text(precision, accuracy=None) -> str:
+    """A precision, marked when lossy: 'int8 (lossy)', and 'int8 (lossy), accuracy not
+    measured' for a speed-only row (its ``accuracy``)."""
     p = "-" if is_missing(precision) else str(precision)
-    return f"{p} {LOSSY_MARK}" if p in LOSSY else p
+    text = f"{p} {LOSSY_MARK}" if p in LOSSY else p
+    return f"{text}, {NOT_MEASURED}" if accuracy == NOT_MEASURED else text
 
 
 def native_shape(model: str) -> tuple[int, int] | None:

@@ -27,8 +27,15 @@ from bench.harness.throughput.measure import Candidate
 from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.optimize import optimize
 from bench.harness.throughput.peak import run_peaks, settle_peaks, share_model_peak
+from bench.harness.throughput.quantize import INT8, NOT_MEASURED, measure_int8_speed
 from bench.harness.throughput.rounds import merge_rounds
-from bench.harness.throughput.runtimes import label, require, skip_reason, version
+from bench.harness.throughput.runtimes import (
+    int8_skip_reason,
+    label,
+    require,
+    skip_reason,
+    version,
+)
 from bench.harness.throughput.sessions import measure_candidate, scenario_of
 
 logger = logging.getLogger(__name__)
@@ -37,6 +44,7 @@ logger = logging.getLogger(__name__)
 class ThroughputHarness:
     name = "throughput"
     isolate = True  # the runner measures each model in its own process (bench.executors.isolate)
+    int8 = True  # --precision int8: speed only, through another runtime's INT8 path
 
     add_arguments = staticmethod(add_arguments)
 
@@ -44,6 +52,8 @@ class ThroughputHarness:
     def configure(options: dict, run: RunConfig) -> ThroughputConfig:
         config = ThroughputConfig(**options)
         check_scenario_batches(config.scenario, run.batch_sizes)
+        if run.precision == INT8:
+            check_int8_speed(config)
         return config
 
     @staticmethod
@@ -61,13 +71,15 @@ class ThroughputHarness:
     def prepare(config: ThroughputConfig, run: RunConfig) -> ThroughputConfig:
         """Measure the run's matrix-product peak(s) once, before the first model: at the
         run's precision, and fp32 (the other runtimes' precision) and bf16 where it is
-        native under --optimize."""
+        native under --optimize, and int8 (the INT8 candidates') under --optimize on the CPU."""
         device = check_device(run.device)
         precisions = [run.precision]
         if config.optimize or set(config.runtimes) != {TORCH}:
             precisions.append("fp32")
         if config.optimize and supports_bf16(device):
             precisions.append("bf16")
+        if config.optimize and device == "cpu":  # the INT8 candidates' own peak
+            precisions.append(INT8)
         return replace(config, peaks=run_peaks(device, precisions, config.threads))
 
     @staticmethod
@@ -165,6 +177,8 @@ def _batch_rows(run: ModelRun, asked: Candidate, batch: int, name: str) -> list[
 def _row(run: ModelRun, cand: Candidate, batch: int) -> Measurement:
     """One (mode, batch, runtime) row: measured, skipped (why) or failed (which step)."""
     config = _config(run.job, batch, cand, False)
+    if cand.precision == INT8:
+        return _int8_row(run, cand, batch, config)
     if cand.runtime == TORCH:  # a failure here fails the model, as it always has
         return Measurement(config, measure_candidate(run, cand, batch, not _is_plain(cand)))
     info = {"runtime_version": version(cand.runtime)}
@@ -181,6 +195,44 @@ def _row(run: ModelRun, cand: Candidate, batch: int) -> Measurement:
     logger.warning("%s: %s failed: %s", run.job.spec.name, label(cand.runtime), failure)
     free_memory(run.device)  # outside the except: the traceback no longer holds the tensors
     return Measurement(config, info, status="error", error=failure)
+
+
+def _int8_row(run: ModelRun, cand: Candidate, batch: int, config: dict) -> Measurement:
+    """A speed-only INT8 row (``--precision int8``): skipped (why), failed (which step) or
+    measured on synthetic calibration, its accuracy not measured."""
+    info = {"runtime_version": version(cand.runtime), "accuracy": NOT_MEASURED}
+    if cand.runtime == TORCH:
+        reason = "skipped: PyTorch has no INT8 path here; INT8 runs through another runtime"
+    else:
+        reason = int8_skip_reason(cand.runtime, cand.mode, run.device)
+    if reason:
+        return Measurement(config, info, status="skipped", error=reason)
+    try:
+        return Measurement(config, measure_int8_speed(run, cand, batch))
+    except Exception as e:
+        failure = error_text(e)
+    logger.warning("%s: %s INT8 failed: %s", run.job.spec.name, label(cand.runtime), failure)
+    return Measurement(config, info, status="error", error=failure)
+
+
+def check_int8_speed(c: ThroughputConfig) -> None:
+    """What ``--precision int8`` (speed only) cannot be combined with (one line each)."""
+    if c.optimize:
+        raise ConfigError(
+            "--precision int8 with --optimize: --optimize tries INT8 itself, behind the accuracy "
+            "gate; drop --precision int8 (or --optimize for INT8 speed only)."
+        )
+    if set(c.runtimes) == {TORCH}:
+        raise ConfigError(
+            "--precision int8: PyTorch has no INT8 path here; add --runtime onnxruntime or "
+            "--runtime openvino."
+        )
+    if "train" in c.modes:
+        raise ConfigError("--precision int8 measures inference only: drop --mode train.")
+    if c.batch_search:  # the search times fp32 sessions: it would not be INT8's batch
+        raise ConfigError(
+            "--precision int8 with --batch-search: the search has no INT8 path; give --batch-size."
+        )
 
 
 def _config(job: Job, batch: int, cand: Candidate, optimize: bool) -> dict:

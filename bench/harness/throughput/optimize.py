@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from bench.errors import BenchError, error_text
 from bench.harness.throughput.backend import free_memory, supports_bf16
-from bench.harness.throughput.config import LABELS, TORCH, Settings
+from bench.harness.throughput.config import TORCH, Settings
 from bench.harness.throughput.gate import lossy_skip_reason
 from bench.harness.throughput.levers import compiled, eager_grid, folded
 from bench.harness.throughput.measure import Candidate
@@ -251,9 +251,6 @@ def _eager_skip(run: ModelRun, cand: Candidate) -> str | None:
 
 def _int8_skip(run: ModelRun, mode: str, runtime: str) -> str | None:
     """Why ``runtime``'s INT8 candidate cannot be measured here, or None."""
-    if run.settings.scenario == "offline":  # its session is one synchronous request
-        label = LABELS[runtime]
-        return f"skipped: {label} INT8 has no offline session; measure it in the sync scenario"
     return int8_skip_reason(runtime, mode, run.device) or lossy_skip_reason(run.settings)
 
 

@@ -16,6 +16,7 @@ from bench.harness.throughput.model_run import ModelRun
 TRAIN_MACS_FACTOR = 3  # forward + backward (about twice the forward)
 PEAK_REPEATS = 10  # timings of the run's peak, the best kept
 PEAK_MIN_TIME_S = 1.0
+INT8 = "int8"  # its peak: int8 x int8 -> int32 products (torch._int_mm)
 PEAK_SAMPLE_S = 0.5  # a sample of the peak after each timed candidate (at most --min-time)
 SETTLED = "the run's best: its first measurement or a sample after a timed configuration"
 
@@ -41,19 +42,36 @@ def _time_products(a, b, out, device: str, reps: int) -> float:
     the CPU."""
     import torch
 
+    mm = torch._int_mm if a.dtype == torch.int8 else torch.mm
     if device == "cuda":
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         start.record()
         for _ in range(reps):
-            torch.mm(a, b, out=out)
+            mm(a, b, out=out)
         end.record()
         end.synchronize()
         return start.elapsed_time(end) / 1e3 / reps
     t0 = time.perf_counter()
     for _ in range(reps):
-        torch.mm(a, b, out=out)
+        mm(a, b, out=out)
     return (time.perf_counter() - t0) / reps
+
+
+def _operands(n: int, device: str, precision: str):
+    """(a, b, out) of an n x n product at ``precision``: int8 operands into an int32 output
+    (``torch._int_mm``, the INT8 kernels: VNNI or AMX on a CPU that has them), else floats
+    of the precision's dtype."""
+    import torch
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    if precision == INT8:
+        a, b = (torch.randint(-128, 128, (n, n), device=device, dtype=torch.int8, generator=gen)
+                for _ in range(2))  # fmt: skip
+        return a, b, torch.empty((n, n), device=device, dtype=torch.int32)
+    a = torch.randn((n, n), device=device, dtype=dtype(precision), generator=gen)
+    b = torch.randn((n, n), device=device, dtype=dtype(precision), generator=gen)
+    return a, b, torch.empty_like(a)
 
 
 def _product_timings(n: int, device: str, precision: str, tf32: bool, min_time_s, repeats):
@@ -61,10 +79,7 @@ def _product_timings(n: int, device: str, precision: str, tf32: bool, min_time_s
     100), and the products per timing."""
     import torch
 
-    gen = torch.Generator(device=device).manual_seed(0)
-    a = torch.randn((n, n), device=device, dtype=dtype(precision), generator=gen)
-    b = torch.randn((n, n), device=device, dtype=dtype(precision), generator=gen)
-    out = torch.empty_like(a)
+    a, b, out = _operands(n, device, precision)
     with torch.inference_mode(), _matmul_tf32(bool(tf32)):
         reps = 1
         first = _time_products(a, b, out, device, 1)  # also the warm-up
@@ -88,7 +103,8 @@ def matmul_peak(
     cache: bool = True,
 ) -> dict:
     """The device's achievable multiply-accumulates per second: a large square product at
-    the model's precision (and, for fp32 on CUDA, its TF32 setting), best of ``repeats``
+    the model's precision (int8: ``torch._int_mm``, int8 operands into int32; and, for fp32
+    on CUDA, its TF32 setting), best of ``repeats``
     timings of at least 20 ms each (and ``min_time_s`` in all). Returns the figure and how
     it was measured, cached per (device, precision, tf32) for the process unless ``cache``
     is False (a fresh sample).
@@ -123,7 +139,12 @@ def run_peaks(device: str, precisions, threads: int | None = None) -> tuple[tupl
     with torch_threads(threads):
         for precision in dict.fromkeys(precisions):
             tf32 = model_tf32(device, precision)
-            info = matmul_peak(device, precision, tf32, PEAK_MIN_TIME_S, PEAK_REPEATS)
+            try:
+                info = matmul_peak(device, precision, tf32, PEAK_MIN_TIME_S, PEAK_REPEATS)
+            except Exception:
+                if precision != INT8:
+                    raise
+                continue  # no INT8 product here: its rows give no fraction of peak
             method = f"{info['peak_method']}; once per run, before the first model"
             out.append((device, precision, tf32, info["peak_gmacs_per_sec"], method))
     return tuple(out)
@@ -144,19 +165,27 @@ def peak_for(s: Settings, device: str, precision: str) -> dict:
 def peak_metrics(run: ModelRun, mode: str, precision: str, metrics: dict) -> dict:
     """Achieved GMAC/s and its fraction of the peak at the candidate's precision: the run's
     first measurement or, if better, a sample taken right after this candidate's timings
-    (or an earlier candidate's of the same model)."""
-    info = peak_for(run.settings, run.device, precision)
-    key = (run.device, precision, bool(info["peak_tf32"]))
-    # no longer than the timing it follows (a quick --min-time run stays quick)
-    span = min(PEAK_SAMPLE_S, run.settings.min_time_s)
-    sample = matmul_peak(run.device, precision, key[2], span, 3, cache=False)
-    best_sample = run.keep_sample(key, sample["peak_gmacs_per_sec"])
+    (or an earlier candidate's of the same model). An INT8 row's peak is an INT8 product's;
+    where none can be measured its fraction is None ('-'), never another precision's."""
     factor = 1 if mode == "infer" else TRAIN_MACS_FACTOR
     gmacs, sps = run.gmacs, metrics[f"{mode}_samples_per_sec"]
     achieved = gmacs * factor * sps if gmacs is not None else None
     out = {
         "infer_gmacs": round(gmacs, 4) if gmacs is not None else None,
         "achieved_gmacs_per_sec": round(achieved, 3) if achieved is not None else None,
+    }
+    try:
+        info = peak_for(run.settings, run.device, precision)
+        key = (run.device, precision, bool(info["peak_tf32"]))
+        # no longer than the timing it follows (a quick --min-time run stays quick)
+        span = min(PEAK_SAMPLE_S, run.settings.min_time_s)
+        sample = matmul_peak(run.device, precision, key[2], span, 3, cache=False)
+    except Exception as e:
+        if precision != INT8:
+            raise
+        return {**out, "frac_of_peak": None, "peak_method": f"no int8 peak measured here ({e})"}
+    best_sample = run.keep_sample(key, sample["peak_gmacs_per_sec"])
+    out |= {
         "peak_method": info["peak_method"],
         "peak_precision": precision,
         "peak_tf32": info["peak_tf32"],

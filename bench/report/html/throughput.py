@@ -27,9 +27,10 @@ def _memory(r: dict, m: dict) -> Cell:
     return num(m.get("peak_mem_mb"), "mib", "not measured", title=what)
 
 
-def _precision(precision) -> Cell:
-    """A precision, marked '(lossy)' with why on hover where it is bf16, fp16 or INT8."""
-    cell = text(precision_text(precision) if precision else None)
+def _precision(precision, accuracy=None) -> Cell:
+    """A precision, marked '(lossy)' with why on hover where it is bf16, fp16 or INT8, and
+    'accuracy not measured' for a speed-only INT8 row (``accuracy``)."""
+    cell = text(precision_text(precision, accuracy) if precision else None)
     return replace(cell, title=LOSSY_TITLE) if precision in LOSSY else cell
 
 
@@ -53,7 +54,7 @@ def _throughput_row(r: dict) -> Row:
         text(mode),
         num(batch, "count"),
         num(c.get("img_size", m.get(f"{mode}_img_size")), "count", "not recorded"),
-        _precision(c.get("precision")),
+        _precision(c.get("precision"), m.get("accuracy")),
         text(c.get("layout")),
         text("yes" if c.get("compiled") else "no"),
         _speed(m, mode),

@@ -5,8 +5,11 @@ A session runs one fixed input: ``infer()`` is one call and returns the first ou
 array; ``samples_per_call`` is how many samples a call runs (the batch, or batch x requests for
 an offline wave); ``scenario_info`` says how (``SCENARIO_KEYS``; None where a key does not
 apply). A session on CUDA says so (``device``) and may give the loop a call that leaves its
-outputs on the device (``timed``). An INT8 session also has ``predict(xb)``: the same graph on other images of the batch's
-shape (the accuracy gate's). Nothing here imports torch or a runtime's package.
+outputs on the device (``timed``). INT8 is two steps: ``quantize`` returns the quantized graph
+and ``open_quantized`` opens it in any scenario, like ``open_session`` (the same compile
+configuration, offline waves or queue); its session also has ``predict(xb)``: the same graph
+on other images of the batch's shape (the accuracy gate's). Nothing here imports torch or a
+runtime's package.
 """
 
 from __future__ import annotations
@@ -86,9 +89,14 @@ class Runtime:
         """``model`` (eval, fp32, on the CPU) ready to run ``x`` in this runtime."""
         raise NotImplementedError(f"{type(self).__name__}.open_session")
 
-    def quantize(self, model, x, calibration, threads: int) -> Session:
-        """An INT8 session of ``model`` at ``x``'s shape, calibrated on ``calibration`` (a
-        tensor of images), with ``predict``."""
+    def quantize(self, model, x, calibration, threads: int) -> Any:
+        """The INT8 graph of ``model`` at ``x``'s shape (the runtime's own form), calibrated
+        on ``calibration`` (a tensor of images), for ``open_quantized``."""
+        raise NotImplementedError(f"{self.label} has no INT8 candidate")
+
+    def open_quantized(self, graph, x, threads: int, scenario: str = SYNC,
+                       concurrency: int | None = None) -> Session:  # fmt: skip
+        """A session of ``quantize``'s ``graph`` on ``x`` in ``scenario``, with ``predict``."""
         raise NotImplementedError(f"{self.label} has no INT8 candidate")
 
 

@@ -15,7 +15,8 @@ INT8: static quantization of the exported graph: ONNX Runtime's quantization pre
 (``quant_pre_process``: symbolic shape inference and graph optimisation; measured on a VNNI
 Xeon, resnet50 INT8 ran at 0.61x its fp32 speed without it and 2.69x with it), then
 ``quantize_static`` in QDQ format (activations uint8, weights int8 per channel, MinMax
-calibration). The packages are imported inside functions.
+calibration). The quantized model is opened like the fp32 export (one run per call, or
+offline waves). The packages are imported inside functions.
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ class OnnxRuntime(Runtime):
         requests = offline_requests(threads, concurrency) if scenario == OFFLINE else 1
         per_request = max(1, threads // requests)
         sess, export_s = _exported_session(model, x, per_request, device)
+        return self._session(sess, x, threads, device, export_s, scenario, requests)
+
+    def _session(self, sess, x, threads, device, export_s, scenario, requests) -> Session:
+        """The Session of ``sess`` on ``x``: one run per call, or offline waves of
+        ``requests`` concurrent runs."""
         batch = int(x.shape[0])
         session = Session(self.name, dist_version(self.version_package), sess.get_providers()[0],
                           export_s, threads, lambda: None, samples_per_call=batch,
@@ -141,28 +147,31 @@ class OnnxRuntime(Runtime):
         session.infer, session.timed, session.close = _waves(runs)
         session.samples_per_call = batch * requests
         session.scenario_info = scenario_info(
-            OFFLINE, requests=requests, threads_per_instance=per_request
+            OFFLINE, requests=requests, threads_per_instance=max(1, threads // requests)
         )
         return session
 
-    def quantize(self, model, x, calibration, threads: int) -> Session:
+    def quantize(self, model, x, calibration, threads: int) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="cnn-bench-int8-") as tmp:
+            return quantize_int8(model, x, calibration, Path(tmp)).read_bytes()
+
+    def open_quantized(self, graph, x, threads, scenario=SYNC, concurrency=None) -> Session:
         import onnxruntime as ort
 
-        with tempfile.TemporaryDirectory(prefix="cnn-bench-int8-") as tmp:
-            start = time.perf_counter()
-            path = quantize_int8(model, x, calibration, Path(tmp))
-            with step("ONNX Runtime INT8 session"):
-                sess = ort.InferenceSession(str(path), _options(threads), providers=[CPU])
-            build_s = time.perf_counter() - start
+        requests = offline_requests(threads, concurrency) if scenario == OFFLINE else 1
+        start = time.perf_counter()
+        with step("ONNX Runtime INT8 session"):
+            opts = _options(max(1, threads // requests))
+            sess = ort.InferenceSession(graph, opts, providers=[CPU])
+        session = self._session(sess, x, threads, "cpu", time.perf_counter() - start, scenario,
+                                requests)  # fmt: skip
         name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
 
         def predict(xb):
             return sess.run([out], {name: xb.detach().cpu().numpy()})[0]
 
-        feed = {name: x.detach().cpu().numpy()}
-        return Session(self.name, dist_version(self.version_package), CPU, build_s, threads,
-                       lambda: sess.run([out], feed)[0], samples_per_call=int(x.shape[0]),
-                       predict=predict)  # fmt: skip
+        session.predict = predict
+        return session
 
 
 def cuda_available() -> bool:
@@ -227,8 +236,11 @@ def _calibration_reader(input_name: str, images, batch: int):
     return Reader()
 
 
-def quantize_int8(model, x, calibration, workdir: Path) -> Path:
-    """The model exported at ``x``'s shape, pre-processed and statically quantized (QDQ)."""
+def quantize_int8(model, x, calibration, workdir: Path, quant_format: str = "QDQ",
+                  per_channel: bool = True, reduce_range: bool = False) -> Path:  # fmt: skip
+    """The model exported at ``x``'s shape, pre-processed and statically quantized: U8S8
+    (activations uint8, weights int8), by default in QDQ format, per channel, without
+    ``reduce_range`` (the others: scripts/int8_why.py's comparisons)."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
 
@@ -240,9 +252,9 @@ def quantize_int8(model, x, calibration, workdir: Path) -> Path:
     name = onnx.load(str(pre), load_external_data=False).graph.input[0].name
     reader = _calibration_reader(name, calibration, int(x.shape[0]))
     with step("ONNX Runtime static quantization"), contextlib.redirect_stdout(None):
-        quantize_static(str(pre), str(q8), reader, quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)  # fmt: skip
+        quantize_static(str(pre), str(q8), reader, quant_format=QuantFormat[quant_format],
+                        per_channel=per_channel, reduce_range=reduce_range,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
     return q8
 
 

@@ -8,7 +8,8 @@ waited for.
 
 INT8: NNCF's post-training quantization of the converted model (``nncf.quantize``, its default
 preset: symmetric int8 weights and activations with fast bias correction), calibrated in
-batches of the timing input's shape, compiled for the CPU plugin. The packages are imported
+batches of the timing input's shape; the quantized model is compiled like an fp32 one (the
+scenario's hint, the offline queue) without a precision hint. The packages are imported
 inside functions.
 """
 
@@ -33,6 +34,7 @@ from bench.harness.throughput.runtimes.base import (
 )
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}  # INFERENCE_PRECISION_HINT
+INT8 = "int8"  # a quantized model: no precision hint, its layers run as NNCF quantized them
 
 
 def convert_openvino(model, x, **kwargs):
@@ -52,12 +54,14 @@ def capabilities() -> set[str]:
 
 def compile_config(threads: int, precision: str, scenario: str, concurrency: int | None) -> dict:
     """The CPU plugin's configuration: the LATENCY hint, or THROUGHPUT offline (with
-    ``concurrency`` as its streams and requests when given)."""
+    ``concurrency`` as its streams and requests when given); the precision hint, except for
+    an INT8 model (the plugin's default for what NNCF left unquantized)."""
     config = {
         "INFERENCE_NUM_THREADS": int(threads),
         "PERFORMANCE_HINT": "THROUGHPUT" if scenario == OFFLINE else "LATENCY",
-        "INFERENCE_PRECISION_HINT": HINTS[precision],
     }
+    if precision != INT8:
+        config["INFERENCE_PRECISION_HINT"] = HINTS[precision]
     if scenario == OFFLINE and concurrency is not None:
         config["NUM_STREAMS"] = int(concurrency)
         config["PERFORMANCE_HINT_NUM_REQUESTS"] = int(concurrency)
@@ -106,13 +110,18 @@ class OpenVino(Runtime):
 
     def open_session(self, model, x, threads, device, precision, scenario=SYNC,
                      concurrency=None) -> Session:  # fmt: skip
-        import openvino as ov
-
         start = time.perf_counter()
         ov_model = convert_openvino(model, x)
         export_s = time.perf_counter() - start
-        core = ov.Core()
         config = compile_config(threads, precision, scenario, concurrency)
+        return self._session(ov_model, x, threads, config, export_s, scenario, concurrency)[0]
+
+    def _session(self, ov_model, x, threads, config, export_s, scenario, concurrency):
+        """(the Session of ``ov_model`` compiled with ``config`` on ``x``: one request per
+        call, or offline waves of an AsyncInferQueue; the compiled model)."""
+        import openvino as ov
+
+        core = ov.Core()
         with step("OpenVINO compile_model"):
             compiled = core.compile_model(ov_model, "CPU", config)
         tensor = ov.Tensor(x.detach().cpu().numpy())
@@ -127,7 +136,7 @@ class OpenVino(Runtime):
                 OFFLINE, streams=streams, requests=requests,
                 threads_per_instance=max(1, threads // max(1, streams)),
             )  # fmt: skip
-            return session
+            return session, compiled
         request = compiled.create_infer_request()
         request.set_input_tensor(tensor)
 
@@ -136,11 +145,10 @@ class OpenVino(Runtime):
             return request.get_output_tensor(0).data
 
         session.infer, session.scenario_info = infer, scenario_info(scenario)
-        return session
+        return session, compiled
 
-    def quantize(self, model, x, calibration, threads: int) -> Session:
+    def quantize(self, model, x, calibration, threads: int):
         import nncf
-        import openvino as ov
 
         nncf.set_log_level(logging.ERROR)
         batches = calibration_batches(calibration, int(x.shape[0]))
@@ -153,20 +161,21 @@ class OpenVino(Runtime):
             contextlib.redirect_stdout(io.StringIO()),
         ):
             warnings.simplefilter("ignore")
-            quantized = nncf.quantize(ov_model, nncf.Dataset(batches), subset_size=len(batches))
-        core = ov.Core()
-        config = {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY"}
-        with step("OpenVINO INT8 compile_model"):
-            request = core.compile_model(quantized, "CPU", config).create_infer_request()
+            return nncf.quantize(ov_model, nncf.Dataset(batches), subset_size=len(batches))
+
+    def open_quantized(self, graph, x, threads, scenario=SYNC, concurrency=None) -> Session:
+        config = compile_config(threads, INT8, scenario, concurrency)
+        start = time.perf_counter()
+        session, compiled = self._session(graph, x, threads, config, 0.0, scenario, concurrency)
+        session.export_time_s = time.perf_counter() - start
+        request = compiled.create_infer_request()  # the gate's own, beside the timed ones
 
         def predict(xb):
             request.infer([xb.detach().cpu().numpy()])
             return request.get_output_tensor(0).data.copy()
 
-        provider = f"CPU ({core.get_property('CPU', 'FULL_DEVICE_NAME')})"
-        return Session(self.name, dist_version(self.version_package), provider, 0.0, threads,
-                       lambda: predict(x), samples_per_call=int(x.shape[0]),
-                       predict=predict)  # fmt: skip
+        session.predict = predict
+        return session
 
 
 RUNTIME = OpenVino()

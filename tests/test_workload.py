@@ -277,7 +277,7 @@ def test_the_pages_speed_tables_name_input_size_and_a_lossy_precision(tmp_path):
     (cands,) = [b for b in blocks if isinstance(b, Table) and b.table_id.startswith("candidates-")]
     px, candidate = cands.columns.index("px"), cands.columns.index("Candidate")
     cells = {(r.cells[px].text, r.cells[candidate].text) for r in cands.rows}
-    assert ("64", "int8 (lossy) nchw eager OpenVINO") in cells, cells
+    assert ("64", "int8 (lossy) nchw OpenVINO") in cells, cells
 
 
 LONG = "Intel Xeon Platinum 8480+ · AVX-512 BF16 VNNI AMX · 224 vCPU"

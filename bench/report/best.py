@@ -87,18 +87,19 @@ def scenario_words(scenario: str, m: dict) -> list[str]:
 
 def short_config(r: dict) -> str:
     """How a row was measured, less its input size (a column of its own): 'bs 16 int8 (lossy)
-    nchw eager OpenVINO (optimize)', led by its scenario when not sync (``scenario_words``)."""
+    nchw OpenVINO (optimize)', led by its scenario when not sync (``scenario_words``); eager or
+    compiled for PyTorch only (another runtime runs its own graph)."""
     w = workload_key(r)
     batch = fmt_int(w.batch)
     if r.get("batch_size_reduced") is True:
         batch += f" (asked {fmt_int(r.get('batch_size'))})"
-    compiled = "compiled" if "compiled" in w.levers else "eager"
+    compiled = ("compiled" if "compiled" in w.levers else "eager") if w.runtime == "torch" else ""
     parts = [
         *scenario_words(w.scenario, metrics_of(r)),
         f"{'' if w.mode == 'infer' else w.mode + ' '}bs {batch}",
         precision_text(w.precision, metrics_of(r).get("accuracy")),
         w.layout,
-        compiled,
+        *([compiled] if compiled else []),
         RUNTIME_LABELS.get(w.runtime, w.runtime),
         *(lever for lever in w.levers if lever != "compiled"),
     ]

@@ -204,10 +204,12 @@ def _candidates(frame, notes: Footnotes) -> tuple[list[dict], list[dict], list[s
 
 
 def _candidate_text(c: dict) -> str:
-    """An --optimize candidate in words: 'bf16 channels_last eager PyTorch BN folded'."""
-    runtime = RUNTIME_LABELS.get(c.get("runtime", "torch"), c.get("runtime"))
-    compiled = "compiled" if c.get("compiled") else "eager"
-    return " ".join([precision_text(c.get("precision")), str(c.get("layout")), compiled,
+    """An --optimize candidate in words: 'bf16 channels_last eager PyTorch BN folded' (eager or
+    compiled for PyTorch only: another runtime runs its own graph)."""
+    name = c.get("runtime", "torch")
+    runtime = RUNTIME_LABELS.get(name, name)
+    compiled = [("compiled" if c.get("compiled") else "eager")] if name == "torch" else []
+    return " ".join([precision_text(c.get("precision")), str(c.get("layout")), *compiled,
                      runtime, *levers_text(c)])  # fmt: skip
 
 

@@ -141,11 +141,12 @@ def workload_key(row: dict) -> Workload:
 
 
 def precision_text(precision, accuracy=None) -> str:
-    """A precision, marked when lossy: 'int8 (lossy)', and 'int8 (lossy), accuracy not
-    measured' for a speed-only row (its ``accuracy``)."""
+    """A precision, marked when lossy: 'int8 (lossy)', and 'int8 (accuracy not measured)' for
+    a speed-only row (its ``accuracy``), lossy and never scored."""
     p = "-" if is_missing(precision) else str(precision)
-    text = f"{p} {LOSSY_MARK}" if p in LOSSY else p
-    return f"{text}, {NOT_MEASURED}" if accuracy == NOT_MEASURED else text
+    if accuracy == NOT_MEASURED:
+        return f"{p} ({NOT_MEASURED})"
+    return f"{p} {LOSSY_MARK}" if p in LOSSY else p
 
 
 def native_shape(model: str) -> tuple[int, int] | None:

@@ -199,6 +199,13 @@ def runtimes_blocks(table) -> list:
     ]
 
 
+def _tick(g: Group) -> str:
+    """A workload's bar label, as the table's lead cells name it: model, batch, a scenario
+    other than sync, and the precision (a speed-only INT8's 'accuracy not measured')."""
+    lead = _lead(g, weights=False)
+    return f"{g.workload.model} @{lead['Batch']}, {lead['Precision']}"
+
+
 def _bars(ax, panel: list[Group]) -> None:
     """One panel's grouped bars, one colour per runtime (only those measured in the panel); a
     lossy precision's bars hatched."""
@@ -212,8 +219,7 @@ def _bars(ax, panel: list[Group]) -> None:
             hatch = "//" if g.workload.precision in LOSSY else None
             ax.bar(x, g.best[label]["infer_samples_per_sec"], width, color=colour, hatch=hatch,
                    label=None if j else label)  # fmt: skip
-    names = [f"{g.workload.model} @{g.workload.batch}, {precision_text(g.workload.precision)}"
-             for g in panel]  # fmt: skip
+    names = [_tick(g) for g in panel]
     ax.set_xticks(range(len(names)), names, fontsize=7, rotation=30, ha="right")
     ax.set_xlim(-0.6, max(len(panel), 4) - 0.4)  # one workload is not one wide bar
     ax.set_yscale("log")

@@ -348,3 +348,18 @@ def test_the_mnist_column_labels_one_seed_and_averages_several(tmp_path):
     page = {r.cells[0].text: r.cells[5].text for r in table.rows}
     assert page["VGG-16"] == column["VGG-16"]
     assert page["ResNet-50"] == column["ResNet-50"]
+
+
+def test_failed_measurements_end_in_one_full_stop_whether_clipped_or_not():
+    import pandas as pd
+
+    from bench.report.chapter import _failures
+
+    def text(error):
+        row = {"model": "m", "harness": "finetune", "device": "cpu", "error": error}
+        return " ".join(_failures(pd.DataFrame([row]))[2:])
+
+    assert text("short error").endswith("short error.")
+    clipped = text("DivergedError: " + "every image is called class five " * 10)
+    assert clipped.endswith("...")
+    assert not clipped.endswith("....")

@@ -420,12 +420,13 @@ def _failures(fails) -> list[str]:
     """The failed measurements in a few lines: the first ``SHOWN_FAILURES``, then how many
     more (results.csv and the page list them all)."""
     said = [
-        f"{r['model']} ({r['harness']}, {r['device']}): {clip(str(r['error']), 60)}"
+        f"{r['model']} ({r['harness']}, {r['device']}): {clip(str(r['error']), 110)}"
         for r in fails.head(SHOWN_FAILURES).to_dict("records")
     ]
     more = len(fails) - len(said)
     tail = f"; and {more} more (results.csv, the page)" if more > 0 else ""
-    return ["## Failed measurements", "", *wrap("; ".join(said) + tail + ".")]
+    text = "; ".join(said) + tail
+    return ["## Failed measurements", "", *wrap(text if text.endswith(".") else text + ".")]
 
 
 def _params_check(params, card: ModelCard) -> str:

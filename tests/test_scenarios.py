@@ -16,8 +16,9 @@ from bench.harness.throughput.config import (
     check_scenario_batches,
     min_steps_of,
 )
-from bench.harness.throughput.offline import Layout, layout, offline_metrics, scenario_keys
+from bench.harness.throughput.offline import Layout, layout, offline_metrics
 from bench.harness.throughput.optimize import concurrency_levels
+from bench.harness.throughput.runtimes.base import scenario_record
 from bench.registry.lookup import ModelSpec
 from bench.report.workload import workload_key
 
@@ -157,7 +158,7 @@ def test_offline_metrics_sum_the_instances():
 def test_scenario_keys_name_the_contracts_fields():
     info = {"scenario": "offline", "streams": 2, "requests": 8, "instances": None,
             "threads_per_instance": None}  # fmt: skip
-    assert scenario_keys(info) == {
+    assert scenario_record(info) == {
         "scenario": "offline", "offline_streams": 2, "offline_requests": 8,
         "offline_instances": None, "threads_per_instance": None,
     }  # fmt: skip

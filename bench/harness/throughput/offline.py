@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from bench.errors import BenchError, error_text
 from bench.harness.samples import kept_step_times
 from bench.harness.throughput.backend import dtype, peak_rss_mb
+from bench.harness.throughput.runtimes.base import OFFLINE, scenario_info, scenario_record
 from bench.harness.throughput.timing import CpuTimer, StepStats, WarmupPolicy, timed_loop, warm_up
 
 CORES_PER_INSTANCE = 4  # without a concurrency: one instance per 4 cores (at least one)
@@ -41,14 +42,9 @@ class Layout:
         return len(self.cores[0])
 
     def info(self) -> dict:
-        """The record's scenario keys (``scenario_info`` of the session contract)."""
-        return {
-            "scenario": "offline",
-            "streams": None,
-            "requests": None,
-            "instances": self.instances,
-            "threads_per_instance": self.threads_per_instance,
-        }
+        """The scenario's keys (``scenario_info`` of the session contract)."""
+        return scenario_info(OFFLINE, instances=self.instances,
+                             threads_per_instance=self.threads_per_instance)  # fmt: skip
 
 
 def usable_cores(threads: int | None = None) -> tuple[int, ...]:
@@ -171,19 +167,7 @@ def offline_metrics(results: list[dict], batch: int, lay: Layout) -> dict:
         "compile_time_s": None,
         "peak_mem_mb": round(sum(r["rss"] for r in results), 1),
         "peak_mem_reserved_mb": None,
-        **scenario_keys(info),
-    }
-
-
-def scenario_keys(info: dict) -> dict:
-    """A session's ``scenario_info`` as the record's metrics: ``scenario``,
-    ``offline_streams``, ``offline_requests``, ``offline_instances``, ``threads_per_instance``."""
-    return {
-        "scenario": info.get("scenario"),
-        "offline_streams": info.get("streams"),
-        "offline_requests": info.get("requests"),
-        "offline_instances": info.get("instances"),
-        "threads_per_instance": info.get("threads_per_instance"),
+        **scenario_record(info),
     }
 
 

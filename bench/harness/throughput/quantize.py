@@ -87,7 +87,7 @@ def _int8_session(run: ModelRun, batch: int, cand: Candidate, synthetic: bool = 
     """The INT8 session of ``cand.runtime`` for ``batch`` in the run's scenario (and the
     candidate's concurrency), opened once from the one graph; its ``export_time_s``: the
     graph's build and the session's opening."""
-    concurrency = getattr(cand, "concurrency", None)
+    concurrency = cand.concurrency
     key = ("int8_session", cand.runtime, batch, scenario_of(run), concurrency, synthetic)
     if key not in run.job.cache:
         import torch

@@ -22,19 +22,14 @@ from bench.harness.throughput.model_run import ModelRun
 from bench.harness.throughput.peak import peak_metrics
 from bench.harness.throughput.reference import agreement
 from bench.harness.throughput.runtimes import get, label, step
-from bench.harness.throughput.runtimes.base import SYNC, Session
+from bench.harness.throughput.runtimes.base import SYNC, Session, scenario_record
 
 logger = logging.getLogger(__name__)
 
-# a session's scenario_info key -> the record's key
-RECORD_KEYS = {"scenario": "scenario", "streams": "offline_streams",
-               "requests": "offline_requests", "instances": "offline_instances",
-               "threads_per_instance": "threads_per_instance"}  # fmt: skip
-
 
 def scenario_of(run: ModelRun) -> str:
-    """The run's scenario (``--scenario``; sync before it exists)."""
-    return getattr(run.settings, "scenario", SYNC)
+    """The run's scenario (``--scenario``)."""
+    return run.settings.scenario
 
 
 def open_session(runtime: str, model, x, threads: int, device: str, precision: str,
@@ -58,7 +53,7 @@ def scenario_metrics(session: Session) -> dict:
     info = session.scenario_info or {}
     if info.get("scenario", SYNC) == SYNC:
         return {}
-    return {RECORD_KEYS[k]: v for k, v in info.items() if k in RECORD_KEYS}
+    return scenario_record(info)
 
 
 def device_memory() -> dict:
@@ -114,7 +109,7 @@ def measure_runtime(run: ModelRun, cand: Candidate, batch: int) -> dict:
     x = run.job.example_input(batch)
     threads = torch.get_num_threads()
     model = run.model_for(cand.mode)
-    concurrency = getattr(cand, "concurrency", None)
+    concurrency = cand.concurrency
     session = open_session(cand.runtime, model, x, threads, run.device, cand.precision,
                            scenario_of(run), concurrency)  # fmt: skip
     what = label(cand.runtime)

@@ -26,11 +26,21 @@ TORCH = "torch"
 EXTRA = "cnn-bench[runtimes]"
 SYNC, SINGLE_STREAM, OFFLINE = "sync", "single-stream", "offline"
 SCENARIO_KEYS = ("scenario", "streams", "requests", "instances", "threads_per_instance")
+# a scenario_info key -> the record's key
+RECORD_KEYS = {"scenario": "scenario", "streams": "offline_streams",
+               "requests": "offline_requests", "instances": "offline_instances",
+               "threads_per_instance": "threads_per_instance"}  # fmt: skip
 
 
 def scenario_info(scenario: str = SYNC, **given) -> dict:
     """A session's ``scenario_info``: every key of ``SCENARIO_KEYS``, None where not given."""
     return {"scenario": scenario, **{k: given.get(k) for k in SCENARIO_KEYS[1:]}}
+
+
+def scenario_record(info: dict) -> dict:
+    """A ``scenario_info`` as the record's metrics: ``scenario``, ``offline_streams``,
+    ``offline_requests``, ``offline_instances``, ``threads_per_instance`` (None where absent)."""
+    return {RECORD_KEYS[k]: info.get(k) for k in SCENARIO_KEYS}
 
 
 @dataclass

@@ -276,6 +276,30 @@ def test_optimize_searches_concurrency_only_offline(monkeypatch):
     assert "concurrency" not in m.config
 
 
+def test_optimize_does_not_measure_again_the_concurrency_its_own_choice_ran_at(monkeypatch):
+    """A runtime's own offline choice (concurrency None) that states 1 instance: level 1 is
+    that same configuration and is not timed again; level 2 is (without the statement, as
+    above, every level is timed)."""
+    import bench.harness.throughput.optimize as optimize
+
+    monkeypatch.setattr(optimize, "usable_cores", lambda threads=None: (0, 1))
+    seen = []
+
+    def fake_measure(run, opt, batch, mode):
+        seen.append(opt.cand.concurrency)
+        n = opt.cand.concurrency or 1
+        return {f"{mode}_samples_per_sec": 100.0 * n, "agrees": True, "rounds": 10,
+                "cv_pct": 1.0, f"{mode}_batch_size": batch, "offline_instances": n}  # fmt: skip
+
+    monkeypatch.setattr(optimize, "_measure", fake_measure)
+    (m,) = _measure(scenario="offline", optimize=True, optimize_rounds=1, batch_sizes=(2,),
+                    runtimes=("torch",))  # fmt: skip
+    assert m.status == "ok", m.error
+    assert 2 in seen
+    assert 1 not in seen
+    assert m.config["concurrency"] == 2
+
+
 def test_int8_is_measured_offline_and_still_skipped_for_training():
     from types import SimpleNamespace
 

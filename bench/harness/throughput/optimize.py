@@ -228,11 +228,21 @@ def _concurrency_round(run: ModelRun, results: list[Result], batch: int, mode: s
     levels = concurrency_levels(len(usable_cores(run.settings.threads)))
     out: list[Result] = []
     for runtime in dict.fromkeys(o.cand.runtime for o, _ in _usable(results)):
-        best = _best([r for r in results if r[0].cand.runtime == runtime], key)
+        best, m = max(((o, m) for o, m in _usable(results) if o.cand.runtime == runtime),
+                      key=lambda om: om[1][key])  # fmt: skip
+        ran = _concurrency_ran(m)
         for n in levels:
+            if n == ran:  # the runtime's own choice measured it already
+                continue
             opt = replace(best, cand=replace(best.cand, concurrency=n))
             out.append(_try(run, opt, batch, mode))
     return out
+
+
+def _concurrency_ran(m: dict) -> int | None:
+    """The concurrency an offline timing ran at, as its record states it: PyTorch's instances,
+    another runtime's requests (None where it does not say)."""
+    return m.get("offline_instances") or m.get("offline_requests")
 
 
 def _best(results: list[Result], key: str) -> Option | None:

@@ -222,13 +222,18 @@ class Verdict:
     runs: int = 0
 
 
+_NOT_RUN = object()  # a test on samples not run yet (None: there is none to run)
+
+
 def _timed(first: tuple[Point, float], last: tuple[Point, float], noise: Noise | None,
-           holm_p: float | None = None):  # fmt: skip
+           holm_p: float | None = None, test=_NOT_RUN):  # fmt: skip
     """A timing's change, or why it is within noise: compare's test (its p Holm-corrected
-    over the table's tests when ``holm_p`` is given), then the machine's noise."""
+    over the table's tests when ``holm_p`` is given; ``test``: the one ``verdicts`` ran
+    already), then the machine's noise."""
     (p0, v0), (p1, v1) = first, last
     pct = 100 * (v1 - v0) / abs(v0)
-    test = speed_test(samples_of(p0.metrics), samples_of(p1.metrics))
+    if test is _NOT_RUN:
+        test = speed_test(samples_of(p0.metrics), samples_of(p1.metrics))
     if test is not None:
         p = test.p if holm_p is None else holm_p
         if not p < ALPHA:
@@ -249,8 +254,9 @@ def _ends(s: Series, metric: str):
 
 
 def verdict(s: Series, metric: str, noise: Noise | None = None,
-            holm_p: float | None = None) -> Verdict:  # fmt: skip
-    """Compare the first and latest trusted values of ``metric`` (see the module)."""
+            holm_p: float | None = None, test=_NOT_RUN) -> Verdict:  # fmt: skip
+    """Compare the first and latest trusted values of ``metric`` (see the module); ``test``:
+    its test on samples when the caller ran it already (``sample_test``)."""
     ends3 = _ends(s, metric)
     if ends3 is None:
         return Verdict(f"- {WARN}", runs=len(s.values(metric)))
@@ -264,7 +270,7 @@ def verdict(s: Series, metric: str, noise: Noise | None = None,
     if v0 == 0:
         return Verdict("-", True, **ends)
     if metric in TIMED:
-        text, changed = _timed(first, last, noise, holm_p)
+        text, changed = _timed(first, last, noise, holm_p, test)
         return Verdict(text, changed, **ends)
     return Verdict(f"{100 * (v1 - v0) / abs(v0):+.1f}%", True, **ends)
 
@@ -287,7 +293,7 @@ def verdicts(judged: list[tuple[Series, str]], noise: Noise | None = None):
     # one test needs no correction (Holm would leave its p as it is): its cell says plain p
     adjusted = iter(holm(pvalues) if len(pvalues) > 1 else [None] * len(pvalues))
     out = [
-        verdict(s, m, noise, next(adjusted) if t is not None else None)
+        verdict(s, m, noise, next(adjusted) if t is not None else None, t)
         for (s, m), t in zip(judged, tests, strict=True)
     ]
     return out, len(pvalues)

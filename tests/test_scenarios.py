@@ -141,14 +141,17 @@ def test_offline_layout_splits_the_cores_evenly():
 def test_offline_metrics_sum_the_instances():
     lay = Layout(((0,), (1,)))
     results = [
-        {"times_ms": [10.0] * 10, "total": 0.1, "warm": 3, "stable": True, "rss": 100.0},
-        {"times_ms": [20.0] * 5, "total": 0.1, "warm": 4, "stable": False, "rss": 50.0},
-    ]
+        {"times_ms": [10.0] * 10, "total": 0.1, "warm": 3, "stable": True, "rss": 100.0,
+         "faults": 300},
+        {"times_ms": [20.0] * 5, "total": 0.1, "warm": 4, "stable": False, "rss": 50.0,
+         "faults": 0},
+    ]  # fmt: skip
     m = offline_metrics(results, 2, lay)
     assert m["samples_per_sec"] == pytest.approx(2 * 10 / 0.1 + 2 * 5 / 0.1)
     assert m["rounds"] == 15
     assert m["warmup_stable"] is False
     assert m["peak_mem_mb"] == 150.0
+    assert m["page_faults_per_step"] == 20  # 300 faults over 15 steps
     assert m["offline_instances"] == 2
     assert m["threads_per_instance"] == 1
     assert m["scenario"] == "offline"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from bench.errors import ConfigError
 from bench.harness.argtypes import positive_float, positive_int
 from bench.harness.base import RunConfig
+from bench.harness.throughput.allocator import KEEP, POLICIES
 from bench.harness.throughput.runtimes import LABELS as LABELS  # the reports' labels
 from bench.harness.throughput.runtimes import TORCH, check_names, names
 from bench.harness.throughput.timing import WarmupPolicy
@@ -78,6 +79,7 @@ class ThroughputConfig:
     runtimes: tuple[str, ...] = (TORCH,)
     scenario: str = DEFAULT_SCENARIO
     loadgen: bool = False  # LoadGen issues the queries (bench.harness.throughput.loadgen)
+    malloc: str = KEEP  # glibc's policy for freed memory (bench.harness.throughput.allocator)
     # the accuracy gate of --optimize's lossy candidates (bench.harness.throughput.gate)
     pretrained: bool = False
     weights: str | None = None
@@ -107,6 +109,8 @@ class ThroughputConfig:
             raise ConfigError("--min-time and --min-steps must be positive.")
         _check_gate_options(self)
         check_scenario(self)
+        if self.malloc not in POLICIES:
+            raise ConfigError(f"--malloc {self.malloc}: expected one of {', '.join(POLICIES)}.")
         if int(self.optimize_rounds) <= 0:
             raise ConfigError(
                 f"--optimize-rounds {self.optimize_rounds}: expected a positive whole number."
@@ -267,6 +271,11 @@ def add_arguments(group) -> None:
                        help="with --scenario single-stream or offline, MLCommons' LoadGen issues "
                        "the queries and its summary (VALID or INVALID, and why) is recorded; "
                        "needs 'cnn-bench[mlperf]'")  # fmt: skip
+    group.add_argument("--malloc", choices=POLICIES, default=S,
+                       help="keep: glibc keeps the memory a step frees, so warmed-up steps do "
+                       "not page-fault their tensors in again and every round meets the same "
+                       "allocator; system: glibc as it is, whose thresholds rise as the process "
+                       f"ages (early rounds page-fault more) (default: {d.malloc})")  # fmt: skip
     _add_gate_arguments(group, d)
 
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from bench.errors import ConfigError, error_text
 from bench.harness.base import Job, Measurement, RunConfig
 from bench.harness.device import check_device, device_name
+from bench.harness.throughput.allocator import malloc_policy
 from bench.harness.throughput.backend import free_memory, supports_bf16, torch_threads
 from bench.harness.throughput.batch_search import search_batch
 from bench.harness.throughput.config import (
@@ -115,8 +116,12 @@ class ThroughputHarness:
         config = job.config if job.config is not None else ThroughputConfig()
         s = Settings.of(job.run, config)
         device = check_device(s.device)
-        with torch_threads(s.threads):
-            return _measure_model(job, s, device)
+        with torch_threads(s.threads), malloc_policy(s.malloc) as policy:
+            rows = _measure_model(job, s, device)
+        for m in rows:
+            if m.status == "ok":
+                m.metrics["malloc"] = policy
+        return rows
 
 
 def _measure_model(job: Job, s: Settings, device: str) -> list[Measurement]:

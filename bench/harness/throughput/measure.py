@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bench.errors import BenchError, OutOfMemoryError, error_text
 from bench.harness.energy import EnergyMeter
 from bench.harness.samples import kept_step_times
+from bench.harness.throughput.allocator import KEEP, minor_faults, release_freed_memory
 from bench.harness.throughput.backend import (
     backend_settings,
     dtype,
@@ -204,9 +205,11 @@ def _memory(device: str) -> dict:
 
 def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool, grad) -> dict:
     """Under ``grad``: compile (timed apart), warm up and time ``step`` (Python's collector
-    run before and paused during: ``collector_paused``); samples/s, step-time statistics,
-    the step times themselves (``step_times_ms``, capped), energy over the timed loop and
-    peak memory."""
+    run before and paused during: ``collector_paused``; under ``--malloc keep`` the memory
+    freed before returned first: ``bench.harness.throughput.allocator``); samples/s, step-time
+    statistics, the step times themselves (``step_times_ms``, capped), energy and this
+    process's page faults per step over the timed loop (``page_faults_per_step``: memory
+    faulted in again; none once warm under ``keep``) and peak memory."""
     with grad:
         compile_time = None
         if compiled:
@@ -214,16 +217,20 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
             step()
             sync()
             compile_time = time.perf_counter() - t0
+        if s.malloc == KEEP:  # what earlier timings freed goes back: each starts alike
+            release_freed_memory()
         with collector_paused():  # warm-up and timed steps free of earlier garbage
             warm, stable = warm_up(step, sync, s.warmup)
             timer = CudaTimer() if device == "cuda" else CpuTimer()
             meter = EnergyMeter(device)
+            faults = minor_faults()
             meter.start()
             if s.loadgen:  # LoadGen issues the queries; its samples/s is the record's
                 total, extra = under_loadgen(step, batch, s, warm, timer)
             else:
                 total, extra = timed_loop(step, timer, min_steps_of(s), s.min_time_s), {}
             energy = meter.stop(total, batch * len(timer.times_ms))
+            faults = minor_faults() - faults
     stats = StepStats.from_times(timer.times_ms)
     kept, capped = kept_step_times(timer.times_ms)
     rate = extra.pop("samples_per_sec", None) or batch * stats.rounds / total
@@ -237,6 +244,7 @@ def time_steps(step, sync, batch: int, device: str, s: Settings, compiled: bool,
         **energy,
         "warmup_steps": len(warm),
         "warmup_stable": stable,
+        "page_faults_per_step": round(faults / max(stats.rounds, 1)),
         "compile_time_s": round(compile_time, 3) if compile_time is not None else None,
         **_memory(device),
         **latency_metrics(stats, s),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from bench.errors import BenchError, error_text
 from bench.harness.samples import kept_step_times
+from bench.harness.throughput.allocator import malloc_policy, minor_faults
 from bench.harness.throughput.backend import dtype, peak_rss_mb
 from bench.harness.throughput.runtimes.base import OFFLINE, scenario_info, scenario_record
 from bench.harness.throughput.timing import CpuTimer, StepStats, WarmupPolicy, timed_loop, warm_up
@@ -78,14 +79,17 @@ def _instance(index, cores, model, x, precision, plan, barrier, results) -> None
             with torch.autocast("cpu", dtype=dtype(precision), enabled=enabled):
                 return model(x)
 
-        warmup, min_steps, min_time_s, wait_s = plan
-        with torch.inference_mode():
+        warmup, min_steps, min_time_s, malloc, wait_s = plan
+        with torch.inference_mode(), malloc_policy(malloc):
             warm, stable = warm_up(step, lambda: None, warmup)
             barrier.wait(wait_s)
             timer = CpuTimer()
+            faults = minor_faults()
             total = timed_loop(step, timer, min_steps, min_time_s)
+            faults = minor_faults() - faults
         results.put((index, {"times_ms": timer.times_ms, "total": total, "warm": len(warm),
-                             "stable": stable, "rss": peak_rss_mb()}))  # fmt: skip
+                             "stable": stable, "rss": peak_rss_mb(),
+                             "faults": faults}))  # fmt: skip
     except Exception as e:
         barrier.abort()  # the others stop waiting
         results.put((index, {"error": error_text(e)}))
@@ -120,16 +124,16 @@ def _collect(procs, results, limit_s: float) -> dict[int, dict]:
 
 
 def run_instances(model, x, precision: str, lay: Layout, plan: tuple) -> list[dict]:
-    """Every instance's result (``times_ms``, ``total``, ``warm``, ``stable``, ``rss``), in
-    order; a failed or silent instance is a BenchError naming it. ``plan``: (warm-up
-    policy, min steps, min seconds)."""
+    """Every instance's result (``times_ms``, ``total``, ``warm``, ``stable``, ``rss``,
+    ``faults``), in order; a failed or silent instance is a BenchError naming it. ``plan``:
+    (warm-up policy, min steps, min seconds, malloc policy: ``allocator``)."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    warmup, min_steps, min_time_s = plan
+    warmup, min_time_s = plan[0], plan[2]
     wait_s = warmup.max_time_s + BARRIER_SLACK_S
     barrier, results = ctx.Barrier(lay.instances), ctx.Queue()
-    args = (model, x, precision, (warmup, min_steps, min_time_s, wait_s), barrier, results)
+    args = (model, x, precision, (*plan, wait_s), barrier, results)
     procs = [ctx.Process(target=_instance, args=(i, c, *args)) for i, c in enumerate(lay.cores)]
     for p in procs:
         p.start()
@@ -164,6 +168,7 @@ def offline_metrics(results: list[dict], batch: int, lay: Layout) -> dict:
         "step_times_capped": capped,
         "warmup_steps": max(r["warm"] for r in results),
         "warmup_stable": all(r["stable"] for r in results),
+        "page_faults_per_step": round(sum(r["faults"] for r in results) / max(len(times), 1)),
         "compile_time_s": None,
         "peak_mem_mb": round(sum(r["rss"] for r in results), 1),
         "peak_mem_reserved_mb": None,
@@ -176,6 +181,6 @@ def time_offline(model, x, precision: str, concurrency: int | None, s) -> dict:
     metrics with the scenario's keys."""
     lay = layout(usable_cores(s.threads), concurrency)
     plan = (s.warmup if isinstance(s.warmup, WarmupPolicy) else WarmupPolicy(), s.min_steps,
-            s.min_time_s)  # fmt: skip
+            s.min_time_s, s.malloc)  # fmt: skip
     results = run_instances(model, x, precision, lay, plan)
     return offline_metrics(results, int(x.shape[0]), lay)

@@ -1,16 +1,30 @@
-"""Does a plain loop show --optimize's slow first round? Times one model at two PyTorch
-configurations (fp32 NCHW, bf16 channels-last) for three rounds in one process, with the
-harness's warm-up policy and timed loop, and prints every round's samples/s with its warm-up
-and timed step times. Issue 26: in the harness the first round of a PyTorch candidate is
-slower; this loop, without the harness around it, is not. Run it on a quiet machine:
+"""Why was --optimize's first round slower? Times one model at two PyTorch configurations
+(fp32 NCHW, bf16 channels-last) for three rounds in one process, with the harness's warm-up
+policy and timed loop, under a glibc malloc policy (``--malloc``, as ``run --malloc``), and
+prints every round's samples/s, its page faults per timed step, and its step times.
 
-    python scripts/first_round_probe.py --model resnet50 --img-size 224 --batch 16
+Under ``system`` every step faults its activations in again (glibc unmaps a freed block above
+its mmap threshold and trims the heap's free top), and how many depends on the thresholds
+glibc has raised so far, that is on what the process ran before: the harness's later rounds
+faulted less than its first. Under ``keep`` (the harness's default) a warmed-up step faults
+nothing in. Run it on a quiet machine, once per policy:
+
+    python scripts/first_round_probe.py --model resnet50 --img-size 224 --batch 16 --malloc system
+    python scripts/first_round_probe.py --model resnet50 --img-size 224 --batch 16 --malloc keep
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+
+from bench.harness.throughput.allocator import (
+    KEEP,
+    POLICIES,
+    malloc_policy,
+    minor_faults,
+    release_freed_memory,
+)
 
 
 def main() -> None:
@@ -19,8 +33,15 @@ def main() -> None:
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--malloc", choices=POLICIES, default=KEEP)
     args = parser.parse_args()
+    with malloc_policy(args.malloc) as policy:
+        print(f"malloc: {policy}", flush=True)
+        probe(args)
 
+
+def probe(args) -> None:
+    """Every round of both configurations, printed as it ends."""
     import timm
     import torch
 
@@ -48,15 +69,20 @@ def main() -> None:
                 with autocast():
                     return m(xi)
 
+            if args.malloc == KEEP:  # as time_steps does: each timing starts alike
+                release_freed_memory()
             with torch.inference_mode(), collector_paused():
                 warm, stable = warm_up(step, lambda: None, WarmupPolicy())
                 timer = CpuTimer()
+                faults = minor_faults()
                 total = timed_loop(step, timer, 10, 2.0)
+                faults = (minor_faults() - faults) / len(timer.times_ms)
             rate = args.batch * len(timer.times_ms) / total
             print(
                 f"round {r + 1} {precision} channels_last={channels_last}: {rate:.1f}/s, "
-                f"warm-up {len(warm)} steps (settled: {stable}) "
-                f"{[round(w * 1e3) for w in warm]} ms, timed {[round(t) for t in timer.times_ms]} ms",
+                f"{faults:.0f} page faults per step, warm-up {len(warm)} steps (settled: "
+                f"{stable}) {[round(w * 1e3) for w in warm]} ms, "
+                f"timed {[round(t) for t in timer.times_ms]} ms",
                 flush=True,
             )
 

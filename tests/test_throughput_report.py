@@ -315,3 +315,18 @@ def test_the_reports_read_the_words_the_harness_writes():
     from bench.report.workload import NOT_MEASURED as read
 
     assert written == read == "accuracy not measured"
+
+
+def test_a_pytorch_candidate_timed_under_glibcs_default_allocator_says_so():
+    """Marked: a PyTorch candidate of a record under `--malloc system` or without the key (a
+    run before it). Quiet: one under `keep`, and another runtime's (its own memory)."""
+    from bench.report.fmt import Footnotes
+    from bench.report.throughput import MALLOC_TEXT, _candidate_note
+
+    notes = Footnotes()
+    torch_cand, ort_cand = {"runtime": "torch"}, {"runtime": "onnxruntime"}
+    assert _candidate_note(torch_cand, {"malloc": "keep"}, "", notes) == ""
+    assert _candidate_note(ort_cand, {}, "", notes) == ""
+    assert _candidate_note(torch_cand, {}, "", notes) == "[^malloc]"
+    assert _candidate_note(torch_cand, {"malloc": "system"}, "boom", notes) == "[^n1] [^malloc]"
+    assert notes.text("malloc") == MALLOC_TEXT

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bench.harness.throughput.allocator import KEEP  # cheap: no torch
 from bench.harness.throughput.config import LABELS as RUNTIME_LABELS  # cheap: no torch
 from bench.report.best import best_blocks, machine_of, short_config
 from bench.report.blocks import Heading, Notes, Para, Tbl, slug
@@ -65,6 +66,14 @@ CANDIDATES_TEXT = (
     "the best round) and, in brackets, the lowest and highest round where the run recorded "
     "them (the records keep every round). A candidate's name is clipped at "
     f"{CANDIDATE_WIDTH} characters; the page (index.html) lists its levers in full."
+)
+
+
+MALLOC_TEXT = (
+    "timed while glibc returned the memory a step frees to the kernel (`--malloc system`, or a "
+    "run before that option): each step faulted its tensors in again, more in the first round "
+    "than in later ones, so this PyTorch candidate's first round ran slower and its figure "
+    "reads low next to a run under `--malloc keep` (docs/throughput.md, Method: Allocator)."
 )
 
 
@@ -197,10 +206,20 @@ def _candidates(frame, notes: Footnotes) -> tuple[list[dict], list[dict], list[s
                         c.get(f"{mode}_samples_per_sec"), c.get("rounds_samples_per_sec"), chosen
                     ),
                     "Max abs diff": fmt_number(c.get("max_abs_diff"), ".2g"),
-                    "Note": notes.numbered("n", reason) if reason else "",
+                    "Note": _candidate_note(c, rec.metrics, reason, notes),
                 }
             )
     return rows, recs, machines
+
+
+def _candidate_note(c: dict, metrics: dict, reason: str, notes: Footnotes) -> str:
+    """The candidate's note: why it failed, was skipped or is never chosen, and for a PyTorch
+    candidate timed while glibc returned freed memory (``--malloc system``, or a run before
+    the option), that its steps page-faulted their tensors in (``MALLOC_TEXT``)."""
+    marks = [notes.numbered("n", reason)] if reason else []
+    if c.get("runtime", "torch") == "torch" and metrics.get("malloc") != KEEP:
+        marks.append(notes.mark("malloc", MALLOC_TEXT))
+    return " ".join(marks)
 
 
 def _candidate_text(c: dict) -> str:

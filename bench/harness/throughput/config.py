@@ -224,9 +224,7 @@ def add_arguments(group) -> None:
     group.add_argument("--mode", dest="modes", type=_modes, default=S, metavar="infer,train",
                        help="infer (forward under inference_mode) and/or train (forward, "
                        "backward, SGD step) (default: infer)")  # fmt: skip
-    group.add_argument("--threads", type=positive_int, default=S,
-                       help="CPU threads for torch (default: torch's own, usually the "
-                       "physical cores)")  # fmt: skip
+    _add_process_arguments(group, d)
     group.add_argument("--min-time", dest="min_time_s", type=_seconds, default=S, metavar="S",
                        help=f"time at least S seconds per measurement, after warm-up (default: "
                        f"{d.min_time_s:g}); warm-up runs until the median of the last 3 step "
@@ -271,12 +269,20 @@ def add_arguments(group) -> None:
                        help="with --scenario single-stream or offline, MLCommons' LoadGen issues "
                        "the queries and its summary (VALID or INVALID, and why) is recorded; "
                        "needs 'cnn-bench[mlperf]'")  # fmt: skip
+    _add_gate_arguments(group, d)
+
+
+def _add_process_arguments(group, d: ThroughputConfig) -> None:
+    """How the measuring process runs: its threads and glibc's policy for freed memory."""
+    S = argparse.SUPPRESS
+    group.add_argument("--threads", type=positive_int, default=S,
+                       help="CPU threads for torch (default: torch's own, usually the "
+                       "physical cores)")  # fmt: skip
     group.add_argument("--malloc", choices=POLICIES, default=S,
                        help="keep: glibc keeps the memory a step frees, so warmed-up steps do "
                        "not page-fault their tensors in again and every round meets the same "
                        "allocator; system: glibc as it is, whose thresholds rise as the process "
                        f"ages (early rounds page-fault more) (default: {d.malloc})")  # fmt: skip
-    _add_gate_arguments(group, d)
 
 
 def _add_gate_arguments(group, d: ThroughputConfig) -> None:

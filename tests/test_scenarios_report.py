@@ -24,6 +24,16 @@ def test_speed_tables_name_the_scenario_and_single_streams_p90():
     assert short_config(runtime).startswith("offline 2 str 8 req bs 16")
 
 
+def test_a_row_timed_under_glibcs_default_allocator_says_so():
+    """Named: ``--malloc system``. Quiet: ``keep`` and a record from before the option."""
+    base = {"model": "m", "config": {"batch_size": 16, "mode": "infer", "precision": "fp32",
+            "layout": "nchw", "compiled": False}}  # fmt: skip
+    system = {**base, "metrics": {"malloc": "system"}}
+    assert short_config(system) == "bs 16 fp32 nchw eager PyTorch malloc system"
+    assert short_config({**base, "metrics": {"malloc": "keep"}}) == "bs 16 fp32 nchw eager PyTorch"
+    assert short_config({**base, "metrics": {}}) == "bs 16 fp32 nchw eager PyTorch"
+
+
 def test_runtimes_table_and_record_text_name_a_scenario_other_than_sync():
     from bench.report.export import workload_name
     from bench.report.runtimes import Group, _lead

@@ -88,7 +88,8 @@ def scenario_words(scenario: str, m: dict) -> list[str]:
 def short_config(r: dict) -> str:
     """How a row was measured, less its input size (a column of its own): 'bs 16 int8 (lossy)
     nchw OpenVINO (optimize)', led by its scenario when not sync (``scenario_words``); eager or
-    compiled for PyTorch only (another runtime runs its own graph)."""
+    compiled for PyTorch only (another runtime runs its own graph); 'malloc system' when
+    timed under ``--malloc system``."""
     w = workload_key(r)
     batch = fmt_int(w.batch)
     if r.get("batch_size_reduced") is True:
@@ -102,6 +103,9 @@ def short_config(r: dict) -> str:
         *([compiled] if compiled else []),
         RUNTIME_LABELS.get(w.runtime, w.runtime),
         *(lever for lever in w.levers if lever != "compiled"),
+        # glibc left to return freed memory (docs/throughput.md, Method: Allocator); runs
+        # before --malloc have no key and read as they did
+        *(["malloc system"] if metrics_of(r).get("malloc") == "system" else []),
     ]
     return " ".join(parts) + (" (optimize)" if r.get("optimize") is True else "")
 

@@ -218,7 +218,7 @@ def _candidate_note(c: dict, metrics: dict, reason: str, notes: Footnotes) -> st
     the option), that its steps page-faulted their tensors in (``MALLOC_TEXT``)."""
     marks = [notes.numbered("n", reason)] if reason else []
     if c.get("runtime", "torch") == "torch" and metrics.get("malloc") != KEEP:
-        marks.append(notes.mark("malloc", MALLOC_TEXT))
+        marks.append(notes.mark("m", MALLOC_TEXT))  # a short label: the table is 160 wide
     return " ".join(marks)
 
 

@@ -331,3 +331,11 @@ def test_a_pytorch_candidate_timed_under_glibcs_default_allocator_says_so():
     assert _candidate_note(torch_cand, {"malloc": "system"}, "boom", notes) == "[^n1] [^m]"
     assert notes.text("m") == MALLOC_TEXT
 
+
+def test_the_runtimes_plot_starts_its_log_axis_a_decade_below_the_lowest_bar():
+    from bench.report.runtimes import log_floor
+
+    assert log_floor(40.7) == 10.0  # 40 and 50 drawn as their logs compare, not as a sliver
+    assert log_floor(10.0) == 1.0  # a bar at a power of ten keeps a length
+    assert log_floor(0.5) == 0.1
+    assert log_floor(2.0e4) == 1.0e4

@@ -7,6 +7,7 @@ Agg backend, one panel per machine and input size."""
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from bench.report.best import machine_of
@@ -206,11 +207,20 @@ def _tick(g: Group) -> str:
     return f"{g.workload.model} @{lead['Batch']}, {lead['Precision']}"
 
 
+def log_floor(lowest: float) -> float:
+    """The power of ten below ``lowest`` (strictly): where a log axis of bars starts, so that
+    the lowest bar has a length and two bars' lengths compare as their logs do (an axis that
+    starts at the lowest bar shows 40 against 50 as a sliver against a bar)."""
+    return 10.0 ** (math.ceil(math.log10(lowest)) - 1)
+
+
 def _bars(ax, panel: list[Group]) -> None:
     """One panel's grouped bars, one colour per runtime (only those measured in the panel); a
     lossy precision's bars hatched."""
     labels = [label for label, _, _ in SIDE_BY_SIDE if any(g.best[label] for g in panel)]
     width = 0.8 / len(labels)
+    values = [g.best[label]["infer_samples_per_sec"] for g in panel for label in labels
+              if g.best[label]]  # fmt: skip
     for i, label in enumerate(labels):
         colour = f"C{[s[0] for s in SIDE_BY_SIDE].index(label)}"
         xs = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(panel))]
@@ -223,6 +233,7 @@ def _bars(ax, panel: list[Group]) -> None:
     ax.set_xticks(range(len(names)), names, fontsize=7, rotation=30, ha="right")
     ax.set_xlim(-0.6, max(len(panel), 4) - 0.4)  # one workload is not one wide bar
     ax.set_yscale("log")
+    ax.set_ylim(bottom=log_floor(min(values)))
     ax.set_ylabel("inference samples/s")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)

@@ -244,3 +244,14 @@ def test_the_page_gives_the_same_verdicts(tmp_path):
     md = (tmp_path / "out" / "trends.md").read_text(encoding="utf-8")
     header = next(line for line in md.splitlines() if line.startswith("| Model"))
     assert tuple(c.strip() for c in header.strip("|").split("|")) == table.columns
+
+
+def test_a_setting_a_record_leaves_out_reads_as_its_default():
+    from bench.report.changes import setting
+
+    assert setting("scenario", None) == "scenario sync"  # not 'scenario None'
+    assert setting("scenario", "offline") == "scenario offline"
+    assert setting("fold_bn", None) == ""  # a lever not pulled
+    assert setting("fold_bn", True) == "fold_bn"
+    assert setting("runtime", None) == "PyTorch"
+    assert setting("batch_size", 16) == "bs 16"

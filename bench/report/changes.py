@@ -160,10 +160,13 @@ def series(records: Records) -> list[Series]:
 
 
 def setting(key: str, value) -> str:
-    """A configuration value in few characters: 'bs 16', 'ONNX Runtime', 'compiled'."""
+    """A configuration value in few characters: 'bs 16', 'ONNX Runtime', 'compiled'; a key a
+    record leaves out is its default: the sync scenario, PyTorch, a lever not pulled ('')."""
     if key == "runtime":
         name = value or "torch"
         return RUNTIME_LABELS.get(name, str(name))
+    if value is None:
+        return "scenario sync" if key == "scenario" else ""
     if isinstance(value, bool):
         return key if value else ""
     return f"{SHORT_KEYS.get(key, key)} {value}"

@@ -218,7 +218,8 @@ def test_timed_steps_follow_a_collection_and_run_with_the_collector_paused():
         pass
 
     settings = SimpleNamespace(warmup=WarmupPolicy(min_steps=1, max_steps=2), min_steps=2,
-                               min_time_s=0.0, loadgen=False, scenario="sync")  # fmt: skip
+                               min_time_s=0.0, loadgen=False, scenario="sync",
+                               malloc="system")  # fmt: skip
     seen = []
 
     def step():

@@ -69,8 +69,11 @@ def test_keep_where_glibc_is_absent_changes_nothing_and_says_so(monkeypatch):
 
 
 def test_keep_that_glibc_refuses_is_recorded_as_system(monkeypatch):
+    calls = []
+
     class Refusing:
         def mallopt(self, param, value):
+            calls.append((param, value))
             return 0
 
         def malloc_trim(self, pad):
@@ -79,6 +82,9 @@ def test_keep_that_glibc_refuses_is_recorded_as_system(monkeypatch):
     monkeypatch.setattr(allocator, "glibc", Refusing)
     with allocator.malloc_policy("keep") as policy:
         assert policy == "system (mallopt refused)"
+    # what glibc might have taken of the policy is set back to its defaults at once
+    assert calls[-2:] == [(allocator.M_TRIM_THRESHOLD, allocator.GLIBC_TRIM_THRESHOLD),
+                          (allocator.M_MMAP_MAX, allocator.GLIBC_MMAP_MAX)]  # fmt: skip
 
 
 def test_an_unknown_policy_is_a_config_error():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 
 KEEP, SYSTEM = "keep", "system"
@@ -32,10 +33,12 @@ GLIBC_TRIM_THRESHOLD, GLIBC_MMAP_MAX = 128 * 1024, 65536
 INT_MAX = 2**31 - 1  # mallopt takes an int
 
 
+@functools.cache
 def glibc():
     """The C library when it is glibc (its ``mallopt`` and ``malloc_trim``), else None."""
     try:
-        os.confstr("CS_GNU_LIBC_VERSION")
+        if not os.confstr("CS_GNU_LIBC_VERSION"):  # musl knows the name and answers None
+            return None
         libc = ctypes.CDLL(None)
         libc.mallopt, libc.malloc_trim  # noqa: B018 - present in glibc, absent elsewhere
     except (AttributeError, OSError, ValueError):
@@ -65,9 +68,12 @@ def malloc_policy(policy: str):
     'system (not glibc)' or 'system (mallopt refused)'. On leaving, glibc's default limits
     come back (fixed: glibc raises them no more) and the kept memory is returned."""
     libc = glibc() if policy == KEEP else None
-    if policy != KEEP or libc is None or not _set(libc, INT_MAX, 0):
-        why = "" if policy != KEEP else " (mallopt refused)" if libc else " (not glibc)"
-        yield SYSTEM + why
+    if policy != KEEP or libc is None:
+        yield SYSTEM if policy != KEEP else f"{SYSTEM} (not glibc)"
+        return
+    if not _set(libc, INT_MAX, 0):
+        _set(libc, GLIBC_TRIM_THRESHOLD, GLIBC_MMAP_MAX)  # undo the half glibc may have taken
+        yield f"{SYSTEM} (mallopt refused)"
         return
     try:
         yield KEEP

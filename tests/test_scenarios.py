@@ -254,7 +254,10 @@ def test_concurrency_levels_double_up_to_the_cores():
     assert concurrency_levels(8) == [1, 2, 4, 8]
 
 
-def test_optimize_searches_concurrency_only_offline(monkeypatch):
+def _concurrencies_timed(monkeypatch, states_instances: bool) -> list:
+    """On 2 cores, every candidate of --optimize measured by a stand-in whose samples/s grows
+    with its concurrency (and, with ``states_instances``, whose record states the instances
+    it ran, as PyTorch's offline timing does); the concurrency of each timing, as timed."""
     import bench.harness.throughput.optimize as optimize
 
     monkeypatch.setattr(optimize, "usable_cores", lambda threads=None: (0, 1))
@@ -263,10 +266,16 @@ def test_optimize_searches_concurrency_only_offline(monkeypatch):
     def fake_measure(run, opt, batch, mode):
         seen.append(opt.cand.concurrency)
         n = opt.cand.concurrency or 1
-        return {f"{mode}_samples_per_sec": 100.0 * n, "agrees": True, "rounds": 10,
-                "cv_pct": 1.0, f"{mode}_batch_size": batch}  # fmt: skip
+        out = {f"{mode}_samples_per_sec": 100.0 * n, "agrees": True, "rounds": 10,
+               "cv_pct": 1.0, f"{mode}_batch_size": batch}  # fmt: skip
+        return {**out, "offline_instances": n} if states_instances else out
 
     monkeypatch.setattr(optimize, "_measure", fake_measure)
+    return seen
+
+
+def test_optimize_searches_concurrency_only_offline(monkeypatch):
+    seen = _concurrencies_timed(monkeypatch, states_instances=False)
     (m,) = _measure(scenario="offline", optimize=True, optimize_rounds=1, batch_sizes=(2,),
                     runtimes=("torch",))  # fmt: skip
     assert m.status == "ok", m.error
@@ -283,18 +292,7 @@ def test_optimize_does_not_measure_again_the_concurrency_its_own_choice_ran_at(m
     """A runtime's own offline choice (concurrency None) that states 1 instance: level 1 is
     that same configuration and is not timed again; level 2 is (without the statement, as
     above, every level is timed)."""
-    import bench.harness.throughput.optimize as optimize
-
-    monkeypatch.setattr(optimize, "usable_cores", lambda threads=None: (0, 1))
-    seen = []
-
-    def fake_measure(run, opt, batch, mode):
-        seen.append(opt.cand.concurrency)
-        n = opt.cand.concurrency or 1
-        return {f"{mode}_samples_per_sec": 100.0 * n, "agrees": True, "rounds": 10,
-                "cv_pct": 1.0, f"{mode}_batch_size": batch, "offline_instances": n}  # fmt: skip
-
-    monkeypatch.setattr(optimize, "_measure", fake_measure)
+    seen = _concurrencies_timed(monkeypatch, states_instances=True)
     (m,) = _measure(scenario="offline", optimize=True, optimize_rounds=1, batch_sizes=(2,),
                     runtimes=("torch",))  # fmt: skip
     assert m.status == "ok", m.error

@@ -148,6 +148,9 @@ class OpenVino(Runtime):
         return session, compiled
 
     def quantize(self, model, x, calibration, threads: int):
+        # NNCF imports its torch backend, whose import of torch.utils.cpp_extension warns "No CUDA
+        # runtime is found" on every CPU machine with a CUDA build of torch: noise for a CPU run
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         import nncf
 
         nncf.set_log_level(logging.ERROR)

@@ -18,10 +18,22 @@ def test_run_then_report(tmp_path, capsys):
     assert "lenet5" in out
     assert "61,706" in out
     assert "128,714" in out
+    assert "measured as" not in out  # no speed was measured, so no configuration to name
     assert main(["report", "--results", str(store), "--out", str(reports)]) == 0
     assert "61,706" in (reports / "models.md").read_text()
     assert "60K / 61.7K" in (reports / "chapter.md").read_text()  # chapter / measured
     assert (reports / "results.csv").read_text().count("\n") == 3
+
+
+def test_run_summary_names_how_each_speed_was_measured(tmp_path, capsys):
+    """A single-stream run's summary states its headline, the p90 latency, beside samples/s."""
+    assert main(["run", "--models", "simple_cnn", "--harness", "throughput", "--device", "cpu",
+                 "--scenario", "single-stream", "--img-size", "16", "--min-time", "0.01",
+                 "--no-isolate", "--no-progress", "--out", str(tmp_path)]) == 0  # fmt: skip
+    header, _, row = capsys.readouterr().out.splitlines()[:3]
+    assert "| measured as" in header
+    assert "| single-stream p90 " in row
+    assert " ms bs 1 fp32 nchw eager PyTorch " in row
 
 
 def test_harness_choice_and_img_size(tmp_path):

@@ -123,9 +123,15 @@ SUMMARY_METRICS = ("params", "params_inference", "infer_gmacs", "infer_gmacs_inf
                    "infer_macts", "depth", "top1")  # fmt: skip
 
 
+# the column naming how each speed was measured (scenario and its headline, precision, runtime)
+MEASURED_AS = "measured as"
+
+
 def _summary_row(spec, records) -> dict:
+    from bench.report.best import short_config
+
     row = {"model": spec.name, "source": spec.source}
-    errors = []
+    errors, configs = [], []
     for r in records:
         if r["status"] == "skipped":
             continue
@@ -141,6 +147,10 @@ def _summary_row(spec, records) -> dict:
                 speed = f"{m[f'{mode}_samples_per_sec']:.1f} @{m.get(f'{mode}_batch_size')}"
                 key = f"{mode} img/s @batch"
                 row[key] = f"{row[key]}, {speed}" if key in row else speed
+        if r["harness"] == "throughput" and short_config(r) not in configs:
+            configs.append(short_config(r))
+    if configs:
+        row[MEASURED_AS] = "; ".join(configs)
     row["error"] = "; ".join(errors)
     return row
 
@@ -238,7 +248,7 @@ def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty
 def _print_summary(summary: list[dict], path: Path, failed: list[str]) -> None:
     cols = ["model", "source", "params", "params_inference", "infer_gmacs",
             "infer_gmacs_inference", "infer_macts", "depth", "infer img/s @batch",
-            "train img/s @batch", "top1"]  # fmt: skip
+            "train img/s @batch", MEASURED_AS, "top1"]  # fmt: skip
     cols = [c for c in cols if c in ("model", "source") or any(c in r for r in summary)]
     if failed:
         cols.append("error")

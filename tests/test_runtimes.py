@@ -326,6 +326,27 @@ def test_an_int8_graph_opens_in_every_scenario_with_the_gates_predict(runtime):
         wave.close()
 
 
+@needs_runtimes
+def test_onnxruntime_int8_of_a_layernorm_model_logs_no_per_channel_warning(caplog):
+    """ONNX Runtime warns once per norm layer that its 1-D scale has no axis 1 (and quantizes
+    it per tensor): dropped; any other warning it logs still comes through."""
+    from bench.harness.throughput.runtimes.onnxruntime import quiet_per_tensor_fallback
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.LayerNorm(16), nn.Linear(16, 10))
+    x, calibration = torch.randn(2, 1, 8, 8), torch.randn(8, 1, 8, 8)
+    with caplog.at_level("WARNING"):
+        rt.get("onnxruntime").quantize(model.eval(), x, calibration, 1)
+        with quiet_per_tensor_fallback():
+            import logging
+
+            logging.warning("Axis 1 is out-of-range for weight 'ln.weight' with rank 1")
+            logging.warning("some other warning")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "out-of-range" in m], messages
+    assert "some other warning" in messages
+
+
 # -- --precision int8: speed only ----------------------------------------------------------------
 def test_int8_speed_is_refused_with_one_line_where_it_has_no_path():
     with pytest.raises(ConfigError, match="harness 'params' has no INT8 path"):

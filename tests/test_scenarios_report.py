@@ -34,6 +34,23 @@ def test_a_row_timed_under_glibcs_default_allocator_says_so():
     assert short_config({**base, "metrics": {}}) == "bs 16 fp32 nchw eager PyTorch"
 
 
+def test_a_row_whose_queries_loadgen_issued_says_so_with_its_verdict():
+    """Named, with the verdict's first word, and kept apart from the same configuration timed
+    by the harness's own loop. Quiet: the same row without LoadGen."""
+    config = {"batch_size": 1, "mode": "infer", "precision": "fp32", "layout": "nchw",
+              "compiled": False, "scenario": "single-stream"}  # fmt: skip
+    own = {"model": "m", "config": config, "metrics": {"latency_p90_ms": 4.2}}
+    short = {"model": "m", "config": {**config, "loadgen": True},
+             "metrics": {"latency_p90_ms": 4.2, "loadgen": {"result": "VALID"},
+                         "loadgen_verdict": "shortened (2 s < MLPerf's 600 s)"}}  # fmt: skip
+    invalid = {**short, "metrics": {**short["metrics"], "loadgen_verdict":
+               "INVALID: min queries satisfied not satisfied"}}  # fmt: skip
+    assert short_config(own) == "single-stream p90 4.20 ms bs 1 fp32 nchw eager PyTorch"
+    assert short_config(short) == f"{short_config(own)} LoadGen shortened"
+    assert short_config(invalid) == f"{short_config(own)} LoadGen INVALID"
+    assert workload_key(short) != workload_key(own)
+
+
 def test_runtimes_table_and_record_text_name_a_scenario_other_than_sync():
     from bench.report.export import workload_name
     from bench.report.runtimes import Group, _lead

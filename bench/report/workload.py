@@ -40,14 +40,19 @@ INFERENCE_FORM = "inference"  # a reparameterised model's form (bench.harness.re
 def levers_text(d: dict) -> list[str]:
     """What sets a candidate or a configuration apart beyond precision, layout, compiled and
     runtime, in words: its torch.compile mode, 'BN folded', 'reparameterised' (a candidate's
-    ``form``, or a record's or tidy row's ``model_form``). Empty cells of a tidy row count as
-    absent."""
+    ``form``, or a record's or tidy row's ``model_form``), and 'LoadGen' with the first word of
+    its verdict where LoadGen issued the queries ('LoadGen shortened', 'LoadGen VALID'; a
+    configuration alone, without the verdict, reads 'LoadGen'). Empty cells of a tidy row count
+    as absent."""
     mode = d.get("compile_mode")
     out = [mode] if isinstance(mode, str) else []
     if d.get("fold_bn") is True:
         out.append("BN folded")
     if INFERENCE_FORM in (d.get("form"), d.get("model_form")):
         out.append("reparameterised")
+    if d.get("loadgen") is True:
+        verdict = d.get("loadgen_verdict")
+        out.append(f"LoadGen {str(verdict).split()[0].rstrip(':')}" if verdict else "LoadGen")
     return out
 
 

@@ -36,6 +36,23 @@ def test_run_summary_names_how_each_speed_was_measured(tmp_path, capsys):
     assert " ms bs 1 fp32 nchw eager PyTorch " in row
 
 
+def test_run_summary_gives_the_reason_a_record_was_skipped():
+    """A model whose only speed was skipped (a runtime that cannot run the precision asked for)
+    says why instead of an empty row; a measured one has no such cell."""
+    from types import SimpleNamespace
+
+    from bench.cli import NOT_MEASURED, _summary_row
+
+    spec = SimpleNamespace(name="m", source="test")
+    skipped = {"harness": "throughput", "status": "skipped", "metrics": {}, "config": {},
+               "error": "skipped: OpenVINO's CPU plugin has no native fp16 here"}  # fmt: skip
+    ok = {"harness": "params", "status": "ok", "metrics": {"params": 10}, "config": {}}
+    row = _summary_row(spec, [ok, skipped])
+    assert row[NOT_MEASURED] == "throughput: OpenVINO's CPU plugin has no native fp16 here"
+    assert row["error"] == ""  # a skip is not a failure: the run's exit status stays 0
+    assert NOT_MEASURED not in _summary_row(spec, [ok])
+
+
 def test_harness_choice_and_img_size(tmp_path):
     store = tmp_path / "results"
     assert main(["run", "--models", "simple_cnn", "--harness", "flops", "--img-size", "56",

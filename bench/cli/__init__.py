@@ -125,15 +125,17 @@ SUMMARY_METRICS = ("params", "params_inference", "infer_gmacs", "infer_gmacs_inf
 
 # the column naming how each speed was measured (scenario and its headline, precision, runtime)
 MEASURED_AS = "measured as"
+NOT_MEASURED = "not measured"  # the skipped records' reasons
 
 
 def _summary_row(spec, records) -> dict:
     from bench.report.best import short_config
 
     row = {"model": spec.name, "source": spec.source}
-    errors, configs = [], []
+    errors, configs, skipped = [], [], []
     for r in records:
-        if r["status"] == "skipped":
+        if r["status"] == "skipped":  # asked for and not measured: the reason, not silence
+            skipped.append(f"{r['harness']}: {str(r.get('error')).removeprefix('skipped: ')}")
             continue
         if r["status"] != "ok":
             errors.append(f"{r['harness']}: {r['error']}")
@@ -151,6 +153,8 @@ def _summary_row(spec, records) -> dict:
             configs.append(short_config(r))
     if configs:
         row[MEASURED_AS] = "; ".join(configs)
+    if skipped:
+        row[NOT_MEASURED] = "; ".join(skipped)
     row["error"] = "; ".join(errors)
     return row
 
@@ -248,7 +252,7 @@ def _sweep(args, harnesses, models, resumed, store, run_config, executor, chatty
 def _print_summary(summary: list[dict], path: Path, failed: list[str]) -> None:
     cols = ["model", "source", "params", "params_inference", "infer_gmacs",
             "infer_gmacs_inference", "infer_macts", "depth", "infer img/s @batch",
-            "train img/s @batch", MEASURED_AS, "top1"]  # fmt: skip
+            "train img/s @batch", MEASURED_AS, "top1", NOT_MEASURED]  # fmt: skip
     cols = [c for c in cols if c in ("model", "source") or any(c in r for r in summary)]
     if failed:
         cols.append("error")

@@ -254,6 +254,35 @@ def test_the_plots_are_drawn_with_a_lossy_series_named(tmp_path):
         plt.close(fig)
 
 
+def test_each_name_on_the_plot_takes_its_series_colour_and_covers_no_other():
+    """Where two machines' points of one model sit close, each name is read against its own
+    point by colour, and the names do not overlap."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from bench.report.speedplot import _name_box, gmacs_figure, plot_points
+
+    rows = [
+        _record("resnet50", 17.8, infer_gmacs=4.1),
+        {**_record("resnet50", 18.4, infer_gmacs=4.1), "device_name": "Other CPU"},
+    ]
+    fig = gmacs_figure(plt, plot_points(rows))
+    try:
+        (ax,) = [a for a in fig.axes if a.get_visible()]
+        renderer = fig.canvas.get_renderer()
+        markers = {to_hex(c.get_edgecolor()[0]) for c in ax.collections}
+        names = [t for t in ax.texts if t.get_text() == "ResNet-50"]
+        assert len(names) == 2
+        assert {to_hex(t.get_color()) for t in names} == markers  # one colour a series
+        a, b = (_name_box(t, renderer) for t in names)
+        assert not a.overlaps(b)
+    finally:
+        plt.close(fig)
+
+
 def test_the_pages_speed_tables_name_input_size_and_a_lossy_precision(tmp_path):
     from bench.report.html.page import sections
     from bench.report.html.render import Table

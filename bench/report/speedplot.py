@@ -62,10 +62,16 @@ def _chapter_labels() -> dict[str, str]:
     }
 
 
+def _colors(points: list[Point]) -> dict[tuple[str, str], str]:
+    """Each series' colour: its markers', and its points' names'."""
+    return {series: f"C{i % 10}" for i, series in enumerate(sorted({p.series for p in points}))}
+
+
 def _series(ax, points: list[Point]) -> None:
-    for i, (machine, precision) in enumerate(sorted({p.series for p in points})):
+    colors = _colors(points)
+    for i, (machine, precision) in enumerate(colors):
         mine = [p for p in points if p.series == (machine, precision)]
-        color = f"C{i % 10}"
+        color = colors[(machine, precision)]
         ax.scatter(
             [p.gmacs for p in mine],
             [p.samples_per_sec for p in mine],
@@ -76,11 +82,24 @@ def _series(ax, points: list[Point]) -> None:
         )
 
 
-def _annotate(ax, p: Point, text: str, place: tuple[int, int]):
+def _annotate(ax, p: Point, text: str, place: tuple[int, int], color: str):
+    """The name in its series' colour, with a thin line to its point: where points crowd, a
+    name placed a little off is still read against the right one."""
     dx, dy = place
     return ax.annotate(text, (p.gmacs, p.samples_per_sec), fontsize=7, textcoords="offset points",
                        xytext=place, ha="left" if dx >= 0 else "right",
-                       va="bottom" if dy >= 0 else "top")  # fmt: skip
+                       va="bottom" if dy >= 0 else "top", color=color,
+                       arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5,
+                                   "shrinkA": 0, "shrinkB": 3})  # fmt: skip
+
+
+def _name_box(note, renderer):
+    """Where an annotation's text lies, without its line to the point (which reaches the
+    point, and so would 'cover' it at every place)."""
+    from matplotlib.text import Text
+
+    note.update_positions(renderer)
+    return Text.get_window_extent(note, renderer)
 
 
 def _place_labels(ax, points: list[Point], labels: dict[str, str], renderer) -> None:
@@ -88,6 +107,7 @@ def _place_labels(ax, points: list[Point], labels: dict[str, str], renderer) -> 
     no other name or point and stays inside the panel (else at the first place)."""
     from matplotlib.transforms import Bbox
 
+    colors = _colors(points)
     inside = ax.get_window_extent(renderer)
     taken = []
     for p in points:
@@ -95,14 +115,15 @@ def _place_labels(ax, points: list[Point], labels: dict[str, str], renderer) -> 
         taken.append(Bbox.from_extents(x - 4, y - 4, x + 4, y + 4))
     for p in sorted((p for p in points if p.model in labels), key=lambda p: (p.gmacs, p.model)):
         for place in PLACES:
-            note = _annotate(ax, p, labels[p.model], place)
-            box = note.get_window_extent(renderer)
+            note = _annotate(ax, p, labels[p.model], place, colors[p.series])
+            box = _name_box(note, renderer)
             fits = inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)
             if fits and not any(box.overlaps(t) for t in taken):
                 break
             note.remove()
         else:
-            box = _annotate(ax, p, labels[p.model], PLACES[0]).get_window_extent(renderer)
+            note = _annotate(ax, p, labels[p.model], PLACES[0], colors[p.series])
+            box = _name_box(note, renderer)
         taken.append(box)
 
 

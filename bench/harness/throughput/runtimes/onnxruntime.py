@@ -16,8 +16,9 @@ INT8: static quantization of the exported graph: ONNX Runtime's quantization pre
 Xeon, resnet50 INT8 ran at 0.61x its fp32 speed without it and 2.69x with it), then
 ``quantize_static`` in QDQ format (activations uint8, weights int8 per channel, MinMax
 calibration; a norm layer's 1-D scale has no channel axis where ONNX Runtime looks for one, so
-it takes one scale, and the warning ONNX Runtime logs for each is dropped). The quantized model is opened like the fp32 export (one run per call, or
-offline waves). The packages are imported inside functions.
+it takes one scale, and the warning ONNX Runtime logs for each is dropped). The quantized model
+is opened like the fp32 export (one run per call, or offline waves). The packages are imported
+inside functions.
 """
 
 from __future__ import annotations

@@ -255,3 +255,33 @@ def test_a_setting_a_record_leaves_out_reads_as_its_default():
     assert setting("fold_bn", True) == "fold_bn"
     assert setting("runtime", None) == "PyTorch"
     assert setting("batch_size", 16) == "bs 16"
+
+
+def test_a_value_that_names_itself_reads_alone_and_the_headline_fits_a_line(tmp_path):
+    """'bf16', not 'precision bf16'; a value that says nothing alone keeps its key ('bs 16').
+    Five resnet50 series told apart by batch, layout, precision, runtime, --optimize and
+    scenario stay within 160 characters a line in trends.md."""
+    from bench.report.changes import setting
+    from bench.report.fmt import MAX_LINE
+
+    assert (setting("precision", "bf16"), setting("layout", "channels_last")) == (
+        "bf16", "channels_last")  # fmt: skip
+    assert setting("mode", "train") == "train"
+    assert setting("img_size", 64) == "img 64"
+    variants = [
+        {"batch_size": 1, "precision": "bf16", "runtime": "openvino", "scenario": "offline"},
+        {"batch_size": 1, "precision": "bf16", "runtime": "openvino"},
+        {"precision": "bf16", "layout": "channels_last"},
+        {},
+        {"precision": "bf16", "runtime": "openvino", "optimize": True},
+    ]
+
+    def run(sps: float) -> list[dict]:
+        recs = [speed("resnet50", sps + k, machine=AVX512) for k in range(len(variants))]
+        for r, change in zip(recs, variants, strict=True):
+            r["config"].update(change)
+        return recs
+
+    md = trends_md(tmp_path, [run(50.0), run(52.0)])
+    assert "| bs 16 nchw optimize bf16 OpenVINO scenario sync " in md
+    assert max(len(line) for line in md.splitlines()) <= MAX_LINE

@@ -76,6 +76,9 @@ SHORT_KEYS = {
     "finetune_img_size": "px",
     "world_size": "procs",
 }
+# keys whose values name themselves ('bf16', 'channels_last', 'train'): the value alone, so
+# that a label telling several series apart stays within a table line
+SELF_NAMED = ("precision", "layout", "mode")
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,9 @@ def series(records: Records) -> list[Series]:
 
 
 def setting(key: str, value) -> str:
-    """A configuration value in few characters: 'bs 16', 'ONNX Runtime', 'compiled'; a key a
-    record leaves out is its default: the sync scenario, PyTorch, a lever not pulled ('')."""
+    """A configuration value in few characters: 'bs 16', 'ONNX Runtime', 'compiled', 'bf16'; a
+    key a record leaves out is its default: the sync scenario, PyTorch, a lever not pulled
+    ('')."""
     if key == "runtime":
         name = value or "torch"
         return RUNTIME_LABELS.get(name, str(name))
@@ -169,6 +173,8 @@ def setting(key: str, value) -> str:
         return "scenario sync" if key == "scenario" else ""
     if isinstance(value, bool):
         return key if value else ""
+    if key in SELF_NAMED:
+        return str(value)
     return f"{SHORT_KEYS.get(key, key)} {value}"
 
 

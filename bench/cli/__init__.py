@@ -149,10 +149,10 @@ def _summary_row(spec, records) -> dict:
                 speed = f"{m[f'{mode}_samples_per_sec']:.1f} @{m.get(f'{mode}_batch_size')}"
                 key = f"{mode} img/s @batch"
                 row[key] = f"{row[key]}, {speed}" if key in row else speed
-        if r["harness"] == "throughput" and short_config(r) not in configs:
+        if r["harness"] == "throughput":
             configs.append(short_config(r))
     if configs:
-        row[MEASURED_AS] = "; ".join(configs)
+        row[MEASURED_AS] = "; ".join(dict.fromkeys(configs))
     if skipped:
         row[NOT_MEASURED] = "; ".join(skipped)
     row["error"] = "; ".join(errors)

@@ -23,6 +23,7 @@ from bench.report.workload import (
     LOSSY_MARK,
     SCENARIO,
     answers_question,
+    build_words,
     precision_text,
     workload_key,
 )
@@ -94,13 +95,12 @@ def short_config(r: dict) -> str:
     batch = fmt_int(w.batch)
     if r.get("batch_size_reduced") is True:
         batch += f" (asked {fmt_int(r.get('batch_size'))})"
-    compiled = ("compiled" if "compiled" in w.levers else "eager") if w.runtime == "torch" else ""
     parts = [
         *scenario_words(w.scenario, metrics_of(r)),
         f"{'' if w.mode == 'infer' else w.mode + ' '}bs {batch}",
         precision_text(w.precision, metrics_of(r).get("accuracy")),
         w.layout,
-        *([compiled] if compiled else []),
+        *build_words(w.runtime, "compiled" in w.levers),
         RUNTIME_LABELS.get(w.runtime, w.runtime),
         *(lever for lever in w.levers if lever != "compiled"),
         # glibc left to return freed memory (docs/throughput.md, Method: Allocator); runs

@@ -30,7 +30,7 @@ from bench.report.quantization import quantization_blocks
 from bench.report.records import UNTRUSTED_RULE, Records, is_chosen, untrusted
 from bench.report.runtimes import RUNTIME_PLOT, runtimes_blocks, runtimes_png, throughput_rows
 from bench.report.speedplot import PLOT, plot_png
-from bench.report.workload import LOSSY_MARK, levers_text, precision_text
+from bench.report.workload import LOSSY_MARK, build_words, levers_text, precision_text
 from bench.storage import atomic_write_bytes
 
 HARNESS = "throughput"
@@ -226,10 +226,9 @@ def _candidate_text(c: dict) -> str:
     """An --optimize candidate in words: 'bf16 channels_last eager PyTorch BN folded' (eager or
     compiled for PyTorch only: another runtime runs its own graph)."""
     name = c.get("runtime", "torch")
-    runtime = RUNTIME_LABELS.get(name, name)
-    compiled = [("compiled" if c.get("compiled") else "eager")] if name == "torch" else []
-    return " ".join([precision_text(c.get("precision")), str(c.get("layout")), *compiled,
-                     runtime, *levers_text(c)])  # fmt: skip
+    return " ".join([precision_text(c.get("precision")), str(c.get("layout")),
+                     *build_words(name, c.get("compiled")), RUNTIME_LABELS.get(name, name),
+                     *levers_text(c)])  # fmt: skip
 
 
 def _rounds_cell(figure, rounds, chosen: bool) -> str:

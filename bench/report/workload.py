@@ -145,6 +145,14 @@ def workload_key(row: dict) -> Workload:
     )
 
 
+def build_words(runtime, compiled) -> list[str]:
+    """How a PyTorch model ran: ['eager'] or ['compiled']; nothing for another runtime, which
+    runs its own graph."""
+    if (runtime or "torch") != "torch":
+        return []
+    return ["compiled" if compiled else "eager"]
+
+
 def precision_text(precision, accuracy=None) -> str:
     """A precision, marked when lossy: 'int8 (lossy)', and 'int8 (accuracy not measured)' for
     a speed-only row (its ``accuracy``), lossy and never scored."""

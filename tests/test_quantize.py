@@ -214,15 +214,13 @@ def test_an_openvino_int8_speed_run_writes_only_its_progress_to_stderr(tmp_path)
     """NNCF imports its torch backend, and with a CUDA build of torch on a CPU machine that
     import warns about a missing CUDA runtime; the isolated worker used to relay it as a
     warning of the run."""
-    import subprocess
-    import sys
+    from conftest import run_cli
 
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    done = subprocess.run([sys.executable, "-m", "bench", "run", "--models", "simple_cnn",
-                           "--harness", "throughput", "--device", "cpu", "--runtime", "openvino",
-                           "--precision", "int8", "--img-size", "16", "--batch-size", "2",
-                           "--min-time", "0.05", "--min-steps", "2", "--no-progress",
-                           "--out", str(tmp_path)], capture_output=True, text=True)  # fmt: skip
+    done = run_cli("run", "--models", "simple_cnn", "--harness", "throughput", "--device", "cpu",
+                   "--runtime", "openvino", "--precision", "int8", "--img-size", "16",
+                   "--batch-size", "2", "--min-time", "0.05", "--min-steps", "2",
+                   "--no-progress", "--out", str(tmp_path))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == ["[1/1] simple_cnn: ok"]
